@@ -1,0 +1,397 @@
+//! The per-sequence budget-forcing state machine.
+
+use crate::loop_guard::LoopDetector;
+use crate::matcher::DelimiterMatcher;
+use crate::{Emitted, Label, PromptState, ThinkingEnd, ThinkingPlan, ThinkingStats, TokenId};
+
+/// Where a sequence is in its thinking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// No thinking block is open; tokens are content until the model opens one.
+    Outside,
+    /// Inside the thinking block; tokens are reasoning and the budget applies.
+    Thinking,
+    /// The thinking has ended; tokens are content and the end delimiter is never suppressed.
+    Answering,
+    /// A stop token ended the sequence.
+    Done,
+}
+
+/// What the caller must do to the sequence after one call, in this order: drop the last
+/// `rollback` tokens (and their KV), then append `append` (fed to the model as one chunk),
+/// then show `emit` to the user.
+///
+/// Forcing is not a resting state: when the machine forces tokens (a continuation, the
+/// wrap-up, the end delimiter), the whole queue is handed out in `append` of the step that
+/// triggered it, so the engine prefills it in one forward pass without sampling in between.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Step {
+    /// Tokens already in the sequence (appended by earlier steps) to remove from its end.
+    pub rollback: usize,
+    /// Tokens to append to the sequence: the sampled token, or what replaces it.
+    pub append: Vec<TokenId>,
+    /// Tokens that became final for the output, labelled. Tokens that may be the start of a
+    /// multi-token delimiter are held back until they are known.
+    pub emit: Vec<Emitted>,
+}
+
+impl Step {
+    /// Takes back the last `count` tokens given to the sequence: first from this step's
+    /// `append`, then from earlier steps (as `rollback`).
+    fn retract(&mut self, count: usize) {
+        let from_append = count.min(self.append.len());
+        self.append.truncate(self.append.len() - from_append);
+        self.rollback += count - from_append;
+    }
+}
+
+/// The budget-forcing state machine of one sequence. Give it every sampled token with
+/// [`observe`](Self::observe); it says what enters the sequence instead and how to label it.
+///
+/// With an R1-style format (`<think>` = 1, `</think>` = 2, EOS = 0) and a budget of 2 to 4
+/// thinking tokens, where "Wait" is token 50:
+///
+/// ```
+/// use ponder_thinking::{BudgetForcer, Label, Phase, ThinkingBudget, ThinkingFormat, ThinkingPlan};
+/// let format = ThinkingFormat::new(vec![1], vec![2], vec![0]).unwrap();
+/// let budget = ThinkingBudget { min_tokens: 2, max_tokens: Some(4), ..Default::default() };
+/// let wait = |_: &str| vec![50];
+/// let plan = ThinkingPlan::new(format, &budget, &wait, 100).unwrap();
+/// let mut forcer = BudgetForcer::new(plan);
+///
+/// // The prompt ends with `<think>`: the sequence starts inside the thinking block.
+/// forcer.start(&[7, 8, 1]);
+/// assert_eq!(forcer.phase(), Phase::Thinking);
+///
+/// // A thinking token enters as sampled.
+/// assert_eq!(forcer.observe(10).append, vec![10]);
+///
+/// // `</think>` after one token, below the minimum: replaced by "Wait".
+/// let step = forcer.observe(2);
+/// assert_eq!(step.append, vec![50]);
+/// assert_eq!(forcer.stats().continuations, 1);
+///
+/// // Three tokens: "Wait" and 10 and 11. One more reaches the cap of 4, and the end
+/// // delimiter is forced in the same step.
+/// forcer.observe(11);
+/// let step = forcer.observe(12);
+/// assert_eq!(step.append, vec![12, 2]);
+/// assert_eq!(step.emit[1].label, Label::Delimiter);
+/// assert_eq!(forcer.phase(), Phase::Answering);
+/// assert!(forcer.stats().forced_end());
+///
+/// // The answer is content; EOS ends the sequence.
+/// assert_eq!(forcer.observe(30).emit[0].label, Label::Content);
+/// forcer.observe(0);
+/// assert_eq!(forcer.phase(), Phase::Done);
+/// assert_eq!(forcer.stats().reasoning_tokens, 4);
+/// ```
+#[derive(Debug, Clone)]
+pub struct BudgetForcer {
+    plan: ThinkingPlan,
+    phase: Phase,
+    matcher: DelimiterMatcher,
+    loop_detector: Option<LoopDetector>,
+    next_continuation: usize,
+    stats: ThinkingStats,
+}
+
+impl BudgetForcer {
+    /// A machine for one sequence, before its prompt is known.
+    pub fn new(plan: ThinkingPlan) -> Self {
+        let loop_detector = plan.loop_guard.map(LoopDetector::new);
+        Self {
+            plan,
+            phase: Phase::Outside,
+            matcher: DelimiterMatcher::default(),
+            loop_detector,
+            next_continuation: 0,
+            stats: ThinkingStats::default(),
+        }
+    }
+
+    /// Sets the starting phase from the prompt's last delimiter. When the prompt opened the
+    /// thinking and the budget allows no thinking at all, the returned step already forces
+    /// its end (append it after the prompt).
+    ///
+    /// ```
+    /// use ponder_thinking::{BudgetForcer, Phase, ThinkingBudget, ThinkingFormat, ThinkingPlan};
+    /// let format = ThinkingFormat::new(vec![1], vec![2], vec![0]).unwrap();
+    /// let budget = ThinkingBudget { max_tokens: Some(0), ..Default::default() };
+    /// let plan = ThinkingPlan::new(format, &budget, &|_: &str| vec![], 100).unwrap();
+    /// let mut forcer = BudgetForcer::new(plan);
+    /// assert_eq!(forcer.start(&[5, 1]).append, vec![2]); // `<think>` then at once `</think>`
+    /// assert_eq!(forcer.phase(), Phase::Answering);
+    /// ```
+    pub fn start(&mut self, prompt: &[TokenId]) -> Step {
+        let mut step = Step::default();
+        match self.plan.format.prompt_state(prompt) {
+            PromptState::Outside => self.phase = Phase::Outside,
+            PromptState::InsideThinking => self.enter_thinking(&mut step),
+            PromptState::AfterThinking => self.phase = Phase::Answering,
+        }
+        step
+    }
+
+    /// Takes one sampled token and says what enters the sequence in its place.
+    ///
+    /// Outside a thinking block, the model opening one enters the thinking:
+    ///
+    /// ```
+    /// use ponder_thinking::{BudgetForcer, Label, Phase, ThinkingBudget, ThinkingFormat, ThinkingPlan};
+    /// let format = ThinkingFormat::new(vec![1], vec![2], vec![0]).unwrap();
+    /// let plan = ThinkingPlan::new(format, &ThinkingBudget::default(), &|_: &str| vec![9], 100).unwrap();
+    /// let mut forcer = BudgetForcer::new(plan);
+    /// forcer.start(&[5]);
+    /// assert_eq!(forcer.observe(6).emit[0].label, Label::Content);
+    /// assert_eq!(forcer.observe(1).emit[0].label, Label::Delimiter);
+    /// assert_eq!(forcer.phase(), Phase::Thinking);
+    /// // At or above the minimum, the model's own `</think>` ends the thinking.
+    /// forcer.observe(2);
+    /// assert_eq!(forcer.phase(), Phase::Answering);
+    /// ```
+    pub fn observe(&mut self, token: TokenId) -> Step {
+        let mut step = Step::default();
+        match self.phase {
+            Phase::Done => {}
+            Phase::Outside => self.observe_outside(token, &mut step),
+            Phase::Thinking => self.observe_thinking(token, &mut step),
+            Phase::Answering => self.observe_answering(token, &mut step),
+        }
+        step
+    }
+
+    /// Ends the thinking now, as at the cap: wrap-up and end delimiter are forced (the
+    /// "reasoning end" control of a running request). Does nothing outside the thinking.
+    ///
+    /// ```
+    /// use ponder_thinking::{BudgetForcer, Phase, ThinkingBudget, ThinkingEnd, ThinkingFormat, ThinkingPlan};
+    /// let format = ThinkingFormat::new(vec![1], vec![2], vec![0]).unwrap();
+    /// let plan = ThinkingPlan::new(format, &ThinkingBudget::default(), &|_: &str| vec![9], 100).unwrap();
+    /// let mut forcer = BudgetForcer::new(plan);
+    /// forcer.start(&[1]);
+    /// forcer.observe(5);
+    /// assert_eq!(forcer.end_thinking_now().append, vec![2]);
+    /// assert_eq!(forcer.stats().end, Some(ThinkingEnd::Requested));
+    /// assert!(forcer.end_thinking_now().append.is_empty());
+    /// ```
+    pub fn end_thinking_now(&mut self) -> Step {
+        let mut step = Step::default();
+        if self.phase == Phase::Thinking {
+            self.force_end(&mut step, ThinkingEnd::Requested);
+        }
+        step
+    }
+
+    /// Releases the tokens held back as a possible delimiter, when the sequence ends for
+    /// another reason (length, a stop string). They are labelled as the text around them.
+    pub fn finish(&mut self) -> Vec<Emitted> {
+        let label = match self.phase {
+            Phase::Thinking => Label::Reasoning,
+            _ => Label::Content,
+        };
+        let mut step = Step::default();
+        for token in self.matcher.take_pending() {
+            self.emit(&mut step, token, label);
+        }
+        step.emit
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    /// Statistics so far.
+    pub fn stats(&self) -> &ThinkingStats {
+        &self.stats
+    }
+
+    /// The plan this machine follows.
+    pub fn plan(&self) -> &ThinkingPlan {
+        &self.plan
+    }
+
+    /// Tokens in the sequence not yet emitted: a possible start of a delimiter.
+    pub fn held_back(&self) -> &[TokenId] {
+        self.matcher.pending()
+    }
+
+    fn observe_outside(&mut self, token: TokenId, step: &mut Step) {
+        step.append.push(token);
+        if self.plan.format.is_stop(token) {
+            for held in self.matcher.take_pending() {
+                self.emit(step, held, Label::Delimiter);
+            }
+            self.emit(step, token, Label::Stop);
+            self.phase = Phase::Done;
+            return;
+        }
+        let outcome = self.matcher.push(self.plan.format.start(), token);
+        for released in outcome.released {
+            let label = self.text_label(released, Label::Content);
+            self.emit(step, released, label);
+        }
+        if outcome.matched {
+            let start = self.plan.format.start().to_vec();
+            self.emit_all(step, &start, Label::Delimiter);
+            self.enter_thinking(step);
+        }
+    }
+
+    fn observe_thinking(&mut self, token: TokenId, step: &mut Step) {
+        if self.plan.format.is_stop(token) {
+            self.end_attempt(step, ThinkingEnd::ModelStopped);
+            return;
+        }
+        step.append.push(token);
+        let outcome = self.matcher.push(self.plan.format.end(), token);
+        let mut looping = false;
+        for released in outcome.released {
+            looping |= self.emit_reasoning(step, released);
+        }
+        if outcome.matched {
+            // The delimiter's tokens: this one and those held back before it.
+            let delimiter_len = self.plan.format.end().len();
+            if self.may_end() {
+                let end = self.plan.format.end().to_vec();
+                self.emit_all(step, &end, Label::Delimiter);
+                self.end_thinking(ThinkingEnd::Model);
+            } else {
+                step.retract(delimiter_len);
+                self.inject_continuation(step);
+            }
+            return;
+        }
+        if looping {
+            self.force_end(step, ThinkingEnd::LoopGuard);
+        } else {
+            self.force_end_if_at_cap(step);
+        }
+    }
+
+    fn observe_answering(&mut self, token: TokenId, step: &mut Step) {
+        step.append.push(token);
+        if self.plan.format.is_stop(token) {
+            self.emit(step, token, Label::Stop);
+            self.phase = Phase::Done;
+        } else {
+            let label = self.text_label(token, Label::Content);
+            self.emit(step, token, label);
+        }
+    }
+
+    /// The model tried to end the thinking with a stop token: inject a continuation below the
+    /// minimum, else swap the stop token for the end delimiter so the model still answers.
+    fn end_attempt(&mut self, step: &mut Step, cause: ThinkingEnd) {
+        let held = self.matcher.take_pending();
+        step.retract(held.len());
+        if self.may_end() {
+            let end = self.plan.format.end().to_vec();
+            step.append.extend(&end);
+            self.emit_all(step, &end, Label::Delimiter);
+            self.end_thinking(cause);
+        } else {
+            self.inject_continuation(step);
+        }
+    }
+
+    /// Whether the thinking may end now: the minimum is met, or no continuation is left.
+    fn may_end(&self) -> bool {
+        let below_min = self.stats.reasoning_tokens < self.plan.min_tokens;
+        let continuations_left = self
+            .plan
+            .max_continuations
+            .is_none_or(|max| self.stats.continuations < max);
+        !(below_min && continuations_left && !self.plan.continuations.is_empty())
+    }
+
+    /// Appends the next continuation (cut so the thinking stays within its cap), then forces
+    /// the end if the cap is reached.
+    fn inject_continuation(&mut self, step: &mut Step) {
+        let continuation = &self.plan.continuations[self.next_continuation % self.plan.continuations.len()];
+        self.next_continuation += 1;
+        self.stats.continuations += 1;
+        let room = self.plan.force_at().saturating_sub(self.stats.reasoning_tokens) as usize;
+        let mut looping = false;
+        for &token in continuation.clone().iter().take(room) {
+            step.append.push(token);
+            looping |= self.emit_reasoning(step, token);
+        }
+        if looping {
+            self.force_end(step, ThinkingEnd::LoopGuard);
+        } else {
+            self.force_end_if_at_cap(step);
+        }
+    }
+
+    fn enter_thinking(&mut self, step: &mut Step) {
+        self.phase = Phase::Thinking;
+        self.matcher = DelimiterMatcher::default();
+        self.force_end_if_at_cap(step);
+    }
+
+    /// Forces the end once the thinking (counting tokens held back) reaches the point where
+    /// the wrap-up must start. Held-back tokens then count as thinking, so the thinking ends
+    /// exactly at its cap: they are a delimiter start that did not get to finish.
+    fn force_end_if_at_cap(&mut self, step: &mut Step) {
+        let thinking = self.stats.reasoning_tokens as usize + self.matcher.pending().len();
+        if thinking >= self.plan.force_at() as usize {
+            for held in self.matcher.take_pending() {
+                self.emit(step, held, Label::Reasoning);
+            }
+            self.force_end(step, ThinkingEnd::Budget);
+        }
+    }
+
+    /// Drops any held-back delimiter start and appends wrap-up, end delimiter and
+    /// post-delimiter text as one chunk.
+    fn force_end(&mut self, step: &mut Step, cause: ThinkingEnd) {
+        let held = self.matcher.take_pending();
+        step.retract(held.len());
+        let plan = &self.plan;
+        let forced = [
+            (plan.wrap_up_before.clone(), Label::Reasoning),
+            (plan.format.end().to_vec(), Label::Delimiter),
+            (plan.wrap_up_after.clone(), Label::Content),
+        ];
+        for (tokens, label) in forced {
+            step.append.extend(&tokens);
+            self.emit_all(step, &tokens, label);
+        }
+        self.end_thinking(cause);
+    }
+
+    fn end_thinking(&mut self, cause: ThinkingEnd) {
+        self.phase = Phase::Answering;
+        self.stats.end = Some(cause);
+        self.matcher = DelimiterMatcher::default();
+    }
+
+    /// Emits one thinking token; returns whether the loop guard now finds a loop.
+    fn emit_reasoning(&mut self, step: &mut Step, token: TokenId) -> bool {
+        let label = self.text_label(token, Label::Reasoning);
+        self.emit(step, token, label);
+        label == Label::Reasoning && self.loop_detector.as_mut().is_some_and(|d| d.push(token))
+    }
+
+    /// A stray single-token delimiter is never shown, whatever text surrounds it.
+    fn text_label(&self, token: TokenId, label: Label) -> Label {
+        if self.plan.format.is_single_token_delimiter(token) {
+            Label::Delimiter
+        } else {
+            label
+        }
+    }
+
+    fn emit_all(&mut self, step: &mut Step, tokens: &[TokenId], label: Label) {
+        for &token in tokens {
+            self.emit(step, token, label);
+        }
+    }
+
+    fn emit(&mut self, step: &mut Step, token: TokenId, label: Label) {
+        self.stats.count(label);
+        step.emit.push(Emitted { token, label });
+    }
+}

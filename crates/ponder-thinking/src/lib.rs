@@ -1,0 +1,39 @@
+//! Budget forcing for reasoning models, as in s1 ("Simple test-time scaling",
+//! arXiv 2501.19393), done per token inside the sampler.
+//!
+//! A [`BudgetForcer`] follows one sequence. It sees every sampled token and decides what
+//! actually enters the sequence:
+//!
+//! - **minimum budget**: an attempt to end the thinking (the end delimiter, or a stop token
+//!   such as EOS) before `min_tokens` is replaced by a continuation ("Wait"), so the model
+//!   keeps reasoning;
+//! - **maximum budget**: when the thinking reaches its cap, the wrap-up text and the end
+//!   delimiter are forced, so the model must answer;
+//! - **splitting**: every emitted token is labelled [`Label::Reasoning`],
+//!   [`Label::Delimiter`], [`Label::Content`] or [`Label::Stop`], so a server can stream
+//!   reasoning and answer apart without ever leaking a delimiter.
+//!
+//! The crate is pure logic: token ids in, decisions out, no model and no tokenizer (texts are
+//! turned into ids through the [`TextEncoder`] a caller passes to [`ThinkingPlan::new`]).
+//!
+//! The phases of a sequence: [`Phase::Outside`] → [`Phase::Thinking`] (opened by the prompt or
+//! by the model) → forcing (a chunk of forced ids, handed out in one [`Step`]) →
+//! [`Phase::Answering`] → [`Phase::Done`] (a stop token).
+
+mod budget;
+mod forcer;
+mod format;
+mod loop_guard;
+mod matcher;
+mod stats;
+
+pub use budget::{
+    BudgetError, BudgetField, TextEncoder, ThinkingBudget, ThinkingPlan, WrapUp, DEFAULT_CONTINUATION,
+};
+pub use forcer::{BudgetForcer, Phase, Step};
+pub use format::{FormatError, PromptState, ThinkingFormat};
+pub use loop_guard::LoopGuard;
+pub use stats::{Emitted, Label, ThinkingEnd, ThinkingStats};
+
+/// A token id in the model's vocabulary.
+pub type TokenId = u32;
