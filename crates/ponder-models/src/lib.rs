@@ -1,1 +1,23 @@
-pub fn placeholder() {}
+//! Models for Ponder: loading GGUF files and Hugging Face directories of the Llama / Qwen2 /
+//! Qwen3 family, their tokenizers and chat templates, block-based KV storage, and one forward
+//! pass over a ragged batch of sequences.
+
+pub mod chat_template;
+pub mod config;
+mod error;
+pub mod gguf;
+pub mod hf;
+pub mod kv;
+mod load;
+pub mod model;
+pub mod tokenizer;
+pub mod weights;
+
+pub use chat_template::ChatTemplate;
+pub use config::{Architecture, ModelConfig};
+pub use error::{ModelError, Result};
+pub use kv::{BlockAllocator, BlockId, BlockTable, KvCache, OutOfBlocks};
+pub use load::LoadedModel;
+pub use model::batch::SequenceChunk;
+pub use model::Model;
+pub use tokenizer::Tokenizer;

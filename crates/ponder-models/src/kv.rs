@@ -1,0 +1,261 @@
+//! Block-based KV storage: the cache tensors, a block allocator, and per-sequence block tables.
+//!
+//! The cache of each layer is one `[num_blocks * block_size, kv_dim]` tensor for keys and one
+//! for values. A sequence owns a list of blocks (its [`BlockTable`]); the token at position `p`
+//! lives in slot `blocks[p / block_size] * block_size + p % block_size`. Memory is accounted in
+//! whole blocks, so a scheduler can admit sequences by counting free blocks.
+
+use candle_core::{DType, Device, Tensor};
+
+use crate::config::ModelConfig;
+use crate::Result;
+
+type Reserved = std::result::Result<(), OutOfBlocks>;
+
+/// The index of a block in the cache.
+pub type BlockId = u32;
+
+/// The KV cache tensors of all layers.
+pub struct KvCache {
+    layers: Vec<(Tensor, Tensor)>,
+    block_size: usize,
+    num_blocks: usize,
+}
+
+impl KvCache {
+    /// Allocates `num_blocks` blocks of `block_size` tokens for every layer of `config`.
+    pub fn new(config: &ModelConfig, num_blocks: usize, block_size: usize, device: &Device) -> Result<Self> {
+        let slots = num_blocks * block_size;
+        let layers = (0..config.num_layers)
+            .map(|_| {
+                let k = Tensor::zeros((slots, config.kv_dim()), DType::F32, device)?;
+                let v = Tensor::zeros((slots, config.kv_dim()), DType::F32, device)?;
+                Ok((k, v))
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { layers, block_size, num_blocks })
+    }
+
+    /// Bytes one block takes across all layers (keys and values, f32).
+    pub fn bytes_per_block(config: &ModelConfig, block_size: usize) -> usize {
+        2 * config.num_layers * block_size * config.kv_dim() * DType::F32.size_in_bytes()
+    }
+
+    /// How many blocks fit in `bytes`.
+    pub fn blocks_for_memory(config: &ModelConfig, block_size: usize, bytes: usize) -> usize {
+        bytes / Self::bytes_per_block(config, block_size)
+    }
+
+    /// Tokens per block.
+    pub fn block_size(&self) -> usize {
+        self.block_size
+    }
+
+    /// Number of blocks.
+    pub fn num_blocks(&self) -> usize {
+        self.num_blocks
+    }
+
+    /// The key and value tensors of layer `layer`.
+    pub(crate) fn layer(&self, layer: usize) -> &(Tensor, Tensor) {
+        &self.layers[layer]
+    }
+}
+
+/// Hands out free blocks and counts how many sequences share each one.
+#[derive(Debug, Clone)]
+pub struct BlockAllocator {
+    free: Vec<BlockId>,
+    ref_counts: Vec<u32>,
+}
+
+impl BlockAllocator {
+    /// An allocator over blocks `0..num_blocks`, all free.
+    pub fn new(num_blocks: usize) -> Self {
+        Self { free: (0..num_blocks as BlockId).rev().collect(), ref_counts: vec![0; num_blocks] }
+    }
+
+    /// Takes a free block, or `None` when all are in use.
+    pub fn allocate(&mut self) -> Option<BlockId> {
+        let block = self.free.pop()?;
+        self.ref_counts[block as usize] = 1;
+        Some(block)
+    }
+
+    /// Adds a user to a block in use (a shared prefix).
+    pub fn share(&mut self, block: BlockId) {
+        debug_assert!(self.ref_counts[block as usize] > 0, "sharing a free block");
+        self.ref_counts[block as usize] += 1;
+    }
+
+    /// Drops one user of a block; the block is free when none remain.
+    pub fn release(&mut self, block: BlockId) {
+        let count = &mut self.ref_counts[block as usize];
+        debug_assert!(*count > 0, "releasing a free block");
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            self.free.push(block);
+        }
+    }
+
+    /// How many sequences use `block`.
+    pub fn ref_count(&self, block: BlockId) -> u32 {
+        self.ref_counts[block as usize]
+    }
+
+    /// Number of free blocks.
+    pub fn free_blocks(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Number of blocks in all.
+    pub fn num_blocks(&self) -> usize {
+        self.ref_counts.len()
+    }
+}
+
+/// Not enough free blocks for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("out of KV cache blocks: {needed} needed, {free} free")]
+pub struct OutOfBlocks {
+    /// Blocks the request needed.
+    pub needed: usize,
+    /// Blocks that were free.
+    pub free: usize,
+}
+
+/// The blocks of one sequence and how many of its tokens have KV stored in them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BlockTable {
+    blocks: Vec<BlockId>,
+    len: usize,
+}
+
+impl BlockTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Tokens with KV stored.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no token is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The blocks, in position order.
+    pub fn blocks(&self) -> &[BlockId] {
+        &self.blocks
+    }
+
+    /// Blocks to allocate before the table can hold `tokens` tokens.
+    pub fn blocks_needed(&self, tokens: usize, block_size: usize) -> usize {
+        tokens.div_ceil(block_size).saturating_sub(self.blocks.len())
+    }
+
+    /// Makes room for `tokens` tokens in all, allocating blocks; all or nothing.
+    pub fn reserve(&mut self, tokens: usize, block_size: usize, allocator: &mut BlockAllocator) -> Reserved {
+        let needed = self.blocks_needed(tokens, block_size);
+        if needed > allocator.free_blocks() {
+            return Err(OutOfBlocks { needed, free: allocator.free_blocks() });
+        }
+        for _ in 0..needed {
+            self.blocks.push(allocator.allocate().expect("free blocks were counted"));
+        }
+        Ok(())
+    }
+
+    /// Records that `tokens` more tokens now have KV stored (after a forward pass).
+    pub fn advance(&mut self, tokens: usize, block_size: usize) {
+        self.len += tokens;
+        debug_assert!(self.len <= self.blocks.len() * block_size, "advanced past the reserved blocks");
+    }
+
+    /// Rolls the sequence back to `len` tokens, releasing the blocks no longer needed. The
+    /// KV beyond `len` is ignored from now on and overwritten by later tokens.
+    pub fn truncate(&mut self, len: usize, block_size: usize, allocator: &mut BlockAllocator) {
+        if len >= self.len {
+            return;
+        }
+        self.len = len;
+        let keep = len.div_ceil(block_size);
+        for block in self.blocks.drain(keep..) {
+            allocator.release(block);
+        }
+    }
+
+    /// Releases every block.
+    pub fn release(&mut self, allocator: &mut BlockAllocator) {
+        for block in self.blocks.drain(..) {
+            allocator.release(block);
+        }
+        self.len = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allocator_hands_out_each_block_once() {
+        let mut a = BlockAllocator::new(3);
+        let blocks: Vec<_> = std::iter::from_fn(|| a.allocate()).collect();
+        assert_eq!(blocks, vec![0, 1, 2]);
+        assert_eq!(a.free_blocks(), 0);
+        a.release(1);
+        assert_eq!(a.allocate(), Some(1));
+    }
+
+    #[test]
+    fn shared_blocks_are_freed_by_the_last_user() {
+        let mut a = BlockAllocator::new(2);
+        let b = a.allocate().unwrap();
+        a.share(b);
+        assert_eq!(a.ref_count(b), 2);
+        a.release(b);
+        assert_eq!(a.free_blocks(), 1);
+        a.release(b);
+        assert_eq!(a.free_blocks(), 2);
+    }
+
+    #[test]
+    fn table_reserves_whole_blocks_all_or_nothing() {
+        let mut a = BlockAllocator::new(3);
+        let mut t = BlockTable::new();
+        t.reserve(5, 4, &mut a).unwrap();
+        assert_eq!(t.blocks().len(), 2);
+        assert_eq!(t.reserve(13, 4, &mut a), Err(OutOfBlocks { needed: 2, free: 1 }));
+        assert_eq!(t.blocks().len(), 2, "a failed reserve takes nothing");
+        t.reserve(8, 4, &mut a).unwrap();
+        assert_eq!(t.blocks().len(), 2);
+    }
+
+    #[test]
+    fn truncate_releases_trailing_blocks() {
+        let mut a = BlockAllocator::new(4);
+        let mut t = BlockTable::new();
+        t.reserve(10, 4, &mut a).unwrap();
+        t.advance(10, 4);
+        t.truncate(5, 4, &mut a);
+        assert_eq!((t.len(), t.blocks().len(), a.free_blocks()), (5, 2, 2));
+        t.truncate(8, 4, &mut a);
+        assert_eq!(t.len(), 5, "truncate never grows");
+        t.truncate(0, 4, &mut a);
+        assert_eq!((t.len(), t.blocks().len(), a.free_blocks()), (0, 0, 4));
+    }
+
+    #[test]
+    fn release_frees_everything() {
+        let mut a = BlockAllocator::new(4);
+        let mut t = BlockTable::new();
+        t.reserve(16, 4, &mut a).unwrap();
+        t.release(&mut a);
+        assert_eq!(a.free_blocks(), 4);
+        assert!(t.is_empty());
+    }
+}

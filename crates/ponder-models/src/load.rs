@@ -1,0 +1,105 @@
+//! Loading a model from a path: a GGUF file or a Hugging Face directory.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use serde_json::Value;
+
+use crate::chat_template::ChatTemplate;
+use crate::config::ModelConfig;
+use crate::gguf::GgufFile;
+use crate::hf::{read_json, HfDirectory};
+use crate::model::Model;
+use crate::tokenizer::Tokenizer;
+use crate::weights::{WeightName, WeightSource};
+use crate::{ModelError, Result};
+
+/// Everything loaded from one model path.
+pub struct LoadedModel {
+    /// The weights, ready to run.
+    pub model: Model,
+    /// The tokenizer.
+    pub tokenizer: Tokenizer,
+    /// The model's chat template, if it ships one.
+    pub chat_template: Option<ChatTemplate>,
+    /// A name for the model (the file or directory name).
+    pub name: String,
+    /// Where it was loaded from.
+    pub path: PathBuf,
+}
+
+impl LoadedModel {
+    /// Loads a GGUF file, or a directory with `config.json`, `*.safetensors` and
+    /// `tokenizer.json`.
+    pub fn load(path: &Path, device: &Device) -> Result<Self> {
+        if path.is_dir() {
+            Self::load_hf_dir(path, device)
+        } else if path.is_file() {
+            Self::load_gguf(path, device)
+        } else {
+            Err(ModelError::MissingFile { path: path.into(), what: "model (a GGUF file or a model directory)".into() })
+        }
+    }
+
+    /// The model's shape.
+    pub fn config(&self) -> &ModelConfig {
+        self.model.config()
+    }
+
+    fn load_gguf(path: &Path, device: &Device) -> Result<Self> {
+        let mut gguf = GgufFile::open(path, device)?;
+        let mut config = gguf.config()?;
+        if gguf.contains(WeightName::RopeFreqs) {
+            config.rope.freq_factors = Some(gguf.vector(WeightName::RopeFreqs)?.to_vec1()?);
+        }
+        config.validate(path)?;
+        let tokenizer = Tokenizer::from_gguf(&gguf)?;
+        let chat_template = gguf
+            .chat_template()
+            .map(|source| ChatTemplate::new(&source, tokenizer.bos_text(), tokenizer.eos_text()))
+            .transpose()?;
+        let model = Model::load(&mut gguf, &config, device)?;
+        Ok(Self { model, tokenizer, chat_template, name: file_name(path), path: path.into() })
+    }
+
+    fn load_hf_dir(dir: &Path, device: &Device) -> Result<Self> {
+        let mut source = HfDirectory::open(dir, device)?;
+        let config = source.config()?;
+        config.validate(&dir.join("config.json"))?;
+        let tokenizer = Tokenizer::from_hf_dir(dir)?;
+        let chat_template = hf_chat_template(dir)?
+            .map(|source| ChatTemplate::new(&source, tokenizer.bos_text(), tokenizer.eos_text()))
+            .transpose()?;
+        let model = Model::load(&mut source, &config, device)?;
+        Ok(Self { model, tokenizer, chat_template, name: file_name(dir), path: dir.into() })
+    }
+}
+
+/// The template from `chat_template.jinja`, or `chat_template` in `tokenizer_config.json`
+/// (a string, or a list of named templates of which `default` is used).
+fn hf_chat_template(dir: &Path) -> Result<Option<String>> {
+    let jinja = dir.join("chat_template.jinja");
+    if jinja.is_file() {
+        return std::fs::read_to_string(&jinja).map(Some).map_err(|e| ModelError::io(&jinja, e));
+    }
+    let config_path = dir.join("tokenizer_config.json");
+    if !config_path.is_file() {
+        return Ok(None);
+    }
+    let config = read_json(&config_path, "tokenizer config")?;
+    Ok(match config.get("chat_template") {
+        Some(Value::String(source)) => Some(source.clone()),
+        Some(Value::Array(named)) => named
+            .iter()
+            .find(|t| t.get("name").and_then(Value::as_str) == Some("default"))
+            .and_then(|t| t.get("template"))
+            .and_then(Value::as_str)
+            .map(String::from),
+        _ => None,
+    })
+}
+
+fn file_name(path: &Path) -> String {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    name.strip_suffix(".gguf").map(String::from).unwrap_or(name)
+}
