@@ -186,10 +186,8 @@ impl PythonJson {
 
 /// Integers as integers, floats as Python prints them (`1.0`, `0.5`).
 fn python_number(value: &Value) -> String {
-    if let Ok(int) = i64::try_from(value.clone()) {
-        if value.as_i64().is_some() {
-            return int.to_string();
-        }
+    if value.is_integer() {
+        return value.to_string();
     }
     match f64::try_from(value.clone()) {
         Ok(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e16 => format!("{f:.1}"),
