@@ -199,3 +199,56 @@ fn rollback_gives_the_logits_of_never_having_gone_past() {
     let diff = max_abs_diff(&again, &logits[4]);
     assert!(diff < 1e-4, "logits after rollback differ by {diff}");
 }
+
+#[test]
+fn demo_model_ships_the_fixture_template_and_its_special_tokens() {
+    let loaded = load();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/templates/qwen2.5-coder-0.5b-instruct.jinja");
+    let expected = std::fs::read_to_string(fixture).unwrap();
+    let template = loaded.chat_template.as_ref().expect("the demo GGUF has a chat template");
+    let messages = [serde_json::json!({"role": "user", "content": "hi"})];
+    let rendered = template.render(&messages, true, &Default::default()).unwrap();
+    let from_fixture = ponder_models::ChatTemplate::new(&expected, "<|endoftext|>", "<|im_end|>")
+        .unwrap()
+        .render(&messages, true, &Default::default())
+        .unwrap();
+    assert_eq!(rendered, from_fixture);
+    let tokenizer = &loaded.tokenizer;
+    assert_eq!(tokenizer.token_id("<|im_start|>"), Some(151644));
+    assert_eq!(tokenizer.encode("<|im_start|>user", false).unwrap(), vec![151644, 872]);
+    assert!(tokenizer.stop_ids().contains(&151645), "<|im_end|> stops");
+    assert!(tokenizer.stop_ids().contains(&151643), "<|endoftext|> stops");
+    assert!(tokenizer.is_special(151644));
+    assert_eq!(tokenizer.token_id("<think>"), None, "the demo model has no thinking tokens");
+}
+
+#[test]
+fn tokenizer_built_from_gguf_matches_llama_cpp() {
+    let loaded = load();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tokenizer/qwen2.5-coder.json");
+    let expected: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+    let cases = expected["cases"].as_array().unwrap();
+    assert!(cases.len() >= 50);
+    let ids_of = |text: &str| -> Vec<u32> {
+        let case = cases.iter().find(|c| c["text"] == text).expect("fixture has the text");
+        case["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect()
+    };
+    let mut mismatches = Vec::new();
+    for case in cases {
+        let text = case["text"].as_str().unwrap();
+        // Qwen2's tokenizer.json normalises to NFC before splitting; llama.cpp does not. For a
+        // decomposed accent we must agree with llama.cpp on the composed text instead.
+        let want = if text.contains('\u{301}') { ids_of(&text.replace("e\u{301}", "\u{e9}")) } else { ids_of(text) };
+        let got = loaded.tokenizer.encode(text, true).unwrap();
+        if got != want {
+            mismatches.push(format!("{text:?}: ours {got:?}, llama.cpp {want:?}"));
+        }
+        // Text without control tokens decodes back to itself (but for the NFC normalisation
+        // Qwen2's tokenizer applies, which composes "e\u{301}" into "é").
+        if !text.contains("<|") && !text.contains('\u{301}') {
+            assert_eq!(loaded.tokenizer.decode(&got).unwrap(), text, "round trip");
+        }
+    }
+    assert!(mismatches.is_empty(), "{} of {} strings differ:\n{}", mismatches.len(), cases.len(), mismatches.join("\n"));
+}
