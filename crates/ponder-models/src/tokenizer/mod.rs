@@ -94,6 +94,13 @@ impl Tokenizer {
         Ok(Self { inner, bos, add_bos, stop_ids, bos_text, eos_text })
     }
 
+    /// Wraps a `tokenizers` tokenizer built elsewhere (tests, custom vocabularies): no BOS,
+    /// the given stop ids, and special-token texts from the vocabulary where present.
+    pub fn from_parts(inner: tokenizers::Tokenizer, stop_ids: Vec<u32>) -> Self {
+        let eos_text = stop_ids.first().and_then(|&id| inner.id_to_token(id)).unwrap_or_default();
+        Self { inner, bos: None, add_bos: false, stop_ids, bos_text: String::new(), eos_text }
+    }
+
     /// Token ids of `text`. Special-token texts in it (`<|im_start|>`) become their single ids.
     /// With `add_bos`, the BOS token is prepended when the model expects one.
     pub fn encode(&self, text: &str, add_bos: bool) -> Result<Vec<u32>> {

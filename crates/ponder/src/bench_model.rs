@@ -1,0 +1,132 @@
+//! `ponder bench model`: the model runner's speed on one machine, no HTTP, no scheduler.
+//!
+//! Prints load time, prefill tokens/s for one long prompt, and aggregate decode tokens/s for
+//! several batch sizes (every sequence decodes one token per step), medians of repeats.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use candle_core::Device;
+use ponder_models::{BlockAllocator, BlockTable, KvCache, LoadedModel, SequenceChunk};
+use serde::Serialize;
+
+use crate::cli::BenchModelArgs;
+
+const BLOCK_SIZE: usize = 16;
+/// Prompt length of each sequence in the decode measurement.
+const DECODE_PROMPT: usize = 64;
+
+#[derive(Debug, Serialize)]
+struct DecodeResult {
+    batch: usize,
+    step_ms: f64,
+    tokens_per_second: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    model: String,
+    threads: usize,
+    load_seconds: f64,
+    prefill_tokens: usize,
+    prefill_tokens_per_second: f64,
+    decode: Vec<DecodeResult>,
+}
+
+pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let loaded = LoadedModel::load(&args.model, &Device::Cpu).context("loading the model")?;
+    let load_seconds = start.elapsed().as_secs_f64();
+    eprintln!("loaded {} in {load_seconds:.2} s", loaded.name);
+
+    let max_batch = args.batches.iter().copied().max().unwrap_or(1);
+    let tokens_per_seq = (DECODE_PROMPT + args.decode_steps).max(args.prefill_tokens);
+    let num_blocks = max_batch * tokens_per_seq.div_ceil(BLOCK_SIZE) + 1;
+    let cache = KvCache::new(loaded.config(), num_blocks, BLOCK_SIZE, &Device::Cpu)?;
+    let vocab = loaded.config().vocab_size as u32;
+    // Ordinary text ids, varied so no two sequences are alike.
+    let token = |seq: usize, i: usize| 1000 + ((seq * 7919 + i * 104_729) as u32 % (vocab / 2));
+
+    let prompt: Vec<u32> = (0..args.prefill_tokens).map(|i| token(0, i)).collect();
+    let prefill = median((0..args.repeats).map(|_| {
+        let mut allocator = BlockAllocator::new(num_blocks);
+        let mut table = BlockTable::new();
+        table.reserve(prompt.len(), BLOCK_SIZE, &mut allocator).expect("blocks");
+        let start = Instant::now();
+        let chunk = SequenceChunk { tokens: &prompt, start: 0, blocks: table.blocks(), want_logits: true };
+        loaded.model.forward(&[chunk], &cache).expect("prefill");
+        start.elapsed().as_secs_f64()
+    }));
+    let prefill_tps = args.prefill_tokens as f64 / prefill;
+    eprintln!("prefill {} tokens: {:.1} ms, {prefill_tps:.1} tok/s", args.prefill_tokens, prefill * 1e3);
+
+    let mut decode = Vec::new();
+    for &batch in &args.batches {
+        let step = median((0..args.repeats).map(|_| decode_step_seconds(&loaded, &cache, num_blocks, batch, args.decode_steps, &token)));
+        let result = DecodeResult { batch, step_ms: step * 1e3, tokens_per_second: batch as f64 / step };
+        eprintln!("decode batch {batch:>2}: {:.1} ms/step, {:.1} tok/s", result.step_ms, result.tokens_per_second);
+        decode.push(result);
+    }
+    let report = Report {
+        model: loaded.name.clone(),
+        threads: candle_core::utils::get_num_threads(),
+        load_seconds,
+        prefill_tokens: args.prefill_tokens,
+        prefill_tokens_per_second: prefill_tps,
+        decode,
+    };
+    let json = serde_json::to_string_pretty(&report)?;
+    println!("{json}");
+    if let Some(path) = args.json {
+        std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+/// Prefills `batch` short prompts (untimed), then times `steps` decode steps of all of them.
+fn decode_step_seconds(
+    loaded: &LoadedModel,
+    cache: &KvCache,
+    num_blocks: usize,
+    batch: usize,
+    steps: usize,
+    token: &dyn Fn(usize, usize) -> u32,
+) -> f64 {
+    let mut allocator = BlockAllocator::new(num_blocks);
+    let mut tables: Vec<BlockTable> = (0..batch).map(|_| BlockTable::new()).collect();
+    let prompts: Vec<Vec<u32>> = (0..batch).map(|s| (0..DECODE_PROMPT).map(|i| token(s + 1, i)).collect()).collect();
+    for table in &mut tables {
+        table.reserve(DECODE_PROMPT + steps, BLOCK_SIZE, &mut allocator).expect("blocks");
+    }
+    let chunks: Vec<SequenceChunk> = prompts
+        .iter()
+        .zip(&tables)
+        .map(|(p, t)| SequenceChunk { tokens: p, start: 0, blocks: t.blocks(), want_logits: true })
+        .collect();
+    loaded.model.forward(&chunks, cache).expect("prefill");
+    for table in &mut tables {
+        table.advance(DECODE_PROMPT, BLOCK_SIZE);
+    }
+    let start = Instant::now();
+    for step in 0..steps {
+        let inputs: Vec<[u32; 1]> = (0..batch).map(|s| [token(s + 1, DECODE_PROMPT + step)]).collect();
+        let chunks: Vec<SequenceChunk> = inputs
+            .iter()
+            .zip(&tables)
+            .map(|(t, table)| SequenceChunk { tokens: t, start: table.len(), blocks: table.blocks(), want_logits: true })
+            .collect();
+        let logits = loaded.model.forward(&chunks, cache).expect("decode").expect("logits");
+        // Bring the logits to the host, as sampling would.
+        let _ = logits.to_vec2::<f32>().expect("logits");
+        for table in &mut tables {
+            table.advance(1, BLOCK_SIZE);
+        }
+    }
+    start.elapsed().as_secs_f64() / steps as f64
+}
+
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
