@@ -1,9 +1,30 @@
-//! Ponder's serving engine: the sampler pipeline, incremental detokenization, and (with the
-//! scheduler and workers) continuous batching with budget forcing in the decode loop.
+//! Ponder's serving engine: continuous batching of many requests onto worker threads, each
+//! owning a model replica and its KV cache, with the sampler pipeline and budget forcing in
+//! the decode loop.
+//!
+//! The parts, each in its own module: [`sampling`] (penalties, temperature, top-k/p, min-p),
+//! [`stop`] (stop strings), [`detokenizer`] (UTF-8-safe streaming text), [`block_manager`]
+//! (KV blocks with prefix caching), [`scheduler`] (what runs each step), [`runner`] (the model
+//! behind a trait), the worker loop and the [`Engine`] that routes requests to workers.
 
+pub mod block_manager;
 pub mod detokenizer;
+mod engine;
+pub mod events;
+mod output;
+pub mod request;
+pub mod runner;
 pub mod sampling;
+pub mod scheduler;
+pub mod stop;
 pub mod testing;
+mod worker;
 
 pub use detokenizer::IncrementalDecoder;
+pub use engine::{Engine, EngineConfig, RequestHandle, SubmitError};
+pub use events::{DeltaKind, Event, FinishReason, TokenLogprob, Usage};
+pub use request::{GenerateRequest, RequestId, StopConditions};
+pub use runner::{CandleRunner, ModelRunner};
 pub use sampling::{Sampled, Sampler, SamplingParams};
+pub use scheduler::SchedulerConfig;
+pub use worker::{RunnerFactory, WorkerLoad};

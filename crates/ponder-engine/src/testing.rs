@@ -33,3 +33,79 @@ fn byte_char(b: u8) -> String {
     let rank = (0u8..b).filter(|&x| !printable(x)).count() as u32;
     char::from_u32(256 + rank).expect("valid char").to_string()
 }
+
+/// A model for engine tests: the next token is a pure function of the whole context, and the
+/// context is read back through the block tables from a simulated KV cache, exactly as a real
+/// model reads its cache. Wrong block handling (rollback, preemption, prefix sharing) changes
+/// what it generates.
+pub struct FakeRunner {
+    rule: std::sync::Arc<dyn Fn(&[u32]) -> u32 + Send + Sync>,
+    vocab: usize,
+    block_size: usize,
+    slots: Vec<Option<u32>>,
+    /// Every forward pass: the `(start, len)` of each chunk.
+    pub steps: std::sync::Arc<std::sync::Mutex<Vec<Vec<(usize, usize)>>>>,
+}
+
+impl FakeRunner {
+    /// A fake with `num_blocks` blocks whose next token is `rule(context)`.
+    pub fn new(
+        rule: impl Fn(&[u32]) -> u32 + Send + Sync + 'static,
+        vocab: usize,
+        num_blocks: usize,
+        block_size: usize,
+    ) -> Self {
+        Self {
+            rule: std::sync::Arc::new(rule),
+            vocab,
+            block_size,
+            slots: vec![None; num_blocks * block_size],
+            steps: Default::default(),
+        }
+    }
+}
+
+impl FakeRunner {
+    /// Logs forward passes into `log` (shared with a test) instead of a private log.
+    pub fn with_step_log(mut self, log: std::sync::Arc<std::sync::Mutex<Vec<Vec<(usize, usize)>>>>) -> Self {
+        self.steps = log;
+        self
+    }
+}
+
+impl crate::runner::ModelRunner for FakeRunner {
+    fn forward(&mut self, chunks: &[ponder_models::SequenceChunk<'_>]) -> Result<Vec<Vec<f32>>, String> {
+        let slot = |blocks: &[u32], p: usize| blocks[p / self.block_size] as usize * self.block_size + p % self.block_size;
+        self.steps.lock().unwrap().push(chunks.iter().map(|c| (c.start, c.tokens.len())).collect());
+        let mut rows = Vec::new();
+        for chunk in chunks {
+            for (i, &token) in chunk.tokens.iter().enumerate() {
+                self.slots[slot(chunk.blocks, chunk.start + i)] = Some(token);
+            }
+            if chunk.want_logits {
+                let end = chunk.start + chunk.tokens.len();
+                let context: Vec<u32> = (0..end)
+                    .map(|p| self.slots[slot(chunk.blocks, p)].ok_or_else(|| format!("position {p} has no KV")))
+                    .collect::<Result<_, _>>()?;
+                let next = (self.rule)(&context) as usize;
+                // A clear favourite with a soft tail, so sampling tests have something to sample.
+                let mut logits: Vec<f32> = (0..self.vocab).map(|i| -((i as f32) * 0.01)).collect();
+                logits[next % self.vocab] = 10.0;
+                rows.push(logits);
+            }
+        }
+        Ok(rows)
+    }
+
+    fn block_size(&self) -> usize {
+        self.block_size
+    }
+
+    fn num_blocks(&self) -> usize {
+        self.slots.len() / self.block_size
+    }
+
+    fn max_positions(&self) -> usize {
+        4096
+    }
+}

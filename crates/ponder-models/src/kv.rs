@@ -62,6 +62,16 @@ impl KvCache {
     }
 }
 
+/// Something that hands out and takes back KV blocks.
+pub trait BlockPool {
+    /// Takes a free block, or `None` when all are in use.
+    fn allocate(&mut self) -> Option<BlockId>;
+    /// Drops one user of a block.
+    fn release(&mut self, block: BlockId);
+    /// Number of blocks that [`allocate`](Self::allocate) can still hand out.
+    fn free_blocks(&self) -> usize;
+}
+
 /// Hands out free blocks and counts how many sequences share each one.
 #[derive(Debug, Clone)]
 pub struct BlockAllocator {
@@ -75,21 +85,32 @@ impl BlockAllocator {
         Self { free: (0..num_blocks as BlockId).rev().collect(), ref_counts: vec![0; num_blocks] }
     }
 
-    /// Takes a free block, or `None` when all are in use.
-    pub fn allocate(&mut self) -> Option<BlockId> {
-        let block = self.free.pop()?;
-        self.ref_counts[block as usize] = 1;
-        Some(block)
-    }
-
     /// Adds a user to a block in use (a shared prefix).
     pub fn share(&mut self, block: BlockId) {
         debug_assert!(self.ref_counts[block as usize] > 0, "sharing a free block");
         self.ref_counts[block as usize] += 1;
     }
 
+    /// How many sequences use `block`.
+    pub fn ref_count(&self, block: BlockId) -> u32 {
+        self.ref_counts[block as usize]
+    }
+
+    /// Number of blocks in all.
+    pub fn num_blocks(&self) -> usize {
+        self.ref_counts.len()
+    }
+}
+
+impl BlockPool for BlockAllocator {
+    fn allocate(&mut self) -> Option<BlockId> {
+        let block = self.free.pop()?;
+        self.ref_counts[block as usize] = 1;
+        Some(block)
+    }
+
     /// Drops one user of a block; the block is free when none remain.
-    pub fn release(&mut self, block: BlockId) {
+    fn release(&mut self, block: BlockId) {
         let count = &mut self.ref_counts[block as usize];
         debug_assert!(*count > 0, "releasing a free block");
         *count = count.saturating_sub(1);
@@ -98,19 +119,8 @@ impl BlockAllocator {
         }
     }
 
-    /// How many sequences use `block`.
-    pub fn ref_count(&self, block: BlockId) -> u32 {
-        self.ref_counts[block as usize]
-    }
-
-    /// Number of free blocks.
-    pub fn free_blocks(&self) -> usize {
+    fn free_blocks(&self) -> usize {
         self.free.len()
-    }
-
-    /// Number of blocks in all.
-    pub fn num_blocks(&self) -> usize {
-        self.ref_counts.len()
     }
 }
 
@@ -158,7 +168,7 @@ impl BlockTable {
     }
 
     /// Makes room for `tokens` tokens in all, allocating blocks; all or nothing.
-    pub fn reserve(&mut self, tokens: usize, block_size: usize, allocator: &mut BlockAllocator) -> Reserved {
+    pub fn reserve(&mut self, tokens: usize, block_size: usize, allocator: &mut impl BlockPool) -> Reserved {
         let needed = self.blocks_needed(tokens, block_size);
         if needed > allocator.free_blocks() {
             return Err(OutOfBlocks { needed, free: allocator.free_blocks() });
@@ -169,6 +179,12 @@ impl BlockTable {
         Ok(())
     }
 
+    /// Starts the table with blocks already holding `len` tokens' KV (a cached prefix whose
+    /// blocks the caller has already claimed).
+    pub fn from_cached(blocks: Vec<BlockId>, len: usize) -> Self {
+        Self { blocks, len }
+    }
+
     /// Records that `tokens` more tokens now have KV stored (after a forward pass).
     pub fn advance(&mut self, tokens: usize, block_size: usize) {
         self.len += tokens;
@@ -177,7 +193,7 @@ impl BlockTable {
 
     /// Rolls the sequence back to `len` tokens, releasing the blocks no longer needed. The
     /// KV beyond `len` is ignored from now on and overwritten by later tokens.
-    pub fn truncate(&mut self, len: usize, block_size: usize, allocator: &mut BlockAllocator) {
+    pub fn truncate(&mut self, len: usize, block_size: usize, allocator: &mut impl BlockPool) {
         if len >= self.len {
             return;
         }
@@ -189,7 +205,7 @@ impl BlockTable {
     }
 
     /// Releases every block.
-    pub fn release(&mut self, allocator: &mut BlockAllocator) {
+    pub fn release(&mut self, allocator: &mut impl BlockPool) {
         for block in self.blocks.drain(..) {
             allocator.release(block);
         }

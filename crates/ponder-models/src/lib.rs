@@ -16,7 +16,7 @@ pub mod weights;
 pub use chat_template::ChatTemplate;
 pub use config::{Architecture, ModelConfig};
 pub use error::{ModelError, Result};
-pub use kv::{BlockAllocator, BlockId, BlockTable, KvCache, OutOfBlocks};
+pub use kv::{BlockAllocator, BlockId, BlockPool, BlockTable, KvCache, OutOfBlocks};
 pub use load::LoadedModel;
 pub use model::batch::SequenceChunk;
 pub use model::Model;

@@ -6,7 +6,7 @@ mod common;
 use candle_core::Device;
 use candle_transformers::models::quantized_qwen2;
 use common::*;
-use ponder_models::{BlockAllocator, BlockTable, KvCache, LoadedModel};
+use ponder_models::{BlockAllocator, BlockPool, BlockTable, KvCache, LoadedModel};
 
 /// Largest allowed |difference| of any logit (logits here span about ±25), and of the mean
 /// over the vocabulary. Quantized matmuls re-quantize activations to 8 bits, so any change in

@@ -1,0 +1,179 @@
+//! The engine: worker threads behind a router that sends each request to the least-loaded
+//! worker. The async side talks to workers through channels only.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{channel, Sender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use ponder_models::Tokenizer;
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
+use crate::events::Event;
+use crate::request::{GenerateRequest, RequestId};
+use crate::scheduler::SchedulerConfig;
+use crate::worker::{run_worker, Command, RunnerFactory, WorkerLoad};
+
+/// Engine settings.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineConfig {
+    /// Per-worker batching limits.
+    pub scheduler: SchedulerConfig,
+    /// Most sequences waiting per worker before new requests are refused.
+    pub max_waiting: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self { scheduler: SchedulerConfig::default(), max_waiting: 256 }
+    }
+}
+
+/// Why a request was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// Every worker's queue is full; try again later.
+    #[error("the server is busy: {waiting} requests are waiting")]
+    QueueFull {
+        /// Sequences waiting on the least-loaded worker.
+        waiting: usize,
+    },
+    /// The request cannot run (empty prompt, prompt beyond the context, n = 0).
+    #[error("{0}")]
+    Invalid(String),
+    /// No worker is running.
+    #[error("no model worker is running")]
+    Unavailable,
+}
+
+/// A submitted request: its id and the stream of its events.
+pub struct RequestHandle {
+    /// The engine's id of the request (for [`Engine::end_thinking`]).
+    pub id: RequestId,
+    /// Events until [`Event::Done`]. Dropping the receiver cancels the request.
+    pub events: UnboundedReceiver<Event>,
+}
+
+struct WorkerHandle {
+    commands: Sender<Command>,
+    load: Arc<WorkerLoad>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The serving engine.
+pub struct Engine {
+    workers: Vec<WorkerHandle>,
+    next_request: AtomicU64,
+    config: EngineConfig,
+    max_positions: usize,
+}
+
+impl Engine {
+    /// Starts one worker per factory (one per device) and waits until each has built its
+    /// runner. `max_positions` is the model's context length.
+    pub fn start(
+        factories: Vec<RunnerFactory>,
+        tokenizer: Arc<Tokenizer>,
+        config: EngineConfig,
+        max_positions: usize,
+    ) -> Result<Self, String> {
+        let mut workers = Vec::new();
+        for (index, factory) in factories.into_iter().enumerate() {
+            let (commands, receiver) = channel();
+            let (ready_tx, ready_rx) = channel();
+            let load = Arc::new(WorkerLoad::default());
+            let thread_load = load.clone();
+            let tokenizer = tokenizer.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("ponder-worker-{index}"))
+                .spawn(move || run_worker(factory, tokenizer, config.scheduler, receiver, thread_load, ready_tx))
+                .map_err(|e| format!("cannot start worker {index}: {e}"))?;
+            ready_rx
+                .recv()
+                .map_err(|_| format!("worker {index} stopped while starting"))?
+                .map_err(|e| format!("worker {index}: {e}"))?;
+            workers.push(WorkerHandle { commands, load, thread: Some(thread) });
+        }
+        if workers.is_empty() {
+            return Err("no devices to run on".into());
+        }
+        Ok(Self { workers, next_request: AtomicU64::new(0), config, max_positions })
+    }
+
+    /// Sends a request to the least-loaded worker.
+    pub fn submit(&self, request: GenerateRequest) -> Result<RequestHandle, SubmitError> {
+        if request.prompt.is_empty() {
+            return Err(SubmitError::Invalid("the prompt is empty".into()));
+        }
+        if request.n == 0 {
+            return Err(SubmitError::Invalid("n must be at least 1".into()));
+        }
+        if request.prompt.len() >= self.max_positions {
+            return Err(SubmitError::Invalid(format!(
+                "the prompt has {} tokens, but the model's context is {} tokens",
+                request.prompt.len(),
+                self.max_positions
+            )));
+        }
+        let (index, worker) = self
+            .workers
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.load.alive.load(Ordering::SeqCst))
+            .min_by_key(|(_, w)| w.load.waiting.load(Ordering::Relaxed) + w.load.running.load(Ordering::Relaxed))
+            .ok_or(SubmitError::Unavailable)?;
+        let waiting = worker.load.waiting.load(Ordering::Relaxed);
+        if waiting + request.n > self.config.max_waiting {
+            return Err(SubmitError::QueueFull { waiting });
+        }
+        // The id names its worker, so later commands need no lookup table.
+        let id = self.next_request.fetch_add(1, Ordering::Relaxed) * self.workers.len() as u64 + index as u64;
+        let (events_tx, events) = unbounded_channel();
+        worker.load.waiting.fetch_add(request.n, Ordering::Relaxed);
+        worker
+            .commands
+            .send(Command::Submit { id, request: Box::new(request), events: events_tx })
+            .map_err(|_| SubmitError::Unavailable)?;
+        Ok(RequestHandle { id, events })
+    }
+
+    /// Asks a running request to end its thinking now (wrap-up and end delimiter are forced
+    /// at the next step). Returns false if the request's worker is gone.
+    pub fn end_thinking(&self, id: RequestId) -> bool {
+        let worker = &self.workers[(id % self.workers.len() as u64) as usize];
+        worker.commands.send(Command::EndThinking { id }).is_ok()
+    }
+
+    /// Live numbers of each worker.
+    pub fn loads(&self) -> Vec<Arc<WorkerLoad>> {
+        self.workers.iter().map(|w| w.load.clone()).collect()
+    }
+
+    /// Whether at least one worker is running.
+    pub fn is_ready(&self) -> bool {
+        self.workers.iter().any(|w| w.load.alive.load(Ordering::SeqCst))
+    }
+
+    /// The model's context length.
+    pub fn max_positions(&self) -> usize {
+        self.max_positions
+    }
+
+    /// Lets every worker finish the requests in hand, then stops them.
+    pub fn shutdown(&mut self) {
+        for worker in &self.workers {
+            let _ = worker.commands.send(Command::Shutdown);
+        }
+        for worker in &mut self.workers {
+            if let Some(thread) = worker.thread.take() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,83 @@
+//! What the engine sends back for a request.
+
+use ponder_thinking::ThinkingStats;
+use serde::Serialize;
+
+/// Which part of the output a piece of text belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeltaKind {
+    /// The model's thinking (`reasoning_content`).
+    Reasoning,
+    /// The answer (`content`).
+    Content,
+}
+
+/// Why a choice ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// A stop token or stop string.
+    Stop,
+    /// `max_tokens`, or the context length.
+    Length,
+    /// The caller went away or cancelled.
+    Cancelled,
+    /// Something failed; see the message.
+    Error,
+}
+
+/// Log-probability of one token and of its best alternatives.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenLogprob {
+    /// The token's text.
+    pub token: String,
+    /// The token's bytes (a token may be part of a character).
+    pub bytes: Vec<u8>,
+    /// Its log-probability.
+    pub logprob: f32,
+    /// The most likely alternatives, best first: text and log-probability.
+    pub top: Vec<(String, f32)>,
+}
+
+/// Token counts of a finished request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    /// Prompt tokens (counted once, whatever `n`).
+    pub prompt_tokens: usize,
+    /// Generated tokens of all choices (thinking included).
+    pub completion_tokens: usize,
+    /// Thinking tokens of all choices.
+    pub reasoning_tokens: usize,
+    /// Prompt tokens whose KV came from the prefix cache.
+    pub cached_tokens: usize,
+}
+
+/// One message from the engine about a request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// New text for a choice.
+    Delta {
+        /// The choice index.
+        choice: usize,
+        /// Reasoning or content.
+        kind: DeltaKind,
+        /// The text; never splits a UTF-8 character.
+        text: String,
+        /// Log-probabilities of the sampled content tokens behind the text, when asked for.
+        logprobs: Vec<TokenLogprob>,
+    },
+    /// A choice ended.
+    Finished {
+        /// The choice index.
+        choice: usize,
+        /// Why.
+        reason: FinishReason,
+        /// Budget-forcing statistics, when the request had a thinking budget.
+        thinking: Option<ThinkingStats>,
+        /// Set when `reason` is `Error`.
+        error: Option<String>,
+    },
+    /// Every choice has ended: the request's token counts. Always the last event.
+    Done(Usage),
+}

@@ -1,0 +1,57 @@
+//! The model side of a worker: one forward pass over a ragged batch.
+
+use std::sync::Arc;
+
+use ponder_models::{KvCache, Model, SequenceChunk};
+
+/// Runs forward passes for one worker, owning the KV cache.
+pub trait ModelRunner: Send {
+    /// Runs one step; returns one row of logits per chunk that wants them, in order.
+    fn forward(&mut self, chunks: &[SequenceChunk<'_>]) -> Result<Vec<Vec<f32>>, String>;
+    /// Tokens per KV block.
+    fn block_size(&self) -> usize;
+    /// KV blocks in the cache.
+    fn num_blocks(&self) -> usize;
+    /// Longest sequence the model can run.
+    fn max_positions(&self) -> usize;
+}
+
+/// A real model on a candle device.
+pub struct CandleRunner {
+    model: Arc<Model>,
+    cache: KvCache,
+}
+
+impl CandleRunner {
+    /// A runner over `model` with a cache of `num_blocks` blocks of `block_size` tokens.
+    pub fn new(model: Arc<Model>, num_blocks: usize, block_size: usize) -> ponder_models::Result<Self> {
+        let cache = KvCache::new(model.config(), num_blocks, block_size, model.device())?;
+        Ok(Self { model, cache })
+    }
+}
+
+impl ModelRunner for CandleRunner {
+    fn forward(&mut self, chunks: &[SequenceChunk<'_>]) -> Result<Vec<Vec<f32>>, String> {
+        let logits = self.model.forward(chunks, &self.cache).map_err(|e| e.to_string())?;
+        match logits {
+            None => Ok(Vec::new()),
+            Some(logits) => logits
+                .to_dtype(candle_core::DType::F32)
+                .and_then(|l| l.to_device(&candle_core::Device::Cpu))
+                .and_then(|l| l.to_vec2::<f32>())
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    fn block_size(&self) -> usize {
+        self.cache.block_size()
+    }
+
+    fn num_blocks(&self) -> usize {
+        self.cache.num_blocks()
+    }
+
+    fn max_positions(&self) -> usize {
+        self.model.config().max_position_embeddings
+    }
+}

@@ -1,0 +1,507 @@
+//! Continuous batching: which tokens of which sequences run in the next forward pass.
+//!
+//! The scheduler owns the KV side of every sequence (its tokens and block table) and the
+//! block manager. Each step it plans, within a token budget: first the running sequences'
+//! pending tokens (a decode token, or a chunk of forced tokens), then the rest of prompts
+//! being prefilled in chunks, then newly admitted sequences, first come first served, while
+//! free blocks allow. When a running sequence needs a block and none is free, the newest
+//! running sequence is preempted: its blocks are released and it waits at the front of the
+//! queue, to be recomputed later. Full prompt blocks are shared through the prefix cache.
+
+use std::collections::{HashMap, VecDeque};
+
+use ponder_models::{BlockPool, BlockTable};
+
+use crate::block_manager::{BlockHash, BlockManager};
+
+/// A sequence's identifier inside one worker.
+pub type SeqId = u64;
+
+/// Limits of one step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchedulerConfig {
+    /// Most tokens (prefill and decode together) in one forward pass.
+    pub max_batch_tokens: usize,
+    /// Most sequences running at once.
+    pub max_running: usize,
+    /// Free blocks kept back when admitting, so running sequences can grow.
+    pub watermark_blocks: usize,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self { max_batch_tokens: 512, max_running: 64, watermark_blocks: 1 }
+    }
+}
+
+/// One sequence's part of a planned step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Planned {
+    /// The sequence.
+    pub seq: SeqId,
+    /// Position of the first token to run.
+    pub start: usize,
+    /// Number of tokens to run.
+    pub len: usize,
+    /// The chunk reaches the sequence's last token, so its logits are wanted.
+    pub want_logits: bool,
+}
+
+/// The KV side of one sequence.
+#[derive(Debug)]
+struct SeqKv {
+    /// Prompt and accepted generated tokens.
+    tokens: Vec<u32>,
+    /// Length of the original prompt (only its full blocks go into the prefix cache).
+    prompt_len: usize,
+    table: BlockTable,
+    /// Prompt blocks registered in the prefix cache so far, and the hash of the last.
+    registered: usize,
+    last_hash: Option<BlockHash>,
+    /// Prompt tokens that came from the prefix cache at first admission.
+    cached_tokens: usize,
+    admitted_before: bool,
+    /// A sibling choice whose prompt must be computed first (its blocks are then shared).
+    after: Option<SeqId>,
+}
+
+impl SeqKv {
+    fn pending(&self) -> usize {
+        self.tokens.len() - self.table.len()
+    }
+}
+
+/// Counters for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SchedulerStats {
+    /// Sequences preempted so far.
+    pub preemptions: u64,
+    /// Prompt tokens looked up in the prefix cache at first admission.
+    pub prefix_queried_tokens: u64,
+    /// Of those, tokens found cached.
+    pub prefix_hit_tokens: u64,
+}
+
+/// The continuous-batching scheduler of one worker.
+#[derive(Debug)]
+pub struct Scheduler {
+    config: SchedulerConfig,
+    blocks: BlockManager,
+    seqs: HashMap<SeqId, SeqKv>,
+    waiting: VecDeque<SeqId>,
+    /// Running sequences, oldest admission first.
+    running: Vec<SeqId>,
+    stats: SchedulerStats,
+}
+
+impl Scheduler {
+    /// A scheduler over `num_blocks` KV blocks of `block_size` tokens.
+    pub fn new(config: SchedulerConfig, num_blocks: usize, block_size: usize) -> Self {
+        Self {
+            config,
+            blocks: BlockManager::new(num_blocks, block_size),
+            seqs: HashMap::new(),
+            waiting: VecDeque::new(),
+            running: Vec::new(),
+            stats: SchedulerStats::default(),
+        }
+    }
+
+    /// Queues a sequence. With `after`, it is admitted only once that sibling's prompt is
+    /// computed, so it can share the prompt's blocks.
+    pub fn add(&mut self, seq: SeqId, prompt: Vec<u32>, after: Option<SeqId>) {
+        let prompt_len = prompt.len();
+        self.seqs.insert(
+            seq,
+            SeqKv {
+                tokens: prompt,
+                prompt_len,
+                table: BlockTable::new(),
+                registered: 0,
+                last_hash: None,
+                cached_tokens: 0,
+                admitted_before: false,
+                after,
+            },
+        );
+        self.waiting.push_back(seq);
+    }
+
+    /// Plans the next step, reserving the blocks it needs.
+    pub fn schedule(&mut self) -> Vec<Planned> {
+        let mut budget = self.config.max_batch_tokens;
+        let mut plan: Vec<Planned> = Vec::new();
+        // Generating sequences first (decodes, forced chunks), then prompts being prefilled.
+        let (generating, prefilling): (Vec<SeqId>, Vec<SeqId>) =
+            self.running.iter().partition(|id| self.seqs[id].table.len() >= self.seqs[id].prompt_len);
+        for id in generating.into_iter().chain(prefilling) {
+            if budget == 0 {
+                break;
+            }
+            if !self.running.contains(&id) {
+                continue; // preempted earlier in this loop
+            }
+            let pending = self.seqs[&id].pending();
+            if pending == 0 {
+                continue;
+            }
+            let take = pending.min(budget);
+            if !self.reserve_running(id, take, &mut plan) {
+                continue;
+            }
+            plan.push(self.planned(id, take));
+            budget -= take;
+        }
+        self.admit(&mut budget, &mut plan);
+        plan
+    }
+
+    /// Records that the planned chunks ran: their KV is stored, and newly full prompt blocks
+    /// go into the prefix cache.
+    pub fn after_forward(&mut self, plan: &[Planned]) {
+        let bs = self.blocks.block_size();
+        for p in plan {
+            let Some(kv) = self.seqs.get_mut(&p.seq) else { continue };
+            kv.table.advance(p.len, bs);
+            let full_prompt_blocks = kv.table.len().min(kv.prompt_len) / bs;
+            while kv.registered < full_prompt_blocks {
+                let i = kv.registered;
+                let block = kv.table.blocks()[i];
+                kv.last_hash = Some(self.blocks.register(block, kv.last_hash, &kv.tokens[i * bs..(i + 1) * bs]));
+                kv.registered += 1;
+            }
+        }
+    }
+
+    /// Applies a budget-forcing step: drops the last `rollback` tokens (and their KV), then
+    /// appends `tokens` as pending input.
+    pub fn append(&mut self, seq: SeqId, rollback: usize, tokens: &[u32]) {
+        let bs = self.blocks.block_size();
+        let Some(kv) = self.seqs.get_mut(&seq) else { return };
+        let keep = kv.tokens.len().saturating_sub(rollback).max(kv.prompt_len);
+        kv.tokens.truncate(keep);
+        kv.table.truncate(keep, bs, &mut self.blocks);
+        kv.tokens.extend_from_slice(tokens);
+    }
+
+    /// Removes a sequence and releases its blocks.
+    pub fn remove(&mut self, seq: SeqId) {
+        if let Some(mut kv) = self.seqs.remove(&seq) {
+            kv.table.release(&mut self.blocks);
+        }
+        self.running.retain(|&id| id != seq);
+        self.waiting.retain(|&id| id != seq);
+    }
+
+    /// The sequence's tokens (prompt and generated).
+    pub fn tokens(&self, seq: SeqId) -> &[u32] {
+        &self.seqs[&seq].tokens
+    }
+
+    /// The sequence's blocks.
+    pub fn blocks_of(&self, seq: SeqId) -> &[ponder_models::BlockId] {
+        self.seqs[&seq].table.blocks()
+    }
+
+    /// Prompt tokens of the sequence that came from the prefix cache.
+    pub fn cached_tokens(&self, seq: SeqId) -> usize {
+        self.seqs[&seq].cached_tokens
+    }
+
+    /// Whether the sequence is known.
+    pub fn contains(&self, seq: SeqId) -> bool {
+        self.seqs.contains_key(&seq)
+    }
+
+    /// Sequences waiting for admission.
+    pub fn waiting_len(&self) -> usize {
+        self.waiting.len()
+    }
+
+    /// Sequences admitted.
+    pub fn running_len(&self) -> usize {
+        self.running.len()
+    }
+
+    /// Whether nothing is queued or running.
+    pub fn is_idle(&self) -> bool {
+        self.seqs.is_empty()
+    }
+
+    /// KV blocks in use, and in all.
+    pub fn block_usage(&self) -> (usize, usize) {
+        (self.blocks.used_blocks(), self.blocks.num_blocks())
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> SchedulerStats {
+        self.stats
+    }
+
+    fn planned(&self, seq: SeqId, len: usize) -> Planned {
+        let kv = &self.seqs[&seq];
+        let start = kv.table.len();
+        Planned { seq, start, len, want_logits: start + len == kv.tokens.len() }
+    }
+
+    /// Reserves room for `take` more tokens of a running sequence, preempting the newest
+    /// other running sequences not yet planned if blocks run out. Returns false when the
+    /// sequence itself had to be preempted.
+    fn reserve_running(&mut self, id: SeqId, take: usize, plan: &mut [Planned]) -> bool {
+        let bs = self.blocks.block_size();
+        loop {
+            let kv = self.seqs.get_mut(&id).expect("running sequence");
+            let target = kv.table.len() + take;
+            if kv.table.reserve(target, bs, &mut self.blocks).is_ok() {
+                return true;
+            }
+            let victim = self
+                .running
+                .iter()
+                .rev()
+                .copied()
+                .find(|&other| other != id && !plan.iter().any(|p| p.seq == other));
+            match victim {
+                Some(victim) => self.preempt(victim),
+                None => {
+                    self.preempt(id);
+                    return false;
+                }
+            }
+        }
+    }
+
+    fn preempt(&mut self, seq: SeqId) {
+        let kv = self.seqs.get_mut(&seq).expect("preempted sequence");
+        kv.table.release(&mut self.blocks);
+        kv.registered = 0;
+        kv.last_hash = None;
+        self.running.retain(|&id| id != seq);
+        self.waiting.push_front(seq);
+        self.stats.preemptions += 1;
+    }
+
+    /// Admits waiting sequences, first come first served, while budget and blocks allow.
+    fn admit(&mut self, budget: &mut usize, plan: &mut Vec<Planned>) {
+        let bs = self.blocks.block_size();
+        let mut index = 0;
+        while *budget > 0 && self.running.len() < self.config.max_running && index < self.waiting.len() {
+            let id = self.waiting[index];
+            if let Some(sibling) = self.seqs[&id].after {
+                let ready = self.seqs.get(&sibling).is_none_or(|s| s.table.len() >= s.prompt_len);
+                if !ready {
+                    index += 1;
+                    continue;
+                }
+            }
+            let claimed = self.claim_cached_prefix(id);
+            let kv = self.seqs.get_mut(&id).expect("waiting sequence");
+            let take = kv.pending().min(*budget);
+            let needed = kv.table.blocks_needed(kv.table.len() + take, bs);
+            if needed + self.config.watermark_blocks > self.blocks.free_blocks() {
+                // Not now: give the claimed prefix back and keep first-come-first-served order.
+                if claimed > 0 {
+                    kv.table.release(&mut self.blocks);
+                    kv.registered = 0;
+                    kv.last_hash = None;
+                }
+                break;
+            }
+            kv.table.reserve(kv.table.len() + take, bs, &mut self.blocks).expect("blocks were counted");
+            self.waiting.remove(index);
+            self.running.push(id);
+            plan.push(self.planned(id, take));
+            *budget -= take;
+        }
+    }
+
+    /// Starts a sequence without blocks on the longest cached prefix of its prompt (always
+    /// leaving at least one token to compute, for its logits). Returns the blocks claimed.
+    fn claim_cached_prefix(&mut self, id: SeqId) -> usize {
+        let bs = self.blocks.block_size();
+        let kv = self.seqs.get_mut(&id).expect("waiting sequence");
+        if !kv.table.is_empty() {
+            return 0;
+        }
+        let mut claimed = self.blocks.claim_prefix(&kv.tokens[..kv.prompt_len]);
+        while !claimed.is_empty() && claimed.len() * bs >= kv.tokens.len() {
+            self.blocks.release(claimed.pop().expect("non-empty"));
+        }
+        let hashes = self.blocks.block_hashes(&kv.tokens[..claimed.len() * bs]);
+        kv.last_hash = hashes.last().copied();
+        kv.registered = claimed.len();
+        let cached = claimed.len() * bs;
+        if !kv.admitted_before {
+            kv.admitted_before = true;
+            kv.cached_tokens = cached;
+            self.stats.prefix_queried_tokens += kv.prompt_len as u64;
+            self.stats.prefix_hit_tokens += cached as u64;
+        }
+        let count = claimed.len();
+        kv.table = BlockTable::from_cached(claimed, cached);
+        count
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(max_batch_tokens: usize) -> SchedulerConfig {
+        SchedulerConfig { max_batch_tokens, max_running: 16, watermark_blocks: 0 }
+    }
+
+    fn prompt(seed: u32, n: usize) -> Vec<u32> {
+        (0..n as u32).map(|i| seed * 1000 + i).collect()
+    }
+
+    /// Runs a step as the worker would: forward, then one generated token per sequence whose
+    /// logits were wanted.
+    fn run_step(s: &mut Scheduler) -> Vec<Planned> {
+        let plan = s.schedule();
+        s.after_forward(&plan);
+        for p in &plan {
+            if p.want_logits {
+                s.append(p.seq, 0, &[7]);
+            }
+        }
+        plan
+    }
+
+    #[test]
+    fn long_prompts_are_prefilled_in_chunks_beside_decodes() {
+        let mut s = Scheduler::new(config(8), 16, 4);
+        s.add(1, prompt(1, 3), None);
+        assert_eq!(run_step(&mut s), vec![Planned { seq: 1, start: 0, len: 3, want_logits: true }]);
+        s.add(2, prompt(2, 20), None);
+        // The decode goes first; the long prompt takes the rest of the budget.
+        assert_eq!(
+            run_step(&mut s),
+            vec![
+                Planned { seq: 1, start: 3, len: 1, want_logits: true },
+                Planned { seq: 2, start: 0, len: 7, want_logits: false },
+            ]
+        );
+        assert_eq!(
+            run_step(&mut s),
+            vec![
+                Planned { seq: 1, start: 4, len: 1, want_logits: true },
+                Planned { seq: 2, start: 7, len: 7, want_logits: false },
+            ]
+        );
+        let third = run_step(&mut s);
+        assert_eq!(third[1], Planned { seq: 2, start: 14, len: 6, want_logits: true });
+    }
+
+    #[test]
+    fn admission_waits_for_free_blocks() {
+        let mut s = Scheduler::new(config(64), 4, 4);
+        s.add(1, prompt(1, 12), None); // 3 blocks
+        s.add(2, prompt(2, 8), None); // 2 blocks: must wait
+        let plan = run_step(&mut s);
+        assert_eq!(plan.len(), 1);
+        assert_eq!(s.waiting_len(), 1);
+        s.remove(1);
+        assert_eq!(run_step(&mut s)[0].seq, 2);
+    }
+
+    #[test]
+    fn running_out_of_blocks_preempts_the_newest_and_recomputes_it_later() {
+        let mut s = Scheduler::new(config(64), 4, 4);
+        s.add(1, prompt(1, 4), None);
+        s.add(2, prompt(2, 4), None);
+        run_step(&mut s); // both prefilled: 2 blocks used, each has 1 pending token
+        assert_eq!(s.block_usage(), (2, 4));
+        run_step(&mut s); // each decode needs a new block: 4 used
+        assert_eq!(s.block_usage(), (4, 4));
+        // Positions 5..7 fit in the second blocks; position 8 needs a third block.
+        for _ in 0..3 {
+            run_step(&mut s);
+        }
+        assert_eq!(s.stats().preemptions, 0);
+        run_step(&mut s);
+        // Sequence 1 needs a 3rd block: sequence 2 (newest) is preempted.
+        assert_eq!(s.stats().preemptions, 1);
+        assert_eq!(s.running_len(), 1);
+        assert_eq!(s.waiting_len(), 1);
+        s.remove(1);
+        // Sequence 2 comes back and recomputes everything it had.
+        let plan = run_step(&mut s);
+        assert_eq!(plan, vec![Planned { seq: 2, start: 0, len: s.tokens(2).len() - 1, want_logits: true }]);
+    }
+
+    #[test]
+    fn shared_prompt_prefix_is_reused() {
+        let mut s = Scheduler::new(config(64), 16, 4);
+        let system = prompt(9, 10);
+        s.add(1, [system.clone(), vec![1, 2]].concat(), None);
+        run_step(&mut s);
+        s.add(2, [system.clone(), vec![3, 4, 5]].concat(), None);
+        let plan = run_step(&mut s);
+        // 12-token prompt → 3 full blocks cached; the second prompt shares the first 2 (8 tokens).
+        assert_eq!(plan[1], Planned { seq: 2, start: 8, len: 5, want_logits: true });
+        assert_eq!(s.cached_tokens(2), 8);
+        assert_eq!(s.blocks_of(1)[..2], s.blocks_of(2)[..2]);
+        assert_eq!(s.stats().prefix_hit_tokens, 8);
+    }
+
+    #[test]
+    fn an_exactly_cached_prompt_still_computes_its_last_block() {
+        let mut s = Scheduler::new(config(64), 16, 4);
+        s.add(1, prompt(1, 8), None);
+        run_step(&mut s);
+        s.add(2, prompt(1, 8), None);
+        let plan = run_step(&mut s);
+        assert_eq!(plan[1], Planned { seq: 2, start: 4, len: 4, want_logits: true });
+    }
+
+    #[test]
+    fn siblings_wait_for_the_first_choice_and_share_its_prompt() {
+        let mut s = Scheduler::new(config(64), 16, 4);
+        s.add(1, prompt(1, 9), None);
+        s.add(2, prompt(1, 9), Some(1));
+        let first = run_step(&mut s);
+        assert_eq!(first.len(), 1, "the sibling waits for the prompt");
+        let second = run_step(&mut s);
+        assert_eq!(second[1], Planned { seq: 2, start: 8, len: 1, want_logits: true });
+        assert_eq!(s.blocks_of(1)[..2], s.blocks_of(2)[..2]);
+    }
+
+    #[test]
+    fn rollback_releases_blocks_and_forced_chunks_run_in_one_step() {
+        let mut s = Scheduler::new(config(64), 16, 4);
+        s.add(1, prompt(1, 4), None);
+        run_step(&mut s);
+        for _ in 0..5 {
+            run_step(&mut s);
+        }
+        // 4 prompt + 6 generated, all computed but the last.
+        let before = s.block_usage().0;
+        s.append(1, 3, &[50, 51, 52, 53, 54]);
+        assert_eq!(s.tokens(1).len(), 4 + 6 - 3 + 5);
+        let plan = s.schedule();
+        assert_eq!(plan, vec![Planned { seq: 1, start: 7, len: 5, want_logits: true }]);
+        assert!(s.block_usage().0 >= before - 1);
+    }
+
+    #[test]
+    fn rollback_never_cuts_into_the_prompt() {
+        let mut s = Scheduler::new(config(64), 16, 4);
+        s.add(1, prompt(1, 4), None);
+        run_step(&mut s);
+        s.append(1, 10, &[]);
+        assert_eq!(s.tokens(1), &prompt(1, 4)[..]);
+    }
+
+    #[test]
+    fn removing_frees_everything() {
+        let mut s = Scheduler::new(config(64), 8, 4);
+        s.add(1, prompt(1, 10), None);
+        s.add(2, prompt(2, 3), None);
+        run_step(&mut s);
+        s.remove(1);
+        s.remove(2);
+        assert_eq!(s.block_usage().0, 0);
+        assert!(s.is_idle());
+    }
+}

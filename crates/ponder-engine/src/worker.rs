@@ -1,0 +1,427 @@
+//! A worker thread: one model replica, its KV cache, its scheduler, and the decode loop with
+//! sampling and budget forcing.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+
+use ponder_models::{SequenceChunk, Tokenizer};
+use ponder_thinking::{BudgetForcer, Emitted, Label, Step};
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::events::{Event, FinishReason, TokenLogprob, Usage};
+use crate::output::{Output, Produced};
+use crate::request::{GenerateRequest, RequestId};
+use crate::runner::ModelRunner;
+use crate::sampling::{Sampled, Sampler};
+use crate::scheduler::{Scheduler, SchedulerConfig, SeqId};
+
+/// Makes the worker's model runner, in the worker thread (again after a panic).
+pub type RunnerFactory = Box<dyn Fn() -> Result<Box<dyn ModelRunner>, String> + Send>;
+
+/// A message to a worker.
+pub(crate) enum Command {
+    /// Start a request; its events go to `events`.
+    Submit { id: RequestId, request: Box<GenerateRequest>, events: UnboundedSender<Event> },
+    /// End the thinking of a running request now.
+    EndThinking { id: RequestId },
+    /// Finish the work in hand, then stop.
+    Shutdown,
+}
+
+/// Live numbers of a worker, shared with the router and the metrics.
+#[derive(Debug, Default)]
+pub struct WorkerLoad {
+    /// Sequences waiting for admission (choices count one each).
+    pub waiting: AtomicUsize,
+    /// Sequences admitted.
+    pub running: AtomicUsize,
+    /// KV blocks in use.
+    pub kv_blocks_used: AtomicUsize,
+    /// KV blocks in all.
+    pub kv_blocks_total: AtomicUsize,
+    /// Preemptions so far.
+    pub preemptions: AtomicU64,
+    /// Prompt tokens looked up in the prefix cache.
+    pub prefix_queried_tokens: AtomicU64,
+    /// Prompt tokens found there.
+    pub prefix_hit_tokens: AtomicU64,
+    /// Forward passes run.
+    pub steps: AtomicU64,
+    /// Whether the worker's loop is running (false once it has stopped for good).
+    pub alive: AtomicBool,
+}
+
+/// A request in flight.
+struct RequestState {
+    events: UnboundedSender<Event>,
+    choices_left: usize,
+    usage: Usage,
+}
+
+/// One choice in flight.
+struct Sequence {
+    request: RequestId,
+    choice: usize,
+    prompt_len: usize,
+    max_tokens: usize,
+    sampler: Sampler,
+    forcer: Option<BudgetForcer>,
+    output: Output,
+    stop_ids: Vec<u32>,
+    want_logprobs: bool,
+}
+
+/// The state of a worker thread.
+pub(crate) struct Worker {
+    runner: Box<dyn ModelRunner>,
+    tokenizer: Arc<Tokenizer>,
+    scheduler_config: SchedulerConfig,
+    scheduler: Scheduler,
+    requests: HashMap<RequestId, RequestState>,
+    seqs: HashMap<SeqId, Sequence>,
+    next_seq: SeqId,
+    load: Arc<WorkerLoad>,
+}
+
+/// Runs a worker until it is told to stop or its command channel closes. A panic inside a
+/// step fails the requests in flight, and the worker starts over with a fresh runner.
+pub(crate) fn run_worker(
+    factory: RunnerFactory,
+    tokenizer: Arc<Tokenizer>,
+    scheduler_config: SchedulerConfig,
+    commands: Receiver<Command>,
+    load: Arc<WorkerLoad>,
+    ready: std::sync::mpsc::Sender<Result<(), String>>,
+) {
+    let mut worker = match factory() {
+        Ok(runner) => {
+            let worker = Worker::new(runner, tokenizer.clone(), scheduler_config, load.clone());
+            load.alive.store(true, Ordering::SeqCst);
+            let _ = ready.send(Ok(()));
+            worker
+        }
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let mut shutting_down = false;
+    loop {
+        // Block for work only when there is none in hand.
+        if worker.scheduler.is_idle() {
+            if shutting_down {
+                break;
+            }
+            match commands.recv() {
+                Ok(command) => shutting_down |= worker.handle(command),
+                Err(_) => break,
+            }
+        }
+        loop {
+            match commands.try_recv() {
+                Ok(command) => shutting_down |= worker.handle(command),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    shutting_down = true;
+                    break;
+                }
+            }
+        }
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| worker.step()));
+        if outcome.is_err() {
+            tracing::error!("worker step panicked; failing its requests and restarting the runner");
+            worker.fail_everything("internal error in the model worker");
+            match factory() {
+                Ok(runner) => worker = Worker::new(runner, tokenizer.clone(), scheduler_config, load.clone()),
+                Err(e) => {
+                    tracing::error!("worker could not restart: {e}");
+                    break;
+                }
+            }
+        }
+        worker.publish_load();
+    }
+    load.alive.store(false, Ordering::SeqCst);
+}
+
+impl Worker {
+    fn new(runner: Box<dyn ModelRunner>, tokenizer: Arc<Tokenizer>, config: SchedulerConfig, load: Arc<WorkerLoad>) -> Self {
+        let scheduler = Scheduler::new(config, runner.num_blocks(), runner.block_size());
+        let worker = Self {
+            runner,
+            tokenizer,
+            scheduler_config: config,
+            scheduler,
+            requests: HashMap::new(),
+            seqs: HashMap::new(),
+            next_seq: 0,
+            load,
+        };
+        worker.publish_load();
+        worker
+    }
+
+    /// Handles a command; returns true for shutdown.
+    fn handle(&mut self, command: Command) -> bool {
+        match command {
+            Command::Submit { id, request, events } => self.submit(id, *request, events),
+            Command::EndThinking { id } => self.end_thinking(id),
+            Command::Shutdown => return true,
+        }
+        false
+    }
+
+    fn submit(&mut self, id: RequestId, request: GenerateRequest, events: UnboundedSender<Event>) {
+        let n = request.n.max(1);
+        let prompt_len = request.prompt.len();
+        self.requests.insert(
+            id,
+            RequestState { events, choices_left: n, usage: Usage { prompt_tokens: prompt_len, ..Usage::default() } },
+        );
+        let mut stop_ids = self.tokenizer.stop_ids().to_vec();
+        stop_ids.extend(&request.stop.token_ids);
+        let mut first = None;
+        for choice in 0..n {
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let mut sampling = request.sampling.clone();
+            // Choices differ by seed, reproducibly when a seed was given.
+            sampling.seed = sampling.seed.map(|s| s.wrapping_add(choice as u64));
+            let want_logprobs = sampling.logprobs.is_some();
+            let mut forcer = request.thinking.clone().map(BudgetForcer::new);
+            let start: Step = forcer.as_mut().map(|f| f.start(&request.prompt)).unwrap_or_default();
+            let mut prompt = request.prompt.clone();
+            prompt.extend(&start.append);
+            self.seqs.insert(
+                seq,
+                Sequence {
+                    request: id,
+                    choice,
+                    prompt_len,
+                    max_tokens: request.max_tokens,
+                    sampler: Sampler::new(sampling, &request.prompt),
+                    forcer,
+                    output: Output::new(&request.stop.strings),
+                    stop_ids: stop_ids.clone(),
+                    want_logprobs,
+                },
+            );
+            self.scheduler.add(seq, prompt, first);
+            first.get_or_insert(seq);
+        }
+    }
+
+    fn end_thinking(&mut self, id: RequestId) {
+        let targets: Vec<SeqId> = self.seqs.iter().filter(|(_, s)| s.request == id).map(|(&k, _)| k).collect();
+        for seq in targets {
+            let step = match self.seqs.get_mut(&seq).and_then(|s| s.forcer.as_mut()) {
+                Some(forcer) => forcer.end_thinking_now(),
+                None => continue,
+            };
+            self.apply_step(seq, step, None);
+        }
+    }
+
+    /// One scheduling round and forward pass.
+    fn step(&mut self) {
+        self.reap_cancelled();
+        let plan = self.scheduler.schedule();
+        if plan.is_empty() {
+            return;
+        }
+        let chunks: Vec<SequenceChunk> = plan
+            .iter()
+            .map(|p| SequenceChunk {
+                tokens: &self.scheduler.tokens(p.seq)[p.start..p.start + p.len],
+                start: p.start,
+                blocks: self.scheduler.blocks_of(p.seq),
+                want_logits: p.want_logits,
+            })
+            .collect();
+        let result = self.runner.forward(&chunks);
+        self.load.steps.fetch_add(1, Ordering::Relaxed);
+        let rows = match result {
+            Ok(rows) => rows,
+            Err(error) => {
+                tracing::error!("forward pass failed: {error}");
+                for p in &plan {
+                    self.finish(p.seq, FinishReason::Error, Some(format!("model error: {error}")));
+                }
+                return;
+            }
+        };
+        self.scheduler.after_forward(&plan);
+        let wanting = plan.iter().filter(|p| p.want_logits);
+        for (p, mut logits) in wanting.zip(rows) {
+            if !self.seqs.contains_key(&p.seq) {
+                continue;
+            }
+            self.advance(p.seq, &mut logits);
+        }
+    }
+
+    /// Samples the next token of a sequence and lets budget forcing decide what enters.
+    fn advance(&mut self, seq: SeqId, logits: &mut [f32]) {
+        let s = self.seqs.get_mut(&seq).expect("sequence");
+        let sampled = s.sampler.sample(logits);
+        let step = match &mut s.forcer {
+            Some(forcer) => forcer.observe(sampled.token),
+            None => {
+                let label = if s.stop_ids.contains(&sampled.token) { Label::Stop } else { Label::Content };
+                Step { rollback: 0, append: vec![sampled.token], emit: vec![Emitted { token: sampled.token, label }] }
+            }
+        };
+        self.apply_step(seq, step, Some(sampled));
+    }
+
+    /// Applies a forcing step to a sequence: length limit, rollback and append, text out,
+    /// and the end of the choice when a stop or limit is reached.
+    fn apply_step(&mut self, seq: SeqId, mut step: Step, sampled: Option<Sampled>) {
+        let s = self.seqs.get_mut(&seq).expect("sequence");
+        let tokens_now = self.scheduler.tokens(seq).len();
+        let generated = tokens_now.saturating_sub(step.rollback).saturating_sub(s.prompt_len);
+        let room = s.max_tokens.saturating_sub(generated);
+        let context_room = self.runner.max_positions().saturating_sub(tokens_now.saturating_sub(step.rollback));
+        let room = room.min(context_room);
+        let mut finish = None;
+        if step.append.len() >= room {
+            // Cut what does not fit; emitted tokens past the cut go too.
+            let held = s.forcer.as_ref().map_or(0, |f| f.held_back().len());
+            let cut = step.append.len() - room;
+            step.append.truncate(room);
+            let drop_emitted = cut.saturating_sub(held).min(step.emit.len());
+            step.emit.truncate(step.emit.len() - drop_emitted);
+            finish = Some(FinishReason::Length);
+        }
+        // A stop token, or one of the request's stop ids in the answer, ends the choice unseen.
+        if let Some(i) = step
+            .emit
+            .iter()
+            .position(|e| e.label == Label::Stop || (e.label == Label::Content && s.stop_ids.contains(&e.token)))
+        {
+            step.emit.truncate(i);
+            finish = Some(FinishReason::Stop);
+        }
+        for &token in &step.append {
+            s.sampler.record(token);
+        }
+        let logprob = sampled.filter(|_| s.want_logprobs).and_then(|x| self_logprob(&self.tokenizer, &x));
+        let produced = s.output.push(&self.tokenizer, &step.emit, logprob);
+        self.scheduler.append(seq, step.rollback, &step.append);
+        match produced {
+            Ok(produced) => {
+                if produced.stopped {
+                    finish = Some(FinishReason::Stop);
+                }
+                self.send_produced(seq, produced);
+            }
+            Err(e) => {
+                self.finish(seq, FinishReason::Error, Some(format!("detokenization failed: {e}")));
+                return;
+            }
+        }
+        if let Some(reason) = finish {
+            self.finish(seq, reason, None);
+        }
+    }
+
+    fn send_produced(&mut self, seq: SeqId, produced: Produced) {
+        let s = &self.seqs[&seq];
+        let Some(request) = self.requests.get(&s.request) else { return };
+        for (kind, text, logprobs) in produced.deltas {
+            let _ = request.events.send(Event::Delta { choice: s.choice, kind, text, logprobs });
+        }
+    }
+
+    /// Ends a choice: flushes held-back text, reports it, frees its blocks.
+    fn finish(&mut self, seq: SeqId, reason: FinishReason, error: Option<String>) {
+        let Some(mut s) = self.seqs.remove(&seq) else { return };
+        if reason != FinishReason::Cancelled && reason != FinishReason::Error {
+            let held: Vec<Emitted> = s.forcer.as_mut().map(|f| f.finish()).unwrap_or_default();
+            let mut produced = s.output.push(&self.tokenizer, &held, None).unwrap_or_default();
+            if let Ok(tail) = s.output.finish(&self.tokenizer) {
+                produced.deltas.extend(tail.deltas);
+            }
+            if let Some(request) = self.requests.get(&s.request) {
+                for (kind, text, logprobs) in produced.deltas {
+                    let _ = request.events.send(Event::Delta { choice: s.choice, kind, text, logprobs });
+                }
+            }
+        }
+        let generated = self.scheduler.tokens(seq).len().saturating_sub(s.prompt_len);
+        let cached = self.scheduler.cached_tokens(seq);
+        self.scheduler.remove(seq);
+        let thinking = s.forcer.as_ref().map(|f| *f.stats());
+        let Some(request) = self.requests.get_mut(&s.request) else { return };
+        request.usage.completion_tokens += generated;
+        request.usage.reasoning_tokens += thinking.map_or(0, |t| t.reasoning_tokens as usize);
+        if s.choice == 0 {
+            request.usage.cached_tokens = cached;
+        }
+        let _ = request.events.send(Event::Finished { choice: s.choice, reason, thinking, error });
+        request.choices_left -= 1;
+        if request.choices_left == 0 {
+            let request = self.requests.remove(&s.request).expect("request");
+            let _ = request.events.send(Event::Done(request.usage));
+        }
+    }
+
+    /// Cancels every choice of requests whose caller has gone.
+    fn reap_cancelled(&mut self) {
+        let gone: Vec<RequestId> = self.requests.iter().filter(|(_, r)| r.events.is_closed()).map(|(&id, _)| id).collect();
+        for id in gone {
+            let seqs: Vec<SeqId> = self.seqs.iter().filter(|(_, s)| s.request == id).map(|(&k, _)| k).collect();
+            for seq in seqs {
+                self.finish(seq, FinishReason::Cancelled, None);
+            }
+        }
+    }
+
+    /// Fails every request in hand (after a panic).
+    fn fail_everything(&mut self, message: &str) {
+        let seqs: Vec<SeqId> = self.seqs.keys().copied().collect();
+        for seq in seqs {
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.finish(seq, FinishReason::Error, Some(message.to_string()))
+            }));
+            if result.is_err() {
+                self.seqs.remove(&seq);
+            }
+        }
+        for (_, request) in self.requests.drain() {
+            let _ = request.events.send(Event::Done(request.usage));
+        }
+        self.scheduler = Scheduler::new(self.scheduler_config, self.runner.num_blocks(), self.runner.block_size());
+    }
+
+    fn publish_load(&self) {
+        let (used, total) = self.scheduler.block_usage();
+        let stats = self.scheduler.stats();
+        let load = &self.load;
+        load.waiting.store(self.scheduler.waiting_len(), Ordering::Relaxed);
+        load.running.store(self.scheduler.running_len(), Ordering::Relaxed);
+        load.kv_blocks_used.store(used, Ordering::Relaxed);
+        load.kv_blocks_total.store(total, Ordering::Relaxed);
+        load.preemptions.store(stats.preemptions, Ordering::Relaxed);
+        load.prefix_queried_tokens.store(stats.prefix_queried_tokens, Ordering::Relaxed);
+        load.prefix_hit_tokens.store(stats.prefix_hit_tokens, Ordering::Relaxed);
+    }
+}
+
+/// The log-probabilities of a sampled token, with texts.
+fn self_logprob(tokenizer: &Tokenizer, sampled: &Sampled) -> Option<(u32, TokenLogprob)> {
+    let logprob = sampled.logprob?;
+    let text = |id: u32| tokenizer.decode(&[id]).unwrap_or_default();
+    let token = text(sampled.token);
+    Some((
+        sampled.token,
+        TokenLogprob {
+            bytes: token.as_bytes().to_vec(),
+            token,
+            logprob,
+            top: sampled.top_logprobs.iter().map(|&(id, lp)| (text(id), lp)).collect(),
+        },
+    ))
+}

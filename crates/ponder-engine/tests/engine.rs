@@ -1,0 +1,351 @@
+//! The engine end to end on a scripted fake model: batching, preemption, prefix caching,
+//! cancellation, stop conditions, budget forcing in the loop, and failure isolation.
+
+use std::sync::{Arc, Mutex};
+
+use ponder_engine::testing::{byte_tokenizer, FakeRunner};
+use ponder_engine::{
+    DeltaKind, Engine, EngineConfig, Event, FinishReason, GenerateRequest, ModelRunner, RequestHandle,
+    SchedulerConfig, SubmitError, Usage,
+};
+use ponder_thinking::{ThinkingBudget, ThinkingFormat, ThinkingPlan, ThinkingStats};
+
+const VOCAB: usize = 260;
+const IM_END: u32 = 257;
+const THINK: u32 = 258;
+const END_THINK: u32 = 259;
+
+type Steps = Arc<Mutex<Vec<Vec<(usize, usize)>>>>;
+
+/// Lower-case letters derived from the whole context: any change of context changes the text.
+fn letters(context: &[u32]) -> u32 {
+    // FNV-1a over the context.
+    let hash = context.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &t| (h ^ u64::from(t)).wrapping_mul(0x0100_0000_01b3));
+    u32::from(b'a') + (hash % 26) as u32
+}
+
+/// What a request's output is, whatever came from the prefix cache.
+fn text_of(outcome: &Outcome) -> (Vec<String>, Vec<String>, Vec<Option<FinishReason>>) {
+    (outcome.reasoning.clone(), outcome.content.clone(), outcome.finish.clone())
+}
+
+fn engine_with(
+    rule: impl Fn(&[u32]) -> u32 + Send + Sync + Clone + 'static,
+    num_blocks: usize,
+    block_size: usize,
+    config: EngineConfig,
+) -> (Engine, Steps) {
+    let steps: Steps = Default::default();
+    let shared = steps.clone();
+    let factory: ponder_engine::RunnerFactory = Box::new(move || {
+        let runner = FakeRunner::new(rule.clone(), VOCAB, num_blocks, block_size).with_step_log(shared.clone());
+        Ok(Box::new(runner) as Box<dyn ModelRunner>)
+    });
+    let engine = Engine::start(vec![factory], Arc::new(byte_tokenizer()), config, 4096).unwrap();
+    (engine, steps)
+}
+
+fn engine(rule: impl Fn(&[u32]) -> u32 + Send + Sync + Clone + 'static) -> Engine {
+    engine_with(rule, 256, 4, EngineConfig::default()).0
+}
+
+fn prompt(text: &str) -> Vec<u32> {
+    text.bytes().map(u32::from).collect()
+}
+
+/// Everything a request produced.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Outcome {
+    reasoning: Vec<String>,
+    content: Vec<String>,
+    finish: Vec<Option<FinishReason>>,
+    thinking: Vec<Option<ThinkingStats>>,
+    usage: Usage,
+}
+
+fn collect(mut handle: RequestHandle) -> Outcome {
+    let mut out = Outcome::default();
+    let grow = |v: &mut Vec<String>, i: usize| {
+        if v.len() <= i {
+            v.resize(i + 1, String::new());
+        }
+    };
+    while let Some(event) = handle.events.blocking_recv() {
+        match event {
+            Event::Delta { choice, kind, text, .. } => {
+                let target = if kind == DeltaKind::Reasoning { &mut out.reasoning } else { &mut out.content };
+                grow(target, choice);
+                target[choice].push_str(&text);
+            }
+            Event::Finished { choice, reason, thinking, .. } => {
+                if out.finish.len() <= choice {
+                    out.finish.resize(choice + 1, None);
+                    out.thinking.resize(choice + 1, None);
+                }
+                out.finish[choice] = Some(reason);
+                out.thinking[choice] = thinking;
+            }
+            Event::Done(usage) => {
+                out.usage = usage;
+                break;
+            }
+        }
+    }
+    out
+}
+
+fn run(engine: &Engine, request: GenerateRequest) -> Outcome {
+    collect(engine.submit(request).unwrap())
+}
+
+#[test]
+fn a_request_streams_its_text_and_finishes_at_max_tokens() {
+    let engine = engine(letters);
+    let out = run(&engine, GenerateRequest::greedy(prompt("hello"), 12));
+    assert_eq!(out.content[0].len(), 12);
+    assert!(out.content[0].bytes().all(|b| b.is_ascii_lowercase()));
+    assert_eq!(out.finish, vec![Some(FinishReason::Length)]);
+    assert_eq!(out.usage.prompt_tokens, 5);
+    assert_eq!(out.usage.completion_tokens, 12);
+}
+
+#[test]
+fn concurrent_requests_produce_what_each_produces_alone() {
+    let texts = ["a", "bb", "hello there", "x y z", "a much longer prompt than the others", "q", "0123456789", "?!"];
+    let alone: Vec<Outcome> = {
+        let engine = engine(letters);
+        texts.iter().map(|t| run(&engine, GenerateRequest::greedy(prompt(t), 20 + t.len()))).collect()
+    };
+    let engine = engine(letters);
+    let handles: Vec<RequestHandle> =
+        texts.iter().map(|t| engine.submit(GenerateRequest::greedy(prompt(t), 20 + t.len())).unwrap()).collect();
+    let together: Vec<Outcome> = handles.into_iter().map(collect).collect();
+    assert_eq!(alone.iter().map(text_of).collect::<Vec<_>>(), together.iter().map(text_of).collect::<Vec<_>>());
+}
+
+#[test]
+fn preemption_under_memory_pressure_keeps_outputs_exact() {
+    let requests: Vec<GenerateRequest> = (0..6).map(|i| GenerateRequest::greedy(prompt(&format!("prompt {i}")), 24)).collect();
+    let alone: Vec<Outcome> = {
+        let engine = engine(letters);
+        requests.iter().map(|r| run(&engine, r.clone())).collect()
+    };
+    // 24 blocks of 4 tokens: not enough for six 32-token sequences at once.
+    let config = EngineConfig { scheduler: SchedulerConfig { watermark_blocks: 0, ..Default::default() }, ..Default::default() };
+    let (engine, _) = engine_with(letters, 24, 4, config);
+    let handles: Vec<RequestHandle> = requests.iter().map(|r| engine.submit(r.clone()).unwrap()).collect();
+    let together: Vec<Outcome> = handles.into_iter().map(collect).collect();
+    assert_eq!(alone.iter().map(text_of).collect::<Vec<_>>(), together.iter().map(text_of).collect::<Vec<_>>());
+    let preemptions: u64 = engine.loads().iter().map(|l| l.preemptions.load(std::sync::atomic::Ordering::Relaxed)).sum();
+    assert!(preemptions > 0, "the test must actually preempt");
+}
+
+#[test]
+fn a_shared_prefix_is_served_from_the_cache() {
+    let engine = engine(letters);
+    let system = "You are a helpful assistant. Answer briefly.";
+    let first = run(&engine, GenerateRequest::greedy(prompt(&format!("{system} Q1")), 4));
+    assert_eq!(first.usage.cached_tokens, 0);
+    let second = run(&engine, GenerateRequest::greedy(prompt(&format!("{system} Q2")), 4));
+    assert_eq!(second.usage.cached_tokens, system.len() / 4 * 4);
+}
+
+#[test]
+fn n_choices_share_the_prompt_and_count_it_once() {
+    let engine = engine(letters);
+    let mut request = GenerateRequest::greedy(prompt("the same prompt for all choices"), 6);
+    request.n = 3;
+    let out = run(&engine, request);
+    assert_eq!(out.content.len(), 3);
+    assert!(out.content.iter().all(|c| c == &out.content[0]), "greedy choices agree");
+    assert_eq!(out.usage.prompt_tokens, 31);
+    assert_eq!(out.usage.completion_tokens, 18);
+}
+
+#[test]
+fn stop_tokens_and_stop_strings_end_a_choice_unseen() {
+    // "abc" then <|im_end|>.
+    let rule = |ctx: &[u32]| match ctx.last() {
+        Some(&t) if t == u32::from(b'c') => IM_END,
+        Some(&t) if (u32::from(b'a')..u32::from(b'c')).contains(&t) => t + 1,
+        _ => u32::from(b'a'),
+    };
+    let engine = engine(rule);
+    let out = run(&engine, GenerateRequest::greedy(prompt("go:"), 50));
+    assert_eq!(out.content[0], "abc");
+    assert_eq!(out.finish, vec![Some(FinishReason::Stop)]);
+    assert_eq!(out.usage.completion_tokens, 4);
+
+    let mut request = GenerateRequest::greedy(prompt("go:"), 50);
+    request.stop.strings = vec!["bc".into()];
+    let out = run(&engine, request);
+    assert_eq!(out.content[0], "a");
+    assert_eq!(out.finish, vec![Some(FinishReason::Stop)]);
+
+    let mut request = GenerateRequest::greedy(prompt("go:"), 50);
+    request.stop.token_ids = vec![u32::from(b'b')];
+    assert_eq!(run(&engine, request).content[0], "a");
+}
+
+#[test]
+fn dropping_the_handle_cancels_and_frees_the_blocks() {
+    let engine = engine(letters);
+    let mut handle = engine.submit(GenerateRequest::greedy(prompt("cancel me"), 100_000)).unwrap();
+    for _ in 0..5 {
+        handle.events.blocking_recv().unwrap();
+    }
+    let load = engine.loads()[0].clone();
+    assert!(load.kv_blocks_used.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    drop(handle);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while load.kv_blocks_used.load(std::sync::atomic::Ordering::Relaxed) > 0 || load.running.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+        assert!(std::time::Instant::now() < deadline, "blocks were not freed");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_full_queue_is_refused() {
+    let config = EngineConfig { max_waiting: 2, ..Default::default() };
+    // A slow model keeps requests waiting.
+    let (engine, _) = engine_with(
+        |ctx: &[u32]| {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            letters(ctx)
+        },
+        256,
+        4,
+        EngineConfig { scheduler: SchedulerConfig { max_running: 1, ..Default::default() }, ..config },
+    );
+    let mut handles = Vec::new();
+    let mut refused = 0;
+    for i in 0..10 {
+        match engine.submit(GenerateRequest::greedy(prompt(&format!("req {i}")), 50)) {
+            Ok(h) => handles.push(h),
+            Err(SubmitError::QueueFull { .. }) => refused += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert!(refused > 0, "some requests must be refused");
+    assert!(handles.len() >= 2);
+}
+
+#[test]
+fn invalid_requests_are_refused() {
+    let engine = engine(letters);
+    assert!(matches!(engine.submit(GenerateRequest::greedy(vec![], 5)), Err(SubmitError::Invalid(_))));
+    let mut zero = GenerateRequest::greedy(prompt("x"), 5);
+    zero.n = 0;
+    assert!(matches!(engine.submit(zero), Err(SubmitError::Invalid(_))));
+    assert!(matches!(engine.submit(GenerateRequest::greedy(vec![1; 5000], 5)), Err(SubmitError::Invalid(_))));
+}
+
+#[test]
+fn a_panicking_model_fails_its_requests_and_the_worker_recovers() {
+    // The model panics on a context ending in '!'.
+    let rule = |ctx: &[u32]| {
+        if ctx.last() == Some(&u32::from(b'!')) {
+            panic!("scripted model failure");
+        }
+        letters(ctx)
+    };
+    let engine = engine(rule);
+    let out = run(&engine, GenerateRequest::greedy(prompt("boom!"), 5));
+    assert_eq!(out.finish, vec![Some(FinishReason::Error)]);
+    let out = run(&engine, GenerateRequest::greedy(prompt("fine"), 5));
+    assert_eq!(out.finish, vec![Some(FinishReason::Length)]);
+    assert!(engine.is_ready());
+}
+
+/// An R1-style plan for the byte tokenizer: `<think>` 258, `</think>` 259, stop 257.
+fn plan(budget: ThinkingBudget, limit: u32) -> ThinkingPlan {
+    let format = ThinkingFormat::new(vec![THINK], vec![END_THINK], vec![IM_END]).unwrap();
+    let encode = |text: &str| text.bytes().map(u32::from).collect::<Vec<u32>>();
+    ThinkingPlan::new(format, &budget, &encode, limit).unwrap()
+}
+
+/// A model that thinks `think_len` letters, closes the thinking, answers "ok", then stops.
+fn thinker(think_len: usize) -> impl Fn(&[u32]) -> u32 + Send + Sync + Clone + 'static {
+    move |ctx: &[u32]| {
+        let open = ctx.iter().rposition(|&t| t == THINK);
+        let close = ctx.iter().rposition(|&t| t == END_THINK);
+        match (open, close) {
+            (Some(o), c) if c.is_none_or(|c| c < o) => {
+                if ctx.len() - o - 1 >= think_len {
+                    END_THINK
+                } else {
+                    letters(ctx)
+                }
+            }
+            (_, Some(c)) => match ctx.len() - c - 1 {
+                0 => u32::from(b'o'),
+                1 => u32::from(b'k'),
+                _ => IM_END,
+            },
+            _ => THINK,
+        }
+    }
+}
+
+#[test]
+fn budget_forcing_runs_in_the_decode_loop() {
+    let (engine, steps) = engine_with(thinker(3), 256, 4, EngineConfig::default());
+    let budget = ThinkingBudget { min_tokens: 10, max_tokens: Some(10), loop_guard: None, ..Default::default() };
+    let mut request = GenerateRequest::greedy([prompt("Q?"), vec![THINK]].concat(), 100);
+    request.thinking = Some(plan(budget, 100));
+    let out = run(&engine, request);
+    let stats = out.thinking[0].unwrap();
+    assert_eq!(stats.reasoning_tokens, 10, "min = max = 10 thinking tokens");
+    assert!(stats.continuations >= 2, "the early </think> was replaced by Wait");
+    assert!(out.reasoning[0].contains("Wait"));
+    assert_eq!(out.content[0], "ok");
+    assert_eq!(out.finish, vec![Some(FinishReason::Stop)]);
+    assert_eq!(out.usage.reasoning_tokens, 10);
+    // Every injected "Wait" (4 tokens) was fed in one forward pass.
+    let steps = steps.lock().unwrap();
+    assert!(steps.iter().any(|s| s.iter().any(|&(_, len)| len == 4)), "{steps:?}");
+}
+
+#[test]
+fn the_cap_forces_the_end_with_the_wrap_up_in_one_chunk() {
+    let (engine, steps) = engine_with(thinker(1000), 256, 4, EngineConfig::default());
+    let wrap_up = ponder_thinking::WrapUp { before_end: "..".into(), after_end: "A:".into() };
+    let budget = ThinkingBudget { max_tokens: Some(8), wrap_up, loop_guard: None, ..Default::default() };
+    let mut request = GenerateRequest::greedy([prompt("Q?"), vec![THINK]].concat(), 100);
+    request.thinking = Some(plan(budget, 100));
+    let out = run(&engine, request);
+    let stats = out.thinking[0].unwrap();
+    assert_eq!(stats.reasoning_tokens, 8);
+    assert!(stats.forced_end());
+    assert!(out.reasoning[0].ends_with(".."));
+    assert!(out.content[0].starts_with("A:"), "{:?}", out.content);
+    // The sampled token, "..", </think> and "A:" go in as one 6-token chunk.
+    assert!(steps.lock().unwrap().iter().any(|s| s.iter().any(|&(_, len)| len == 6)));
+}
+
+#[test]
+fn end_thinking_now_forces_the_end_of_a_running_request() {
+    let slow_thinker = {
+        let inner = thinker(100_000);
+        move |ctx: &[u32]| {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            inner(ctx)
+        }
+    };
+    let (engine, _) = engine_with(slow_thinker, 1024, 4, EngineConfig::default());
+    let budget = ThinkingBudget { loop_guard: None, ..Default::default() };
+    let mut request = GenerateRequest::greedy([prompt("Q?"), vec![THINK]].concat(), 3000);
+    request.thinking = Some(plan(budget, 3000));
+    let mut handle = engine.submit(request).unwrap();
+    // Wait for some reasoning, then ask it to stop thinking.
+    let mut reasoning = 0;
+    while reasoning < 5 {
+        if let Some(Event::Delta { kind: DeltaKind::Reasoning, .. }) = handle.events.blocking_recv() {
+            reasoning += 1;
+        }
+    }
+    assert!(engine.end_thinking(handle.id));
+    let out = collect(handle);
+    assert_eq!(out.content[0], "ok");
+    assert_eq!(out.thinking[0].unwrap().end, Some(ponder_thinking::ThinkingEnd::Requested));
+}
