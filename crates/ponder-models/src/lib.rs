@@ -17,7 +17,7 @@ pub use chat_template::ChatTemplate;
 pub use config::{Architecture, ModelConfig};
 pub use error::{ModelError, Result};
 pub use kv::{BlockAllocator, BlockId, BlockPool, BlockTable, KvCache, OutOfBlocks};
-pub use load::LoadedModel;
+pub use load::{LoadedModel, ModelMetadata};
 pub use model::batch::SequenceChunk;
 pub use model::Model;
 pub use tokenizer::Tokenizer;

@@ -14,6 +14,51 @@ use crate::tokenizer::Tokenizer;
 use crate::weights::{WeightName, WeightSource};
 use crate::{ModelError, Result};
 
+/// What a model path holds besides its weights: shape, tokenizer, chat template.
+pub struct ModelMetadata {
+    /// The model's shape.
+    pub config: ModelConfig,
+    /// The tokenizer.
+    pub tokenizer: Tokenizer,
+    /// The model's chat template, if it ships one.
+    pub chat_template: Option<ChatTemplate>,
+    /// A name for the model (the file or directory name).
+    pub name: String,
+    /// Where it was loaded from.
+    pub path: PathBuf,
+}
+
+impl ModelMetadata {
+    /// Reads a GGUF file's header, or a directory's `config.json` and tokenizer files,
+    /// without loading weights.
+    pub fn load(path: &Path) -> Result<Self> {
+        let (config, tokenizer, template) = match model_kind(path)? {
+            ModelKind::Gguf => {
+                let mut gguf = GgufFile::open(path, &Device::Cpu)?;
+                let config = gguf_config(&mut gguf, path)?;
+                (config, Tokenizer::from_gguf(&gguf)?, gguf.chat_template())
+            }
+            ModelKind::HfDirectory => {
+                let config = HfDirectory::open(path, &Device::Cpu)?.config()?;
+                config.validate(&path.join("config.json"))?;
+                (config, Tokenizer::from_hf_dir(path)?, hf_chat_template(path)?)
+            }
+        };
+        let chat_template = template
+            .map(|source| ChatTemplate::new(&source, tokenizer.bos_text(), tokenizer.eos_text()))
+            .transpose()?;
+        Ok(Self { config, tokenizer, chat_template, name: file_name(path), path: path.into() })
+    }
+
+    /// Loads the weights onto `device`.
+    pub fn load_weights(&self, device: &Device) -> Result<Model> {
+        match model_kind(&self.path)? {
+            ModelKind::Gguf => Model::load(&mut GgufFile::open(&self.path, device)?, &self.config, device),
+            ModelKind::HfDirectory => Model::load(&mut HfDirectory::open(&self.path, device)?, &self.config, device),
+        }
+    }
+}
+
 /// Everything loaded from one model path.
 pub struct LoadedModel {
     /// The weights, ready to run.
@@ -32,47 +77,40 @@ impl LoadedModel {
     /// Loads a GGUF file, or a directory with `config.json`, `*.safetensors` and
     /// `tokenizer.json`.
     pub fn load(path: &Path, device: &Device) -> Result<Self> {
-        if path.is_dir() {
-            Self::load_hf_dir(path, device)
-        } else if path.is_file() {
-            Self::load_gguf(path, device)
-        } else {
-            Err(ModelError::MissingFile { path: path.into(), what: "model (a GGUF file or a model directory)".into() })
-        }
+        let metadata = ModelMetadata::load(path)?;
+        let model = metadata.load_weights(device)?;
+        let ModelMetadata { tokenizer, chat_template, name, path, .. } = metadata;
+        Ok(Self { model, tokenizer, chat_template, name, path })
     }
 
     /// The model's shape.
     pub fn config(&self) -> &ModelConfig {
         self.model.config()
     }
+}
 
-    fn load_gguf(path: &Path, device: &Device) -> Result<Self> {
-        let mut gguf = GgufFile::open(path, device)?;
-        let mut config = gguf.config()?;
-        if gguf.contains(WeightName::RopeFreqs) {
-            config.rope.freq_factors = Some(gguf.vector(WeightName::RopeFreqs)?.to_vec1()?);
-        }
-        config.validate(path)?;
-        let tokenizer = Tokenizer::from_gguf(&gguf)?;
-        let chat_template = gguf
-            .chat_template()
-            .map(|source| ChatTemplate::new(&source, tokenizer.bos_text(), tokenizer.eos_text()))
-            .transpose()?;
-        let model = Model::load(&mut gguf, &config, device)?;
-        Ok(Self { model, tokenizer, chat_template, name: file_name(path), path: path.into() })
-    }
+enum ModelKind {
+    Gguf,
+    HfDirectory,
+}
 
-    fn load_hf_dir(dir: &Path, device: &Device) -> Result<Self> {
-        let mut source = HfDirectory::open(dir, device)?;
-        let config = source.config()?;
-        config.validate(&dir.join("config.json"))?;
-        let tokenizer = Tokenizer::from_hf_dir(dir)?;
-        let chat_template = hf_chat_template(dir)?
-            .map(|source| ChatTemplate::new(&source, tokenizer.bos_text(), tokenizer.eos_text()))
-            .transpose()?;
-        let model = Model::load(&mut source, &config, device)?;
-        Ok(Self { model, tokenizer, chat_template, name: file_name(dir), path: dir.into() })
+fn model_kind(path: &Path) -> Result<ModelKind> {
+    if path.is_dir() {
+        Ok(ModelKind::HfDirectory)
+    } else if path.is_file() {
+        Ok(ModelKind::Gguf)
+    } else {
+        Err(ModelError::MissingFile { path: path.into(), what: "model (a GGUF file or a model directory)".into() })
     }
+}
+
+fn gguf_config(gguf: &mut GgufFile, path: &Path) -> Result<ModelConfig> {
+    let mut config = gguf.config()?;
+    if gguf.contains(WeightName::RopeFreqs) {
+        config.rope.freq_factors = Some(gguf.vector(WeightName::RopeFreqs)?.to_vec1()?);
+    }
+    config.validate(path)?;
+    Ok(config)
 }
 
 /// The template from `chat_template.jinja`, or `chat_template` in `tokenizer_config.json`

@@ -287,7 +287,7 @@ impl BudgetForcer {
         let held = self.matcher.take_pending();
         step.retract(held.len());
         if self.may_end() {
-            let end = self.plan.format.end().to_vec();
+            let end = self.plan.format.inserted_end();
             step.append.extend(&end);
             self.emit_all(step, &end, Label::Delimiter);
             self.end_thinking(cause);
@@ -352,7 +352,7 @@ impl BudgetForcer {
         let plan = &self.plan;
         let forced = [
             (plan.wrap_up_before.clone(), Label::Reasoning),
-            (plan.format.end().to_vec(), Label::Delimiter),
+            (plan.format.inserted_end(), Label::Delimiter),
             (plan.wrap_up_after.clone(), Label::Content),
         ];
         for (tokens, label) in forced {

@@ -19,6 +19,7 @@ use crate::TokenId;
 pub struct ThinkingFormat {
     start: Vec<TokenId>,
     end: Vec<TokenId>,
+    end_suffix: Vec<TokenId>,
     stop_ids: Vec<TokenId>,
 }
 
@@ -69,7 +70,20 @@ impl ThinkingFormat {
         if let Some(&id) = stop_ids.iter().find(|&&id| id == start[0] || id == end[0]) {
             return Err(FormatError::StopIsDelimiter(id));
         }
-        Ok(Self { start, end, stop_ids })
+        Ok(Self { start, end, end_suffix: Vec::new(), stop_ids })
+    }
+
+    /// Adds tokens that follow the end delimiter whenever Ponder inserts it (the newline after
+    /// s1's `<|im_start|>answer`, the blank line after `</think>`). They are hidden, like the
+    /// delimiter; the model's own end delimiter is taken as it comes.
+    pub fn with_end_suffix(mut self, suffix: Vec<TokenId>) -> Self {
+        self.end_suffix = suffix;
+        self
+    }
+
+    /// What Ponder inserts to end a thinking block: the end delimiter and its suffix.
+    pub fn inserted_end(&self) -> Vec<TokenId> {
+        [self.end.as_slice(), self.end_suffix.as_slice()].concat()
     }
 
     /// The ids that open a thinking block.

@@ -353,3 +353,20 @@ fn stop_after_a_held_back_start_prefix_hides_it() {
     assert_eq!(sim.with_label(Label::Delimiter), vec![IM_START]);
     assert_eq!(sim.forcer.phase(), Phase::Done);
 }
+
+#[test]
+fn an_end_suffix_follows_every_inserted_end_delimiter() {
+    let format = s1_format().with_end_suffix(vec![TEXT + 99]);
+    // Forced at the cap.
+    let mut sim = Sim::start(forcer(format.clone(), budget(0, Some(1)), 100), &[IM_START, WORD_THINK]);
+    let step = sim.sample(TEXT).clone();
+    assert_eq!(step.append, vec![TEXT, IM_START, WORD_ANSWER, TEXT + 99]);
+    assert!(sim.content().is_empty(), "the suffix is hidden");
+    // Swapped in for a stop token.
+    let mut sim = Sim::start(forcer(format.clone(), budget(0, None), 100), &[IM_START, WORD_THINK]);
+    assert_eq!(sim.sample(EOS).append, vec![IM_START, WORD_ANSWER, TEXT + 99]);
+    // The model's own delimiter is taken as it is.
+    let mut sim = Sim::start(forcer(format, budget(0, None), 100), &[IM_START, WORD_THINK]);
+    sim.sample_all(&[IM_START, WORD_ANSWER]);
+    assert_eq!(sim.generated, vec![IM_START, WORD_ANSWER]);
+}

@@ -32,12 +32,40 @@ pub enum BenchCommand {
     Model(BenchModelArgs),
 }
 
-/// `ponder generate`.
-#[derive(Debug, Args)]
-pub struct GenerateArgs {
+/// Where and how the model runs (shared by `serve` and `generate`).
+#[derive(Debug, Clone, Args)]
+pub struct EngineArgs {
     /// A GGUF file or a Hugging Face model directory.
     #[arg(long, env = "PONDER_MODEL")]
     pub model: PathBuf,
+    /// Devices, one worker each: `cpu`, `cuda:0,cuda:1`, or `auto`.
+    #[arg(long, env = "PONDER_DEVICES", default_value = "auto")]
+    pub devices: String,
+    /// KV cache memory per worker: bytes (`2GiB`, `512MiB`) or a fraction of free memory (`0.3`).
+    #[arg(long, env = "PONDER_KV_CACHE_MEMORY", default_value = "2GiB")]
+    pub kv_cache_memory: String,
+    /// Tokens per KV cache block.
+    #[arg(long, env = "PONDER_BLOCK_SIZE", default_value_t = 16)]
+    pub block_size: usize,
+    /// Most tokens in one forward pass (prefill chunks and decodes together).
+    #[arg(long, env = "PONDER_MAX_BATCH_TOKENS", default_value_t = 512)]
+    pub max_batch_tokens: usize,
+    /// Most sequences decoding at once per worker.
+    #[arg(long, env = "PONDER_MAX_RUNNING", default_value_t = 64)]
+    pub max_running: usize,
+    /// Most requests waiting per worker; more are refused (HTTP 429).
+    #[arg(long, env = "PONDER_MAX_WAITING", default_value_t = 256)]
+    pub max_waiting: usize,
+    /// Thinking delimiters: `tags` (<think>…</think>) or `s1` (<|im_start|>think … <|im_start|>answer); detected when unset.
+    #[arg(long, env = "PONDER_THINKING_FORMAT")]
+    pub thinking_format: Option<String>,
+}
+
+/// `ponder generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// The user message.
     #[arg(long)]
     pub prompt: String,
@@ -53,6 +81,12 @@ pub struct GenerateArgs {
     /// Random seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Think at least this many tokens (an early end of thinking becomes "Wait").
+    #[arg(long)]
+    pub thinking_min: Option<u32>,
+    /// Think at most this many tokens (then the end of thinking is forced).
+    #[arg(long)]
+    pub thinking_max: Option<u32>,
 }
 
 /// `ponder bench model`.

@@ -1,23 +1,20 @@
-//! `ponder generate`: one chat reply, streamed to stdout.
+//! `ponder generate`: one chat reply, streamed to stdout, on the engine.
 
 use std::io::Write;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use candle_core::Device;
-use ponder_engine::{IncrementalDecoder, Sampler, SamplingParams};
-use ponder_models::{BlockAllocator, BlockTable, KvCache, LoadedModel, SequenceChunk};
+use ponder_engine::{DeltaKind, Event, FinishReason, GenerateRequest, SamplingParams, StopConditions};
+use ponder_thinking::{PromptState, ThinkingBudget, ThinkingPlan};
 
 use crate::cli::GenerateArgs;
-
-const BLOCK_SIZE: usize = 16;
+use crate::engine_setup::start_engine;
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
-    let start = Instant::now();
-    let loaded = LoadedModel::load(&args.model, &Device::Cpu).context("loading the model")?;
-    eprintln!("loaded {} in {:.2} s", loaded.name, start.elapsed().as_secs_f64());
-    let Some(template) = &loaded.chat_template else {
-        bail!("{} has no chat template", loaded.name);
+    let launched = start_engine(&args.engine)?;
+    let metadata = &launched.metadata;
+    let Some(template) = &metadata.chat_template else {
+        bail!("{} has no chat template", metadata.name);
     };
     let mut messages = Vec::new();
     if let Some(system) = &args.system {
@@ -25,49 +22,90 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     }
     messages.push(serde_json::json!({"role": "user", "content": args.prompt}));
     let text = template.render(&messages, true, &Default::default())?;
-    let prompt = loaded.tokenizer.encode(&text, false)?;
+    let mut prompt = metadata.tokenizer.encode(&text, false)?;
 
-    let total = prompt.len() + args.max_tokens;
-    let num_blocks = total.div_ceil(BLOCK_SIZE);
-    let cache = KvCache::new(loaded.config(), num_blocks, BLOCK_SIZE, &Device::Cpu)?;
-    let mut allocator = BlockAllocator::new(num_blocks);
-    let mut table = BlockTable::new();
-    table.reserve(total, BLOCK_SIZE, &mut allocator)?;
-    let params = SamplingParams { temperature: args.temperature, seed: args.seed, ..SamplingParams::default() };
-    let mut sampler = Sampler::new(params, &prompt);
-    let mut decoder = IncrementalDecoder::new();
-    let mut stdout = std::io::stdout().lock();
+    let thinking = if args.thinking_min.is_some() || args.thinking_max.is_some() {
+        let Some(model_thinking) = &launched.thinking else {
+            bail!("{} has no thinking format; pass --thinking-format s1 for a ChatML model", metadata.name);
+        };
+        if model_thinking.format.prompt_state(&prompt) != PromptState::InsideThinking {
+            prompt.extend(&model_thinking.open);
+        }
+        let budget = ThinkingBudget {
+            min_tokens: args.thinking_min.unwrap_or(0),
+            max_tokens: args.thinking_max,
+            ..ThinkingBudget::default()
+        };
+        let encode = |text: &str| metadata.tokenizer.encode(text, false).unwrap_or_default();
+        Some(ThinkingPlan::new(model_thinking.format.clone(), &budget, &encode, args.max_tokens as u32)?)
+    } else {
+        launched.thinking.as_ref().filter(|t| t.native).map(|t| {
+            let encode = |text: &str| metadata.tokenizer.encode(text, false).unwrap_or_default();
+            ThinkingPlan::new(t.format.clone(), &ThinkingBudget::default(), &encode, args.max_tokens as u32)
+                .expect("an open budget always fits")
+        })
+    };
 
+    let request = GenerateRequest {
+        prompt: prompt.clone(),
+        sampling: SamplingParams { temperature: args.temperature, seed: args.seed, ..SamplingParams::default() },
+        max_tokens: args.max_tokens,
+        stop: StopConditions::default(),
+        thinking,
+        n: 1,
+    };
     let started = Instant::now();
-    let mut input = prompt.clone();
-    let mut generated = 0;
+    let mut handle = launched.engine.submit(request).context("submitting the request")?;
+    let mut stdout = std::io::stdout().lock();
     let mut first_token = None;
-    while generated < args.max_tokens {
-        let chunk = SequenceChunk { tokens: &input, start: table.len(), blocks: table.blocks(), want_logits: true };
-        let logits = loaded.model.forward(&[chunk], &cache)?.context("no logits")?;
-        table.advance(input.len(), BLOCK_SIZE);
-        let mut row = logits.squeeze(0)?.to_vec1::<f32>()?;
-        let token = sampler.sample(&mut row).token;
-        first_token.get_or_insert_with(|| started.elapsed());
-        generated += 1;
-        if loaded.tokenizer.stop_ids().contains(&token) {
-            break;
+    let mut in_thinking = false;
+    while let Some(event) = handle.events.blocking_recv() {
+        match event {
+            Event::Delta { kind, text, .. } => {
+                first_token.get_or_insert_with(|| started.elapsed());
+                match (kind, in_thinking) {
+                    (DeltaKind::Reasoning, false) => {
+                        write!(stdout, "<think>\n")?;
+                        in_thinking = true;
+                    }
+                    (DeltaKind::Content, true) => {
+                        write!(stdout, "\n</think>\n")?;
+                        in_thinking = false;
+                    }
+                    _ => {}
+                }
+                write!(stdout, "{text}")?;
+                stdout.flush()?;
+            }
+            Event::Finished { reason, thinking, error, .. } => {
+                if in_thinking {
+                    write!(stdout, "\n</think>")?;
+                }
+                writeln!(stdout)?;
+                if reason == FinishReason::Error {
+                    bail!("generation failed: {}", error.unwrap_or_default());
+                }
+                if let Some(stats) = thinking.filter(|t| t.reasoning_tokens > 0) {
+                    eprintln!(
+                        "thinking: {} tokens, {} continuations, end {:?}",
+                        stats.reasoning_tokens, stats.continuations, stats.end
+                    );
+                }
+                eprintln!("finish reason: {reason:?}");
+            }
+            Event::Done(usage) => {
+                let elapsed = started.elapsed().as_secs_f64();
+                let ttft = first_token.map_or(elapsed, |d| d.as_secs_f64());
+                eprintln!(
+                    "{} prompt tokens, {} generated; first token after {:.0} ms, then {:.1} tok/s",
+                    usage.prompt_tokens,
+                    usage.completion_tokens,
+                    ttft * 1e3,
+                    usage.completion_tokens.saturating_sub(1) as f64 / (elapsed - ttft).max(1e-9)
+                );
+                break;
+            }
         }
-        sampler.record(token);
-        if let Some(text) = decoder.push(&loaded.tokenizer, token)? {
-            write!(stdout, "{text}")?;
-            stdout.flush()?;
-        }
-        input = vec![token];
     }
-    writeln!(stdout, "{}", decoder.finish(&loaded.tokenizer)?)?;
-    let elapsed = started.elapsed().as_secs_f64();
-    let ttft = first_token.map_or(0.0, |d| d.as_secs_f64());
-    eprintln!(
-        "{} prompt tokens, {generated} generated; first token after {:.0} ms, then {:.1} tok/s",
-        prompt.len(),
-        ttft * 1e3,
-        (generated.saturating_sub(1)) as f64 / (elapsed - ttft).max(1e-9)
-    );
     Ok(())
 }

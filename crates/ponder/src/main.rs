@@ -2,6 +2,7 @@
 
 mod bench_model;
 mod cli;
+mod engine_setup;
 mod generate;
 mod threads;
 

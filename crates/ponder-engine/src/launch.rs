@@ -1,0 +1,205 @@
+//! Starting an engine on a model path: devices, KV memory, one worker per device.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use candle_core::Device;
+use ponder_models::{KvCache, Model, ModelMetadata};
+
+use crate::engine::{Engine, EngineConfig};
+use crate::runner::{CandleRunner, ModelRunner};
+use crate::thinking_format::{ModelThinking, ThinkingStyle};
+use crate::worker::RunnerFactory;
+
+/// Where workers run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// The CPU (one worker).
+    Cpu,
+    /// One CUDA GPU by ordinal.
+    Cuda(usize),
+}
+
+/// Parses `cpu`, `cuda:0,cuda:1`, or `auto` (every CUDA GPU when Ponder is built with CUDA
+/// and one is present, else the CPU).
+pub fn parse_devices(spec: &str) -> Result<Vec<DeviceSpec>, String> {
+    if spec.trim() == "auto" {
+        let gpus: Vec<DeviceSpec> = (0..16).take_while(|&i| Device::new_cuda(i).is_ok()).map(DeviceSpec::Cuda).collect();
+        return Ok(if gpus.is_empty() { vec![DeviceSpec::Cpu] } else { gpus });
+    }
+    spec.split(',')
+        .map(|part| match part.trim() {
+            "cpu" => Ok(DeviceSpec::Cpu),
+            "cuda" => Ok(DeviceSpec::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(DeviceSpec::Cuda)
+                .ok_or_else(|| format!("unknown device `{other}` (expected cpu, cuda:N or auto)")),
+        })
+        .collect()
+}
+
+/// How much memory the KV cache of each worker gets.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum KvMemory {
+    /// A number of bytes.
+    Bytes(u64),
+    /// A fraction of the memory available when the worker starts (CPU: `MemAvailable`).
+    Fraction(f64),
+}
+
+impl std::str::FromStr for KvMemory {
+    type Err = String;
+    /// `2GiB`, `512MiB`, `1G`, `1000000` (bytes), or a fraction such as `0.25`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if let Ok(fraction) = s.parse::<f64>() {
+            if fraction > 0.0 && fraction < 1.0 {
+                return Ok(Self::Fraction(fraction));
+            }
+        }
+        let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
+        let (number, unit) = s.split_at(split);
+        let number: f64 = number.parse().map_err(|_| format!("invalid memory size `{s}`"))?;
+        let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 1.0,
+            "k" | "kb" | "kib" => 1024.0,
+            "m" | "mb" | "mib" => 1024.0 * 1024.0,
+            "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
+            _ => return Err(format!("invalid memory unit in `{s}` (use KiB, MiB or GiB)")),
+        };
+        Ok(Self::Bytes((number * scale) as u64))
+    }
+}
+
+/// Everything needed to start an engine.
+#[derive(Debug, Clone)]
+pub struct LaunchConfig {
+    /// One worker per device.
+    pub devices: Vec<DeviceSpec>,
+    /// KV cache memory per worker.
+    pub kv_memory: KvMemory,
+    /// Tokens per KV block.
+    pub block_size: usize,
+    /// Batching and queue limits.
+    pub engine: EngineConfig,
+    /// Force a thinking format instead of detecting it.
+    pub thinking_style: Option<ThinkingStyle>,
+}
+
+impl Default for LaunchConfig {
+    fn default() -> Self {
+        Self {
+            devices: vec![DeviceSpec::Cpu],
+            kv_memory: KvMemory::Bytes(2 << 30),
+            block_size: 16,
+            engine: EngineConfig::default(),
+            thinking_style: None,
+        }
+    }
+}
+
+/// A running engine with what the layers above need to know about its model.
+pub struct Launched {
+    /// The engine.
+    pub engine: Engine,
+    /// Model name, tokenizer, template and shape.
+    pub metadata: Arc<ModelMetadata>,
+    /// The model's thinking format, if it has one.
+    pub thinking: Option<ModelThinking>,
+    /// KV blocks per worker.
+    pub kv_blocks: usize,
+}
+
+/// Loads `path` onto every device in `config` and starts the engine.
+pub fn launch(path: &Path, config: &LaunchConfig) -> Result<Launched, String> {
+    let metadata = Arc::new(ModelMetadata::load(path).map_err(|e| e.to_string())?);
+    let thinking = ModelThinking::detect(&metadata.tokenizer, config.thinking_style)
+        .map_err(|e| format!("thinking format: {e}"))?;
+    if config.thinking_style.is_some() && thinking.is_none() {
+        return Err("the requested thinking format does not fit this model's vocabulary".into());
+    }
+    let bytes_per_block = KvCache::bytes_per_block(&metadata.config, config.block_size) as u64;
+    let kv_bytes = match config.kv_memory {
+        KvMemory::Bytes(bytes) => bytes,
+        KvMemory::Fraction(f) => (available_memory().ok_or("cannot read available memory; give --kv-cache-memory in bytes")? as f64 * f) as u64,
+    };
+    let kv_blocks = (kv_bytes / bytes_per_block) as usize;
+    let min_blocks = config.engine.scheduler.max_batch_tokens.div_ceil(config.block_size) + 1;
+    if kv_blocks < min_blocks {
+        return Err(format!(
+            "the KV cache memory ({kv_bytes} bytes) holds {kv_blocks} blocks; at least {min_blocks} are needed"
+        ));
+    }
+    let factories = config
+        .devices
+        .iter()
+        .map(|spec| runner_factory(metadata.clone(), spec.clone(), kv_blocks, config.block_size))
+        .collect();
+    let engine = Engine::start(
+        factories,
+        Arc::new(metadata.tokenizer.clone()),
+        config.engine,
+        metadata.config.max_position_embeddings,
+    )?;
+    Ok(Launched { engine, metadata, thinking, kv_blocks })
+}
+
+/// A factory that loads the weights once (in the worker thread, on its device) and builds a
+/// fresh KV cache each time it is called.
+fn runner_factory(metadata: Arc<ModelMetadata>, spec: DeviceSpec, kv_blocks: usize, block_size: usize) -> RunnerFactory {
+    let weights: Mutex<Option<Arc<Model>>> = Mutex::new(None);
+    Box::new(move || {
+        let device = match spec {
+            DeviceSpec::Cpu => Device::Cpu,
+            DeviceSpec::Cuda(i) => Device::new_cuda(i).map_err(|e| format!("cuda:{i}: {e}"))?,
+        };
+        let mut cell = weights.lock().map_err(|_| "weights lock poisoned".to_string())?;
+        let model = match cell.as_ref() {
+            Some(model) => model.clone(),
+            None => {
+                let model = Arc::new(metadata.load_weights(&device).map_err(|e| e.to_string())?);
+                *cell = Some(model.clone());
+                model
+            }
+        };
+        let runner = CandleRunner::new(model, kv_blocks, block_size).map_err(|e| e.to_string())?;
+        Ok(Box::new(runner) as Box<dyn ModelRunner>)
+    })
+}
+
+/// `MemAvailable` from `/proc/meminfo`, in bytes.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_parse() {
+        assert_eq!(parse_devices("cpu").unwrap(), vec![DeviceSpec::Cpu]);
+        assert_eq!(parse_devices("cuda:0, cuda:1").unwrap(), vec![DeviceSpec::Cuda(0), DeviceSpec::Cuda(1)]);
+        assert!(parse_devices("tpu").is_err());
+        // Without a GPU (or without the cuda feature) auto means the CPU.
+        if Device::new_cuda(0).is_err() {
+            assert_eq!(parse_devices("auto").unwrap(), vec![DeviceSpec::Cpu]);
+        }
+    }
+
+    #[test]
+    fn memory_sizes_parse() {
+        assert_eq!("2GiB".parse::<KvMemory>(), Ok(KvMemory::Bytes(2 << 30)));
+        assert_eq!("512MiB".parse::<KvMemory>(), Ok(KvMemory::Bytes(512 << 20)));
+        assert_eq!("1.5G".parse::<KvMemory>(), Ok(KvMemory::Bytes(3 << 29)));
+        assert_eq!("1000".parse::<KvMemory>(), Ok(KvMemory::Bytes(1000)));
+        assert_eq!("0.25".parse::<KvMemory>(), Ok(KvMemory::Fraction(0.25)));
+        assert!("12 parsecs".parse::<KvMemory>().is_err());
+        assert!(available_memory().is_some());
+    }
+}

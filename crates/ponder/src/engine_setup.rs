@@ -1,0 +1,37 @@
+//! Turning the shared command-line options into a running engine.
+
+use anyhow::Context;
+use ponder_engine::{launch, parse_devices, EngineConfig, LaunchConfig, Launched, SchedulerConfig};
+
+use crate::cli::EngineArgs;
+
+/// Loads the model and starts the engine as the options say.
+pub fn start_engine(args: &EngineArgs) -> anyhow::Result<Launched> {
+    let config = LaunchConfig {
+        devices: parse_devices(&args.devices).map_err(anyhow::Error::msg)?,
+        kv_memory: args.kv_cache_memory.parse().map_err(anyhow::Error::msg)?,
+        block_size: args.block_size,
+        engine: EngineConfig {
+            scheduler: SchedulerConfig {
+                max_batch_tokens: args.max_batch_tokens,
+                max_running: args.max_running,
+                ..SchedulerConfig::default()
+            },
+            max_waiting: args.max_waiting,
+        },
+        thinking_style: args.thinking_format.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?,
+    };
+    let started = std::time::Instant::now();
+    let launched = launch(&args.model, &config)
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("starting Ponder on {}", args.model.display()))?;
+    tracing::info!(
+        model = %launched.metadata.name,
+        devices = ?config.devices,
+        kv_blocks = launched.kv_blocks,
+        thinking = ?launched.thinking.as_ref().map(|t| t.style),
+        seconds = started.elapsed().as_secs_f64(),
+        "engine ready"
+    );
+    Ok(launched)
+}
