@@ -368,11 +368,13 @@ impl BudgetForcer {
         self.matcher = DelimiterMatcher::default();
     }
 
-    /// Emits one thinking token; returns whether the loop guard now finds a loop.
+    /// Emits one thinking token; returns whether the loop guard now finds a loop. The guard
+    /// never ends the thinking below the minimum budget: the budget is a promise.
     fn emit_reasoning(&mut self, step: &mut Step, token: TokenId) -> bool {
         let label = self.text_label(token, Label::Reasoning);
         self.emit(step, token, label);
-        label == Label::Reasoning && self.loop_detector.as_mut().is_some_and(|d| d.push(token))
+        let looping = label == Label::Reasoning && self.loop_detector.as_mut().is_some_and(|d| d.push(token));
+        looping && self.stats.reasoning_tokens >= self.plan.min_tokens
     }
 
     /// A stray single-token delimiter is never shown, whatever text surrounds it.

@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::TokenId;
 
-/// When to treat the thinking as stuck in a loop and end it as if the budget ran out.
+/// When to treat the thinking as stuck in a loop and end it as if the budget ran out (never
+/// below the minimum budget).
 ///
 /// The thinking is stuck when, for some period `p <= max_period`, its last
 /// `max(min_repeats * p, min_span)` tokens repeat a cycle of `p` tokens. `min_span` keeps

@@ -30,6 +30,7 @@ struct Case {
     wrap_up_before: bool,
     wrap_up_after: bool,
     rotate: bool,
+    loop_guard: bool,
     script: Vec<u32>,
 }
 
@@ -41,10 +42,10 @@ fn case() -> impl Strategy<Value = Case> {
         proptest::option::of(0u32..80),
         (1u32..200, 0u32..40),
         proptest::option::weighted(0.3, 0u32..4),
-        (any::<bool>(), any::<bool>(), any::<bool>()),
+        (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
         proptest::collection::vec(sampled_token(), 0..300),
     )
-        .prop_filter_map("budget must be valid", |(s1, prompt_opens, min, max, (limit, reserve), max_cont, (wb, wa, rotate), script)| {
+        .prop_filter_map("budget must be valid", |(s1, prompt_opens, min, max, (limit, reserve), max_cont, (wb, wa, rotate, loop_guard), script)| {
             let room = limit.saturating_sub(reserve);
             let max = max.map(|m| m.max(min));
             if min > room || max.is_some_and(|m| m > room) {
@@ -61,6 +62,7 @@ fn case() -> impl Strategy<Value = Case> {
                 wrap_up_before: wb,
                 wrap_up_after: wa,
                 rotate,
+                loop_guard,
                 script,
             })
         })
@@ -93,7 +95,7 @@ fn run(case: &Case) -> Sim {
         max_continuations: case.max_continuations,
         wrap_up,
         answer_reserve: case.reserve,
-        loop_guard: None,
+        loop_guard: case.loop_guard.then_some(ponder_thinking::LoopGuard { max_period: 3, min_repeats: 3, min_span: 6 }),
     };
     let format = format_of(case);
     let prompt: Vec<u32> = if case.prompt_opens {
@@ -146,7 +148,9 @@ proptest! {
     fn endless_thinking_is_always_ended(case in case()) {
         let mut case = case;
         case.prompt_opens = true;
-        case.script = (0..(2 * case.limit + 10)).map(|i| TEXT + (i % 7)).collect();
+        // A long cycle, or one the loop guard catches.
+        let period = if case.loop_guard { 2 } else { 7 };
+        case.script = (0..(2 * case.limit + 10)).map(|i| TEXT + (i % period)).collect();
         let sim = run(&case);
         prop_assert!(sim.forcer.stats().end.is_some(), "still thinking after {} tokens", case.script.len());
         prop_assert_eq!(sim.forcer.phase(), Phase::Answering);
@@ -184,12 +188,12 @@ proptest! {
         prop_assert_eq!(released.len() + sim.emitted.len(), sim.generated.len());
     }
 
-    /// Forced ends only happen at the cap (no loop guard here, no requests).
+    /// Budget-forced ends happen exactly at the cap.
     #[test]
     fn forced_ends_happen_at_the_cap(case in case()) {
         let sim = run(&case);
         let stats = sim.forcer.stats();
-        if stats.forced_end() {
+        if stats.end == Some(ponder_thinking::ThinkingEnd::Budget) {
             prop_assert_eq!(stats.reasoning_tokens, sim.forcer.plan().cap());
         }
     }

@@ -370,3 +370,20 @@ fn an_end_suffix_follows_every_inserted_end_delimiter() {
     sim.sample_all(&[IM_START, WORD_ANSWER]);
     assert_eq!(sim.generated, vec![IM_START, WORD_ANSWER]);
 }
+
+#[test]
+fn loop_guard_never_ends_thinking_below_the_minimum() {
+    let guard = LoopGuard { max_period: 4, min_repeats: 3, min_span: 8 };
+    let b = ThinkingBudget { loop_guard: Some(guard), ..budget(20, Some(30)) };
+    let mut sim = Sim::start(forcer(r1_format(), b, 1000), &[THINK]);
+    let cycle: Vec<u32> = [TEXT, TEXT + 1, TEXT + 2].repeat(10);
+    for &t in &cycle {
+        if sim.forcer.phase() != Phase::Thinking {
+            break;
+        }
+        sim.sample(t);
+    }
+    // Looping since token 9, but the end waits for the minimum of 20.
+    assert_eq!(sim.forcer.stats().reasoning_tokens, 20);
+    assert_eq!(sim.forcer.stats().end, Some(ThinkingEnd::LoopGuard));
+}

@@ -1,0 +1,159 @@
+//! The engine on the real demo model: batching exactness, cancellation, and budget forcing
+//! with s1-style thinking on 20 prompts.
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use ponder_engine::{launch, DeltaKind, Event, FinishReason, GenerateRequest, LaunchConfig, Launched, RequestHandle};
+use ponder_thinking::{PromptState, ThinkingBudget, ThinkingPlan, ThinkingStats};
+
+fn demo_model_path() -> PathBuf {
+    if let Ok(path) = std::env::var("PONDER_DEMO_MODEL") {
+        return PathBuf::from(path);
+    }
+    let cache = std::env::var("PONDER_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/ponder"));
+    let path = cache.join("models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
+    assert!(path.is_file(), "demo model missing at {}: run scripts/fetch-demo-model.sh", path.display());
+    path
+}
+
+fn start() -> Launched {
+    launch(&demo_model_path(), &LaunchConfig::default()).expect("engine starts on the demo model")
+}
+
+fn chat_prompt(launched: &Launched, question: &str) -> Vec<u32> {
+    let template = launched.metadata.chat_template.as_ref().unwrap();
+    let messages = [serde_json::json!({"role": "user", "content": question})];
+    let text = template.render(&messages, true, &Default::default()).unwrap();
+    launched.metadata.tokenizer.encode(&text, false).unwrap()
+}
+
+#[derive(Debug, Default)]
+struct Outcome {
+    reasoning: String,
+    content: String,
+    finish: Option<FinishReason>,
+    thinking: Option<ThinkingStats>,
+}
+
+fn collect(mut handle: RequestHandle) -> Outcome {
+    let mut out = Outcome::default();
+    while let Some(event) = handle.events.blocking_recv() {
+        match event {
+            Event::Delta { kind: DeltaKind::Reasoning, text, .. } => out.reasoning.push_str(&text),
+            Event::Delta { kind: DeltaKind::Content, text, .. } => out.content.push_str(&text),
+            Event::Finished { reason, thinking, .. } => {
+                out.finish = Some(reason);
+                out.thinking = thinking;
+            }
+            Event::Done(_) => break,
+        }
+    }
+    out
+}
+
+const QUESTIONS: [&str; 20] = [
+    "What is 17 * 23?",
+    "What is 144 / 12?",
+    "A train travels 60 km in 1.5 hours. What is its speed in km/h?",
+    "What is the sum of the first 10 positive integers?",
+    "If x + 7 = 19, what is x?",
+    "What is 2 to the power of 10?",
+    "How many minutes are in 3.5 hours?",
+    "What is 15% of 240?",
+    "A rectangle is 8 by 5. What is its area?",
+    "What is the next prime after 31?",
+    "What is 1000 - 387?",
+    "What is the average of 4, 8, 15, 16, 23 and 42?",
+    "How many legs do 7 spiders have?",
+    "What is 3/4 + 1/8?",
+    "What is 99 * 99?",
+    "If a dozen eggs cost 3 dollars, what do 30 eggs cost?",
+    "What is the square root of 169?",
+    "How many seconds are in a day?",
+    "What is 12 factorial divided by 10 factorial?",
+    "What is the greatest common divisor of 84 and 36?",
+];
+
+#[test]
+fn concurrent_greedy_requests_match_their_solo_runs() {
+    let launched = start();
+    let prompts: Vec<Vec<u32>> = QUESTIONS[..8].iter().map(|q| chat_prompt(&launched, q)).collect();
+    let lengths: Vec<usize> = prompts.iter().map(Vec::len).collect();
+    assert!(lengths.iter().min() != lengths.iter().max(), "prompts of different lengths");
+    let solo: Vec<String> = prompts
+        .iter()
+        .map(|p| collect(launched.engine.submit(GenerateRequest::greedy(p.clone(), 24)).unwrap()).content)
+        .collect();
+    let handles: Vec<RequestHandle> =
+        prompts.iter().map(|p| launched.engine.submit(GenerateRequest::greedy(p.clone(), 24)).unwrap()).collect();
+    let together: Vec<String> = handles.into_iter().map(|h| collect(h).content).collect();
+    assert_eq!(solo, together);
+}
+
+#[test]
+fn a_cancelled_request_frees_its_blocks() {
+    let launched = start();
+    let load = launched.engine.loads()[0].clone();
+    let mut handle = launched.engine.submit(GenerateRequest::greedy(chat_prompt(&launched, QUESTIONS[0]), 4000)).unwrap();
+    // Let it decode a few tokens, then hang up.
+    let mut seen = 0;
+    while seen < 3 {
+        if let Some(Event::Delta { .. }) = handle.events.blocking_recv() {
+            seen += 1;
+        }
+    }
+    assert!(load.kv_blocks_used.load(Ordering::Relaxed) > 0);
+    drop(handle);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while load.kv_blocks_used.load(Ordering::Relaxed) > 0 || load.running.load(Ordering::Relaxed) > 0 {
+        assert!(Instant::now() < deadline, "the cancelled request kept its blocks");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn thinking_length_stays_within_every_budget_on_the_demo_model() {
+    let launched = start();
+    let thinking = launched.thinking.clone().expect("the demo model gets s1-style thinking");
+    let encode = |text: &str| launched.metadata.tokenizer.encode(text, false).unwrap();
+    for (min, max) in [(0u32, 64u32), (128, 256), (256, 256)] {
+        let started = Instant::now();
+        let answer_room = 24;
+        let handles: Vec<RequestHandle> = QUESTIONS
+            .iter()
+            .map(|q| {
+                let mut prompt = chat_prompt(&launched, q);
+                assert_eq!(thinking.format.prompt_state(&prompt), PromptState::Outside);
+                prompt.extend(&thinking.open);
+                let budget = ThinkingBudget { min_tokens: min, max_tokens: Some(max), ..Default::default() };
+                let limit = max as usize + answer_room;
+                let mut request = GenerateRequest::greedy(prompt, limit);
+                request.thinking = Some(ThinkingPlan::new(thinking.format.clone(), &budget, &encode, limit as u32).unwrap());
+                launched.engine.submit(request).unwrap()
+            })
+            .collect();
+        let outcomes: Vec<Outcome> = handles.into_iter().map(collect).collect();
+        let lengths: Vec<u32> = outcomes.iter().map(|o| o.thinking.unwrap().reasoning_tokens).collect();
+        let continuations: u32 = outcomes.iter().map(|o| o.thinking.unwrap().continuations).sum();
+        let forced = outcomes.iter().filter(|o| o.thinking.unwrap().forced_end()).count();
+        println!(
+            "budget [{min}, {max}]: reasoning tokens {lengths:?}; {continuations} continuations, {forced} forced ends, {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
+        for (question, outcome) in QUESTIONS.iter().zip(&outcomes) {
+            let stats = outcome.thinking.unwrap();
+            assert!(
+                (min..=max).contains(&stats.reasoning_tokens),
+                "{question}: {} thinking tokens outside [{min}, {max}]",
+                stats.reasoning_tokens
+            );
+            assert!(stats.end.is_some(), "{question}: thinking never ended");
+            assert_ne!(outcome.finish, Some(FinishReason::Error));
+            assert!(!outcome.content.contains("<|im_start|>"), "no delimiter text leaks into the answer");
+        }
+    }
+}
