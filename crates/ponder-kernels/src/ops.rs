@@ -1,0 +1,114 @@
+//! The small per-token operations of a decoder layer, on plain `f32` slices.
+
+use crate::{avx2, Isa};
+
+/// `out[i] = x[i] / rms(x) * weight[i]` for one row.
+pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    let mean_square = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
+    let scale = 1.0 / (mean_square + eps).sqrt();
+    for ((o, &v), &w) in out.iter_mut().zip(x).zip(weight) {
+        *o = v * scale * w;
+    }
+}
+
+/// `gate[i] = silu(gate[i]) * up[i]`.
+pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        *g = *g / (1.0 + (-*g).exp()) * u;
+    }
+}
+
+/// `x[i] += y[i]`.
+pub fn add_assign(x: &mut [f32], y: &[f32]) {
+    for (a, &b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+/// Rotates the heads of one token (`heads × head_dim` values) by the angles whose cosines
+/// and sines are given (`head_dim / 2` each). `interleaved` pairs dimension `2i` with
+/// `2i + 1`; otherwise `i` pairs with `i + head_dim / 2`.
+pub fn rope(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32], interleaved: bool) {
+    let half = head_dim / 2;
+    for head in x.chunks_exact_mut(head_dim) {
+        for i in 0..half {
+            let (a, b) = if interleaved { (2 * i, 2 * i + 1) } else { (i, i + half) };
+            let (x0, x1) = (head[a], head[b]);
+            head[a] = x0 * cos[i] - x1 * sin[i];
+            head[b] = x0 * sin[i] + x1 * cos[i];
+        }
+    }
+}
+
+/// Dot product of equal-length slices.
+#[inline]
+pub fn dot(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
+    match isa {
+        // SAFETY: the ISA was detected.
+        Isa::Avx2 => unsafe { avx2::dot_f32(a, b) },
+        Isa::Scalar => a.iter().zip(b).map(|(x, y)| x * y).sum(),
+    }
+}
+
+/// `out += w * v`.
+#[inline]
+pub fn axpy(isa: Isa, w: f32, v: &[f32], out: &mut [f32]) {
+    match isa {
+        // SAFETY: the ISA was detected.
+        Isa::Avx2 => unsafe { avx2::axpy(w, v, out) },
+        Isa::Scalar => {
+            for (o, &x) in out.iter_mut().zip(v) {
+                *o += w * x;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rms_norm_normalises() {
+        let mut out = [0.0; 4];
+        rms_norm(&[2.0, -2.0, 2.0, -2.0], &[1.0, 2.0, 1.0, 1.0], 0.0, &mut out);
+        assert_eq!(out, [1.0, -2.0, 1.0, -1.0]);
+    }
+
+    #[test]
+    fn rope_rotates_pairs() {
+        let (c, s) = (0.0f32, 1.0f32); // 90 degrees
+        let mut halves = [1.0, 2.0, 3.0, 4.0];
+        rope(&mut halves, 4, &[c, c], &[s, s], false);
+        assert_eq!(halves, [-3.0, -4.0, 1.0, 2.0]);
+        let mut pairs = [1.0, 2.0, 3.0, 4.0];
+        rope(&mut pairs, 4, &[c, c], &[s, s], true);
+        assert_eq!(pairs, [-2.0, 1.0, -4.0, 3.0]);
+    }
+
+    #[test]
+    fn silu_mul_and_add() {
+        let mut g = [0.0, 1.0];
+        silu_mul(&mut g, &[5.0, 2.0]);
+        assert_eq!(g[0], 0.0);
+        assert!((g[1] - 2.0 * 0.731_058_6).abs() < 1e-6);
+        let mut x = [1.0, 2.0];
+        add_assign(&mut x, &[0.5, 0.5]);
+        assert_eq!(x, [1.5, 2.5]);
+    }
+
+    #[test]
+    fn simd_dot_and_axpy_match_scalar() {
+        if Isa::detect() != Isa::Avx2 {
+            return;
+        }
+        let a: Vec<f32> = (0..67).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..67).map(|i| (i as f32 * 0.11).cos()).collect();
+        assert!((dot(Isa::Avx2, &a, &b) - dot(Isa::Scalar, &a, &b)).abs() < 1e-4);
+        let mut x = b.clone();
+        let mut y = b.clone();
+        axpy(Isa::Avx2, 0.5, &a, &mut x);
+        axpy(Isa::Scalar, 0.5, &a, &mut y);
+        assert_eq!(x, y, "FMA of one product is exact either way");
+    }
+}

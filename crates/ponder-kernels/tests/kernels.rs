@@ -1,0 +1,220 @@
+//! Every SIMD kernel against the scalar reference on random inputs, and the matmul's
+//! batch and thread invariance.
+
+use half::f16;
+use ponder_kernels::formats::{ActQ8, ActQ8K, QuantType, QK, QK_K};
+use ponder_kernels::{matmul, scalar, Isa, MatmulJob, QuantMatrix, QuantizedActivations};
+use proptest::prelude::*;
+
+const TYPES: [QuantType; 4] = [QuantType::Q8_0, QuantType::Q5_0, QuantType::Q4K, QuantType::Q6K];
+
+/// xorshift64*: deterministic random bytes.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+}
+
+/// Random blocks of `kind` for a `rows × cols` matrix; scales are `scale` (random if `None`).
+fn random_matrix(kind: QuantType, rows: usize, cols: usize, seed: u64, scale: Option<f32>) -> QuantMatrix {
+    let mut rng = Rng(seed | 1);
+    let blocks = rows * cols / kind.block_elems();
+    let mut bytes: Vec<u8> = (0..blocks * kind.block_bytes()).map(|_| rng.next() as u8).collect();
+    let mut set_f16 = |bytes: &mut [u8], at: usize, rng: &mut Rng| {
+        let value = scale.unwrap_or_else(|| 0.01 + 0.02 * rng.unit().abs());
+        bytes[at..at + 2].copy_from_slice(&f16::from_f32(value).to_le_bytes());
+    };
+    for b in 0..blocks {
+        let block = &mut bytes[b * kind.block_bytes()..(b + 1) * kind.block_bytes()];
+        match kind {
+            QuantType::Q8_0 => {
+                set_f16(block, 0, &mut rng);
+                // Q8_0 weights stay within ±127.
+                for q in &mut block[2..] {
+                    if *q == 0x80 {
+                        *q = 0x81;
+                    }
+                }
+            }
+            QuantType::Q5_0 => set_f16(block, 0, &mut rng),
+            QuantType::Q4K => {
+                set_f16(block, 0, &mut rng);
+                set_f16(block, 2, &mut rng);
+            }
+            QuantType::Q6K => set_f16(block, 208, &mut rng),
+        }
+    }
+    QuantMatrix::new(kind, rows, cols, &bytes).unwrap()
+}
+
+fn random_activations(rows: usize, cols: usize, seed: u64) -> Vec<f32> {
+    let mut rng = Rng(seed | 1);
+    (0..rows * cols).map(|_| rng.unit() * 3.0).collect()
+}
+
+fn run(isa: Isa, w: &QuantMatrix, x: &[f32], rows: usize) -> Vec<f32> {
+    let mut acts = QuantizedActivations::default();
+    acts.quantize(isa, x, rows, w.cols(), &[w.kind()]);
+    let mut out = vec![0.0; rows * w.rows()];
+    matmul(isa, &acts, &mut [MatmulJob { weights: w, out: &mut out }]);
+    out
+}
+
+fn simd_available() -> bool {
+    Isa::detect() == Isa::Avx2
+}
+
+#[test]
+fn quantized_activations_are_identical_on_every_isa() {
+    if !simd_available() {
+        return;
+    }
+    for seed in 1..20 {
+        let x = random_activations(1, 512, seed);
+        // Exact ties and zeros too.
+        let mut x = x;
+        x[3] = 0.0;
+        x[7] = 127.0 / 254.0 * x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let mut a = QuantizedActivations::default();
+        let mut b = QuantizedActivations::default();
+        a.quantize(Isa::Avx2, &x, 1, 512, &[QuantType::Q8_0, QuantType::Q4K]);
+        b.quantize(Isa::Scalar, &x, 1, 512, &[QuantType::Q8_0, QuantType::Q4K]);
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    }
+}
+
+#[test]
+fn integer_dot_products_are_exact() {
+    // Unit scales keep every float sum an exactly representable integer.
+    if !simd_available() {
+        return;
+    }
+    for kind in TYPES {
+        for seed in 1..8 {
+            let w = random_matrix(kind, 6, 512, seed, Some(1.0));
+            // Activations whose quantization scale is 1: integers in [-127, 127] with one 127.
+            let mut rng = Rng(seed * 31);
+            let mut x: Vec<f32> = (0..3 * 512).map(|_| ((rng.next() % 255) as i32 - 127) as f32).collect();
+            for row in 0..3 {
+                for block in 0..512 / QK {
+                    x[row * 512 + block * QK] = 127.0;
+                }
+            }
+            let simd = run(Isa::Avx2, &w, &x, 3);
+            let reference = run(Isa::Scalar, &w, &x, 3);
+            assert_eq!(simd, reference, "{kind:?} seed {seed}");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// With real scales, SIMD and scalar differ only by float summation order.
+    #[test]
+    fn simd_matches_scalar_within_float_rounding(seed in 1u64..u64::MAX, rows in 1usize..9, n in 1usize..20) {
+        prop_assume!(simd_available());
+        for kind in TYPES {
+            let cols = 2 * QK_K;
+            let w = random_matrix(kind, n, cols, seed, None);
+            let x = random_activations(rows, cols, seed.wrapping_mul(7));
+            let simd = run(Isa::Avx2, &w, &x, rows);
+            let reference = run(Isa::Scalar, &w, &x, rows);
+            for (a, b) in simd.iter().zip(&reference) {
+                prop_assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{kind:?}: {a} vs {b}");
+            }
+        }
+    }
+}
+
+#[test]
+fn matmul_matches_dequantized_weights_within_activation_rounding() {
+    for kind in TYPES {
+        let (n, k, m) = (5, 512, 3);
+        let w = random_matrix(kind, n, k, 99, None);
+        let x = random_activations(m, k, 5);
+        let out = run(Isa::detect(), &w, &x, m);
+        let mut row = vec![0.0; k];
+        for j in 0..n {
+            w.dequantize_row(j, &mut row);
+            for r in 0..m {
+                let exact: f64 = row.iter().zip(&x[r * k..(r + 1) * k]).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum();
+                let magnitude: f64 = row.iter().zip(&x[r * k..]).map(|(&a, &b)| (f64::from(a) * f64::from(b)).abs()).sum();
+                let got = f64::from(out[r * n + j]);
+                // 8-bit activations: relative error well under 1% of the summed magnitude.
+                assert!((got - exact).abs() <= 0.01 * magnitude, "{kind:?} ({r},{j}): {got} vs {exact}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_rows_result_does_not_depend_on_the_batch() {
+    for kind in TYPES {
+        let w = random_matrix(kind, 37, 512, 3, None);
+        let x = random_activations(11, 512, 4);
+        let batched = run(Isa::detect(), &w, &x, 11);
+        for r in 0..11 {
+            let alone = run(Isa::detect(), &w, &x[r * 512..(r + 1) * 512], 1);
+            assert_eq!(alone[..], batched[r * 37..(r + 1) * 37], "{kind:?} row {r}");
+        }
+    }
+}
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let w = random_matrix(QuantType::Q5_0, 300, 896, 8, None);
+    let x = random_activations(5, 896, 9);
+    let on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| run(Isa::detect(), &w, &x, 5))
+    };
+    assert_eq!(on(1), on(2));
+    assert_eq!(on(1), on(3));
+}
+
+#[test]
+fn matrices_reject_wrong_sizes() {
+    assert!(QuantMatrix::new(QuantType::Q4K, 2, 100, &[0; 10]).is_err());
+    assert!(QuantMatrix::new(QuantType::Q8_0, 2, 64, &[0; 10]).is_err());
+    assert!(QuantMatrix::new(QuantType::Q8_0, 2, 64, &[0; 4 * 34]).is_ok());
+}
+
+#[test]
+fn scalar_quantizers_round_trip() {
+    let x = random_activations(1, QK_K, 12);
+    let mut q8 = vec![ActQ8::default(); QK_K / QK];
+    scalar::quantize_q8(&x, &mut q8);
+    let mut q8k = vec![ActQ8K::default(); 1];
+    scalar::quantize_q8k(&x, &mut q8k);
+    for (i, &v) in x.iter().enumerate() {
+        let b = &q8[i / QK];
+        assert!((b.d * f32::from(b.qs[i % QK]) - v).abs() <= b.d * 0.5 + 1e-6);
+        assert!((q8k[0].d * f32::from(q8k[0].qs[i]) - v).abs() <= q8k[0].d * 0.5 + 1e-6);
+    }
+    let sum: i16 = q8k[0].qs[..16].iter().map(|&q| i16::from(q)).sum();
+    assert_eq!(q8k[0].bsums[0], sum);
+}
+
+#[test]
+fn weights_requantized_to_q8_0_dequantize_closely() {
+    let x = random_activations(1, 64, 77);
+    let blocks = scalar::quantize_weights_q8_0(&x);
+    let bytes: Vec<u8> = blocks
+        .iter()
+        .flat_map(|b| b.d.to_le_bytes().into_iter().chain(b.qs.iter().map(|&q| q as u8)))
+        .collect();
+    let w = QuantMatrix::new(QuantType::Q8_0, 1, 64, &bytes).unwrap();
+    let mut back = vec![0.0; 64];
+    w.dequantize_row(0, &mut back);
+    for (a, b) in x.iter().zip(&back) {
+        assert!((a - b).abs() < 3.0 / 127.0, "{a} vs {b}");
+    }
+}
