@@ -4,10 +4,10 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use candle_core::Device;
-use ponder_models::{KvCache, Model, ModelMetadata};
+use ponder_models::{CpuModel, KvCache, Model, ModelMetadata};
 
 use crate::engine::{Engine, EngineConfig};
-use crate::runner::{CandleRunner, ModelRunner};
+use crate::runner::{CandleRunner, CpuRunner, ModelRunner};
 use crate::thinking_format::{ModelThinking, ThinkingStyle};
 use crate::worker::RunnerFactory;
 
@@ -146,26 +146,40 @@ pub fn launch(path: &Path, config: &LaunchConfig) -> Result<Launched, String> {
     Ok(Launched { engine, metadata, thinking, kv_blocks })
 }
 
+/// Loaded weights, kept across runner restarts.
+enum Weights {
+    Candle(Arc<Model>),
+    Cpu(Arc<CpuModel>),
+}
+
 /// A factory that loads the weights once (in the worker thread, on its device) and builds a
-/// fresh KV cache each time it is called.
+/// fresh KV cache each time it is called. GGUF files on the CPU run on Ponder's own kernels
+/// (`PONDER_CPU_BACKEND=candle` runs them on candle's instead); everything else on candle.
 fn runner_factory(metadata: Arc<ModelMetadata>, spec: DeviceSpec, kv_blocks: usize, block_size: usize) -> RunnerFactory {
-    let weights: Mutex<Option<Arc<Model>>> = Mutex::new(None);
+    let weights: Mutex<Option<Weights>> = Mutex::new(None);
     Box::new(move || {
         let device = match spec {
             DeviceSpec::Cpu => Device::Cpu,
             DeviceSpec::Cuda(i) => Device::new_cuda(i).map_err(|e| format!("cuda:{i}: {e}"))?,
         };
         let mut cell = weights.lock().map_err(|_| "weights lock poisoned".to_string())?;
-        let model = match cell.as_ref() {
-            Some(model) => model.clone(),
-            None => {
-                let model = Arc::new(metadata.load_weights(&device).map_err(|e| e.to_string())?);
-                *cell = Some(model.clone());
-                model
+        if cell.is_none() {
+            let own_kernels = device.is_cpu()
+                && metadata.path.is_file()
+                && std::env::var("PONDER_CPU_BACKEND").map_or(true, |b| b != "candle");
+            *cell = Some(if own_kernels {
+                Weights::Cpu(Arc::new(CpuModel::load(&metadata.path, &metadata.config).map_err(|e| e.to_string())?))
+            } else {
+                Weights::Candle(Arc::new(metadata.load_weights(&device).map_err(|e| e.to_string())?))
+            });
+        }
+        let runner: Box<dyn ModelRunner> = match cell.as_ref().expect("loaded above") {
+            Weights::Cpu(model) => Box::new(CpuRunner::new(model.clone(), kv_blocks, block_size)),
+            Weights::Candle(model) => {
+                Box::new(CandleRunner::new(model.clone(), kv_blocks, block_size).map_err(|e| e.to_string())?)
             }
         };
-        let runner = CandleRunner::new(model, kv_blocks, block_size).map_err(|e| e.to_string())?;
-        Ok(Box::new(runner) as Box<dyn ModelRunner>)
+        Ok(runner)
     })
 }
 

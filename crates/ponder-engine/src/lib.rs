@@ -27,7 +27,7 @@ pub use engine::{Engine, EngineConfig, RequestHandle, SubmitError};
 pub use launch::{launch, parse_devices, DeviceSpec, KvMemory, LaunchConfig, Launched};
 pub use events::{DeltaKind, Event, FinishReason, TokenLogprob, Usage};
 pub use request::{GenerateRequest, RequestId, StopConditions};
-pub use runner::{CandleRunner, ModelRunner};
+pub use runner::{CandleRunner, CpuRunner, ModelRunner};
 pub use sampling::{Sampled, Sampler, SamplingParams};
 pub use scheduler::SchedulerConfig;
 pub use thinking_format::{ModelThinking, ThinkingStyle};

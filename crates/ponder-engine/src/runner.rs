@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ponder_models::{KvCache, Model, SequenceChunk};
+use ponder_models::{CpuModel, CpuScratch, HostKvCache, KvCache, Model, SequenceChunk};
 
 /// Runs forward passes for one worker, owning the KV cache.
 pub trait ModelRunner: Send {
@@ -41,6 +41,39 @@ impl ModelRunner for CandleRunner {
                 .and_then(|l| l.to_vec2::<f32>())
                 .map_err(|e| e.to_string()),
         }
+    }
+
+    fn block_size(&self) -> usize {
+        self.cache.block_size()
+    }
+
+    fn num_blocks(&self) -> usize {
+        self.cache.num_blocks()
+    }
+
+    fn max_positions(&self) -> usize {
+        self.model.config().max_position_embeddings
+    }
+}
+
+/// A GGUF model on the CPU with Ponder's own kernels (batch-invariant, KV in host memory).
+pub struct CpuRunner {
+    model: Arc<CpuModel>,
+    cache: HostKvCache,
+    scratch: CpuScratch,
+}
+
+impl CpuRunner {
+    /// A runner over `model` with a cache of `num_blocks` blocks of `block_size` tokens.
+    pub fn new(model: Arc<CpuModel>, num_blocks: usize, block_size: usize) -> Self {
+        let cache = HostKvCache::new(model.config(), num_blocks, block_size);
+        Self { model, cache, scratch: CpuScratch::default() }
+    }
+}
+
+impl ModelRunner for CpuRunner {
+    fn forward(&mut self, chunks: &[SequenceChunk<'_>]) -> Result<Vec<Vec<f32>>, String> {
+        self.model.forward(chunks, &mut self.cache, &mut self.scratch).map_err(|e| e.to_string())
     }
 
     fn block_size(&self) -> usize {

@@ -14,6 +14,20 @@ use std::arch::x86_64::*;
 use crate::formats::{q4k_scale_min, ActQ8, ActQ8K, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0, QK, QK_K};
 use crate::scalar::act_scale;
 
+/// How far ahead of the block being read the weight stream is prefetched.
+const PREFETCH_BYTES: usize = 2048;
+
+/// Prefetches the cache lines `PREFETCH_BYTES` ahead of a block of `size` bytes.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn prefetch_ahead(block: *const i8, size: usize) {
+    let mut offset = 0;
+    while offset < size {
+        _mm_prefetch::<_MM_HINT_T0>(block.add(PREFETCH_BYTES + offset));
+        offset += 64;
+    }
+}
+
 /// Sum of the 8 lanes, always in the same order.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
@@ -145,6 +159,7 @@ unsafe fn tile_small<B, const MR: usize, const NR: usize>(
         let mut wabs = [_mm256_setzero_si256(); NR];
         let mut wd = [0f32; NR];
         for n in 0..NR {
+            prefetch_ahead(w[n].as_ptr().add(b) as *const i8, 1);
             let (q, d) = decode(w[n].get_unchecked(b));
             wq[n] = q;
             wabs[n] = _mm256_sign_epi8(q, q);
@@ -201,6 +216,7 @@ pub unsafe fn tile_q4k<const MR: usize, const NR: usize>(
         let mut scales = [[0i16; 8]; NR];
         let mut mins = [[0i32; 8]; NR];
         for n in 0..NR {
+            prefetch_ahead(w[n].as_ptr().add(b) as *const i8, std::mem::size_of::<BlockQ4K>());
             let wb = w[n].get_unchecked(b);
             for j in 0..8 {
                 let (s, m) = q4k_scale_min(j, &wb.scales);
@@ -268,6 +284,9 @@ pub unsafe fn tile_q6k<const MR: usize, const NR: usize>(
     let low2 = _mm256_set1_epi8(0x03);
     let blocks = x[0].len();
     for b in 0..blocks {
+        for row in w.iter() {
+            prefetch_ahead(row.as_ptr().add(b) as *const i8, std::mem::size_of::<BlockQ6K>());
+        }
         let mut isum = [[_mm256_setzero_si256(); NR]; MR];
         for half in 0..2 {
             // Four vectors of 32 six-bit values (0..63) per weight row, for elements

@@ -139,7 +139,8 @@ impl GgufFile {
             .ok_or_else(|| ModelError::MissingTensor { file: self.path.clone(), tensor })
     }
 
-    fn qtensor(&mut self, name: WeightName) -> Result<QTensor> {
+    /// The stored tensor behind a weight, as candle reads it.
+    pub fn qtensor(&mut self, name: WeightName) -> Result<QTensor> {
         let tensor = self.tensor_name(name);
         if !self.content.tensor_infos.contains_key(&tensor) {
             return Err(ModelError::MissingTensor { file: self.path.clone(), tensor });

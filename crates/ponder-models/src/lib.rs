@@ -4,6 +4,7 @@
 
 pub mod chat_template;
 pub mod config;
+pub mod cpu;
 mod error;
 pub mod gguf;
 pub mod hf;
@@ -15,6 +16,7 @@ pub mod weights;
 
 pub use chat_template::ChatTemplate;
 pub use config::{Architecture, ModelConfig};
+pub use cpu::{CpuModel, CpuScratch, HostKvCache};
 pub use error::{ModelError, Result};
 pub use kv::{BlockAllocator, BlockId, BlockPool, BlockTable, KvCache, OutOfBlocks};
 pub use load::{LoadedModel, ModelMetadata};

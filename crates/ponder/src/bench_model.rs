@@ -5,9 +5,12 @@
 
 use std::time::Instant;
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use candle_core::Device;
-use ponder_models::{BlockAllocator, BlockTable, KvCache, LoadedModel, SequenceChunk};
+use ponder_engine::{CandleRunner, CpuRunner, ModelRunner};
+use ponder_models::{BlockAllocator, BlockPool as _, BlockTable, CpuModel, ModelMetadata, SequenceChunk};
 use serde::Serialize;
 
 use crate::cli::BenchModelArgs;
@@ -26,6 +29,7 @@ struct DecodeResult {
 #[derive(Debug, Serialize)]
 struct Report {
     model: String,
+    backend: String,
     threads: usize,
     load_seconds: f64,
     prefill_tokens: usize,
@@ -34,16 +38,20 @@ struct Report {
 }
 
 pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
-    let start = Instant::now();
-    let loaded = LoadedModel::load(&args.model, &Device::Cpu).context("loading the model")?;
-    let load_seconds = start.elapsed().as_secs_f64();
-    eprintln!("loaded {} in {load_seconds:.2} s", loaded.name);
-
+    let metadata = ModelMetadata::load(&args.model).context("reading the model")?;
     let max_batch = args.batches.iter().copied().max().unwrap_or(1);
     let tokens_per_seq = (DECODE_PROMPT + args.decode_steps).max(args.prefill_tokens);
     let num_blocks = max_batch * tokens_per_seq.div_ceil(BLOCK_SIZE) + 1;
-    let cache = KvCache::new(loaded.config(), num_blocks, BLOCK_SIZE, &Device::Cpu)?;
-    let vocab = loaded.config().vocab_size as u32;
+    let start = Instant::now();
+    let mut runner: Box<dyn ModelRunner> = match args.backend.as_str() {
+        "cpu" => Box::new(CpuRunner::new(Arc::new(CpuModel::load(&args.model, &metadata.config)?), num_blocks, BLOCK_SIZE)),
+        "candle" => Box::new(CandleRunner::new(Arc::new(metadata.load_weights(&Device::Cpu)?), num_blocks, BLOCK_SIZE)?),
+        other => anyhow::bail!("unknown backend `{other}` (cpu or candle)"),
+    };
+    let load_seconds = start.elapsed().as_secs_f64();
+    eprintln!("loaded {} ({} backend) in {load_seconds:.2} s", metadata.name, args.backend);
+
+    let vocab = metadata.config.vocab_size as u32;
     // Ordinary text ids, varied so no two sequences are alike.
     let token = |seq: usize, i: usize| 1000 + ((seq * 7919 + i * 104_729) as u32 % (vocab / 2));
 
@@ -54,7 +62,7 @@ pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
         table.reserve(prompt.len(), BLOCK_SIZE, &mut allocator).expect("blocks");
         let start = Instant::now();
         let chunk = SequenceChunk { tokens: &prompt, start: 0, blocks: table.blocks(), want_logits: true };
-        loaded.model.forward(&[chunk], &cache).expect("prefill");
+        runner.forward(&[chunk]).expect("prefill");
         start.elapsed().as_secs_f64()
     }));
     let prefill_tps = args.prefill_tokens as f64 / prefill;
@@ -62,14 +70,15 @@ pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
 
     let mut decode = Vec::new();
     for &batch in &args.batches {
-        let step = median((0..args.repeats).map(|_| decode_step_seconds(&loaded, &cache, num_blocks, batch, args.decode_steps, &token)));
+        let step = median((0..args.repeats).map(|_| decode_step_seconds(runner.as_mut(), num_blocks, batch, args.decode_steps, &token)));
         let result = DecodeResult { batch, step_ms: step * 1e3, tokens_per_second: batch as f64 / step };
         eprintln!("decode batch {batch:>2}: {:.1} ms/step, {:.1} tok/s", result.step_ms, result.tokens_per_second);
         decode.push(result);
     }
     let report = Report {
-        model: loaded.name.clone(),
-        threads: candle_core::utils::get_num_threads(),
+        model: metadata.name.clone(),
+        backend: args.backend.clone(),
+        threads: rayon_threads(),
         load_seconds,
         prefill_tokens: args.prefill_tokens,
         prefill_tokens_per_second: prefill_tps,
@@ -83,10 +92,15 @@ pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn rayon_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    })
+}
+
 /// Prefills `batch` short prompts (untimed), then times `steps` decode steps of all of them.
 fn decode_step_seconds(
-    loaded: &LoadedModel,
-    cache: &KvCache,
+    runner: &mut dyn ModelRunner,
     num_blocks: usize,
     batch: usize,
     steps: usize,
@@ -103,7 +117,7 @@ fn decode_step_seconds(
         .zip(&tables)
         .map(|(p, t)| SequenceChunk { tokens: p, start: 0, blocks: t.blocks(), want_logits: true })
         .collect();
-    loaded.model.forward(&chunks, cache).expect("prefill");
+    runner.forward(&chunks).expect("prefill");
     for table in &mut tables {
         table.advance(DECODE_PROMPT, BLOCK_SIZE);
     }
@@ -115,14 +129,16 @@ fn decode_step_seconds(
             .zip(&tables)
             .map(|(t, table)| SequenceChunk { tokens: t, start: table.len(), blocks: table.blocks(), want_logits: true })
             .collect();
-        let logits = loaded.model.forward(&chunks, cache).expect("decode").expect("logits");
-        // Bring the logits to the host, as sampling would.
-        let _ = logits.to_vec2::<f32>().expect("logits");
+        runner.forward(&chunks).expect("decode");
         for table in &mut tables {
             table.advance(1, BLOCK_SIZE);
         }
     }
-    start.elapsed().as_secs_f64() / steps as f64
+    let elapsed = start.elapsed().as_secs_f64() / steps as f64;
+    for table in &mut tables {
+        table.release(&mut allocator);
+    }
+    elapsed
 }
 
 fn median(values: impl Iterator<Item = f64>) -> f64 {

@@ -110,4 +110,7 @@ pub struct BenchModelArgs {
     /// Write the results as JSON here too.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// `cpu` (Ponder's kernels, GGUF only) or `candle`.
+    #[arg(long, default_value = "cpu")]
+    pub backend: String,
 }

@@ -61,9 +61,7 @@ impl StepLayout {
         rope: &Rope,
         device: &Device,
     ) -> Result<Self> {
-        if chunks.is_empty() {
-            return Err(ModelError::InvalidBatch("no sequences".into()));
-        }
+        validate_chunks(chunks, block_size, num_blocks, rope.max_positions())?;
         let slot = |blocks: &[BlockId], position: usize| {
             blocks[position / block_size] * block_size as u32 + (position % block_size) as u32
         };
@@ -73,26 +71,8 @@ impl StepLayout {
         let mut read_slots = Vec::new();
         let mut layouts = Vec::with_capacity(chunks.len());
         let mut logit_rows = Vec::new();
-        for (i, chunk) in chunks.iter().enumerate() {
+        for chunk in chunks {
             let end = chunk.start + chunk.tokens.len();
-            if chunk.tokens.is_empty() {
-                return Err(ModelError::InvalidBatch(format!("sequence {i} has no tokens")));
-            }
-            if chunk.blocks.len() * block_size < end {
-                return Err(ModelError::InvalidBatch(format!(
-                    "sequence {i} needs room for {end} tokens but has {} blocks of {block_size}",
-                    chunk.blocks.len()
-                )));
-            }
-            if let Some(&bad) = chunk.blocks.iter().find(|&&b| b as usize >= num_blocks) {
-                return Err(ModelError::InvalidBatch(format!("sequence {i} uses block {bad} of {num_blocks}")));
-            }
-            if end > rope.max_positions() {
-                return Err(ModelError::InvalidBatch(format!(
-                    "sequence {i} reaches position {end}, beyond the model's {} positions",
-                    rope.max_positions()
-                )));
-            }
             let offset = token_ids.len();
             token_ids.extend_from_slice(chunk.tokens);
             positions.extend(chunk.start as u32..end as u32);
@@ -125,6 +105,40 @@ impl StepLayout {
             logit_rows,
         })
     }
+}
+
+/// Checks that every chunk has tokens, blocks for all of them, only existing blocks, and
+/// positions the model supports.
+pub(crate) fn validate_chunks(
+    chunks: &[SequenceChunk<'_>],
+    block_size: usize,
+    num_blocks: usize,
+    max_positions: usize,
+) -> Result<()> {
+    if chunks.is_empty() {
+        return Err(ModelError::InvalidBatch("no sequences".into()));
+    }
+    for (i, chunk) in chunks.iter().enumerate() {
+        let end = chunk.start + chunk.tokens.len();
+        if chunk.tokens.is_empty() {
+            return Err(ModelError::InvalidBatch(format!("sequence {i} has no tokens")));
+        }
+        if chunk.blocks.len() * block_size < end {
+            return Err(ModelError::InvalidBatch(format!(
+                "sequence {i} needs room for {end} tokens but has {} blocks of {block_size}",
+                chunk.blocks.len()
+            )));
+        }
+        if let Some(&bad) = chunk.blocks.iter().find(|&&b| b as usize >= num_blocks) {
+            return Err(ModelError::InvalidBatch(format!("sequence {i} uses block {bad} of {num_blocks}")));
+        }
+        if end > max_positions {
+            return Err(ModelError::InvalidBatch(format!(
+                "sequence {i} reaches position {end}, beyond the model's {max_positions} positions"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `0` where query `i` (at position `start + i`) may see key `j`, `-inf` where `j` is later.

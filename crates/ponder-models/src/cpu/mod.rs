@@ -1,0 +1,301 @@
+//! The CPU backend: the same decoder as [`crate::model`], on plain buffers with Ponder's own
+//! kernels, and the KV cache in host memory.
+//!
+//! Every token's result depends only on its own sequence: matmuls are batch-invariant and
+//! attention runs per (token, head), so a sequence's logits are bit-for-bit the same alone or
+//! batched, in one prefill or in chunks.
+
+mod weights;
+
+use std::path::Path;
+
+use ponder_kernels::attention::{attend_head, KvView};
+use ponder_kernels::{matmul, ops, Isa, MatmulJob, QuantMatrix, QuantType, QuantizedActivations};
+use rayon::prelude::*;
+
+use crate::config::{ModelConfig, RopeStyle};
+use crate::gguf::GgufFile;
+use crate::model::batch::{validate_chunks, SequenceChunk};
+use crate::Result;
+use weights::{CpuLinear, CpuWeights};
+
+/// KV cache in host memory: per layer, `slots × kv_dim` keys and values.
+pub struct HostKvCache {
+    layers: Vec<(Vec<f32>, Vec<f32>)>,
+    block_size: usize,
+    num_blocks: usize,
+}
+
+impl HostKvCache {
+    /// `num_blocks` blocks of `block_size` tokens for every layer of `config`.
+    pub fn new(config: &ModelConfig, num_blocks: usize, block_size: usize) -> Self {
+        let size = num_blocks * block_size * config.kv_dim();
+        let layers = (0..config.num_layers).map(|_| (vec![0.0; size], vec![0.0; size])).collect();
+        Self { layers, block_size, num_blocks }
+    }
+
+    /// Tokens per block.
+    pub fn block_size(&self) -> usize {
+        self.block_size
+    }
+
+    /// Number of blocks.
+    pub fn num_blocks(&self) -> usize {
+        self.num_blocks
+    }
+}
+
+/// Buffers reused from one forward pass to the next.
+#[derive(Default)]
+pub struct CpuScratch {
+    x: Vec<f32>,
+    normed: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    attn: Vec<f32>,
+    proj: Vec<f32>,
+    gate: Vec<f32>,
+    up: Vec<f32>,
+    acts: QuantizedActivations,
+}
+
+/// A model loaded for the CPU backend.
+pub struct CpuModel {
+    config: ModelConfig,
+    weights: CpuWeights,
+    /// `max_positions × head_dim / 2` cosines and sines.
+    cos: Vec<f32>,
+    sin: Vec<f32>,
+    isa: Isa,
+}
+
+/// One (token, head) attention task: chunk index, row in the batch, position, head.
+#[derive(Clone, Copy)]
+struct HeadTask {
+    chunk: usize,
+    row: usize,
+    position: usize,
+    head: usize,
+}
+
+/// A pointer to a buffer that parallel tasks write disjoint parts of.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+// SAFETY: tasks write disjoint ranges only.
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// The pointer (a method, so closures capture the `Sync` wrapper, not the raw pointer).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+impl CpuModel {
+    /// Loads a GGUF file for the CPU backend.
+    pub fn load(path: &Path, config: &ModelConfig) -> Result<Self> {
+        let mut gguf = GgufFile::open(path, &candle_core::Device::Cpu)?;
+        let weights = CpuWeights::load(&mut gguf, config)?;
+        let (cos, sin) = rope_tables(config);
+        Ok(Self { config: config.clone(), weights, cos, sin, isa: Isa::detect() })
+    }
+
+    /// The model's shape.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The instruction set the kernels use.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// Bytes of weights in memory.
+    pub fn weight_bytes(&self) -> usize {
+        let w = &self.weights;
+        let linear = |l: &CpuLinear| l.matrix.size_in_bytes();
+        w.embedding.size_in_bytes()
+            + w.lm_head.as_ref().map_or(0, QuantMatrix::size_in_bytes)
+            + w.layers
+                .iter()
+                .map(|l| linear(&l.q) + linear(&l.k) + linear(&l.v) + linear(&l.o) + linear(&l.gate) + linear(&l.up) + linear(&l.down))
+                .sum::<usize>()
+    }
+
+    /// Runs one step over `chunks` (as [`crate::Model::forward`]); returns one row of logits
+    /// per chunk that wants them.
+    pub fn forward(
+        &self,
+        chunks: &[SequenceChunk<'_>],
+        cache: &mut HostKvCache,
+        scratch: &mut CpuScratch,
+    ) -> Result<Vec<Vec<f32>>> {
+        let c = &self.config;
+        validate_chunks(chunks, cache.block_size, cache.num_blocks, c.max_position_embeddings)?;
+        let tokens: usize = chunks.iter().map(|ch| ch.tokens.len()).sum();
+        let (hidden, q_dim, kv_dim) = (c.hidden_size, c.q_dim(), c.kv_dim());
+        let positions: Vec<usize> = chunks.iter().flat_map(|ch| ch.start..ch.start + ch.tokens.len()).collect();
+
+        // Embeddings.
+        let s = scratch;
+        s.x.resize(tokens * hidden, 0.0);
+        let ids: Vec<u32> = chunks.iter().flat_map(|ch| ch.tokens.iter().copied()).collect();
+        for (row, &id) in s.x.chunks_exact_mut(hidden).zip(&ids) {
+            self.weights.embedding.dequantize_row(id as usize, row);
+        }
+
+        for (index, layer) in self.weights.layers.iter().enumerate() {
+            // Attention block.
+            norm_rows(&s.x, &layer.attn_norm, c.rms_norm_eps as f32, hidden, &mut s.normed);
+            s.q.resize(tokens * q_dim, 0.0);
+            s.k.resize(tokens * kv_dim, 0.0);
+            s.v.resize(tokens * kv_dim, 0.0);
+            self.project(&s.normed, tokens, &mut s.acts, &mut [(&layer.q, &mut s.q), (&layer.k, &mut s.k), (&layer.v, &mut s.v)]);
+            if let Some((q_norm, k_norm)) = &layer.qk_norms {
+                for head in s.q.chunks_exact_mut(c.head_dim) {
+                    let copy = head.to_vec();
+                    ops::rms_norm(&copy, q_norm, c.rms_norm_eps as f32, head);
+                }
+                for head in s.k.chunks_exact_mut(c.head_dim) {
+                    let copy = head.to_vec();
+                    ops::rms_norm(&copy, k_norm, c.rms_norm_eps as f32, head);
+                }
+            }
+            let interleaved = c.rope.style == RopeStyle::Interleaved;
+            let half = c.head_dim / 2;
+            for (row, &p) in positions.iter().enumerate() {
+                let (cos, sin) = (&self.cos[p * half..(p + 1) * half], &self.sin[p * half..(p + 1) * half]);
+                ops::rope(&mut s.q[row * q_dim..(row + 1) * q_dim], c.head_dim, cos, sin, interleaved);
+                ops::rope(&mut s.k[row * kv_dim..(row + 1) * kv_dim], c.head_dim, cos, sin, interleaved);
+            }
+            let (keys, values) = &mut cache.layers[index];
+            let mut row = 0;
+            for chunk in chunks {
+                for i in 0..chunk.tokens.len() {
+                    let p = chunk.start + i;
+                    let slot = chunk.blocks[p / cache.block_size] as usize * cache.block_size + p % cache.block_size;
+                    keys[slot * kv_dim..(slot + 1) * kv_dim].copy_from_slice(&s.k[row * kv_dim..(row + 1) * kv_dim]);
+                    values[slot * kv_dim..(slot + 1) * kv_dim].copy_from_slice(&s.v[row * kv_dim..(row + 1) * kv_dim]);
+                    row += 1;
+                }
+            }
+            let kv = KvView { keys, values, kv_dim, block_size: cache.block_size };
+            s.attn.resize(tokens * q_dim, 0.0);
+            self.attention(chunks, &s.q, kv, &mut s.attn);
+            s.proj.resize(tokens * hidden, 0.0);
+            self.project(&s.attn, tokens, &mut s.acts, &mut [(&layer.o, &mut s.proj)]);
+            ops::add_assign(&mut s.x, &s.proj);
+
+            // MLP block.
+            norm_rows(&s.x, &layer.ffn_norm, c.rms_norm_eps as f32, hidden, &mut s.normed);
+            s.gate.resize(tokens * c.intermediate_size, 0.0);
+            s.up.resize(tokens * c.intermediate_size, 0.0);
+            self.project(&s.normed, tokens, &mut s.acts, &mut [(&layer.gate, &mut s.gate), (&layer.up, &mut s.up)]);
+            ops::silu_mul(&mut s.gate, &s.up);
+            self.project(&s.gate, tokens, &mut s.acts, &mut [(&layer.down, &mut s.proj)]);
+            ops::add_assign(&mut s.x, &s.proj);
+        }
+
+        // Logits of the last token of each chunk that wants them.
+        let mut last_rows = Vec::new();
+        let mut offset = 0;
+        for chunk in chunks {
+            offset += chunk.tokens.len();
+            if chunk.want_logits {
+                last_rows.extend_from_slice(&s.x[(offset - 1) * hidden..offset * hidden]);
+            }
+        }
+        if last_rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let wanted = last_rows.len() / hidden;
+        norm_rows(&last_rows, &self.weights.norm, c.rms_norm_eps as f32, hidden, &mut s.normed);
+        let lm_head = self.weights.lm_head();
+        let mut logits = vec![0.0; wanted * lm_head.rows()];
+        let kinds = [lm_head.kind()];
+        s.acts.quantize(self.isa, &s.normed, wanted, hidden, &kinds);
+        matmul(self.isa, &s.acts, &mut [MatmulJob { weights: lm_head, out: &mut logits }]);
+        Ok(logits.chunks_exact(lm_head.rows()).map(<[f32]>::to_vec).collect())
+    }
+
+    /// Quantizes `x` (`tokens` rows) once and runs every projection that reads it.
+    fn project(&self, x: &[f32], tokens: usize, acts: &mut QuantizedActivations, jobs: &mut [(&CpuLinear, &mut Vec<f32>)]) {
+        let cols = jobs[0].0.matrix.cols();
+        let kinds: Vec<QuantType> = jobs.iter().map(|(l, _)| l.matrix.kind()).collect();
+        acts.quantize(self.isa, &x[..tokens * cols], tokens, cols, &kinds);
+        let mut matmul_jobs: Vec<MatmulJob> = jobs
+            .iter_mut()
+            .map(|(linear, out)| {
+                let rows = linear.matrix.rows();
+                MatmulJob { weights: &linear.matrix, out: &mut out[..tokens * rows] }
+            })
+            .collect();
+        matmul(self.isa, acts, &mut matmul_jobs);
+        for (linear, out) in jobs.iter_mut() {
+            if let Some(bias) = &linear.bias {
+                for row in out.chunks_exact_mut(bias.len()).take(tokens) {
+                    ops::add_assign(row, bias);
+                }
+            }
+        }
+    }
+
+    /// Causal attention of every token of every chunk, one parallel task per (token, head).
+    fn attention(&self, chunks: &[SequenceChunk<'_>], q: &[f32], kv: KvView<'_>, out: &mut [f32]) {
+        let c = &self.config;
+        let (q_dim, head_dim) = (c.q_dim(), c.head_dim);
+        let groups = c.num_heads / c.num_kv_heads;
+        let scale = 1.0 / (head_dim as f32).sqrt();
+        let mut tasks = Vec::new();
+        let mut row = 0;
+        for (index, chunk) in chunks.iter().enumerate() {
+            for i in 0..chunk.tokens.len() {
+                for head in 0..c.num_heads {
+                    tasks.push(HeadTask { chunk: index, row, position: chunk.start + i, head });
+                }
+                row += 1;
+            }
+        }
+        let target = SharedOut(out.as_mut_ptr());
+        let isa = self.isa;
+        tasks.par_iter().for_each_init(Vec::new, |scores, task| {
+            let offset = task.row * q_dim + task.head * head_dim;
+            let q_head = &q[offset..offset + head_dim];
+            // SAFETY: each task owns the `head_dim` outputs of its (row, head).
+            let out_head = unsafe { std::slice::from_raw_parts_mut(target.get().add(offset), head_dim) };
+            let chunk = &chunks[task.chunk];
+            attend_head(isa, q_head, kv, chunk.blocks, task.position + 1, task.head / groups, scale, scores, out_head);
+        });
+    }
+}
+
+/// RMS-normalises each `width`-wide row of `x` into `out`.
+fn norm_rows(x: &[f32], weight: &[f32], eps: f32, width: usize, out: &mut Vec<f32>) {
+    out.resize(x.len(), 0.0);
+    for (row, target) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
+        ops::rms_norm(row, weight, eps, target);
+    }
+}
+
+/// Cosines and sines of every position, computed as the candle backend computes them.
+fn rope_tables(c: &ModelConfig) -> (Vec<f32>, Vec<f32>) {
+    let half = c.head_dim / 2;
+    let inv_freq: Vec<f32> = (0..half)
+        .map(|i| {
+            let freq = 1.0 / c.rope.theta.powf(2.0 * i as f32 / c.head_dim as f32);
+            c.rope.freq_factors.as_ref().map_or(freq, |f| freq / f[i])
+        })
+        .collect();
+    let mut cos = Vec::with_capacity(c.max_position_embeddings * half);
+    let mut sin = Vec::with_capacity(c.max_position_embeddings * half);
+    for p in 0..c.max_position_embeddings {
+        for &f in &inv_freq {
+            let angle = p as f32 * f;
+            cos.push(angle.cos());
+            sin.push(angle.sin());
+        }
+    }
+    (cos, sin)
+}
