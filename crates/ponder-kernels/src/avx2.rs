@@ -129,9 +129,10 @@ unsafe fn decode_q5_0(block: &BlockQ5_0) -> (__m256i, f32) {
     let lo = _mm_and_si128(qs, low4);
     let hi = _mm_and_si128(_mm_srli_epi16(qs, 4), low4);
     let nibbles = _mm256_set_m128i(hi, lo);
-    let fifth = _mm256_and_si256(bytes_from_bits(u32::from_le_bytes(block.qh)), _mm256_set1_epi8(0x10));
-    let q = _mm256_sub_epi8(_mm256_or_si256(nibbles, fifth), _mm256_set1_epi8(16));
-    (q, block.d.to_f32())
+    // (nibble | fifth bit << 4) - 16 as a signed byte: the nibble itself where the fifth bit
+    // is set, else the nibble with the top four bits set (nibble - 16 in two's complement).
+    let negative = _mm256_andnot_si256(bytes_from_bits(u32::from_le_bytes(block.qh)), _mm256_set1_epi8(0xF0u8 as i8));
+    (_mm256_or_si256(nibbles, negative), block.d.to_f32())
 }
 
 /// Σ w·x of 32 signed bytes, as 8 float lanes of partial sums.
@@ -157,20 +158,21 @@ unsafe fn tile_small<B, const MR: usize, const NR: usize>(
     for b in 0..blocks {
         let mut wq = [_mm256_setzero_si256(); NR];
         let mut wabs = [_mm256_setzero_si256(); NR];
-        let mut wd = [0f32; NR];
+        let mut wd = [_mm256_setzero_ps(); NR];
         for n in 0..NR {
             prefetch_ahead(w[n].as_ptr().add(b) as *const i8, 1);
             let (q, d) = decode(w[n].get_unchecked(b));
             wq[n] = q;
             wabs[n] = _mm256_sign_epi8(q, q);
-            wd[n] = d;
+            wd[n] = _mm256_set1_ps(d);
         }
         for m in 0..MR {
             let xb = x[m].get_unchecked(b);
             let xq = _mm256_loadu_si256(xb.qs.as_ptr() as *const __m256i);
+            let xd = _mm256_broadcast_ss(&xb.d);
             for n in 0..NR {
                 let sums = dot_i8(wabs[n], wq[n], xq);
-                acc[m][n] = _mm256_fmadd_ps(_mm256_set1_ps(wd[n] * xb.d), sums, acc[m][n]);
+                acc[m][n] = _mm256_fmadd_ps(_mm256_mul_ps(wd[n], xd), sums, acc[m][n]);
             }
         }
     }

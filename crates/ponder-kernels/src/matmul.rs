@@ -209,16 +209,28 @@ unsafe fn run_rows(isa: Isa, w: &QuantMatrix, acts: &QuantizedActivations, out: 
     }
 }
 
-/// Up to 4 activation rows × 2 weight rows at a time (a single weight row at the edge).
-const MR: usize = 4;
+/// The largest tile: activation rows × weight rows.
+const MR: usize = 8;
 const NR: usize = 2;
 
-/// A tile of `mr` (1..=4) activation rows × `nr` (1 or 2) weight rows; entries past the
-/// counts are ignored.
+/// The tile shape for a weight type and batch size: `(activation rows, weight rows)`. One
+/// activation row streams two weight rows at once (memory-bound); more rows share each
+/// decoded weight block among up to 8 activation rows (32-element types) or 4 (k-quants,
+/// whose tiles need more registers).
+fn tile_shape(kind: QuantType, m: usize) -> (usize, usize) {
+    match (kind.uses_super_blocks(), m) {
+        (_, 1) => (1, 2),
+        (false, _) => (8, 1),
+        (true, _) => (4, 2),
+    }
+}
+
+/// A tile of `mr` activation rows × `nr` weight rows; entries past the counts are ignored.
 type TileFn<B, A> = unsafe fn(w: [&[B]; NR], nr: usize, x: [&[A]; MR], mr: usize, out: &mut [[f32; NR]; MR]);
 
 /// Walks weight rows `start..end` in tiles.
 #[inline]
+#[allow(clippy::too_many_arguments)]
 unsafe fn tiles<'a, B: 'a, A: 'a>(
     w: &'a QuantMatrix,
     start: usize,
@@ -228,13 +240,14 @@ unsafe fn tiles<'a, B: 'a, A: 'a>(
     store: &impl Fn(usize, usize, f32),
     tile: TileFn<B, A>,
 ) {
+    let (mr_max, nr_max) = tile_shape(w.kind, m);
     let mut n = start;
     while n < end {
-        let nr = (end - n).min(NR);
+        let nr = (end - n).min(nr_max);
         let w_rows: [&[B]; NR] = std::array::from_fn(|i| w.row::<B>(n + i.min(nr - 1)));
         let mut r = 0;
         while r < m {
-            let mr = (m - r).min(MR);
+            let mr = (m - r).min(mr_max);
             let x_rows: [&[A]; MR] = std::array::from_fn(|i| act_row(r + i.min(mr - 1)));
             let mut out = [[0f32; NR]; MR];
             tile(w_rows, nr, x_rows, mr, &mut out);
@@ -251,33 +264,27 @@ unsafe fn tiles<'a, B: 'a, A: 'a>(
 
 /// Picks the monomorphised AVX2 tile for the tile's actual shape.
 macro_rules! dispatch {
-    ($name:ident, $kernel:ident, $block:ty, $act:ty) => {
+    ($name:ident, $kernel:ident, $block:ty, $act:ty, [$(($mr:literal, $nr:literal)),*]) => {
         unsafe fn $name(w: [&[$block]; NR], nr: usize, x: [&[$act]; MR], mr: usize, out: &mut [[f32; NR]; MR]) {
-            macro_rules! call {
-                ($mr:literal, $nr:literal) => {{
+            match (mr, nr) {
+                $(($mr, $nr) => {
                     let mut tile_out = [[0f32; $nr]; $mr];
                     avx2::$kernel::<$mr, $nr>(std::array::from_fn(|i| w[i]), std::array::from_fn(|i| x[i]), &mut tile_out);
                     for i in 0..$mr {
                         out[i][..$nr].copy_from_slice(&tile_out[i]);
                     }
-                }};
-            }
-            match (mr, nr) {
-                (1, 1) => call!(1, 1),
-                (2, 1) => call!(2, 1),
-                (3, 1) => call!(3, 1),
-                (4, 1) => call!(4, 1),
-                (1, 2) => call!(1, 2),
-                (2, 2) => call!(2, 2),
-                (3, 2) => call!(3, 2),
-                (4, 2) => call!(4, 2),
-                _ => unreachable!("tile shapes are at most {MR}×{NR}"),
+                })*
+                _ => unreachable!("no {mr}×{nr} tile for this type"),
             }
         }
     };
 }
 
-dispatch!(dispatch_q8_0, tile_q8_0, BlockQ8_0, ActQ8);
-dispatch!(dispatch_q5_0, tile_q5_0, BlockQ5_0, ActQ8);
-dispatch!(dispatch_q4k, tile_q4k, BlockQ4K, ActQ8K);
-dispatch!(dispatch_q6k, tile_q6k, BlockQ6K, ActQ8K);
+dispatch!(dispatch_q8_0, tile_q8_0, BlockQ8_0, ActQ8,
+    [(1, 1), (1, 2), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1), (7, 1), (8, 1)]);
+dispatch!(dispatch_q5_0, tile_q5_0, BlockQ5_0, ActQ8,
+    [(1, 1), (1, 2), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1), (7, 1), (8, 1)]);
+dispatch!(dispatch_q4k, tile_q4k, BlockQ4K, ActQ8K,
+    [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2), (4, 1), (4, 2)]);
+dispatch!(dispatch_q6k, tile_q6k, BlockQ6K, ActQ8K,
+    [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2), (4, 1), (4, 2)]);
