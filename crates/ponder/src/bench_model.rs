@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use candle_core::Device;
 use ponder_engine::{CandleRunner, CpuRunner, ModelRunner};
-use ponder_models::{BlockAllocator, BlockPool as _, BlockTable, CpuModel, ModelMetadata, SequenceChunk};
+use ponder_models::{BlockAllocator, BlockTable, CpuModel, ModelMetadata, SequenceChunk};
 use serde::Serialize;
 
 use crate::cli::BenchModelArgs;

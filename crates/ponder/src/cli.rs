@@ -18,6 +18,10 @@ pub struct Cli {
 /// What to do.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the OpenAI-compatible API.
+    Serve(ServeArgs),
+    /// Print the OpenAPI document of the HTTP API.
+    Openapi,
     /// Generate a chat reply to one prompt and stream it to stdout.
     Generate(GenerateArgs),
     /// Benchmarks.
@@ -113,4 +117,61 @@ pub struct BenchModelArgs {
     /// `cpu` (Ponder's kernels, GGUF only) or `candle`.
     #[arg(long, default_value = "cpu")]
     pub backend: String,
+}
+
+/// `ponder serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Address to listen on.
+    #[arg(long, env = "PONDER_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on.
+    #[arg(long, env = "PONDER_PORT", default_value_t = 8000)]
+    pub port: u16,
+    /// The model name clients send (default: the file or directory name).
+    #[arg(long, env = "PONDER_SERVED_MODEL_NAME")]
+    pub served_model_name: Option<String>,
+    /// API keys clients must send as `Authorization: Bearer <key>` (comma-separated in the
+    /// environment variable); none means no authentication.
+    #[arg(long = "api-key", env = "PONDER_API_KEY", value_delimiter = ',')]
+    pub api_keys: Vec<String>,
+    /// Largest request body in bytes.
+    #[arg(long, env = "PONDER_MAX_BODY_BYTES", default_value_t = 8 << 20)]
+    pub max_body_bytes: usize,
+    /// Longest a request may take, in seconds (0: no limit).
+    #[arg(long, env = "PONDER_REQUEST_TIMEOUT", default_value_t = 600)]
+    pub request_timeout: u64,
+    /// Seconds in-flight requests get to finish after SIGTERM.
+    #[arg(long, env = "PONDER_SHUTDOWN_GRACE", default_value_t = 30)]
+    pub shutdown_grace: u64,
+    /// Completion limit when a request gives none.
+    #[arg(long, env = "PONDER_DEFAULT_MAX_TOKENS", default_value_t = 4096)]
+    pub default_max_tokens: usize,
+    /// Most choices (`n`) per request.
+    #[arg(long, env = "PONDER_MAX_N", default_value_t = 16)]
+    pub max_n: u32,
+    /// Whether requests that say nothing think: `auto` (models with native thinking tokens
+    /// do), `on` or `off`.
+    #[arg(long, env = "PONDER_THINKING_DEFAULT", default_value = "auto")]
+    pub thinking_default: String,
+    /// The largest maximum thinking budget a request may ask for.
+    #[arg(long, env = "PONDER_THINKING_MAX_TOKENS")]
+    pub thinking_max_tokens: Option<u32>,
+    /// Tokens of the completion limit kept for the answer: min(this, limit / 4).
+    #[arg(long, env = "PONDER_ANSWER_RESERVE", default_value_t = 256)]
+    pub answer_reserve: u32,
+    /// Default continuation texts injected when thinking ends too early (comma-separated).
+    #[arg(long, env = "PONDER_CONTINUATION", value_delimiter = ',', default_value = "Wait")]
+    pub continuation: Vec<String>,
+    /// `reasoning_effort` presets as `name=min:max`, comma-separated.
+    #[arg(long, env = "PONDER_REASONING_EFFORT_PRESETS", default_value = "minimal=0:256,low=0:1024,medium=0:4096,high=0:16384")]
+    pub reasoning_effort_presets: String,
+    /// Log format: `text` or `json`.
+    #[arg(long, env = "PONDER_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+    /// Log prompts (off by default: prompts are private).
+    #[arg(long, env = "PONDER_LOG_PROMPTS")]
+    pub log_prompts: bool,
 }

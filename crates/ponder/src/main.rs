@@ -4,6 +4,7 @@ mod bench_model;
 mod cli;
 mod engine_setup;
 mod generate;
+mod serve;
 mod threads;
 
 use clap::Parser;
@@ -11,13 +12,21 @@ use clap::Parser;
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
     threads::configure(cli.threads);
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "ponder=info,warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let json_logs = matches!(&cli.command, cli::Command::Serve(args) if args.log_format == "json");
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "ponder=info,ponder_server=info,ponder_engine=info,warn".into());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json_logs {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
     match cli.command {
+        cli::Command::Serve(args) => serve::run(args),
+        cli::Command::Openapi => {
+            println!("{}", ponder_server::openapi_json());
+            Ok(())
+        }
         cli::Command::Generate(args) => generate::run(args),
         cli::Command::Bench(cli::BenchCommand::Model(args)) => bench_model::run(args),
     }

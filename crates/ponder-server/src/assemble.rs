@@ -1,0 +1,331 @@
+//! Turning engine events into OpenAI responses: whole responses for non-streamed requests,
+//! and SSE chunks (reasoning first, then content, finish reasons, usage) for streams.
+
+use ponder_engine::{DeltaKind, Event, FinishReason};
+use ponder_thinking::ThinkingStats;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::types::{
+    AssistantMessage, ChatChoice, ChatCompletionResponse, ChoiceLogprobs, CompletionChoice, CompletionResponse,
+    ThinkingSummary, TokenLogprob, Usage,
+};
+
+/// `stop`, `length`, or `None` for reasons that are not sent as a finish reason.
+pub fn finish_reason(reason: FinishReason) -> Option<&'static str> {
+    match reason {
+        FinishReason::Stop => Some("stop"),
+        FinishReason::Length => Some("length"),
+        FinishReason::Cancelled | FinishReason::Error => None,
+    }
+}
+
+/// Whether a choice thought at all (statistics are only reported then).
+fn thought(stats: &ThinkingStats) -> bool {
+    stats.reasoning_tokens > 0 || stats.end.is_some()
+}
+
+/// What one choice produced.
+#[derive(Debug, Default, Clone)]
+struct ChoiceOutput {
+    reasoning: String,
+    content: String,
+    logprobs: Vec<TokenLogprob>,
+    finish: Option<FinishReason>,
+    thinking: Option<ThinkingStats>,
+    error: Option<String>,
+}
+
+/// Collects the events of a non-streamed request.
+#[derive(Debug)]
+pub struct Collector {
+    choices: Vec<ChoiceOutput>,
+    usage: Option<ponder_engine::Usage>,
+}
+
+impl Collector {
+    /// A collector for `n` choices.
+    pub fn new(n: usize) -> Self {
+        Self { choices: vec![ChoiceOutput::default(); n], usage: None }
+    }
+
+    /// Takes one event; returns true once the request is done.
+    pub fn push(&mut self, event: Event) -> bool {
+        match event {
+            Event::Delta { choice, kind, text, logprobs } => {
+                let c = &mut self.choices[choice];
+                match kind {
+                    DeltaKind::Reasoning => c.reasoning.push_str(&text),
+                    DeltaKind::Content => c.content.push_str(&text),
+                }
+                c.logprobs.extend(logprobs.iter().map(TokenLogprob::from));
+                false
+            }
+            Event::Finished { choice, reason, thinking, error } => {
+                let c = &mut self.choices[choice];
+                c.finish = Some(reason);
+                c.thinking = thinking;
+                c.error = error;
+                false
+            }
+            Event::Done(usage) => {
+                self.usage = Some(usage);
+                true
+            }
+        }
+    }
+
+    /// Budget-forcing statistics of every choice that had them.
+    pub fn thinking_stats(&self) -> Vec<ThinkingStats> {
+        self.choices.iter().filter_map(|c| c.thinking).collect()
+    }
+
+    /// The token counts, once done.
+    pub fn usage(&self) -> Option<ponder_engine::Usage> {
+        self.usage
+    }
+
+    fn check(&self) -> Result<ponder_engine::Usage, ApiError> {
+        if let Some(message) = self.choices.iter().find_map(|c| c.error.clone()) {
+            return Err(ApiError::internal(message));
+        }
+        self.usage.ok_or_else(|| ApiError::internal("the engine stopped before the request finished"))
+    }
+
+    /// The chat completion response.
+    pub fn chat_response(self, id: String, created: u64, model: String, logprobs: bool) -> Result<ChatCompletionResponse, ApiError> {
+        let usage = self.check()?;
+        let choices = self
+            .choices
+            .into_iter()
+            .enumerate()
+            .map(|(index, c)| {
+                let reasoning = (!c.reasoning.is_empty()).then_some(c.reasoning);
+                ChatChoice {
+                    index,
+                    message: AssistantMessage {
+                        role: "assistant".into(),
+                        content: Some(c.content),
+                        reasoning_content: reasoning.clone(),
+                        reasoning,
+                    },
+                    finish_reason: c.finish.and_then(finish_reason).map(String::from),
+                    logprobs: logprobs.then(|| ChoiceLogprobs { content: c.logprobs }),
+                    thinking: c.thinking.filter(thought).map(ThinkingSummary::from),
+                }
+            })
+            .collect();
+        Ok(ChatCompletionResponse { id, object: "chat.completion".into(), created, model, choices, usage: usage.into() })
+    }
+
+    /// The text completion response: `text` is thinking and answer together.
+    pub fn completion_response(self, id: String, created: u64, model: String) -> Result<CompletionResponse, ApiError> {
+        let usage = self.check()?;
+        let choices = self
+            .choices
+            .into_iter()
+            .enumerate()
+            .map(|(index, c)| CompletionChoice {
+                index,
+                text: format!("{}{}", c.reasoning, c.content),
+                reasoning_content: (!c.reasoning.is_empty()).then_some(c.reasoning),
+                finish_reason: c.finish.and_then(finish_reason).map(String::from),
+                thinking: c.thinking.filter(thought).map(ThinkingSummary::from),
+            })
+            .collect();
+        Ok(CompletionResponse { id, object: "text_completion".into(), created, model, choices, usage: usage.into() })
+    }
+}
+
+/// Which streaming format to produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamKind {
+    /// `chat.completion.chunk` with `delta`.
+    Chat,
+    /// `text_completion` with `text`.
+    Completion,
+}
+
+/// Builds the SSE chunks of a streamed request.
+#[derive(Debug)]
+pub struct ChunkAssembler {
+    kind: StreamKind,
+    id: String,
+    created: u64,
+    model: String,
+    include_usage: bool,
+    logprobs: bool,
+    role_sent: Vec<bool>,
+}
+
+/// One SSE payload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Chunk {
+    /// A JSON chunk.
+    Data(Value),
+    /// An error, sent as a JSON error event.
+    Error(ApiError),
+}
+
+impl ChunkAssembler {
+    /// An assembler for a request with `n` choices.
+    pub fn new(kind: StreamKind, id: String, created: u64, model: String, n: usize, include_usage: bool, logprobs: bool) -> Self {
+        Self { kind, id, created, model, include_usage, logprobs, role_sent: vec![false; n] }
+    }
+
+    fn chunk(&self, choices: Vec<Value>, usage: Option<Value>) -> Value {
+        let object = match self.kind {
+            StreamKind::Chat => "chat.completion.chunk",
+            StreamKind::Completion => "text_completion",
+        };
+        let mut chunk = json!({"id": self.id, "object": object, "created": self.created, "model": self.model, "choices": choices});
+        if let Some(usage) = usage {
+            chunk["usage"] = usage;
+        }
+        chunk
+    }
+
+    /// The chunks for one engine event (possibly none).
+    pub fn push(&mut self, event: Event) -> Vec<Chunk> {
+        let mut out = Vec::new();
+        match event {
+            Event::Delta { choice, kind, text, logprobs } => {
+                if self.kind == StreamKind::Chat && !self.role_sent[choice] {
+                    self.role_sent[choice] = true;
+                    let role = json!({"index": choice, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null});
+                    out.push(Chunk::Data(self.chunk(vec![role], None)));
+                }
+                let logprobs = (self.logprobs && !logprobs.is_empty())
+                    .then(|| json!({"content": logprobs.iter().map(TokenLogprob::from).collect::<Vec<_>>()}));
+                let choice_json = match (self.kind, kind) {
+                    (StreamKind::Chat, DeltaKind::Reasoning) => {
+                        json!({"index": choice, "delta": {"reasoning_content": text, "reasoning": text}, "logprobs": null, "finish_reason": null})
+                    }
+                    (StreamKind::Chat, DeltaKind::Content) => {
+                        json!({"index": choice, "delta": {"content": text}, "logprobs": logprobs, "finish_reason": null})
+                    }
+                    (StreamKind::Completion, kind) => {
+                        let mut c = json!({"index": choice, "text": text, "logprobs": null, "finish_reason": null});
+                        if kind == DeltaKind::Reasoning {
+                            c["reasoning_content"] = json!(text);
+                        }
+                        c
+                    }
+                };
+                out.push(Chunk::Data(self.chunk(vec![choice_json], None)));
+            }
+            Event::Finished { choice, reason, thinking, error } => {
+                if reason == FinishReason::Error {
+                    out.push(Chunk::Error(ApiError::internal(error.unwrap_or_else(|| "generation failed".into()))));
+                    return out;
+                }
+                let Some(finish) = finish_reason(reason) else { return out };
+                let thinking = thinking.filter(thought).map(ThinkingSummary::from);
+                let choice_json = match self.kind {
+                    StreamKind::Chat => json!({"index": choice, "delta": {}, "logprobs": null, "finish_reason": finish, "thinking": thinking}),
+                    StreamKind::Completion => json!({"index": choice, "text": "", "logprobs": null, "finish_reason": finish, "thinking": thinking}),
+                };
+                out.push(Chunk::Data(self.chunk(vec![choice_json], None)));
+            }
+            Event::Done(usage) => {
+                if self.include_usage {
+                    let usage = serde_json::to_value(Usage::from(usage)).unwrap_or(Value::Null);
+                    out.push(Chunk::Data(self.chunk(Vec::new(), Some(usage))));
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage() -> ponder_engine::Usage {
+        ponder_engine::Usage { prompt_tokens: 5, completion_tokens: 7, reasoning_tokens: 4, cached_tokens: 0 }
+    }
+
+    fn delta(choice: usize, kind: DeltaKind, text: &str) -> Event {
+        Event::Delta { choice, kind, text: text.into(), logprobs: vec![] }
+    }
+
+    #[test]
+    fn stream_sends_role_then_reasoning_then_content_then_finish_and_usage() {
+        let mut a = ChunkAssembler::new(StreamKind::Chat, "chatcmpl-x".into(), 1, "m".into(), 1, true, false);
+        let mut chunks = Vec::new();
+        for e in [
+            delta(0, DeltaKind::Reasoning, "hmm"),
+            delta(0, DeltaKind::Content, "42"),
+            Event::Finished { choice: 0, reason: FinishReason::Stop, thinking: Some(ThinkingStats { reasoning_tokens: 4, ..Default::default() }), error: None },
+            Event::Done(usage()),
+        ] {
+            chunks.extend(a.push(e));
+        }
+        let data: Vec<Value> = chunks.into_iter().map(|c| match c { Chunk::Data(v) => v, Chunk::Error(e) => panic!("{e:?}") }).collect();
+        assert_eq!(data.len(), 5);
+        assert_eq!(data[0]["choices"][0]["delta"]["role"], "assistant");
+        assert_eq!(data[1]["choices"][0]["delta"]["reasoning_content"], "hmm");
+        assert_eq!(data[1]["choices"][0]["delta"].get("content"), None);
+        assert_eq!(data[2]["choices"][0]["delta"]["content"], "42");
+        assert_eq!(data[3]["choices"][0]["finish_reason"], "stop");
+        assert_eq!(data[3]["choices"][0]["thinking"]["tokens"], 4);
+        assert_eq!(data[4]["choices"], json!([]));
+        assert_eq!(data[4]["usage"]["completion_tokens_details"]["reasoning_tokens"], 4);
+        assert!(data.iter().all(|d| d["object"] == "chat.completion.chunk" && d["id"] == "chatcmpl-x"));
+    }
+
+    #[test]
+    fn usage_chunk_only_when_asked_and_errors_become_error_events() {
+        let mut a = ChunkAssembler::new(StreamKind::Chat, "id".into(), 1, "m".into(), 2, false, false);
+        assert!(a.push(Event::Done(usage())).is_empty());
+        let out = a.push(Event::Finished { choice: 1, reason: FinishReason::Error, thinking: None, error: Some("boom".into()) });
+        assert!(matches!(&out[0], Chunk::Error(e) if e.detail.message == "boom"));
+        assert!(a.push(Event::Finished { choice: 0, reason: FinishReason::Cancelled, thinking: None, error: None }).is_empty());
+    }
+
+    #[test]
+    fn completion_chunks_carry_text() {
+        let mut a = ChunkAssembler::new(StreamKind::Completion, "cmpl-1".into(), 1, "m".into(), 1, false, false);
+        let out = a.push(delta(0, DeltaKind::Content, "abc"));
+        assert!(matches!(&out[0], Chunk::Data(v) if v["choices"][0]["text"] == "abc" && v["object"] == "text_completion"));
+    }
+
+    #[test]
+    fn collector_builds_chat_and_completion_responses() {
+        let events = || {
+            vec![
+                delta(0, DeltaKind::Reasoning, "think "),
+                delta(1, DeltaKind::Content, "b"),
+                delta(0, DeltaKind::Content, "a"),
+                Event::Finished { choice: 0, reason: FinishReason::Stop, thinking: None, error: None },
+                Event::Finished { choice: 1, reason: FinishReason::Length, thinking: None, error: None },
+                Event::Done(usage()),
+            ]
+        };
+        let mut c = Collector::new(2);
+        for e in events() {
+            c.push(e);
+        }
+        let r = c.chat_response("id".into(), 3, "m".into(), false).unwrap();
+        assert_eq!(r.choices[0].message.content.as_deref(), Some("a"));
+        assert_eq!(r.choices[0].message.reasoning_content.as_deref(), Some("think "));
+        assert_eq!(r.choices[1].message.reasoning_content, None);
+        assert_eq!(r.choices[1].finish_reason.as_deref(), Some("length"));
+        assert_eq!(r.usage.total_tokens, 12);
+        let mut c = Collector::new(2);
+        for e in events() {
+            c.push(e);
+        }
+        let r = c.completion_response("id".into(), 3, "m".into()).unwrap();
+        assert_eq!(r.choices[0].text, "think a");
+    }
+
+    #[test]
+    fn collector_reports_engine_errors() {
+        let mut c = Collector::new(1);
+        c.push(Event::Finished { choice: 0, reason: FinishReason::Error, thinking: None, error: Some("model error".into()) });
+        c.push(Event::Done(usage()));
+        assert_eq!(c.chat_response("id".into(), 0, "m".into(), false).unwrap_err().status.as_u16(), 500);
+    }
+}

@@ -1,0 +1,216 @@
+//! `POST /v1/chat/completions` and `POST /v1/chat/completions/{id}/end_thinking`.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde_json::{json, Value};
+
+use crate::assemble::StreamKind;
+use crate::error::{ApiError, ErrorBody};
+use crate::json::parse_body;
+use crate::prepare::{
+    choices, completion_limit, decide_thinking, engine_request, sampling_params, stop_strings, thinking_plan, SamplingFields,
+};
+use crate::respond::{run, Answer};
+use crate::state::AppState;
+use crate::thinking::ThinkingFields;
+use crate::types::{ChatCompletionRequest, ChatCompletionResponse, ChatMessage, EndThinkingResponse, MessageContent};
+
+/// Creates a chat completion.
+///
+/// Thinking models stream `reasoning_content` before `content`. Per-request thinking budgets
+/// are accepted in Ponder's `thinking` object and in the spellings of Anthropic, vLLM,
+/// llama.cpp, OpenAI (`reasoning_effort`) and Qwen3 (`chat_template_kwargs.enable_thinking`).
+#[utoipa::path(
+    post,
+    path = "/v1/chat/completions",
+    request_body = ChatCompletionRequest,
+    responses(
+        (status = 200, description = "The completion (or an SSE stream of `chat.completion.chunk`s when `stream` is true)", body = ChatCompletionResponse),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 404, description = "Unknown model", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 429, description = "Queue full; retry after the `Retry-After` seconds", body = ErrorBody),
+    ),
+    tag = "openai"
+)]
+pub async fn chat_completions(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let result = handle(state.clone(), body).await;
+    if let Err(error) = &result {
+        state.metrics.request("chat", error.status.as_u16());
+        state.metrics.error(&error.detail.kind);
+    }
+    result
+}
+
+async fn handle(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let request: ChatCompletionRequest = parse_body(body, state.config.max_body_bytes)?;
+    if let Some(model) = &request.model {
+        if !state.serves(model) {
+            return Err(ApiError::model_not_found(model, &state.config.served_name));
+        }
+    }
+    reject_unsupported(&request)?;
+    let metadata = &state.metadata;
+    let fields = ThinkingFields {
+        thinking: request.thinking.as_ref(),
+        thinking_token_budget: request.thinking_token_budget,
+        thinking_budget_tokens: request.thinking_budget_tokens,
+        reasoning_effort: request.reasoning_effort.as_deref(),
+        template_kwargs: request.chat_template_kwargs.as_ref(),
+    };
+    let (spec, on) = decide_thinking(&fields, state.thinking.as_ref(), metadata, &state.config)?;
+
+    let template = metadata
+        .chat_template
+        .as_ref()
+        .ok_or_else(|| ApiError::invalid("this model has no chat template; use /v1/completions", None))?;
+    let messages = template_messages(&request.messages)?;
+    let mut kwargs = request.chat_template_kwargs.clone().unwrap_or_default();
+    if let (Some(on), Some(_)) = (on, &state.thinking) {
+        kwargs.insert("enable_thinking".into(), Value::Bool(on));
+    }
+    let text = template
+        .render(&messages, true, &kwargs)
+        .map_err(|e| ApiError::invalid(format!("the chat template failed on these messages: {e}"), Some("messages")))?;
+    if state.config.log_text {
+        tracing::info!(prompt = %text, "chat prompt");
+    }
+    let mut prompt = metadata.tokenizer.encode(&text, false).map_err(|e| ApiError::internal(e.to_string()))?;
+
+    let requested = request
+        .max_completion_tokens
+        .map(|t| (t, "max_completion_tokens"))
+        .or(request.max_tokens.map(|t| (t, "max_tokens")));
+    let limit = completion_limit(requested, prompt.len(), metadata, &state.config)?;
+    let plan = thinking_plan(spec, on, &mut prompt, limit, metadata, state.thinking.as_ref(), &state.config)?;
+    // Opening the thinking block may have used the last free positions.
+    let limit = limit.min(metadata.config.max_position_embeddings.saturating_sub(prompt.len()));
+
+    let logprobs = match (request.logprobs, request.top_logprobs) {
+        (_, Some(k)) if k > 20 => return Err(ApiError::invalid("top_logprobs must be at most 20", Some("top_logprobs"))),
+        (Some(true), k) => Some(k.unwrap_or(0) as usize),
+        (_, Some(_)) => return Err(ApiError::invalid("top_logprobs needs logprobs: true", Some("top_logprobs"))),
+        _ => None,
+    };
+    let sampling = sampling_params(
+        &SamplingFields {
+            temperature: request.temperature,
+            top_p: request.top_p,
+            top_k: request.top_k,
+            min_p: request.min_p,
+            repetition_penalty: request.repetition_penalty,
+            presence_penalty: request.presence_penalty,
+            frequency_penalty: request.frequency_penalty,
+            logit_bias: request.logit_bias.as_ref(),
+            seed: request.seed,
+            logprobs,
+        },
+        metadata.tokenizer.vocab_size(),
+    )?;
+    let n = choices(request.n, &state.config)?;
+    let stop = stop_strings(request.stop.clone())?;
+    let answer = Answer {
+        kind: StreamKind::Chat,
+        stream: request.stream.unwrap_or(false),
+        include_usage: request.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(false),
+        logprobs: logprobs.is_some(),
+        n,
+        endpoint: "chat",
+    };
+    run(state.clone(), engine_request(prompt, sampling, limit, stop, plan, n), answer).await
+}
+
+/// Fields we cannot honour are refused, not silently ignored.
+fn reject_unsupported(request: &ChatCompletionRequest) -> Result<(), ApiError> {
+    if request.messages.is_empty() {
+        return Err(ApiError::invalid("messages must not be empty", Some("messages")));
+    }
+    if matches!(&request.tools, Some(Value::Array(tools)) if !tools.is_empty()) {
+        return Err(ApiError::invalid("tool calling is not supported yet", Some("tools")));
+    }
+    if let Some(format) = &request.response_format {
+        let kind = format.get("type").and_then(Value::as_str);
+        if kind != Some("text") {
+            return Err(ApiError::invalid(
+                "only response_format {\"type\": \"text\"} is supported",
+                Some("response_format"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The messages as the chat template sees them: roles checked, text parts joined.
+fn template_messages(messages: &[ChatMessage]) -> Result<Vec<Value>, ApiError> {
+    messages
+        .iter()
+        .enumerate()
+        .map(|(i, message)| {
+            let role = match message.role.as_str() {
+                "developer" => "system",
+                role @ ("system" | "user" | "assistant" | "tool") => role,
+                other => {
+                    return Err(ApiError::invalid(
+                        format!("unknown role `{other}` (expected system, developer, user, assistant or tool)"),
+                        Some(&format!("messages[{i}].role")),
+                    ))
+                }
+            };
+            let content = match &message.content {
+                None => String::new(),
+                Some(MessageContent::Text(text)) => text.clone(),
+                Some(MessageContent::Parts(parts)) => {
+                    let mut text = String::new();
+                    for (j, part) in parts.iter().enumerate() {
+                        match (part.kind.as_str(), &part.text) {
+                            ("text", Some(t)) => text.push_str(t),
+                            (kind, _) => {
+                                return Err(ApiError::invalid(
+                                    format!("content parts of type `{kind}` are not supported (only text)"),
+                                    Some(&format!("messages[{i}].content[{j}]")),
+                                ))
+                            }
+                        }
+                    }
+                    text
+                }
+            };
+            let mut value = json!({"role": role, "content": content});
+            if let Some(reasoning) = &message.reasoning_content {
+                value["reasoning_content"] = json!(reasoning);
+            }
+            if let Some(name) = &message.name {
+                value["name"] = json!(name);
+            }
+            Ok(value)
+        })
+        .collect()
+}
+
+/// Ends the thinking of a running chat completion now: the wrap-up and end delimiter are
+/// forced at the next step and the model answers.
+#[utoipa::path(
+    post,
+    path = "/v1/chat/completions/{id}/end_thinking",
+    params(("id" = String, Path, description = "The `id` of a running chat completion")),
+    responses(
+        (status = 200, description = "The request will stop thinking at its next step", body = EndThinkingResponse),
+        (status = 404, description = "No running request has this id", body = ErrorBody),
+    ),
+    tag = "ponder"
+)]
+pub async fn end_thinking(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<axum::Json<EndThinkingResponse>, ApiError> {
+    let engine_id = state
+        .engine_id(&id)
+        .filter(|&e| state.is_active(e))
+        .ok_or_else(|| ApiError::not_found(format!("no running chat completion has the id `{id}`")))?;
+    if !state.engine.end_thinking(engine_id) {
+        return Err(ApiError::unavailable("the request's worker has stopped"));
+    }
+    Ok(axum::Json(EndThinkingResponse { id, status: "ok".into() }))
+}

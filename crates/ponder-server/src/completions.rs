@@ -1,0 +1,124 @@
+//! `POST /v1/completions`: a raw prompt, no chat template (as s1's evaluations use).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::response::Response;
+use serde_json::Value;
+
+use crate::assemble::StreamKind;
+use crate::error::{ApiError, ErrorBody};
+use crate::json::parse_body;
+use crate::prepare::{
+    choices, completion_limit, decide_thinking, engine_request, sampling_params, stop_strings, thinking_plan, SamplingFields,
+};
+use crate::respond::{run, Answer};
+use crate::state::AppState;
+use crate::thinking::ThinkingFields;
+use crate::types::{CompletionRequest, CompletionResponse};
+
+/// Creates a text completion of a raw prompt.
+///
+/// A prompt that ends inside a thinking block (`…<|im_start|>think`, `…<think>`) gets
+/// budget forcing with the request's thinking budget; `text` holds thinking and answer.
+#[utoipa::path(
+    post,
+    path = "/v1/completions",
+    request_body = CompletionRequest,
+    responses(
+        (status = 200, description = "The completion (or an SSE stream when `stream` is true)", body = CompletionResponse),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 401, description = "Missing or wrong API key", body = ErrorBody),
+        (status = 404, description = "Unknown model", body = ErrorBody),
+        (status = 429, description = "Queue full", body = ErrorBody),
+    ),
+    tag = "openai"
+)]
+pub async fn completions(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let result = handle(state.clone(), body).await;
+    if let Err(error) = &result {
+        state.metrics.request("completions", error.status.as_u16());
+        state.metrics.error(&error.detail.kind);
+    }
+    result
+}
+
+async fn handle(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+    let request: CompletionRequest = parse_body(body, state.config.max_body_bytes)?;
+    if let Some(model) = &request.model {
+        if !state.serves(model) {
+            return Err(ApiError::model_not_found(model, &state.config.served_name));
+        }
+    }
+    let metadata = &state.metadata;
+    let mut prompt = prompt_tokens(&request.prompt, &state)?;
+    let fields = ThinkingFields {
+        thinking: request.thinking.as_ref(),
+        thinking_token_budget: request.thinking_token_budget,
+        thinking_budget_tokens: request.thinking_budget_tokens,
+        reasoning_effort: request.reasoning_effort.as_deref(),
+        template_kwargs: None,
+    };
+    let (spec, on) = decide_thinking(&fields, state.thinking.as_ref(), metadata, &state.config)?;
+    // A raw prompt decides by itself unless the request said.
+    let on = if spec.enabled.is_some() { on } else { None };
+    let limit = completion_limit(request.max_tokens.map(|t| (t, "max_tokens")), prompt.len(), metadata, &state.config)?;
+    let plan = thinking_plan(spec, on, &mut prompt, limit, metadata, state.thinking.as_ref(), &state.config)?;
+    let limit = limit.min(metadata.config.max_position_embeddings.saturating_sub(prompt.len()));
+    if request.logprobs.is_some_and(|k| k > 20) {
+        return Err(ApiError::invalid("logprobs must be at most 20", Some("logprobs")));
+    }
+    let sampling = sampling_params(
+        &SamplingFields {
+            temperature: request.temperature,
+            top_p: request.top_p,
+            top_k: request.top_k,
+            min_p: request.min_p,
+            repetition_penalty: request.repetition_penalty,
+            presence_penalty: request.presence_penalty,
+            frequency_penalty: request.frequency_penalty,
+            logit_bias: request.logit_bias.as_ref(),
+            seed: request.seed,
+            logprobs: request.logprobs.map(|k| k as usize),
+        },
+        metadata.tokenizer.vocab_size(),
+    )?;
+    let n = choices(request.n, &state.config)?;
+    let stop = stop_strings(request.stop.clone())?;
+    let answer = Answer {
+        kind: StreamKind::Completion,
+        stream: request.stream.unwrap_or(false),
+        include_usage: request.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(false),
+        logprobs: false,
+        n,
+        endpoint: "completions",
+    };
+    run(state.clone(), engine_request(prompt, sampling, limit, stop, plan, n), answer).await
+}
+
+/// The prompt: a string (tokenized with the model's BOS), a list of token ids, or a list
+/// holding one of those.
+fn prompt_tokens(prompt: &Value, state: &AppState) -> Result<Vec<u32>, ApiError> {
+    let vocab = state.metadata.tokenizer.vocab_size();
+    match prompt {
+        Value::String(text) => {
+            if text.is_empty() {
+                return Err(ApiError::invalid("prompt must not be empty", Some("prompt")));
+            }
+            state.metadata.tokenizer.encode(text, true).map_err(|e| ApiError::internal(e.to_string()))
+        }
+        Value::Array(items) if items.len() == 1 && !items[0].is_number() => prompt_tokens(&items[0], state),
+        Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_number) => items
+            .iter()
+            .map(|v| v.as_u64().filter(|&t| (t as usize) < vocab).map(|t| t as u32))
+            .collect::<Option<Vec<u32>>>()
+            .ok_or_else(|| ApiError::invalid(format!("prompt token ids must be below {vocab}"), Some("prompt"))),
+        Value::Array(items) if items.len() > 1 => Err(ApiError::invalid(
+            "batched prompts are not supported; send one prompt per request",
+            Some("prompt"),
+        )),
+        _ => Err(ApiError::invalid("prompt must be a string or a list of token ids", Some("prompt"))),
+    }
+}

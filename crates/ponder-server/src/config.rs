@@ -1,0 +1,45 @@
+//! Server settings.
+
+use std::time::Duration;
+
+use crate::thinking::ThinkingDefaults;
+
+/// How the HTTP server behaves.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The model name clients use (`/v1/models`).
+    pub served_name: String,
+    /// Accepted API keys; empty means no authentication.
+    pub api_keys: Vec<String>,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+    /// Longest time a request may take (also streams); `None` for no limit.
+    pub request_timeout: Option<Duration>,
+    /// Interval of SSE keep-alive comments while nothing else is sent.
+    pub keep_alive: Duration,
+    /// Completion limit when a request gives none (also capped by the context).
+    pub default_max_tokens: usize,
+    /// Most choices per request.
+    pub max_n: u32,
+    /// Thinking defaults, caps and presets.
+    pub thinking: ThinkingDefaults,
+    /// Log prompt and output text (off by default).
+    pub log_text: bool,
+}
+
+impl ServerConfig {
+    /// Defaults for a model name.
+    pub fn new(served_name: impl Into<String>) -> Self {
+        Self {
+            served_name: served_name.into(),
+            api_keys: Vec::new(),
+            max_body_bytes: 8 << 20,
+            request_timeout: Some(Duration::from_secs(600)),
+            keep_alive: Duration::from_secs(10),
+            default_max_tokens: 4096,
+            max_n: 16,
+            thinking: ThinkingDefaults::default(),
+            log_text: false,
+        }
+    }
+}

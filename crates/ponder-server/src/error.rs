@@ -1,0 +1,169 @@
+//! OpenAI-shaped errors: `{"error": {"message", "type", "param", "code"}}` with an HTTP status.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The body of every error response.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct ErrorDetail {
+    /// A sentence for the caller.
+    pub message: String,
+    /// `invalid_request_error`, `authentication_error`, `rate_limit_error`, `timeout_error`
+    /// or `server_error`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The request field at fault, in the caller's spelling.
+    pub param: Option<String>,
+    /// A machine-readable code.
+    pub code: Option<String>,
+}
+
+/// An error to return to an API caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// The body.
+    pub detail: ErrorDetail,
+    /// Seconds after which a retry may succeed (429).
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, kind: &str, message: impl Into<String>, param: Option<&str>, code: Option<&str>) -> Self {
+        Self {
+            status,
+            detail: ErrorDetail {
+                message: message.into(),
+                kind: kind.into(),
+                param: param.map(String::from),
+                code: code.map(String::from),
+            },
+            retry_after: None,
+        }
+    }
+
+    /// 400: the request is malformed or asks for something impossible.
+    pub fn invalid(message: impl Into<String>, param: Option<&str>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", message, param, None)
+    }
+
+    /// 400 with a code.
+    pub fn invalid_with_code(message: impl Into<String>, param: Option<&str>, code: &str) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request_error", message, param, Some(code))
+    }
+
+    /// 401: missing or wrong API key.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "a valid API key is required (Authorization: Bearer <key>)",
+            None,
+            Some("invalid_api_key"),
+        )
+    }
+
+    /// 404: the model is not served here.
+    pub fn model_not_found(model: &str, served: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "invalid_request_error",
+            format!("the model `{model}` does not exist; this server serves `{served}`"),
+            Some("model"),
+            Some("model_not_found"),
+        )
+    }
+
+    /// 404 for anything else that is not there.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "invalid_request_error", message, None, Some("not_found"))
+    }
+
+    /// 413: the body is over the limit.
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            format!("the request body is larger than {limit} bytes"),
+            None,
+            Some("request_too_large"),
+        )
+    }
+
+    /// 429: the queue is full.
+    pub fn busy(message: impl Into<String>, retry_after: u64) -> Self {
+        let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", message, None, Some("server_busy"));
+        error.retry_after = Some(retry_after);
+        error
+    }
+
+    /// 408: the request took longer than the server allows.
+    pub fn timeout(seconds: u64) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout_error",
+            format!("the request did not finish within {seconds} s"),
+            None,
+            Some("timeout"),
+        )
+    }
+
+    /// 503: no model worker is ready.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", message, None, Some("unavailable"))
+    }
+
+    /// 500: something failed inside the server.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message, None, Some("internal_error"))
+    }
+
+    /// The body as JSON (also used inside SSE streams).
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody { error: self.detail.clone() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, axum::Json(self.body())).into_response();
+        if let Some(seconds) = self.retry_after {
+            if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_serialize_as_openai_does() {
+        let e = ApiError::invalid("bad temperature", Some("temperature"));
+        let json = serde_json::to_value(e.body()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"error": {"message": "bad temperature", "type": "invalid_request_error", "param": "temperature", "code": null}})
+        );
+    }
+
+    #[test]
+    fn busy_sets_retry_after() {
+        let response = ApiError::busy("full", 2).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+    }
+}

@@ -1,0 +1,96 @@
+//! What every handler shares: the engine, the model's facts, settings and metrics.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+
+use ponder_engine::{Engine, ModelThinking, RequestId};
+use ponder_models::ModelMetadata;
+
+use crate::config::ServerConfig;
+use crate::metrics::ServerMetrics;
+
+/// Shared server state.
+pub struct AppState {
+    /// The engine.
+    pub engine: Engine,
+    /// Tokenizer, chat template and shape of the model.
+    pub metadata: Arc<ModelMetadata>,
+    /// The model's thinking format, if any.
+    pub thinking: Option<ModelThinking>,
+    /// Settings.
+    pub config: ServerConfig,
+    /// Metrics.
+    pub metrics: ServerMetrics,
+    /// Unix seconds when the server started.
+    pub started: u64,
+    /// A per-process tag in response ids, so ids differ across restarts.
+    id_tag: String,
+    /// Requests in flight (for `end_thinking`).
+    active: Mutex<HashSet<RequestId>>,
+}
+
+impl AppState {
+    /// State around a running engine.
+    pub fn new(engine: Engine, metadata: Arc<ModelMetadata>, thinking: Option<ModelThinking>, config: ServerConfig) -> Self {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let id_tag = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+            hasher.write_u64(started);
+            format!("{:08x}", hasher.finish() as u32)
+        };
+        Self {
+            engine,
+            metadata,
+            thinking,
+            config,
+            metrics: ServerMetrics::default(),
+            started,
+            id_tag,
+            active: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// The public id of an engine request, with its prefix (`chatcmpl`, `cmpl`).
+    pub fn public_id(&self, prefix: &str, id: RequestId) -> String {
+        format!("{prefix}-{}{id:x}", self.id_tag)
+    }
+
+    /// The engine id behind a public chat completion id.
+    pub fn engine_id(&self, public: &str) -> Option<RequestId> {
+        let hex = public.strip_prefix("chatcmpl-")?.strip_prefix(&self.id_tag)?;
+        RequestId::from_str_radix(hex, 16).ok()
+    }
+
+    /// Marks a request in flight until the guard is dropped.
+    pub fn track(self: &Arc<Self>, id: RequestId) -> ActiveRequest {
+        self.active.lock().expect("active set").insert(id);
+        ActiveRequest { state: self.clone(), id }
+    }
+
+    /// Whether a request is in flight.
+    pub fn is_active(&self, id: RequestId) -> bool {
+        self.active.lock().expect("active set").contains(&id)
+    }
+
+    /// Whether a model name refers to the served model.
+    pub fn serves(&self, model: &str) -> bool {
+        model == self.config.served_name || model == self.metadata.name
+    }
+}
+
+/// Keeps a request in the active set while alive.
+pub struct ActiveRequest {
+    state: Arc<AppState>,
+    id: RequestId,
+}
+
+impl Drop for ActiveRequest {
+    fn drop(&mut self) {
+        if let Ok(mut active) = self.state.active.lock() {
+            active.remove(&self.id);
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! The OpenAI-compatible request and response types, with their OpenAPI schemas.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// `POST /v1/chat/completions`. Unknown fields are ignored.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct ChatCompletionRequest {
+    /// The model name (as listed by `/v1/models`).
+    pub model: Option<String>,
+    /// The conversation.
+    pub messages: Vec<ChatMessage>,
+    /// Most tokens to generate, thinking included (legacy name).
+    pub max_tokens: Option<u32>,
+    /// Most tokens to generate, thinking included.
+    pub max_completion_tokens: Option<u32>,
+    /// Sampling temperature, 0 to 2; 0 is greedy.
+    pub temperature: Option<f32>,
+    /// Nucleus sampling mass, in (0, 1].
+    pub top_p: Option<f32>,
+    /// Keep only the `top_k` most likely tokens (0 or -1: all).
+    pub top_k: Option<i64>,
+    /// Drop tokens less likely than `min_p` times the most likely one.
+    pub min_p: Option<f32>,
+    /// Penalty for tokens already present (1 is off).
+    pub repetition_penalty: Option<f32>,
+    /// Penalty for tokens already generated, once each (-2 to 2).
+    pub presence_penalty: Option<f32>,
+    /// Penalty for tokens already generated, per occurrence (-2 to 2).
+    pub frequency_penalty: Option<f32>,
+    /// Token id (as a string) to a bias added to its logit (-100 to 100).
+    pub logit_bias: Option<BTreeMap<String, f32>>,
+    /// Return log-probabilities of the answer's tokens.
+    pub logprobs: Option<bool>,
+    /// How many alternatives per token (0 to 20), with `logprobs`.
+    pub top_logprobs: Option<u32>,
+    /// Seed for reproducible sampling.
+    pub seed: Option<u64>,
+    /// Up to 4 strings that end the answer.
+    #[schema(value_type = Option<Object>)]
+    pub stop: Option<StopField>,
+    /// Number of choices.
+    pub n: Option<u32>,
+    /// Stream the answer as server-sent events.
+    pub stream: Option<bool>,
+    /// Streaming options.
+    pub stream_options: Option<StreamOptions>,
+    /// An end-user identifier (logged as given, not used).
+    pub user: Option<String>,
+    /// Extra variables for the chat template (`enable_thinking`).
+    #[schema(value_type = Option<Object>)]
+    pub chat_template_kwargs: Option<serde_json::Map<String, Value>>,
+    /// Ponder's thinking budget (`{min_tokens, max_tokens, continuation, max_continuations,
+    /// wrap_up, answer_reserve}`), or Anthropic's `{type: "enabled", budget_tokens}` /
+    /// `{type: "disabled"}`, or `true` / `false`.
+    #[schema(value_type = Option<Object>)]
+    pub thinking: Option<Value>,
+    /// vLLM's name for the maximum thinking budget.
+    pub thinking_token_budget: Option<u32>,
+    /// llama.cpp's name for the maximum thinking budget.
+    pub thinking_budget_tokens: Option<u32>,
+    /// OpenAI's effort level: `none`, `minimal`, `low`, `medium` or `high` (server presets).
+    pub reasoning_effort: Option<String>,
+    /// Not supported: a non-empty list is refused.
+    #[schema(value_type = Option<Object>)]
+    pub tools: Option<Value>,
+    /// Not supported (ignored when no tools are given).
+    #[schema(value_type = Option<Object>)]
+    pub tool_choice: Option<Value>,
+    /// Only `{"type": "text"}` is supported.
+    #[schema(value_type = Option<Object>)]
+    pub response_format: Option<Value>,
+}
+
+/// One message of a conversation.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+pub struct ChatMessage {
+    /// `system`, `developer`, `user`, `assistant` or `tool`.
+    pub role: String,
+    /// The text, or a list of parts of which only `text` parts are supported.
+    #[schema(value_type = Option<Object>)]
+    pub content: Option<MessageContent>,
+    /// The thinking of an earlier assistant turn.
+    pub reasoning_content: Option<String>,
+    /// An optional participant name.
+    pub name: Option<String>,
+}
+
+/// Message content: plain text or typed parts.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum MessageContent {
+    /// Plain text.
+    Text(String),
+    /// Typed parts.
+    Parts(Vec<ContentPart>),
+}
+
+/// One part of a message.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct ContentPart {
+    /// `text` (others are refused).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The text of a `text` part.
+    pub text: Option<String>,
+}
+
+/// `stop`: one string or several.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum StopField {
+    /// One stop string.
+    One(String),
+    /// Several.
+    Many(Vec<String>),
+}
+
+impl StopField {
+    /// The stop strings.
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            StopField::One(s) => vec![s],
+            StopField::Many(v) => v,
+        }
+    }
+}
+
+/// Streaming options.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct StreamOptions {
+    /// Send a last chunk with token usage.
+    pub include_usage: Option<bool>,
+}
+
+/// `POST /v1/completions` (raw prompt, no chat template). Unknown fields are ignored.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct CompletionRequest {
+    /// The model name.
+    pub model: Option<String>,
+    /// The prompt: a string, or a list of token ids.
+    #[schema(value_type = Object)]
+    pub prompt: Value,
+    /// Most tokens to generate.
+    pub max_tokens: Option<u32>,
+    /// Sampling temperature.
+    pub temperature: Option<f32>,
+    /// Nucleus sampling mass.
+    pub top_p: Option<f32>,
+    /// Top-k (0 or -1: all).
+    pub top_k: Option<i64>,
+    /// Min-p.
+    pub min_p: Option<f32>,
+    /// Repetition penalty.
+    pub repetition_penalty: Option<f32>,
+    /// Presence penalty.
+    pub presence_penalty: Option<f32>,
+    /// Frequency penalty.
+    pub frequency_penalty: Option<f32>,
+    /// Logit bias.
+    pub logit_bias: Option<BTreeMap<String, f32>>,
+    /// Log-probabilities of this many alternatives per token.
+    pub logprobs: Option<u32>,
+    /// Seed.
+    pub seed: Option<u64>,
+    /// Stop strings.
+    #[schema(value_type = Option<Object>)]
+    pub stop: Option<StopField>,
+    /// Number of choices.
+    pub n: Option<u32>,
+    /// Stream.
+    pub stream: Option<bool>,
+    /// Streaming options.
+    pub stream_options: Option<StreamOptions>,
+    /// An end-user identifier.
+    pub user: Option<String>,
+    /// Thinking budget, as for chat completions.
+    #[schema(value_type = Option<Object>)]
+    pub thinking: Option<Value>,
+    /// vLLM's name for the maximum thinking budget.
+    pub thinking_token_budget: Option<u32>,
+    /// llama.cpp's name for the maximum thinking budget.
+    pub thinking_budget_tokens: Option<u32>,
+    /// Effort preset.
+    pub reasoning_effort: Option<String>,
+}
+
+/// Token counts.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct Usage {
+    /// Prompt tokens.
+    pub prompt_tokens: usize,
+    /// Generated tokens, thinking included.
+    pub completion_tokens: usize,
+    /// The sum.
+    pub total_tokens: usize,
+    /// Prompt details.
+    pub prompt_tokens_details: PromptTokensDetails,
+    /// Completion details.
+    pub completion_tokens_details: CompletionTokensDetails,
+}
+
+/// Prompt token details.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct PromptTokensDetails {
+    /// Prompt tokens served from the prefix cache.
+    pub cached_tokens: usize,
+}
+
+/// Completion token details.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct CompletionTokensDetails {
+    /// Thinking tokens.
+    pub reasoning_tokens: usize,
+}
+
+impl From<ponder_engine::Usage> for Usage {
+    fn from(u: ponder_engine::Usage) -> Self {
+        Self {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+            total_tokens: u.prompt_tokens + u.completion_tokens,
+            prompt_tokens_details: PromptTokensDetails { cached_tokens: u.cached_tokens },
+            completion_tokens_details: CompletionTokensDetails { reasoning_tokens: u.reasoning_tokens },
+        }
+    }
+}
+
+/// What budget forcing did to one choice.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct ThinkingSummary {
+    /// Thinking tokens (injected continuations and forced wrap-up included).
+    pub tokens: u32,
+    /// Continuations injected in place of an early end of thinking.
+    pub continuations: u32,
+    /// Whether Ponder forced the end of thinking (budget cap, loop guard or request).
+    pub forced_end: bool,
+    /// How the thinking ended: `model`, `model_stopped`, `budget`, `loop_guard`, `requested`,
+    /// or null if it never ended.
+    pub end: Option<String>,
+}
+
+impl From<ponder_thinking::ThinkingStats> for ThinkingSummary {
+    fn from(s: ponder_thinking::ThinkingStats) -> Self {
+        Self {
+            tokens: s.reasoning_tokens,
+            continuations: s.continuations,
+            forced_end: s.forced_end(),
+            end: s.end.map(|e| serde_json::to_value(e).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()),
+        }
+    }
+}
+
+/// A log-probability entry (OpenAI's format).
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct TokenLogprob {
+    /// The token's text.
+    pub token: String,
+    /// Its log-probability.
+    pub logprob: f32,
+    /// Its UTF-8 bytes.
+    pub bytes: Vec<u8>,
+    /// The most likely alternatives.
+    pub top_logprobs: Vec<TopLogprob>,
+}
+
+/// An alternative token.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct TopLogprob {
+    /// The token's text.
+    pub token: String,
+    /// Its log-probability.
+    pub logprob: f32,
+    /// Its UTF-8 bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Log-probabilities of a choice's content.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq, Default)]
+pub struct ChoiceLogprobs {
+    /// One entry per content token.
+    pub content: Vec<TokenLogprob>,
+}
+
+impl From<&ponder_engine::TokenLogprob> for TokenLogprob {
+    fn from(l: &ponder_engine::TokenLogprob) -> Self {
+        Self {
+            token: l.token.clone(),
+            logprob: l.logprob,
+            bytes: l.bytes.clone(),
+            top_logprobs: l
+                .top
+                .iter()
+                .map(|(token, logprob)| TopLogprob { token: token.clone(), logprob: *logprob, bytes: token.as_bytes().to_vec() })
+                .collect(),
+        }
+    }
+}
+
+/// The assistant's reply in a non-streamed response.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct AssistantMessage {
+    /// Always `assistant`.
+    pub role: String,
+    /// The answer.
+    pub content: Option<String>,
+    /// The thinking (DeepSeek / vLLM name).
+    pub reasoning_content: Option<String>,
+    /// The thinking (newer clients' name).
+    pub reasoning: Option<String>,
+}
+
+/// One choice of a chat completion.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct ChatChoice {
+    /// Index of the choice.
+    pub index: usize,
+    /// The reply.
+    pub message: AssistantMessage,
+    /// `stop` or `length`.
+    pub finish_reason: Option<String>,
+    /// Log-probabilities, when asked for.
+    pub logprobs: Option<ChoiceLogprobs>,
+    /// Budget-forcing statistics, when the model thought.
+    pub thinking: Option<ThinkingSummary>,
+}
+
+/// A chat completion.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct ChatCompletionResponse {
+    /// `chatcmpl-…`; names the request for `end_thinking`.
+    pub id: String,
+    /// `chat.completion`.
+    pub object: String,
+    /// Unix seconds.
+    pub created: u64,
+    /// The model.
+    pub model: String,
+    /// The choices.
+    pub choices: Vec<ChatChoice>,
+    /// Token counts.
+    pub usage: Usage,
+}
+
+/// One choice of a text completion.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct CompletionChoice {
+    /// Index of the choice.
+    pub index: usize,
+    /// The generated text (thinking and answer, without delimiters).
+    pub text: String,
+    /// The thinking part, when the prompt or model opened a thinking block.
+    pub reasoning_content: Option<String>,
+    /// `stop` or `length`.
+    pub finish_reason: Option<String>,
+    /// Budget-forcing statistics.
+    pub thinking: Option<ThinkingSummary>,
+}
+
+/// A text completion.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct CompletionResponse {
+    /// `cmpl-…`.
+    pub id: String,
+    /// `text_completion`.
+    pub object: String,
+    /// Unix seconds.
+    pub created: u64,
+    /// The model.
+    pub model: String,
+    /// The choices.
+    pub choices: Vec<CompletionChoice>,
+    /// Token counts.
+    pub usage: Usage,
+}
+
+/// A served model.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct ModelCard {
+    /// Its name.
+    pub id: String,
+    /// `model`.
+    pub object: String,
+    /// Unix seconds when the server started.
+    pub created: u64,
+    /// `ponder`.
+    pub owned_by: String,
+    /// Longest context, in tokens.
+    pub max_model_len: usize,
+}
+
+/// `GET /v1/models`.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct ModelList {
+    /// `list`.
+    pub object: String,
+    /// The models.
+    pub data: Vec<ModelCard>,
+}
+
+/// `GET /health`.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct Health {
+    /// `ok` or `loading`.
+    pub status: String,
+}
+
+/// `POST /v1/chat/completions/{id}/end_thinking`.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct EndThinkingResponse {
+    /// The request.
+    pub id: String,
+    /// `ok`.
+    pub status: String,
+}
