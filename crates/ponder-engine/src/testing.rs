@@ -90,7 +90,7 @@ impl crate::runner::ModelRunner for FakeRunner {
                 let next = (self.rule)(&context) as usize;
                 // A clear favourite with a soft tail, so sampling tests have something to sample.
                 let mut logits: Vec<f32> = (0..self.vocab).map(|i| -((i as f32) * 0.01)).collect();
-                logits[next % self.vocab] = 10.0;
+                logits[next % self.vocab] = 30.0;
                 rows.push(logits);
             }
         }
