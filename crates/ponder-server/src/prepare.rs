@@ -169,7 +169,7 @@ pub fn thinking_plan(
         prompt.extend(model.format.inserted_end());
     }
     let spec = if on { spec } else { ThinkingSpec::default() };
-    let budget = spec.budget(&config.thinking, limit as u32);
+    let budget = spec.budget(&config.thinking, limit as u32, &model.wrap_up);
     let encode = |text: &str| metadata.tokenizer.encode(text, false).unwrap_or_default();
     ThinkingPlan::new(model.format.clone(), &budget, &encode, limit as u32).map(Some).map_err(|e| spec.budget_error(&e))
 }

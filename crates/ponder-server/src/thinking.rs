@@ -76,6 +76,8 @@ pub struct ThinkingDefaults {
     /// Tokens of the completion limit kept for the answer, unless the request says:
     /// `min(answer_reserve, limit / 4)`.
     pub answer_reserve: u32,
+    /// The wrap-up when the request gives none; `None` uses the thinking format's default.
+    pub wrap_up: Option<WrapUp>,
 }
 
 impl Default for ThinkingDefaults {
@@ -92,6 +94,7 @@ impl Default for ThinkingDefaults {
                 ("high".to_string(), preset(0, 16384)),
             ]),
             answer_reserve: 256,
+            wrap_up: None,
         }
     }
 }
@@ -313,8 +316,9 @@ fn as_tokens(value: &Value, field: &str) -> Result<u32, ApiError> {
 }
 
 impl ThinkingSpec {
-    /// The budget for a thinking request, with server defaults filled in.
-    pub fn budget(&self, defaults: &ThinkingDefaults, limit: u32) -> ThinkingBudget {
+    /// The budget for a thinking request, with server defaults filled in; `format_wrap_up`
+    /// is the thinking format's own default wrap-up.
+    pub fn budget(&self, defaults: &ThinkingDefaults, limit: u32, format_wrap_up: &WrapUp) -> ThinkingBudget {
         let answer_reserve = self.answer_reserve.unwrap_or_else(|| defaults.answer_reserve.min(limit / 4));
         let room = limit.saturating_sub(answer_reserve);
         // Preset bounds are "up to": cut to the room instead of refusing the request.
@@ -324,7 +328,7 @@ impl ThinkingSpec {
             max_tokens: self.max.as_ref().map(bound),
             continuations: self.continuations.clone().unwrap_or_else(|| defaults.continuations.clone()),
             max_continuations: self.max_continuations,
-            wrap_up: self.wrap_up.clone().unwrap_or_default(),
+            wrap_up: self.wrap_up.clone().or_else(|| defaults.wrap_up.clone()).unwrap_or_else(|| format_wrap_up.clone()),
             answer_reserve,
             loop_guard: if self.loop_guard == Some(false) { None } else { Some(LoopGuard::default()) },
         }
@@ -441,10 +445,10 @@ mod tests {
     fn preset_budgets_are_cut_to_the_room() {
         let d = ThinkingDefaults::default();
         let spec = parse_thinking(&fields(None, None, Some("high"), None), &d).unwrap();
-        let budget = spec.budget(&d, 100);
+        let budget = spec.budget(&d, 100, &WrapUp::default());
         assert_eq!(budget.max_tokens, Some(75), "100 minus a reserve of 25");
         let explicit = parse_thinking(&fields(Some(500), None, None, None), &d).unwrap();
-        assert_eq!(explicit.budget(&d, 100).max_tokens, Some(500), "explicit budgets are checked, not cut");
+        assert_eq!(explicit.budget(&d, 100, &WrapUp::default()).max_tokens, Some(500), "explicit budgets are checked, not cut");
     }
 
     #[test]
@@ -457,7 +461,7 @@ mod tests {
     #[test]
     fn budget_fills_defaults_and_names_fields_in_errors() {
         let spec = parse(json!({"max_tokens": 100})).unwrap();
-        let budget = spec.budget(&ThinkingDefaults::default(), 400);
+        let budget = spec.budget(&ThinkingDefaults::default(), 400, &WrapUp::default());
         assert_eq!(budget.answer_reserve, 100, "min(256, 400 / 4)");
         assert_eq!(budget.continuations, vec!["Wait".to_string()]);
         let error = spec.budget_error(&BudgetError::MinAboveMax { min: 5, max: 4 });

@@ -165,6 +165,13 @@ pub struct ServeArgs {
     /// Default continuation texts injected when thinking ends too early (comma-separated).
     #[arg(long, env = "PONDER_CONTINUATION", value_delimiter = ',', default_value = "Wait")]
     pub continuation: Vec<String>,
+    /// Text forced before the end delimiter when thinking is cut short (default: none).
+    #[arg(long, env = "PONDER_WRAP_UP")]
+    pub wrap_up: Option<String>,
+    /// Text forced after the end delimiter when thinking is cut short (default: the thinking
+    /// format's: "Final Answer:" for s1's delimiters, none for <think> tags).
+    #[arg(long, env = "PONDER_WRAP_UP_AFTER")]
+    pub wrap_up_after: Option<String>,
     /// `reasoning_effort` presets as `name=min:max`, comma-separated.
     #[arg(long, env = "PONDER_REASONING_EFFORT_PRESETS", default_value = "minimal=0:256,low=0:1024,medium=0:4096,high=0:16384")]
     pub reasoning_effort_presets: String,

@@ -34,6 +34,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         let budget = ThinkingBudget {
             min_tokens: args.thinking_min.unwrap_or(0),
             max_tokens: args.thinking_max,
+            wrap_up: model_thinking.wrap_up.clone(),
             ..ThinkingBudget::default()
         };
         let encode = |text: &str| metadata.tokenizer.encode(text, false).unwrap_or_default();

@@ -46,6 +46,10 @@ fn server_config(args: &ServeArgs, served_name: String) -> anyhow::Result<Server
             continuations: args.continuation.clone(),
             presets: parse_presets(&args.reasoning_effort_presets).map_err(anyhow::Error::msg)?,
             answer_reserve: args.answer_reserve,
+            wrap_up: (args.wrap_up.is_some() || args.wrap_up_after.is_some()).then(|| ponder_thinking::WrapUp {
+                before_end: args.wrap_up.clone().unwrap_or_default(),
+                after_end: args.wrap_up_after.clone().unwrap_or_default(),
+            }),
         },
         log_text: args.log_prompts,
     })
