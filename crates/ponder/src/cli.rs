@@ -22,6 +22,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
+    /// Check a running server's /health (exit status 0 when it answers 200).
+    Health(HealthArgs),
     /// Generate a chat reply to one prompt and stream it to stdout.
     Generate(GenerateArgs),
     /// Benchmarks.
@@ -181,4 +183,15 @@ pub struct ServeArgs {
     /// Log prompts (off by default: prompts are private).
     #[arg(long, env = "PONDER_LOG_PROMPTS")]
     pub log_prompts: bool,
+}
+
+/// `ponder health`.
+#[derive(Debug, Args)]
+pub struct HealthArgs {
+    /// The server.
+    #[arg(long, default_value = "http://127.0.0.1:8000/health")]
+    pub url: String,
+    /// Seconds to wait.
+    #[arg(long, default_value_t = 5)]
+    pub timeout: u64,
 }

@@ -4,6 +4,7 @@ mod bench_model;
 mod cli;
 mod engine_setup;
 mod generate;
+mod health;
 mod serve;
 mod threads;
 
@@ -23,6 +24,7 @@ fn main() -> anyhow::Result<()> {
     }
     match cli.command {
         cli::Command::Serve(args) => serve::run(args),
+        cli::Command::Health(args) => health::run(args),
         cli::Command::Openapi => {
             println!("{}", ponder_server::openapi_json());
             Ok(())
