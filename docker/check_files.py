@@ -54,6 +54,11 @@ def check_dockerfile(path):
             for source in parts[:-1]:
                 if not list(ROOT.glob(source)):
                     errors.append(f"{path}: COPY source {source!r} does not exist")
+    # The dependency layer needs every workspace member's manifest.
+    for manifest in sorted(ROOT.glob("crates/*/Cargo.toml")) + [ROOT / "tests" / "Cargo.toml"]:
+        relative = manifest.relative_to(ROOT).as_posix()
+        if not re.search(rf"^COPY\s+{re.escape(relative)}\s", text, re.M):
+            errors.append(f"{path}: the dependency layer does not copy {relative}")
     if stages < 2:
         errors.append(f"{path}: expected a multi-stage build")
     for needed in ("HEALTHCHECK", "ENTRYPOINT", "EXPOSE", "USER"):

@@ -47,6 +47,10 @@ say "builder image (debootstrap + this machine's Rust toolchain)"
 if ! podman image exists localhost/ponder-builder:$suite; then
   rm -rf "$work/builder"
   debootstrap --variant=minbase --include=gcc,libc6-dev,ca-certificates,binutils "$suite" "$work/builder" "$mirror" >/dev/null
+  # This machine reaches crates.io through its own TLS-inspecting egress, whose CA lives in
+  # the host's bundle: the builder trusts what the host trusts (a normal Docker build does not
+  # need this).
+  cp /etc/ssl/certs/ca-certificates.crt "$work/builder/etc/ssl/certs/ca-certificates.crt"
   toolchain=$(rustc --print sysroot)
   mkdir -p "$work/builder/usr/local/rust"
   cp -a "$toolchain"/. "$work/builder/usr/local/rust/"
@@ -56,12 +60,14 @@ if ! podman image exists localhost/ponder-builder:$suite; then
 fi
 
 say "podman build --isolation=chroot (CPU image)"
-mkdir -p "$work/cargo-registry"
+# Reuse this machine's crate downloads (the build still resolves against crates.io).
+registry="${CARGO_HOME:-$HOME/.cargo}/registry"
+mkdir -p "$registry"
 start=$(date +%s)
 podman build --isolation=chroot \
   --build-arg BUILDER_IMAGE=localhost/ponder-builder:$suite \
   --build-arg RUNTIME_IMAGE=localhost/ponder-base:$suite \
-  --volume "$work/cargo-registry:/usr/local/cargo/registry" \
+  --volume "$registry:/usr/local/cargo/registry" \
   -t localhost/ponder:cpu "$repo"
 echo "built in $(( $(date +%s) - start )) s"
 size=$(podman image inspect localhost/ponder:cpu --format '{{.Size}}')

@@ -178,3 +178,44 @@ fn keys_and_metrics() {
     assert!(metrics.contains("ponder_request_errors_total{type=\"authentication_error\"}"));
     assert_eq!(server.get("/health").0, 200);
 }
+
+#[test]
+fn a_tiny_sweep_has_full_control() {
+    let server = DemoServer::default_settings();
+    let out = tempfile::tempdir().unwrap();
+    let config = ponder_sweep::SweepConfig {
+        endpoint: format!("{}/v1", server.base),
+        model: None,
+        data: "builtin:arith".into(),
+        budgets: vec![16, 32],
+        modes: vec![ponder_sweep::Mode::Forcing, ponder_sweep::Mode::CapOnly],
+        concurrency: 3,
+        limit: Some(3),
+        out: out.path().to_path_buf(),
+        answer_tokens: 48,
+        samples: 2,
+        temperature: 0.0,
+        seed: 1,
+        api_key: None,
+        timeout: std::time::Duration::from_secs(300),
+        retries: 2,
+    };
+    let summary = server.block_on(ponder_sweep::run(config.clone())).unwrap();
+    assert_eq!(summary.questions, 3);
+    for mode in &summary.modes {
+        assert_eq!(mode.control, 1.0, "{:?}: every thinking length within its budget", mode.mode);
+        assert_eq!(mode.budgets.len(), 2);
+        assert!(mode.budgets.iter().all(|b| b.questions == 3));
+    }
+    let forcing = summary.modes.iter().find(|m| m.mode == ponder_sweep::Mode::Forcing).unwrap();
+    assert_eq!(forcing.budgets[1].mean_reasoning_tokens, 32.0, "forcing gives exactly the budget");
+    for file in ["results.jsonl", "summary.json", "scaling.svg"] {
+        assert!(out.path().join(file).is_file(), "{file} written");
+    }
+    let lines = std::fs::read_to_string(out.path().join("results.jsonl")).unwrap().lines().count();
+    assert_eq!(lines, 12);
+    // A rerun resumes: nothing is asked again.
+    let again = server.block_on(ponder_sweep::run(config)).unwrap();
+    assert_eq!(std::fs::read_to_string(out.path().join("results.jsonl")).unwrap().lines().count(), 12);
+    assert_eq!(again.modes[0].budgets[0].accuracy, summary.modes[0].budgets[0].accuracy);
+}

@@ -24,6 +24,8 @@ pub enum Command {
     Openapi,
     /// Check a running server's /health (exit status 0 when it answers 200).
     Health(HealthArgs),
+    /// Measure test-time scaling: a question set at several thinking budgets (s1's metrics).
+    Sweep(SweepArgs),
     /// Generate a chat reply to one prompt and stream it to stdout.
     Generate(GenerateArgs),
     /// Benchmarks.
@@ -36,6 +38,8 @@ pub enum Command {
 pub enum BenchCommand {
     /// Model runner speed: load time, prefill, decode at several batch sizes.
     Model(BenchModelArgs),
+    /// Load-test any OpenAI-compatible server with concurrent streaming requests.
+    Serve(BenchServeArgs),
 }
 
 /// Where and how the model runs (shared by `serve` and `generate`).
@@ -194,4 +198,83 @@ pub struct HealthArgs {
     /// Seconds to wait.
     #[arg(long, default_value_t = 5)]
     pub timeout: u64,
+}
+
+/// `ponder bench serve`.
+#[derive(Debug, Args)]
+pub struct BenchServeArgs {
+    /// The API base, e.g. `http://127.0.0.1:8000/v1`.
+    #[arg(long, default_value = "http://127.0.0.1:8000/v1")]
+    pub url: String,
+    /// The model name (default: the first listed by /models).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
+    /// Requests in all.
+    #[arg(long, default_value_t = 8)]
+    pub requests: usize,
+    /// The user message of every request.
+    #[arg(long, default_value = "Write a long essay about the history of computing, from the abacus to modern processors.")]
+    pub prompt: String,
+    /// max_tokens of every request.
+    #[arg(long, default_value_t = 128)]
+    pub max_tokens: u32,
+    /// Bearer key, if the server needs one.
+    #[arg(long, env = "PONDER_API_KEY")]
+    pub api_key: Option<String>,
+    /// Per-request timeout in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub timeout: u64,
+}
+
+/// `ponder sweep`.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// The API base of an OpenAI-compatible server.
+    #[arg(long, default_value = "http://127.0.0.1:8000/v1")]
+    pub endpoint: String,
+    /// Model name (default: the first the endpoint lists).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// JSONL with `question` and `answer` (and optional `id`), or `builtin:arith`.
+    #[arg(long, default_value = "builtin:arith")]
+    pub data: String,
+    /// Thinking budgets.
+    #[arg(long, value_delimiter = ',', default_value = "0,256,512,1024")]
+    pub budgets: Vec<u32>,
+    /// Modes: forcing (min = max = budget), cap-only (max = budget), parallel (votes).
+    #[arg(long, value_delimiter = ',', default_value = "forcing")]
+    pub mode: Vec<String>,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Only the first N questions.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Output directory (results.jsonl, summary.json, scaling.svg); a rerun resumes.
+    #[arg(long, default_value = "sweep")]
+    pub out: PathBuf,
+    /// Tokens for the answer after the thinking.
+    #[arg(long, default_value_t = 128)]
+    pub answer_tokens: u32,
+    /// Samples per question in parallel mode.
+    #[arg(long, default_value_t = 4)]
+    pub samples: u32,
+    /// Sampling temperature.
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    /// Seed of the built-in set and of sampling.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Bearer key.
+    #[arg(long, env = "PONDER_API_KEY")]
+    pub api_key: Option<String>,
+    /// Per-request timeout in seconds.
+    #[arg(long, default_value_t = 900)]
+    pub timeout: u64,
+    /// Retries on 429, 5xx and connection errors.
+    #[arg(long, default_value_t = 5)]
+    pub retries: u32,
 }

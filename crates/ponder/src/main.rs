@@ -1,11 +1,13 @@
 //! The `ponder` command: serve, generate, benchmark.
 
 mod bench_model;
+mod bench_serve;
 mod cli;
 mod engine_setup;
 mod generate;
 mod health;
 mod serve;
+mod sweep;
 mod threads;
 
 use clap::Parser;
@@ -25,11 +27,13 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         cli::Command::Serve(args) => serve::run(args),
         cli::Command::Health(args) => health::run(args),
+        cli::Command::Sweep(args) => sweep::run(args),
         cli::Command::Openapi => {
             println!("{}", ponder_server::openapi_json());
             Ok(())
         }
         cli::Command::Generate(args) => generate::run(args),
         cli::Command::Bench(cli::BenchCommand::Model(args)) => bench_model::run(args),
+        cli::Command::Bench(cli::BenchCommand::Serve(args)) => bench_serve::run(args),
     }
 }

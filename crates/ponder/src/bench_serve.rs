@@ -1,0 +1,170 @@
+//! `ponder bench serve`: a load generator for any OpenAI-compatible server. N concurrent
+//! clients send streaming chat requests until the total is reached; prints JSON with
+//! requests, errors, aggregate output tokens/s, time to first token and inter-token latency
+//! (p50/p95).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::cli::BenchServeArgs;
+
+/// What one request measured.
+#[derive(Debug, Default)]
+struct Sample {
+    ok: bool,
+    tokens: usize,
+    ttft: Option<Duration>,
+    gaps: Vec<Duration>,
+}
+
+/// Percentiles in milliseconds.
+#[derive(Debug, Serialize)]
+struct Percentiles {
+    p50: f64,
+    p95: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    url: String,
+    model: String,
+    concurrency: usize,
+    requests: usize,
+    errors: usize,
+    output_tokens: usize,
+    seconds: f64,
+    output_tokens_per_second: f64,
+    ttft_ms: Percentiles,
+    inter_token_latency_ms: Percentiles,
+}
+
+pub fn run(args: BenchServeArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(bench(args))
+}
+
+async fn bench(args: BenchServeArgs) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(args.timeout)).build()?;
+    let base = args.url.trim_end_matches('/').to_string();
+    let model = match &args.model {
+        Some(model) => model.clone(),
+        None => {
+            let models: Value = authorized(client.get(format!("{base}/models")), &args.api_key)
+                .send()
+                .await
+                .context("GET /models")?
+                .json()
+                .await?;
+            models["data"][0]["id"].as_str().context("no model listed")?.to_string()
+        }
+    };
+    let body = json!({
+        "model": model,
+        "messages": [{"role": "user", "content": args.prompt}],
+        "max_tokens": args.max_tokens,
+        "temperature": 0,
+        "stream": true,
+        "stream_options": {"include_usage": true},
+    });
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let workers = (0..args.concurrency).map(|_| {
+        let (client, next, body, url, key, total) =
+            (client.clone(), next.clone(), body.clone(), format!("{base}/chat/completions"), args.api_key.clone(), args.requests);
+        tokio::spawn(async move {
+            let mut samples = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < total {
+                samples.push(one_request(&client, &url, &key, &body).await);
+            }
+            samples
+        })
+    });
+    let mut samples = Vec::new();
+    for worker in futures_util::future::join_all(workers).await {
+        samples.extend(worker?);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let ok: Vec<&Sample> = samples.iter().filter(|s| s.ok).collect();
+    let output_tokens: usize = ok.iter().map(|s| s.tokens).sum();
+    let ttfts: Vec<Duration> = ok.iter().filter_map(|s| s.ttft).collect();
+    let gaps: Vec<Duration> = ok.iter().flat_map(|s| s.gaps.iter().copied()).collect();
+    let report = Report {
+        url: base,
+        model,
+        concurrency: args.concurrency,
+        requests: samples.len(),
+        errors: samples.len() - ok.len(),
+        output_tokens,
+        seconds,
+        output_tokens_per_second: output_tokens as f64 / seconds,
+        ttft_ms: percentiles(ttfts),
+        inter_token_latency_ms: percentiles(gaps),
+    };
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}
+
+fn authorized(request: reqwest::RequestBuilder, key: &Option<String>) -> reqwest::RequestBuilder {
+    match key {
+        Some(key) => request.bearer_auth(key),
+        None => request,
+    }
+}
+
+/// Sends one streaming request and times its chunks.
+async fn one_request(client: &reqwest::Client, url: &str, key: &Option<String>, body: &Value) -> Sample {
+    let sent = Instant::now();
+    let mut sample = Sample::default();
+    let Ok(response) = authorized(client.post(url), key).json(body).send().await else { return sample };
+    if !response.status().is_success() {
+        return sample;
+    }
+    let mut stream = response.bytes_stream();
+    let mut buffer = String::new();
+    let mut last: Option<Instant> = None;
+    let mut text_chunks = 0;
+    let mut usage_tokens = None;
+    while let Some(Ok(bytes)) = stream.next().await {
+        buffer.push_str(&String::from_utf8_lossy(&bytes));
+        while let Some(end) = buffer.find('\n') {
+            let line: String = buffer.drain(..=end).collect();
+            let Some(data) = line.trim().strip_prefix("data: ") else { continue };
+            if data == "[DONE]" {
+                sample.ok = true;
+                continue;
+            }
+            let Ok(chunk) = serde_json::from_str::<Value>(data) else { continue };
+            if let Some(tokens) = chunk["usage"]["completion_tokens"].as_u64() {
+                usage_tokens = Some(tokens as usize);
+            }
+            let delta = &chunk["choices"][0]["delta"];
+            let has_text = ["content", "reasoning_content"].iter().any(|k| delta[k].as_str().is_some_and(|s| !s.is_empty()));
+            if has_text {
+                let now = Instant::now();
+                match last {
+                    None => sample.ttft = Some(now - sent),
+                    Some(previous) => sample.gaps.push(now - previous),
+                }
+                last = Some(now);
+                text_chunks += 1;
+            }
+        }
+    }
+    sample.tokens = usage_tokens.unwrap_or(text_chunks);
+    sample
+}
+
+fn percentiles(mut values: Vec<Duration>) -> Percentiles {
+    if values.is_empty() {
+        return Percentiles { p50: 0.0, p95: 0.0 };
+    }
+    values.sort();
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
+    Percentiles { p50: at(0.5), p95: at(0.95) }
+}

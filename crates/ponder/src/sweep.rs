@@ -1,0 +1,45 @@
+//! `ponder sweep`: runs a test-time scaling sweep and prints its table.
+
+use std::time::Duration;
+
+use ponder_sweep::{Mode, SweepConfig};
+
+use crate::cli::SweepArgs;
+
+pub fn run(args: SweepArgs) -> anyhow::Result<()> {
+    let modes = args.mode.iter().map(|m| m.parse::<Mode>()).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
+    let config = SweepConfig {
+        endpoint: args.endpoint,
+        model: args.model,
+        data: args.data,
+        budgets: args.budgets,
+        modes,
+        concurrency: args.concurrency,
+        limit: args.limit,
+        out: args.out.clone(),
+        answer_tokens: args.answer_tokens,
+        samples: args.samples,
+        temperature: args.temperature,
+        seed: args.seed,
+        api_key: args.api_key,
+        timeout: Duration::from_secs(args.timeout),
+        retries: args.retries,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let summary = runtime.block_on(ponder_sweep::run(config))?;
+    println!("{} on {} ({} questions)", summary.model, summary.data, summary.questions);
+    for mode in &summary.modes {
+        println!("\n{}: control {:.1}%, scaling {}, performance {:.1}%", mode.mode, mode.control * 100.0,
+            mode.scaling_per_1k_tokens.map_or("n/a".to_string(), |s| format!("{s:+.3} accuracy per 1k tokens")),
+            mode.performance * 100.0);
+        println!("  budget | accuracy | mean thinking | median | continuations | forced ends");
+        for b in &mode.budgets {
+            println!(
+                "  {:>6} | {:>7.1}% | {:>13.1} | {:>6.1} | {:>13} | {:>11}",
+                b.budget, b.accuracy * 100.0, b.mean_reasoning_tokens, b.median_reasoning_tokens, b.continuations, b.forced_ends
+            );
+        }
+    }
+    println!("\nwrote {}/results.jsonl, summary.json, scaling.svg", args.out.display());
+    Ok(())
+}
