@@ -158,6 +158,7 @@ impl BudgetForcer {
             Phase::Thinking => self.observe_thinking(token, &mut step),
             Phase::Answering => self.observe_answering(token, &mut step),
         }
+        self.stats.rolled_back += step.rollback as u32;
         step
     }
 
@@ -180,6 +181,7 @@ impl BudgetForcer {
         if self.phase == Phase::Thinking {
             self.force_end(&mut step, ThinkingEnd::Requested);
         }
+        self.stats.rolled_back += step.rollback as u32;
         step
     }
 

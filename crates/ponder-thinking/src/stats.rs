@@ -62,6 +62,9 @@ pub struct ThinkingStats {
     pub hidden_tokens: u32,
     /// Continuations injected in place of a premature end of thinking.
     pub continuations: u32,
+    /// Tokens taken back out of the sequence (a multi-token delimiter's start that turned out
+    /// to be an early end of thinking); each cost one decode step for nothing.
+    pub rolled_back: u32,
     /// How the thinking ended; `None` while it has not (or never started).
     pub end: Option<ThinkingEnd>,
 }

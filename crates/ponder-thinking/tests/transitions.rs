@@ -85,6 +85,7 @@ fn multi_token_end_delimiter_below_the_minimum_is_rolled_back() {
     assert_eq!(step.append, vec![WAIT]);
     assert_eq!(sim.generated, vec![TEXT, WAIT]);
     assert_eq!(sim.forcer.phase(), Phase::Thinking);
+    assert_eq!(sim.forcer.stats().rolled_back, 1);
 }
 
 #[test]

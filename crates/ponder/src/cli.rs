@@ -40,6 +40,8 @@ pub enum BenchCommand {
     Model(BenchModelArgs),
     /// Load-test any OpenAI-compatible server with concurrent streaming requests.
     Serve(BenchServeArgs),
+    /// The serving engine: throughput and step latency by concurrency, continuation cost, memory.
+    Engine(BenchEngineArgs),
 }
 
 /// Where and how the model runs (shared by `serve` and `generate`).
@@ -277,4 +279,17 @@ pub struct SweepArgs {
     /// Retries on 429, 5xx and connection errors.
     #[arg(long, default_value_t = 5)]
     pub retries: u32,
+}
+
+/// `ponder bench engine`.
+#[derive(Debug, Args)]
+pub struct BenchEngineArgs {
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Numbers of concurrent sequences.
+    #[arg(long, value_delimiter = ',', default_value = "1,4,8,16,32")]
+    pub sequences: Vec<usize>,
+    /// Tokens generated per sequence.
+    #[arg(long, default_value_t = 64)]
+    pub max_tokens: usize,
 }

@@ -1,5 +1,6 @@
 //! The `ponder` command: serve, generate, benchmark.
 
+mod bench_engine;
 mod bench_model;
 mod bench_serve;
 mod cli;
@@ -35,5 +36,6 @@ fn main() -> anyhow::Result<()> {
         cli::Command::Generate(args) => generate::run(args),
         cli::Command::Bench(cli::BenchCommand::Model(args)) => bench_model::run(args),
         cli::Command::Bench(cli::BenchCommand::Serve(args)) => bench_serve::run(args),
+        cli::Command::Bench(cli::BenchCommand::Engine(args)) => bench_engine::run(args),
     }
 }
