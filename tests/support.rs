@@ -1,23 +1,9 @@
 //! Starting the real server on the demo model, on a random local port.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use ponder_engine::{launch, EngineConfig, LaunchConfig};
 use ponder_server::{AppState, ServerConfig};
-
-/// The demo model: `$PONDER_DEMO_MODEL`, or where `scripts/fetch-demo-model.sh` caches it.
-pub fn demo_model_path() -> PathBuf {
-    if let Ok(path) = std::env::var("PONDER_DEMO_MODEL") {
-        return PathBuf::from(path);
-    }
-    let cache = std::env::var("PONDER_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").expect("HOME")).join(".cache/ponder"));
-    let path = cache.join("models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
-    assert!(path.is_file(), "demo model missing at {}: run scripts/fetch-demo-model.sh", path.display());
-    path
-}
 
 /// A server on the demo model.
 pub struct DemoServer {
@@ -32,7 +18,7 @@ impl DemoServer {
     /// Starts a server; `engine` and `configure` adjust the settings.
     pub fn start(engine: EngineConfig, configure: impl FnOnce(&mut ServerConfig)) -> Self {
         let launch_config = LaunchConfig { engine, kv_memory: ponder_engine::KvMemory::Bytes(1 << 30), ..LaunchConfig::default() };
-        let launched = launch(&demo_model_path(), &launch_config).expect("the demo model starts");
+        let launched = launch(&ponder_models::demo::require_demo_model(), &launch_config).expect("the demo model starts");
         let mut config = ServerConfig::new(launched.metadata.name.clone());
         configure(&mut config);
         let state = Arc::new(AppState::new(launched.engine, launched.metadata, launched.thinking, config));

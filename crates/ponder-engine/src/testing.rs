@@ -6,6 +6,13 @@ use tokenizers::models::bpe::{Vocab, BPE};
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::AddedToken;
 
+/// `<|im_end|>` in the test tokenizer: stops generation.
+pub const IM_END: u32 = 257;
+/// `<think>` in the test tokenizer.
+pub const THINK: u32 = 258;
+/// `</think>` in the test tokenizer.
+pub const END_THINK: u32 = 259;
+
 /// Special tokens of the test tokenizer, after the 256 byte tokens.
 pub const TEST_SPECIAL_TOKENS: [&str; 4] = ["<|im_start|>", "<|im_end|>", "<think>", "</think>"];
 
@@ -107,5 +114,41 @@ impl crate::runner::ModelRunner for FakeRunner {
 
     fn max_positions(&self) -> usize {
         4096
+    }
+}
+
+/// A scripted "language": a lower-case letter derived from the whole context (FNV-1a), so
+/// any change of context changes what follows.
+pub fn letters(context: &[u32]) -> u32 {
+    let hash = context.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &t| (h ^ u64::from(t)).wrapping_mul(0x0100_0000_01b3));
+    u32::from(b'a') + (hash % 26) as u32
+}
+
+/// A scripted reasoning model for the test tokenizer. Inside a thinking block it writes
+/// letters until `think_len` tokens follow `<think>`, then closes the block; after
+/// `</think>` it writes "\n\nok" (counting any newlines already there) and stops; outside
+/// any block it writes `answer_len` letters after the last "assistant\n" and stops.
+pub fn thinker(think_len: usize, answer_len: usize) -> impl Fn(&[u32]) -> u32 + Send + Sync + Clone + 'static {
+    move |ctx: &[u32]| {
+        let open = ctx.iter().rposition(|&t| t == THINK);
+        let close = ctx.iter().rposition(|&t| t == END_THINK);
+        let assistant = ctx.windows(10).rposition(|w| w == b"assistant\n".map(u32::from)).map_or(0, |p| p + 10);
+        match (open, close) {
+            (Some(o), c) if c.is_none_or(|c| c < o) => {
+                if ctx.len() - o - 1 >= think_len {
+                    END_THINK
+                } else {
+                    letters(ctx)
+                }
+            }
+            (_, Some(c)) => match ctx.len() - c - 1 {
+                0 | 1 => u32::from(b'\n'),
+                2 => u32::from(b'o'),
+                3 => u32::from(b'k'),
+                _ => IM_END,
+            },
+            _ if ctx.len() - assistant >= answer_len => IM_END,
+            _ => letters(ctx),
+        }
     }
 }

@@ -1,27 +1,14 @@
 //! The engine on the real demo model: batching exactness, cancellation, and budget forcing
 //! with s1-style thinking on 20 prompts.
 
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use ponder_engine::{launch, DeltaKind, Event, FinishReason, GenerateRequest, LaunchConfig, Launched, RequestHandle};
 use ponder_thinking::{PromptState, ThinkingBudget, ThinkingPlan, ThinkingStats};
 
-fn demo_model_path() -> PathBuf {
-    if let Ok(path) = std::env::var("PONDER_DEMO_MODEL") {
-        return PathBuf::from(path);
-    }
-    let cache = std::env::var("PONDER_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/ponder"));
-    let path = cache.join("models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
-    assert!(path.is_file(), "demo model missing at {}: run scripts/fetch-demo-model.sh", path.display());
-    path
-}
-
 fn start() -> Launched {
-    launch(&demo_model_path(), &LaunchConfig::default()).expect("engine starts on the demo model")
+    launch(&ponder_models::demo::require_demo_model(), &LaunchConfig::default()).expect("engine starts on the demo model")
 }
 
 fn chat_prompt(launched: &Launched, question: &str) -> Vec<u32> {

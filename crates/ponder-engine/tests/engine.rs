@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use ponder_engine::testing::{byte_tokenizer, FakeRunner};
+use ponder_engine::testing::{byte_tokenizer, letters, thinker, FakeRunner, END_THINK, IM_END, THINK};
 use ponder_engine::{
     DeltaKind, Engine, EngineConfig, Event, FinishReason, GenerateRequest, ModelRunner, RequestHandle,
     SchedulerConfig, SubmitError, Usage,
@@ -11,18 +11,8 @@ use ponder_engine::{
 use ponder_thinking::{ThinkingBudget, ThinkingFormat, ThinkingPlan, ThinkingStats};
 
 const VOCAB: usize = 260;
-const IM_END: u32 = 257;
-const THINK: u32 = 258;
-const END_THINK: u32 = 259;
 
 type Steps = Arc<Mutex<Vec<Vec<(usize, usize)>>>>;
-
-/// Lower-case letters derived from the whole context: any change of context changes the text.
-fn letters(context: &[u32]) -> u32 {
-    // FNV-1a over the context.
-    let hash = context.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &t| (h ^ u64::from(t)).wrapping_mul(0x0100_0000_01b3));
-    u32::from(b'a') + (hash % 26) as u32
-}
 
 /// What a request's output is, whatever came from the prefix cache.
 fn text_of(outcome: &Outcome) -> (Vec<String>, Vec<String>, Vec<Option<FinishReason>>) {
@@ -132,7 +122,12 @@ fn preemption_under_memory_pressure_keeps_outputs_exact() {
     };
     // 24 blocks of 4 tokens: not enough for six 32-token sequences at once.
     let config = EngineConfig { scheduler: SchedulerConfig { watermark_blocks: 0, ..Default::default() }, ..Default::default() };
-    let (engine, _) = engine_with(letters, 24, 4, config);
+    // A model slow enough that every request is queued before the first finishes.
+    let slow_letters = |ctx: &[u32]| {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        letters(ctx)
+    };
+    let (engine, _) = engine_with(slow_letters, 24, 4, config);
     let handles: Vec<RequestHandle> = requests.iter().map(|r| engine.submit(r.clone()).unwrap()).collect();
     let together: Vec<Outcome> = handles.into_iter().map(collect).collect();
     assert_eq!(alone.iter().map(text_of).collect::<Vec<_>>(), together.iter().map(text_of).collect::<Vec<_>>());
@@ -264,32 +259,9 @@ fn plan(budget: ThinkingBudget, limit: u32) -> ThinkingPlan {
     ThinkingPlan::new(format, &budget, &encode, limit).unwrap()
 }
 
-/// A model that thinks `think_len` letters, closes the thinking, answers "ok", then stops.
-fn thinker(think_len: usize) -> impl Fn(&[u32]) -> u32 + Send + Sync + Clone + 'static {
-    move |ctx: &[u32]| {
-        let open = ctx.iter().rposition(|&t| t == THINK);
-        let close = ctx.iter().rposition(|&t| t == END_THINK);
-        match (open, close) {
-            (Some(o), c) if c.is_none_or(|c| c < o) => {
-                if ctx.len() - o - 1 >= think_len {
-                    END_THINK
-                } else {
-                    letters(ctx)
-                }
-            }
-            (_, Some(c)) => match ctx.len() - c - 1 {
-                0 => u32::from(b'o'),
-                1 => u32::from(b'k'),
-                _ => IM_END,
-            },
-            _ => THINK,
-        }
-    }
-}
-
 #[test]
 fn budget_forcing_runs_in_the_decode_loop() {
-    let (engine, steps) = engine_with(thinker(3), 256, 4, EngineConfig::default());
+    let (engine, steps) = engine_with(thinker(3, 0), 256, 4, EngineConfig::default());
     let budget = ThinkingBudget { min_tokens: 10, max_tokens: Some(10), loop_guard: None, ..Default::default() };
     let mut request = GenerateRequest::greedy([prompt("Q?"), vec![THINK]].concat(), 100);
     request.thinking = Some(plan(budget, 100));
@@ -298,7 +270,7 @@ fn budget_forcing_runs_in_the_decode_loop() {
     assert_eq!(stats.reasoning_tokens, 10, "min = max = 10 thinking tokens");
     assert!(stats.continuations >= 2, "the early </think> was replaced by Wait");
     assert!(out.reasoning[0].contains("Wait"));
-    assert_eq!(out.content[0], "ok");
+    assert_eq!(out.content[0], "\n\nok");
     assert_eq!(out.finish, vec![Some(FinishReason::Stop)]);
     assert_eq!(out.usage.reasoning_tokens, 10);
     // Every injected "Wait" (4 tokens) was fed in one forward pass.
@@ -308,7 +280,7 @@ fn budget_forcing_runs_in_the_decode_loop() {
 
 #[test]
 fn the_cap_forces_the_end_with_the_wrap_up_in_one_chunk() {
-    let (engine, steps) = engine_with(thinker(1000), 256, 4, EngineConfig::default());
+    let (engine, steps) = engine_with(thinker(1000, 0), 256, 4, EngineConfig::default());
     let wrap_up = ponder_thinking::WrapUp { before_end: "..".into(), after_end: "A:".into() };
     let budget = ThinkingBudget { max_tokens: Some(8), wrap_up, loop_guard: None, ..Default::default() };
     let mut request = GenerateRequest::greedy([prompt("Q?"), vec![THINK]].concat(), 100);
@@ -319,6 +291,7 @@ fn the_cap_forces_the_end_with_the_wrap_up_in_one_chunk() {
     assert!(stats.forced_end());
     assert!(out.reasoning[0].ends_with(".."));
     assert!(out.content[0].starts_with("A:"), "{:?}", out.content);
+    assert!(out.content[0].ends_with("ok"), "{:?}", out.content);
     // The sampled token, "..", </think> and "A:" go in as one 6-token chunk.
     assert!(steps.lock().unwrap().iter().any(|s| s.iter().any(|&(_, len)| len == 6)));
 }
@@ -326,7 +299,7 @@ fn the_cap_forces_the_end_with_the_wrap_up_in_one_chunk() {
 #[test]
 fn end_thinking_now_forces_the_end_of_a_running_request() {
     let slow_thinker = {
-        let inner = thinker(100_000);
+        let inner = thinker(100_000, 0);
         move |ctx: &[u32]| {
             std::thread::sleep(std::time::Duration::from_millis(1));
             inner(ctx)
@@ -346,6 +319,6 @@ fn end_thinking_now_forces_the_end_of_a_running_request() {
     }
     assert!(engine.end_thinking(handle.id));
     let out = collect(handle);
-    assert_eq!(out.content[0], "ok");
+    assert_eq!(out.content[0], "\n\nok");
     assert_eq!(out.thinking[0].unwrap().end, Some(ponder_thinking::ThinkingEnd::Requested));
 }

@@ -5,6 +5,7 @@
 pub mod chat_template;
 pub mod config;
 pub mod cpu;
+pub mod demo;
 mod error;
 pub mod gguf;
 pub mod hf;

@@ -12,9 +12,9 @@ use crate::assemble::StreamKind;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::parse_body;
 use crate::prepare::{
-    choices, completion_limit, decide_thinking, engine_request, sampling_params, stop_strings, thinking_plan, SamplingFields,
+    check_model, choices, completion_limit, decide_thinking, engine_request, sampling_params, stop_strings, thinking_plan,
 };
-use crate::respond::{run, Answer};
+use crate::respond::{record_failure, run, Answer};
 use crate::state::AppState;
 use crate::thinking::ThinkingFields;
 use crate::types::{ChatCompletionRequest, ChatCompletionResponse, ChatMessage, EndThinkingResponse, MessageContent};
@@ -40,20 +40,13 @@ use crate::types::{ChatCompletionRequest, ChatCompletionResponse, ChatMessage, E
 )]
 pub async fn chat_completions(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
     let result = handle(state.clone(), body).await;
-    if let Err(error) = &result {
-        state.metrics.request("chat", error.status.as_u16());
-        state.metrics.error(&error.detail.kind);
-    }
+    record_failure(&state, "chat", &result);
     result
 }
 
 async fn handle(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
     let request: ChatCompletionRequest = parse_body(body, state.config.max_body_bytes)?;
-    if let Some(model) = &request.model {
-        if !state.serves(model) {
-            return Err(ApiError::model_not_found(model, &state.config.served_name));
-        }
-    }
+    check_model(&state, request.model.as_deref())?;
     reject_unsupported(&request)?;
     let metadata = &state.metadata;
     let fields = ThinkingFields {
@@ -97,21 +90,7 @@ async fn handle(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Re
         (_, Some(_)) => return Err(ApiError::invalid("top_logprobs needs logprobs: true", Some("top_logprobs"))),
         _ => None,
     };
-    let sampling = sampling_params(
-        &SamplingFields {
-            temperature: request.temperature,
-            top_p: request.top_p,
-            top_k: request.top_k,
-            min_p: request.min_p,
-            repetition_penalty: request.repetition_penalty,
-            presence_penalty: request.presence_penalty,
-            frequency_penalty: request.frequency_penalty,
-            logit_bias: request.logit_bias.as_ref(),
-            seed: request.seed,
-            logprobs,
-        },
-        metadata.tokenizer.vocab_size(),
-    )?;
+    let sampling = sampling_params(&crate::sampling_fields!(request, logprobs), metadata.tokenizer.vocab_size())?;
     let n = choices(request.n, &state.config)?;
     let stop = stop_strings(request.stop.clone())?;
     let answer = Answer {

@@ -12,9 +12,9 @@ use crate::assemble::StreamKind;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::parse_body;
 use crate::prepare::{
-    choices, completion_limit, decide_thinking, engine_request, sampling_params, stop_strings, thinking_plan, SamplingFields,
+    check_model, choices, completion_limit, decide_thinking, engine_request, sampling_params, stop_strings, thinking_plan,
 };
-use crate::respond::{run, Answer};
+use crate::respond::{record_failure, run, Answer};
 use crate::state::AppState;
 use crate::thinking::ThinkingFields;
 use crate::types::{CompletionRequest, CompletionResponse};
@@ -38,20 +38,13 @@ use crate::types::{CompletionRequest, CompletionResponse};
 )]
 pub async fn completions(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
     let result = handle(state.clone(), body).await;
-    if let Err(error) = &result {
-        state.metrics.request("completions", error.status.as_u16());
-        state.metrics.error(&error.detail.kind);
-    }
+    record_failure(&state, "completions", &result);
     result
 }
 
 async fn handle(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
     let request: CompletionRequest = parse_body(body, state.config.max_body_bytes)?;
-    if let Some(model) = &request.model {
-        if !state.serves(model) {
-            return Err(ApiError::model_not_found(model, &state.config.served_name));
-        }
-    }
+    check_model(&state, request.model.as_deref())?;
     let metadata = &state.metadata;
     let mut prompt = prompt_tokens(&request.prompt, &state)?;
     let fields = ThinkingFields {
@@ -70,21 +63,7 @@ async fn handle(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Re
     if request.logprobs.is_some_and(|k| k > 20) {
         return Err(ApiError::invalid("logprobs must be at most 20", Some("logprobs")));
     }
-    let sampling = sampling_params(
-        &SamplingFields {
-            temperature: request.temperature,
-            top_p: request.top_p,
-            top_k: request.top_k,
-            min_p: request.min_p,
-            repetition_penalty: request.repetition_penalty,
-            presence_penalty: request.presence_penalty,
-            frequency_penalty: request.frequency_penalty,
-            logit_bias: request.logit_bias.as_ref(),
-            seed: request.seed,
-            logprobs: request.logprobs.map(|k| k as usize),
-        },
-        metadata.tokenizer.vocab_size(),
-    )?;
+    let sampling = sampling_params(&crate::sampling_fields!(request, request.logprobs.map(|k| k as usize)), metadata.tokenizer.vocab_size())?;
     let n = choices(request.n, &state.config)?;
     let stop = stop_strings(request.stop.clone())?;
     let answer = Answer {

@@ -34,6 +34,33 @@ fn in_range(value: Option<f32>, field: &str, range: std::ops::RangeInclusive<f32
     }
 }
 
+/// The sampling fields of a request type that has them under OpenAI's names.
+#[macro_export]
+macro_rules! sampling_fields {
+    ($request:expr, $logprobs:expr) => {
+        $crate::prepare::SamplingFields {
+            temperature: $request.temperature,
+            top_p: $request.top_p,
+            top_k: $request.top_k,
+            min_p: $request.min_p,
+            repetition_penalty: $request.repetition_penalty,
+            presence_penalty: $request.presence_penalty,
+            frequency_penalty: $request.frequency_penalty,
+            logit_bias: $request.logit_bias.as_ref(),
+            seed: $request.seed,
+            logprobs: $logprobs,
+        }
+    };
+}
+
+/// Refuses a model name this server does not serve (a request may leave it out).
+pub fn check_model(state: &crate::state::AppState, model: Option<&str>) -> Result<(), ApiError> {
+    match model {
+        Some(model) if !state.serves(model) => Err(ApiError::model_not_found(model, &state.config.served_name)),
+        _ => Ok(()),
+    }
+}
+
 /// Checks the sampling fields and turns them into [`SamplingParams`].
 pub fn sampling_params(f: &SamplingFields<'_>, vocab_size: usize) -> Result<SamplingParams, ApiError> {
     in_range(f.temperature, "temperature", 0.0..=2.0)?;

@@ -31,6 +31,14 @@ pub struct Answer {
     pub endpoint: &'static str,
 }
 
+/// Counts a request that failed before it reached the engine.
+pub fn record_failure(state: &AppState, endpoint: &'static str, result: &Result<Response, ApiError>) {
+    if let Err(error) = result {
+        state.metrics.request(endpoint, error.status.as_u16());
+        state.metrics.error(&error.detail.kind);
+    }
+}
+
 /// Submits `request` and answers with its result.
 pub async fn run(state: Arc<AppState>, request: GenerateRequest, answer: Answer) -> Result<Response, ApiError> {
     let handle = state.engine.submit(request).map_err(|e| match e {

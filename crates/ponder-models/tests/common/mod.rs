@@ -7,17 +7,9 @@ use std::path::PathBuf;
 use candle_core::{Device, Tensor};
 use ponder_models::{BlockAllocator, BlockTable, KvCache, Model, SequenceChunk};
 
-/// The demo model file: `$PONDER_DEMO_MODEL`, or where `scripts/fetch-demo-model.sh` caches it.
+/// The demo model file (see `ponder_models::demo`).
 pub fn demo_model_path() -> PathBuf {
-    if let Ok(path) = std::env::var("PONDER_DEMO_MODEL") {
-        return PathBuf::from(path);
-    }
-    let cache = std::env::var("PONDER_CACHE").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").expect("HOME is set")).join(".cache/ponder")
-    });
-    let path = cache.join("models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf");
-    assert!(path.is_file(), "demo model missing at {}: run scripts/fetch-demo-model.sh", path.display());
-    path
+    ponder_models::demo::require_demo_model()
 }
 
 /// One sequence's KV bookkeeping over a shared cache.

@@ -12,45 +12,10 @@ use ponder_models::config::{Architecture, ModelConfig, RopeConfig, RopeStyle};
 use ponder_models::{ChatTemplate, ModelMetadata};
 use ponder_server::{AppState, ServerConfig};
 
-pub const IM_END: u32 = 257;
-pub const THINK: u32 = 258;
-pub const END_THINK: u32 = 259;
+pub use ponder_engine::testing::{letters, thinker, END_THINK, IM_END, THINK};
 pub const MODEL: &str = "fake-model";
 
 const TEMPLATE: &str = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
-
-/// Letters derived from the whole context.
-pub fn letters(context: &[u32]) -> u32 {
-    let hash = context.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &t| (h ^ u64::from(t)).wrapping_mul(0x0100_0000_01b3));
-    u32::from(b'a') + (hash % 26) as u32
-}
-
-/// A model that, inside a thinking block, thinks `think_len` letters and closes it; after
-/// it, answers "ok" and stops; outside any block, writes `answer_len` letters and stops.
-pub fn thinker(think_len: usize, answer_len: usize) -> impl Fn(&[u32]) -> u32 + Send + Sync + Clone + 'static {
-    move |ctx: &[u32]| {
-        let open = ctx.iter().rposition(|&t| t == THINK);
-        let close = ctx.iter().rposition(|&t| t == END_THINK);
-        let assistant = ctx.windows(10).rposition(|w| w == b"assistant\n".map(u32::from)).map_or(0, |p| p + 10);
-        match (open, close) {
-            (Some(o), c) if c.is_none_or(|c| c < o) => {
-                if ctx.len() - o - 1 >= think_len {
-                    END_THINK
-                } else {
-                    letters(ctx)
-                }
-            }
-            (_, Some(c)) => match ctx.len() - c - 1 {
-                0 | 1 => u32::from(b'\n'),
-                2 => u32::from(b'o'),
-                3 => u32::from(b'k'),
-                _ => IM_END,
-            },
-            _ if ctx.len() - assistant >= answer_len => IM_END,
-            _ => letters(ctx),
-        }
-    }
-}
 
 /// A running test server.
 pub struct TestServer {
