@@ -27,7 +27,7 @@ fn random_matrix(kind: QuantType, rows: usize, cols: usize, seed: u64, scale: Op
     let mut rng = Rng(seed | 1);
     let blocks = rows * cols / kind.block_elems();
     let mut bytes: Vec<u8> = (0..blocks * kind.block_bytes()).map(|_| rng.next() as u8).collect();
-    let mut set_f16 = |bytes: &mut [u8], at: usize, rng: &mut Rng| {
+    let set_f16 = |bytes: &mut [u8], at: usize, rng: &mut Rng| {
         let value = scale.unwrap_or_else(|| 0.01 + 0.02 * rng.unit().abs());
         bytes[at..at + 2].copy_from_slice(&f16::from_f32(value).to_le_bytes());
     };

@@ -7,12 +7,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ponder_engine::testing::{byte_tokenizer, FakeRunner};
-use ponder_engine::{Engine, EngineConfig, ModelRunner, ModelThinking, RunnerFactory, SchedulerConfig};
+use ponder_engine::{Engine, EngineConfig, ModelRunner, ModelThinking, RunnerFactory};
 use ponder_models::config::{Architecture, ModelConfig, RopeConfig, RopeStyle};
 use ponder_models::{ChatTemplate, ModelMetadata};
 use ponder_server::{AppState, ServerConfig};
 
-pub use ponder_engine::testing::{letters, thinker, END_THINK, IM_END, THINK};
+pub use ponder_engine::testing::{letters, thinker, THINK};
 pub const MODEL: &str = "fake-model";
 
 const TEMPLATE: &str = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
