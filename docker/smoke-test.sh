@@ -64,7 +64,7 @@ say "podman build --isolation=chroot (CPU image)"
 registry="${CARGO_HOME:-$HOME/.cargo}/registry"
 mkdir -p "$registry"
 start=$(date +%s)
-podman build --isolation=chroot \
+podman build --isolation=chroot --format docker \
   --build-arg BUILDER_IMAGE=localhost/ponder-builder:$suite \
   --build-arg RUNTIME_IMAGE=localhost/ponder-base:$suite \
   --volume "$registry:/usr/local/cargo/registry" \
@@ -72,7 +72,7 @@ podman build --isolation=chroot \
 echo "built in $(( $(date +%s) - start )) s"
 size=$(podman image inspect localhost/ponder:cpu --format '{{.Size}}')
 echo "image size: $size bytes ($(( size / 1024 / 1024 )) MiB)"
-podman image inspect localhost/ponder:cpu --format 'entrypoint {{.Config.Entrypoint}} user {{.Config.User}} healthcheck {{.Config.Healthcheck.Test}}'
+podman image inspect localhost/ponder:cpu --format 'entrypoint {{.Config.Entrypoint}} user {{.Config.User}} healthcheck {{if .HealthCheck}}{{.HealthCheck.Test}}{{else}}none{{end}}'
 
 say "run the image on the demo model"
 model=$(scripts/fetch-demo-model.sh)
@@ -99,13 +99,14 @@ else
   echo "podman run is not available here; running the image's rootfs with chroot"
   container=""
   mnt=$(podman image mount localhost/ponder:cpu)
+  chroot_bin=$(command -v chroot)
   mount --bind "$models_dir" "$mnt/models"
   mount -t proc proc "$mnt/proc"
   mount --bind /dev "$mnt/dev"
   # The image's user, environment and entrypoint: ponder serve as uid 10001.
   env -i PATH=/usr/local/bin:/usr/bin:/bin PONDER_HOST=127.0.0.1 PONDER_PORT="$port" \
     PONDER_MODEL=/models/model.gguf PONDER_CACHE=/cache PONDER_KV_CACHE_MEMORY=512MiB \
-    chroot --userspec=10001:10001 "$mnt" /usr/local/bin/ponder serve &
+    "$chroot_bin" --userspec=10001:10001 "$mnt" /usr/local/bin/ponder serve &
   server=$!
 fi
 
@@ -114,6 +115,11 @@ for _ in $(seq 1 120); do
   sleep 1
 done
 echo "health: $(curl -s -w ' (HTTP %{http_code})' "http://127.0.0.1:$port/health")"
+if [ -n "${mnt:-}" ]; then
+  # The image's HEALTHCHECK command, run inside the image.
+  env -i PONDER_PORT="$port" "$chroot_bin" --userspec=10001:10001 "$mnt" /usr/local/bin/ponder health \
+    && echo "HEALTHCHECK command (ponder health): healthy"
+fi
 reply=$(curl -sf "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' \
   -d '{"messages": [{"role": "user", "content": "What is the capital of France? One word."}], "max_tokens": 16, "temperature": 0}')
 echo "completion: $reply"

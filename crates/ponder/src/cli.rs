@@ -194,9 +194,10 @@ pub struct ServeArgs {
 /// `ponder health`.
 #[derive(Debug, Args)]
 pub struct HealthArgs {
-    /// The server.
-    #[arg(long, default_value = "http://127.0.0.1:8000/health")]
-    pub url: String,
+    /// The server's health URL; defaults to `http://127.0.0.1:$PONDER_PORT/health` (port
+    /// 8000 when `PONDER_PORT` is unset), so the container's health check follows the port.
+    #[arg(long)]
+    pub url: Option<String>,
     /// Seconds to wait.
     #[arg(long, default_value_t = 5)]
     pub timeout: u64,

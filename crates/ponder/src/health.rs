@@ -10,7 +10,8 @@ use anyhow::{bail, Context};
 use crate::cli::HealthArgs;
 
 pub fn run(args: HealthArgs) -> anyhow::Result<()> {
-    let rest = args.url.strip_prefix("http://").context("--url must start with http://")?;
+    let url = args.url.unwrap_or_else(default_url);
+    let rest = url.strip_prefix("http://").context("--url must start with http://")?;
     let (authority, path) = rest.split_once('/').map_or((rest, "/"), |(a, p)| (a, p));
     let path = if path == "/" { "/health".to_string() } else { format!("/{path}") };
     let address = authority.to_socket_addrs()?.next().context("no address")?;
@@ -25,4 +26,10 @@ pub fn run(args: HealthArgs) -> anyhow::Result<()> {
         bail!("{path} answered {status}");
     }
     Ok(())
+}
+
+/// The local server's health URL on the port `ponder serve` reads from `PONDER_PORT`.
+fn default_url() -> String {
+    let port = std::env::var("PONDER_PORT").ok().filter(|port| !port.is_empty()).unwrap_or_else(|| "8000".into());
+    format!("http://127.0.0.1:{port}/health")
 }
