@@ -45,7 +45,7 @@ fn main() {
     println!("isa {isa:?}, threads {}", rayon::current_num_threads());
     for (name, kind, rows, cols) in shapes {
         let w = matrix(kind, rows, cols);
-        for m in [1, 8, 64] {
+        for m in [1, 8, 16, 64] {
             let x: Vec<f32> = (0..m * cols).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
             let mut out = vec![0.0; m * rows];
             let mut acts = QuantizedActivations::default();
