@@ -10,7 +10,7 @@ key="sdk-check-$RANDOM"
 log=$(mktemp)
 "$bin" serve --model "$model" --port "$port" --api-key "$key" --kv-cache-memory 512MiB >"$log" 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true; rm -f "$log"' EXIT
+trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 1 120); do
   if curl -sf "http://127.0.0.1:$port/health" >/dev/null; then break; fi
   if ! kill -0 $server 2>/dev/null; then cat "$log"; exit 1; fi
