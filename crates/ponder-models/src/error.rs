@@ -85,6 +85,14 @@ pub enum ModelError {
         /// What could not be parsed.
         detail: String,
     },
+    /// A model could not be fetched from the Hugging Face Hub.
+    #[error("Hugging Face Hub, {repo}: {problem}")]
+    Hub {
+        /// The repository id.
+        repo: String,
+        /// What went wrong.
+        problem: String,
+    },
     /// The tokenizer could not be built or failed on an input.
     #[error("tokenizer: {0}")]
     Tokenizer(String),

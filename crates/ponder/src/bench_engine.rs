@@ -12,7 +12,7 @@ use ponder_thinking::{PromptState, ThinkingBudget, ThinkingPlan};
 use serde::Serialize;
 
 use crate::cli::BenchEngineArgs;
-use crate::engine_setup::start_engine;
+use crate::engine_setup::{resolve_model_arg, start_engine};
 
 #[derive(Debug, Serialize)]
 struct ConcurrencyResult {
@@ -45,7 +45,8 @@ struct Report {
 }
 
 pub fn run(args: BenchEngineArgs) -> anyhow::Result<()> {
-    let launched = start_engine(&args.engine)?;
+    let model = resolve_model_arg(&args.engine.model)?;
+    let launched = start_engine(&args.engine, &model.path)?;
     let metadata = launched.metadata.clone();
     let template = metadata.chat_template.as_ref().context("the model has no chat template")?;
     let prompt = |i: usize| -> anyhow::Result<Vec<u32>> {

@@ -38,13 +38,14 @@ struct Report {
 }
 
 pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
-    let metadata = ModelMetadata::load(&args.model).context("reading the model")?;
+    let model = crate::engine_setup::resolve_model_arg(&args.model)?.path;
+    let metadata = ModelMetadata::load(&model).context("reading the model")?;
     let max_batch = args.batches.iter().copied().max().unwrap_or(1);
     let tokens_per_seq = (DECODE_PROMPT + args.decode_steps).max(args.prefill_tokens);
     let num_blocks = max_batch * tokens_per_seq.div_ceil(BLOCK_SIZE) + 1;
     let start = Instant::now();
     let mut runner: Box<dyn ModelRunner> = match args.backend.as_str() {
-        "cpu" => Box::new(CpuRunner::new(Arc::new(CpuModel::load(&args.model, &metadata.config)?), num_blocks, BLOCK_SIZE)),
+        "cpu" => Box::new(CpuRunner::new(Arc::new(CpuModel::load(&model, &metadata.config)?), num_blocks, BLOCK_SIZE)),
         "candle" => Box::new(CandleRunner::new(Arc::new(metadata.load_weights(&Device::Cpu)?), num_blocks, BLOCK_SIZE)?),
         other => anyhow::bail!("unknown backend `{other}` (cpu or candle)"),
     };

@@ -47,7 +47,8 @@ pub enum BenchCommand {
 /// Where and how the model runs (shared by `serve` and `generate`).
 #[derive(Debug, Clone, Args)]
 pub struct EngineArgs {
-    /// A GGUF file or a Hugging Face model directory.
+    /// A GGUF file, a Hugging Face model directory, or a Hub id
+    /// (`org/name`, `org/name@revision`, `org/name:file.gguf`) to download.
     #[arg(long, env = "PONDER_MODEL")]
     pub model: PathBuf,
     /// Devices, one worker each: `cpu`, `cuda:0,cuda:1`, or `auto`.
@@ -104,7 +105,8 @@ pub struct GenerateArgs {
 /// `ponder bench model`.
 #[derive(Debug, Args)]
 pub struct BenchModelArgs {
-    /// A GGUF file or a Hugging Face model directory.
+    /// A GGUF file, a Hugging Face model directory, or a Hub id
+    /// (`org/name`, `org/name@revision`, `org/name:file.gguf`) to download.
     #[arg(long, env = "PONDER_MODEL")]
     pub model: PathBuf,
     /// Prompt length for the prefill measurement.

@@ -1,12 +1,22 @@
 //! Turning the shared command-line options into a running engine.
 
+use std::path::Path;
+
 use anyhow::Context;
 use ponder_engine::{launch, parse_devices, EngineConfig, LaunchConfig, Launched, SchedulerConfig};
+use ponder_models::{resolve_model, ResolvedModel};
 
 use crate::cli::EngineArgs;
 
-/// Loads the model and starts the engine as the options say.
-pub fn start_engine(args: &EngineArgs) -> anyhow::Result<Launched> {
+/// Turns a `--model` value into local files: a path as it is, a Hub id downloaded (or taken
+/// from the Hugging Face cache).
+pub fn resolve_model_arg(model: &Path) -> anyhow::Result<ResolvedModel> {
+    let spec = model.to_str().with_context(|| format!("--model {} is not valid UTF-8", model.display()))?;
+    resolve_model(spec).map_err(anyhow::Error::msg)
+}
+
+/// Loads the model at `model` (already resolved) and starts the engine as the options say.
+pub fn start_engine(args: &EngineArgs, model: &Path) -> anyhow::Result<Launched> {
     let config = LaunchConfig {
         devices: parse_devices(&args.devices).map_err(anyhow::Error::msg)?,
         kv_memory: args.kv_cache_memory.parse().map_err(anyhow::Error::msg)?,
@@ -22,9 +32,9 @@ pub fn start_engine(args: &EngineArgs) -> anyhow::Result<Launched> {
         thinking_style: args.thinking_format.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?,
     };
     let started = std::time::Instant::now();
-    let launched = launch(&args.model, &config)
+    let launched = launch(model, &config)
         .map_err(anyhow::Error::msg)
-        .with_context(|| format!("starting Ponder on {}", args.model.display()))?;
+        .with_context(|| format!("starting Ponder on {}", model.display()))?;
     tracing::info!(
         model = %launched.metadata.name,
         devices = ?config.devices,

@@ -8,10 +8,11 @@ use ponder_engine::{DeltaKind, Event, FinishReason, GenerateRequest, SamplingPar
 use ponder_thinking::{PromptState, ThinkingBudget, ThinkingPlan};
 
 use crate::cli::GenerateArgs;
-use crate::engine_setup::start_engine;
+use crate::engine_setup::{resolve_model_arg, start_engine};
 
 pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
-    let launched = start_engine(&args.engine)?;
+    let model = resolve_model_arg(&args.engine.model)?;
+    let launched = start_engine(&args.engine, &model.path)?;
     let metadata = &launched.metadata;
     let Some(template) = &metadata.chat_template else {
         bail!("{} has no chat template", metadata.name);

@@ -14,7 +14,7 @@ use ponder_server::thinking::{parse_presets, ThinkingDefaults};
 use ponder_server::{AppState, ServerConfig};
 
 use crate::cli::ServeArgs;
-use crate::engine_setup::start_engine;
+use crate::engine_setup::{resolve_model_arg, start_engine};
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -76,8 +76,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     });
 
     let engine_args = args.engine.clone();
-    let launched = tokio::task::spawn_blocking(move || start_engine(&engine_args)).await??;
-    let served_name = args.served_model_name.clone().unwrap_or_else(|| launched.metadata.name.clone());
+    let (launched, model) = tokio::task::spawn_blocking(move || {
+        let model = resolve_model_arg(&engine_args.model)?;
+        anyhow::Ok((start_engine(&engine_args, &model.path)?, model))
+    })
+    .await??;
+    // Like vLLM: a model from the Hub is served under its id unless a name is given.
+    let served_name = (args.served_model_name.clone())
+        .or(model.hub_id)
+        .unwrap_or_else(|| launched.metadata.name.clone());
     let config = server_config(&args, served_name)?;
     if config.api_keys.is_empty() {
         tracing::warn!("no API key set: anyone who can reach the port can use the server");
