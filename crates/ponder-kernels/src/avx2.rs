@@ -11,7 +11,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::formats::{q4k_scale_min, ActQ8, ActQ8K, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0, QK, QK_K};
+use crate::formats::{q4k_scale_min, ActQ8, ActQ8K, BlockQ4K, BlockQ5_0x8, BlockQ6K, BlockQ8_0x8, QK, QK_K};
 use crate::scalar::act_scale;
 
 /// How far ahead of the block being read the weight stream is prefetched.
@@ -89,6 +89,7 @@ pub unsafe fn quantize_q8(x: &[f32], out: &mut [ActQ8]) {
         let (d, id) = act_scale(amax(values.as_ptr(), QK));
         block.d = d;
         quantize_32(values.as_ptr(), id, block.qs.as_mut_ptr());
+        block.sum = block.qs.iter().map(|&q| i32::from(q)).sum();
     }
 }
 
@@ -107,100 +108,96 @@ pub unsafe fn quantize_q8k(x: &[f32], out: &mut [ActQ8K]) {
     }
 }
 
-/// 32 bytes: `0xFF` where bit `i` of `bits` is set.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn bytes_from_bits(bits: u32) -> __m256i {
-    let spread = _mm256_shuffle_epi8(
-        _mm256_set1_epi32(bits as i32),
-        _mm256_setr_epi64x(0, 0x0101_0101_0101_0101, 0x0202_0202_0202_0202, 0x0303_0303_0303_0303),
-    );
-    // Byte i of each 8 is OR-ed with every bit but bit i: all ones iff bit i was set.
-    let others = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
-    _mm256_cmpeq_epi8(_mm256_or_si256(spread, others), _mm256_set1_epi64x(-1))
-}
-
-/// The 32 values of a Q5_0 block as signed bytes, and its scale.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn decode_q5_0(block: &BlockQ5_0) -> (__m256i, f32) {
-    let qs = _mm_loadu_si128(block.qs.as_ptr() as *const __m128i);
-    let low4 = _mm_set1_epi8(0x0F);
-    let lo = _mm_and_si128(qs, low4);
-    let hi = _mm_and_si128(_mm_srli_epi16(qs, 4), low4);
-    let nibbles = _mm256_set_m128i(hi, lo);
-    // (nibble | fifth bit << 4) - 16 as a signed byte: the nibble itself where the fifth bit
-    // is set, else the nibble with the top four bits set (nibble - 16 in two's complement).
-    let negative = _mm256_andnot_si256(bytes_from_bits(u32::from_le_bytes(block.qh)), _mm256_set1_epi8(0xF0u8 as i8));
-    (_mm256_or_si256(nibbles, negative), block.d.to_f32())
-}
-
-/// Σ w·x of 32 signed bytes, as 8 float lanes of partial sums.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn dot_i8(w_abs: __m256i, w: __m256i, x: __m256i) -> __m256 {
-    let x_signed = _mm256_sign_epi8(x, w);
-    let pairs = _mm256_maddubs_epi16(w_abs, x_signed);
-    _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
-}
-
-/// Multiplies `NR` rows of 32-element blocks (decoded by `decode`) with `MR` activation rows.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn tile_small<B, const MR: usize, const NR: usize>(
-    w: [&[B]; NR],
-    x: [&[ActQ8]; MR],
-    decode: impl Fn(&B) -> (__m256i, f32),
-    out: &mut [[f32; NR]; MR],
-) {
-    let mut acc = [[_mm256_setzero_ps(); NR]; MR];
-    let blocks = x[0].len();
-    for b in 0..blocks {
-        let mut wq = [_mm256_setzero_si256(); NR];
-        let mut wabs = [_mm256_setzero_si256(); NR];
-        let mut wd = [_mm256_setzero_ps(); NR];
-        for n in 0..NR {
-            prefetch_ahead(w[n].as_ptr().add(b) as *const i8, 1);
-            let (q, d) = decode(w[n].get_unchecked(b));
-            wq[n] = q;
-            wabs[n] = _mm256_sign_epi8(q, q);
-            wd[n] = _mm256_set1_ps(d);
+/// Eight interleaved Q8_0 rows × `MR` activation rows: `out[m][r] = Σ w[r] · x[m]`.
+///
+/// `maddubs` takes `|w|` and `x` with `w`'s sign; its pairs (up to 2 · 127² in 16 bits)
+/// are widened at once. Every accumulator lane is one weight row, as in [`tile_q5_0x8`].
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn tile_q8_0x8<const MR: usize>(w: &[BlockQ8_0x8], x: [&[ActQ8]; MR], out: &mut [[f32; 8]; MR]) {
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); MR];
+    for (b, wb) in w.iter().enumerate() {
+        prefetch_ahead(wb as *const BlockQ8_0x8 as *const i8, std::mem::size_of::<BlockQ8_0x8>());
+        let mut isum = [_mm256_setzero_si256(); MR];
+        for j in 0..8 {
+            let q = _mm256_loadu_si256(wb.qs.as_ptr().add(32 * j) as *const __m256i);
+            let q_abs = _mm256_sign_epi8(q, q);
+            for m in 0..MR {
+                let xb = x[m].get_unchecked(b);
+                let xs = _mm256_set1_epi32(std::ptr::read_unaligned(xb.qs.as_ptr().add(4 * j) as *const i32));
+                let pairs = _mm256_maddubs_epi16(q_abs, _mm256_sign_epi8(xs, q));
+                isum[m] = _mm256_add_epi32(isum[m], _mm256_madd_epi16(pairs, ones));
+            }
         }
+        let wd = _mm256_cvtph_ps(_mm_loadu_si128(wb.d.as_ptr() as *const __m128i));
         for m in 0..MR {
             let xb = x[m].get_unchecked(b);
-            let xq = _mm256_loadu_si256(xb.qs.as_ptr() as *const __m256i);
-            let xd = _mm256_broadcast_ss(&xb.d);
-            for n in 0..NR {
-                let sums = dot_i8(wabs[n], wq[n], xq);
-                acc[m][n] = _mm256_fmadd_ps(_mm256_mul_ps(wd[n], xd), sums, acc[m][n]);
-            }
+            let scale = _mm256_mul_ps(wd, _mm256_set1_ps(xb.d));
+            acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[m]), scale, acc[m]);
         }
     }
     for m in 0..MR {
-        for n in 0..NR {
-            out[m][n] = hsum(acc[m][n]);
-        }
+        _mm256_storeu_ps(out[m].as_mut_ptr(), acc[m]);
     }
 }
 
-/// Q8_0 weights × 8-bit activations, `NR` × `MR` tile.
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn tile_q8_0<const MR: usize, const NR: usize>(
-    w: [&[BlockQ8_0]; NR],
-    x: [&[ActQ8]; MR],
-    out: &mut [[f32; NR]; MR],
-) {
-    tile_small(w, x, |b: &BlockQ8_0| (_mm256_loadu_si256(b.qs.as_ptr() as *const __m256i), b.d.to_f32()), out)
-}
-
-/// Q5_0 weights × 8-bit activations, `NR` × `MR` tile.
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn tile_q5_0<const MR: usize, const NR: usize>(
-    w: [&[BlockQ5_0]; NR],
-    x: [&[ActQ8]; MR],
-    out: &mut [[f32; NR]; MR],
-) {
-    tile_small(w, x, |b: &BlockQ5_0| decode_q5_0(b), out)
+/// Eight interleaved Q5_0 rows × `MR` activation rows: `out[m][r] = Σ w[r] · x[m]`.
+///
+/// Weights are taken as unsigned bytes `q + 16` (0..=31), so `maddubs` needs no sign
+/// tricks; `16 · Σ x` per block (from [`ActQ8::sum`]) takes the offset back out. Four
+/// registers' `maddubs` pairs add up in 16 bits without overflow (4 · 2 · 31 · 127 < 2¹⁵).
+/// Every lane of the accumulator is one weight row, so no horizontal sums are needed, and a
+/// row's result does not depend on `MR`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn tile_q5_0x8<const MR: usize>(w: &[BlockQ5_0x8], x: [&[ActQ8]; MR], out: &mut [[f32; 8]; MR]) {
+    // Lane r (row r) tests bit r of each of its four bytes.
+    let row_bit = _mm256_setr_epi32(
+        0x0101_0101,
+        0x0202_0202,
+        0x0404_0404,
+        0x0808_0808,
+        0x1010_1010,
+        0x2020_2020,
+        0x4040_4040,
+        0x8080_8080u32 as i32,
+    );
+    let low4 = _mm256_set1_epi8(0x0F);
+    let fifth = _mm256_set1_epi8(0x10);
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = [_mm256_setzero_ps(); MR];
+    for (b, wb) in w.iter().enumerate() {
+        prefetch_ahead(wb as *const BlockQ5_0x8 as *const i8, std::mem::size_of::<BlockQ5_0x8>());
+        let mut isum = [_mm256_setzero_si256(); MR];
+        for half in 0..2 {
+            let mut pairs = [_mm256_setzero_si256(); MR];
+            for reg in 0..4 {
+                let j = 4 * half + reg;
+                let qs = _mm256_loadu_si256(wb.qs.as_ptr().add(32 * reg) as *const __m256i);
+                let nibbles = if half == 0 { qs } else { _mm256_srli_epi16(qs, 4) };
+                let bits = _mm256_set1_epi32(wb.qh[j] as i32);
+                let has_fifth = _mm256_cmpeq_epi8(_mm256_and_si256(bits, row_bit), row_bit);
+                let unsigned = _mm256_or_si256(_mm256_and_si256(nibbles, low4), _mm256_and_si256(has_fifth, fifth));
+                for m in 0..MR {
+                    let xb = x[m].get_unchecked(b);
+                    let xs = _mm256_set1_epi32(std::ptr::read_unaligned(xb.qs.as_ptr().add(4 * j) as *const i32));
+                    pairs[m] = _mm256_add_epi16(pairs[m], _mm256_maddubs_epi16(unsigned, xs));
+                }
+            }
+            for m in 0..MR {
+                isum[m] = _mm256_add_epi32(isum[m], _mm256_madd_epi16(pairs[m], ones));
+            }
+        }
+        let wd = _mm256_cvtph_ps(_mm_loadu_si128(wb.d.as_ptr() as *const __m128i));
+        for m in 0..MR {
+            let xb = x[m].get_unchecked(b);
+            let signed = _mm256_sub_epi32(isum[m], _mm256_set1_epi32(16 * xb.sum));
+            let scale = _mm256_mul_ps(wd, _mm256_set1_ps(xb.d));
+            acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(signed), scale, acc[m]);
+        }
+    }
+    for m in 0..MR {
+        _mm256_storeu_ps(out[m].as_mut_ptr(), acc[m]);
+    }
 }
 
 /// Q4_K weights × 8-bit super-block activations, `NR` × `MR` tile.

@@ -2,7 +2,10 @@
 //! activation blocks they are multiplied with.
 //!
 //! Weight blocks are byte-for-byte the GGUF layouts, so a GGUF tensor's bytes are used as
-//! they are. Activation blocks are our own (an `f32` scale instead of `f16`).
+//! they are, except the 32-element types Q5_0 and Q8_0, which are repacked at load
+//! ([`Interleaved`]): eight rows' blocks interleaved so one SIMD register holds four
+//! elements of each of eight rows.
+//! Activation blocks are our own (an `f32` scale instead of `f16`).
 
 use half::f16;
 
@@ -33,6 +36,125 @@ pub struct BlockQ5_0 {
     pub qh: [u8; 4],
     /// Low four bits, two elements per byte.
     pub qs: [u8; QK / 2],
+}
+
+/// Rows interleaved in a [`BlockQ5_0x8`] or [`BlockQ8_0x8`].
+pub const GROUP_ROWS: usize = 8;
+
+/// A GGUF block type that Ponder stores eight rows at a time, interleaved.
+pub trait Interleaved: Copy {
+    /// The same block of eight rows, interleaved.
+    type Packed: Copy;
+    /// An all-zero block, which pads a matrix's last group of rows.
+    const ZERO: Self;
+    /// Interleaves one block of eight rows.
+    fn pack(rows: [&Self; GROUP_ROWS]) -> Self::Packed;
+    /// Row `r`'s block, as GGUF stores it.
+    fn unpack(packed: &Self::Packed, r: usize) -> Self;
+}
+
+/// The same block (32 elements) of eight Q8_0 rows, interleaved: element `4j + t` of row
+/// `r` at `qs[32j + 4r + t]`, so register `j` holds elements `4j..4j + 4` of every row.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct BlockQ8_0x8 {
+    /// The eight rows' scales.
+    pub d: [f16; GROUP_ROWS],
+    /// Values, eight registers of 32 bytes.
+    pub qs: [i8; 8 * QK],
+}
+
+impl Interleaved for BlockQ8_0 {
+    type Packed = BlockQ8_0x8;
+    const ZERO: Self = Self { d: f16::ZERO, qs: [0; QK] };
+
+    fn pack(rows: [&Self; GROUP_ROWS]) -> BlockQ8_0x8 {
+        let mut packed = BlockQ8_0x8 { d: [f16::ZERO; GROUP_ROWS], qs: [0; 8 * QK] };
+        for (r, block) in rows.iter().enumerate() {
+            packed.d[r] = block.d;
+            for j in 0..8 {
+                packed.qs[32 * j + 4 * r..32 * j + 4 * r + 4].copy_from_slice(&block.qs[4 * j..4 * j + 4]);
+            }
+        }
+        packed
+    }
+
+    fn unpack(packed: &BlockQ8_0x8, r: usize) -> Self {
+        let mut block = Self { d: packed.d[r], qs: [0; QK] };
+        for j in 0..8 {
+            block.qs[4 * j..4 * j + 4].copy_from_slice(&packed.qs[32 * j + 4 * r..32 * j + 4 * r + 4]);
+        }
+        block
+    }
+}
+
+impl Interleaved for BlockQ5_0 {
+    type Packed = BlockQ5_0x8;
+    const ZERO: Self = Self { d: f16::ZERO, qh: [0; 4], qs: [0; QK / 2] };
+
+    fn pack(rows: [&Self; GROUP_ROWS]) -> BlockQ5_0x8 {
+        BlockQ5_0x8::pack(rows)
+    }
+
+    fn unpack(packed: &BlockQ5_0x8, r: usize) -> Self {
+        packed.unpack(r)
+    }
+}
+
+/// The same block (32 elements) of eight Q5_0 rows, interleaved: Ponder's own layout, made
+/// at load by [`BlockQ5_0x8::pack`], the same size as the eight GGUF blocks.
+///
+/// Elements `4j..4j + 4` of every row form "register" `j` (0..8): four bytes per row, rows
+/// side by side. Their low four bits are the low (`j < 4`) or high (`j ≥ 4`) nibbles of
+/// `qs[32 (j % 4) .. 32 (j % 4) + 32]`, row `r` at bytes `4r..4r + 4`. Their fifth bits are
+/// `qh[j]`, element `4j + t` of row `r` at bit `8t + r`, so one broadcast and one mask
+/// test give every byte its own bit.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct BlockQ5_0x8 {
+    /// The eight rows' scales.
+    pub d: [f16; GROUP_ROWS],
+    /// Fifth bits, one word per register.
+    pub qh: [u32; 8],
+    /// Low four bits, two registers per 32 bytes.
+    pub qs: [u8; 4 * 32],
+}
+
+impl BlockQ5_0x8 {
+    /// Interleaves one block of eight rows.
+    pub fn pack(rows: [&BlockQ5_0; GROUP_ROWS]) -> Self {
+        let mut packed = Self { d: [f16::ZERO; GROUP_ROWS], qh: [0; 8], qs: [0; 128] };
+        for (r, block) in rows.iter().enumerate() {
+            packed.d[r] = block.d;
+            let qh = u32::from_le_bytes(block.qh);
+            for j in 0..8 {
+                for t in 0..4 {
+                    let bit = (qh >> (4 * j + t)) & 1;
+                    packed.qh[j] |= bit << (8 * t + r);
+                }
+            }
+            for reg in 0..4 {
+                packed.qs[32 * reg + 4 * r..32 * reg + 4 * r + 4].copy_from_slice(&block.qs[4 * reg..4 * reg + 4]);
+            }
+        }
+        packed
+    }
+
+    /// Row `r`'s block in the GGUF layout.
+    pub fn unpack(&self, r: usize) -> BlockQ5_0 {
+        let mut block = BlockQ5_0 { d: self.d[r], qh: [0; 4], qs: [0; QK / 2] };
+        let mut qh = 0u32;
+        for j in 0..8 {
+            for t in 0..4 {
+                qh |= ((self.qh[j] >> (8 * t + r)) & 1) << (4 * j + t);
+            }
+        }
+        block.qh = qh.to_le_bytes();
+        for reg in 0..4 {
+            block.qs[4 * reg..4 * reg + 4].copy_from_slice(&self.qs[32 * reg + 4 * r..32 * reg + 4 * r + 4]);
+        }
+        block
+    }
 }
 
 /// Q4_K: 256 four-bit values in 8 sub-blocks of 32, each with a 6-bit scale and a 6-bit min.
@@ -71,6 +193,8 @@ pub struct BlockQ6K {
 pub struct ActQ8 {
     /// Scale.
     pub d: f32,
+    /// `Σ qs`, for kernels that offset their weights to unsigned bytes.
+    pub sum: i32,
     /// Values.
     pub qs: [i8; QK],
 }
@@ -89,7 +213,7 @@ pub struct ActQ8K {
 
 impl Default for ActQ8 {
     fn default() -> Self {
-        Self { d: 0.0, qs: [0; QK] }
+        Self { d: 0.0, sum: 0, qs: [0; QK] }
     }
 }
 
@@ -137,6 +261,7 @@ impl QuantType {
     pub fn block_bytes(self) -> usize {
         match self {
             Self::Q8_0 => std::mem::size_of::<BlockQ8_0>(),
+            // Repacked eight rows at a time into blocks of the same total size.
             Self::Q5_0 => std::mem::size_of::<BlockQ5_0>(),
             Self::Q4K => std::mem::size_of::<BlockQ4K>(),
             Self::Q6K => std::mem::size_of::<BlockQ6K>(),
@@ -160,7 +285,46 @@ mod tests {
         assert_eq!(std::mem::size_of::<BlockQ4K>(), 144);
         assert_eq!(std::mem::size_of::<BlockQ6K>(), 210);
         assert_eq!(QuantType::Q5_0.block_bytes(), 22);
+        assert_eq!(std::mem::size_of::<BlockQ5_0x8>(), 8 * 22);
+        assert_eq!(std::mem::size_of::<BlockQ8_0x8>(), 8 * 34);
         assert_eq!(QuantType::Q4K.block_elems(), 256);
+    }
+
+    #[test]
+    fn interleaved_blocks_pack_and_unpack_every_bit() {
+        let mut state = 0x1234_5678_9abc_def1u64;
+        let mut byte = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        };
+        let rows: Vec<BlockQ5_0> = (0..8)
+            .map(|r| BlockQ5_0 {
+                d: f16::from_f32(r as f32 + 0.5),
+                qh: std::array::from_fn(|_| byte()),
+                qs: std::array::from_fn(|_| byte()),
+            })
+            .collect();
+        let packed = BlockQ5_0x8::pack(std::array::from_fn(|r| &rows[r]));
+        for (r, row) in rows.iter().enumerate() {
+            let back = packed.unpack(r);
+            assert_eq!((back.d, back.qh, back.qs), (row.d, row.qh, row.qs), "row {r}");
+        }
+        let q8: Vec<BlockQ8_0> = rows
+            .iter()
+            .map(|b| BlockQ8_0 { d: b.d, qs: std::array::from_fn(|i| (b.qs[i % 16] ^ b.qh[i % 4]) as i8) })
+            .collect();
+        let packed8 = BlockQ8_0::pack(std::array::from_fn(|r| &q8[r]));
+        for (r, row) in q8.iter().enumerate() {
+            let back = BlockQ8_0::unpack(&packed8, r);
+            assert_eq!((back.d, back.qs), (row.d, row.qs), "Q8_0 row {r}");
+        }
+        assert_eq!(packed8.qs[32 * 3 + 4 * 5 + 1], q8[5].qs[4 * 3 + 1]);
+        // Element 4j + t of row r: fifth bit at bit 8t + r of qh[j].
+        let element = 4 * 5 + 2;
+        let fifth = (u32::from_le_bytes(rows[3].qh) >> element) & 1;
+        assert_eq!((packed.qh[5] >> (8 * 2 + 3)) & 1, fifth);
     }
 
     #[test]

@@ -8,10 +8,15 @@
 
 use rayon::prelude::*;
 
-use crate::formats::{ActQ8, ActQ8K, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0, QuantType, QK, QK_K};
+use crate::formats::{
+    ActQ8, ActQ8K, BlockQ4K, BlockQ5_0, BlockQ5_0x8, BlockQ6K, BlockQ8_0, BlockQ8_0x8, Interleaved, QuantType,
+    GROUP_ROWS, QK, QK_K,
+};
 use crate::{avx2, scalar, Isa};
 
-/// A weight matrix `[rows, cols]` in one of the quantized types, in GGUF's block layout.
+/// A weight matrix `[rows, cols]` in one of the quantized types: GGUF's block layout for
+/// the k-quants; Q5_0 and Q8_0 rows interleaved eight at a time ([`Interleaved`]; the last
+/// group padded with zero rows).
 pub struct QuantMatrix {
     kind: QuantType,
     rows: usize,
@@ -36,10 +41,38 @@ impl QuantMatrix {
         if bytes.len() != expected {
             return Err(format!("{kind:?} {rows}×{cols} needs {expected} bytes, got {}", bytes.len()));
         }
+        match kind {
+            QuantType::Q5_0 => return Ok(Self::interleave::<BlockQ5_0>(kind, rows, cols, bytes)),
+            QuantType::Q8_0 => return Ok(Self::interleave::<BlockQ8_0>(kind, rows, cols, bytes)),
+            QuantType::Q4K | QuantType::Q6K => {}
+        }
         let mut data = vec![0u64; expected.div_ceil(8)];
         // SAFETY: `data` holds at least `expected` bytes.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), data.as_mut_ptr() as *mut u8, expected) };
         Ok(Self { kind, rows, cols, data })
+    }
+
+    /// Repacks GGUF rows of `B` blocks (`bytes`, already size-checked) eight at a time.
+    fn interleave<B: Interleaved>(kind: QuantType, rows: usize, cols: usize, bytes: &[u8]) -> Self {
+        let per_row = cols / QK;
+        let groups = rows.div_ceil(GROUP_ROWS);
+        let mut data = vec![0u64; (groups * per_row * std::mem::size_of::<B::Packed>()).div_ceil(8)];
+        let block_at = |row: usize, b: usize| -> B {
+            if row >= rows {
+                return B::ZERO;
+            }
+            // SAFETY: `bytes` holds `rows * per_row` blocks; `read_unaligned` needs no alignment.
+            unsafe { std::ptr::read_unaligned((bytes.as_ptr() as *const B).add(row * per_row + b)) }
+        };
+        let out = data.as_mut_ptr() as *mut B::Packed;
+        for g in 0..groups {
+            for b in 0..per_row {
+                let blocks: [B; GROUP_ROWS] = std::array::from_fn(|r| block_at(g * GROUP_ROWS + r, b));
+                // SAFETY: `data` holds `groups * per_row` packed blocks, 8-byte aligned.
+                unsafe { out.add(g * per_row + b).write(B::pack(std::array::from_fn(|r| &blocks[r]))) };
+            }
+        }
+        Self { kind, rows, cols, data }
     }
 
     /// The weight type.
@@ -62,7 +95,21 @@ impl QuantMatrix {
         self.rows * self.cols / self.kind.block_elems() * self.kind.block_bytes()
     }
 
-    /// Row `r` as blocks of type `B` (which must be this matrix's block type).
+    /// Rows `8g..8g + 8`, interleaved (`B` must be this matrix's block type, Q5_0 or Q8_0).
+    fn group<B: Interleaved>(&self, g: usize) -> &[B::Packed] {
+        debug_assert_eq!(std::mem::size_of::<B>(), self.kind.block_bytes());
+        let per_row = self.cols / QK;
+        // SAFETY: `data` holds `rows.div_ceil(8) * per_row` packed blocks (made in
+        // `interleave`); the packed types are `repr(C)`, alignment ≤ 8, any bit pattern valid.
+        unsafe { std::slice::from_raw_parts((self.data.as_ptr() as *const B::Packed).add(g * per_row), per_row) }
+    }
+
+    /// Row `r` of an interleaved matrix, unpacked to GGUF blocks.
+    fn unpacked_row<B: Interleaved>(&self, r: usize) -> Vec<B> {
+        self.group::<B>(r / GROUP_ROWS).iter().map(|b| B::unpack(b, r % GROUP_ROWS)).collect()
+    }
+
+    /// Row `r` as blocks of type `B` (which must be this matrix's block type, a k-quant).
     fn row<B>(&self, r: usize) -> &[B] {
         debug_assert_eq!(std::mem::size_of::<B>(), self.kind.block_bytes());
         let per_row = self.cols / self.kind.block_elems();
@@ -74,8 +121,8 @@ impl QuantMatrix {
     /// Dequantizes row `r` into `out` (`cols` long), for tests and embeddings.
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         match self.kind {
-            QuantType::Q8_0 => scalar::dequantize_q8_0(self.row(r), out),
-            QuantType::Q5_0 => scalar::dequantize_q5_0(self.row(r), out),
+            QuantType::Q8_0 => scalar::dequantize_q8_0(&self.unpacked_row(r), out),
+            QuantType::Q5_0 => scalar::dequantize_q5_0(&self.unpacked_row(r), out),
             QuantType::Q4K => scalar::dequantize_q4k(self.row(r), out),
             QuantType::Q6K => scalar::dequantize_q6k(self.row(r), out),
         }
@@ -186,13 +233,17 @@ unsafe fn run_rows(isa: Isa, w: &QuantMatrix, acts: &QuantizedActivations, out: 
     let m = acts.rows;
     let n_total = w.rows;
     let store = |row: usize, col: usize, value: f32| *out.0.add(row * n_total + col) = value;
+    match w.kind {
+        QuantType::Q5_0 => return run_groups::<BlockQ5_0>(isa, w, acts, &store, start, end, scalar::dot_q5_0, tile_q5_0),
+        QuantType::Q8_0 => return run_groups::<BlockQ8_0>(isa, w, acts, &store, start, end, scalar::dot_q8_0, tile_q8_0),
+        QuantType::Q4K | QuantType::Q6K => {}
+    }
     match isa {
         Isa::Scalar => {
             for n in start..end {
                 for r in 0..m {
                     let value = match w.kind {
-                        QuantType::Q8_0 => scalar::dot_q8_0(w.row(n), acts.q8_row(r)),
-                        QuantType::Q5_0 => scalar::dot_q5_0(w.row(n), acts.q8_row(r)),
+                        QuantType::Q8_0 | QuantType::Q5_0 => unreachable!("runs in groups of eight rows"),
                         QuantType::Q4K => scalar::dot_q4k(w.row(n), acts.q8k_row(r)),
                         QuantType::Q6K => scalar::dot_q6k(w.row(n), acts.q8k_row(r)),
                     };
@@ -201,27 +252,98 @@ unsafe fn run_rows(isa: Isa, w: &QuantMatrix, acts: &QuantizedActivations, out: 
             }
         }
         Isa::Avx2 => match w.kind {
-            QuantType::Q8_0 => tiles::<BlockQ8_0, ActQ8>(w, start, end, m, |r| acts.q8_row(r), &store, dispatch_q8_0),
-            QuantType::Q5_0 => tiles::<BlockQ5_0, ActQ8>(w, start, end, m, |r| acts.q8_row(r), &store, dispatch_q5_0),
+            QuantType::Q8_0 | QuantType::Q5_0 => unreachable!("runs in groups of eight rows"),
             QuantType::Q4K => tiles::<BlockQ4K, ActQ8K>(w, start, end, m, |r| acts.q8k_row(r), &store, dispatch_q4k),
             QuantType::Q6K => tiles::<BlockQ6K, ActQ8K>(w, start, end, m, |r| acts.q8k_row(r), &store, dispatch_q6k),
         },
     }
 }
 
-/// The largest tile: activation rows × weight rows.
-const MR: usize = 8;
+/// Activation rows per interleaved tile.
+const GROUP_MR: usize = 4;
+
+/// An interleaved tile: eight weight rows × `mr` (≤ [`GROUP_MR`]) activation rows; rows of
+/// `out` past `mr` are left alone.
+type GroupTileFn<P> = unsafe fn(w: &[P], x: [&[ActQ8]; GROUP_MR], mr: usize, out: &mut [[f32; GROUP_ROWS]; GROUP_MR]);
+
+/// Computes output columns `start..end` (`start` a multiple of 8) of a Q5_0 or Q8_0
+/// matrix, eight weight rows at a time.
+///
+/// # Safety
+/// As [`run_rows`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_groups<B: Interleaved>(
+    isa: Isa,
+    w: &QuantMatrix,
+    acts: &QuantizedActivations,
+    store: &impl Fn(usize, usize, f32),
+    start: usize,
+    end: usize,
+    scalar_dot: fn(&[B], &[ActQ8]) -> f32,
+    tile: GroupTileFn<B::Packed>,
+) {
+    debug_assert_eq!(start % GROUP_ROWS, 0);
+    let m = acts.rows;
+    for g in start / GROUP_ROWS..end.div_ceil(GROUP_ROWS) {
+        let group = w.group::<B>(g);
+        let rows = (g * GROUP_ROWS..(g + 1) * GROUP_ROWS).take_while(|&n| n < end);
+        let mut r = 0;
+        while r < m {
+            let mr = (m - r).min(GROUP_MR);
+            let mut out = [[0f32; GROUP_ROWS]; GROUP_MR];
+            match isa {
+                Isa::Scalar => {
+                    for (i, row_out) in out.iter_mut().enumerate().take(mr) {
+                        *row_out = scalar::dot_interleaved::<B>(group, acts.q8_row(r + i), scalar_dot);
+                    }
+                }
+                Isa::Avx2 => tile(group, std::array::from_fn(|i| acts.q8_row(r + i.min(mr - 1))), mr, &mut out),
+            }
+            for (i, row_out) in out.iter().enumerate().take(mr) {
+                for (lane, n) in rows.clone().enumerate() {
+                    store(r + i, n, row_out[lane]);
+                }
+            }
+            r += mr;
+        }
+    }
+}
+
+/// Picks the monomorphised AVX2 interleaved tile for `mr` activation rows.
+macro_rules! dispatch_group {
+    ($name:ident, $kernel:ident, $packed:ty) => {
+        unsafe fn $name(w: &[$packed], x: [&[ActQ8]; GROUP_MR], mr: usize, out: &mut [[f32; GROUP_ROWS]; GROUP_MR]) {
+            fn run<const MR: usize>(w: &[$packed], x: [&[ActQ8]; GROUP_MR], out: &mut [[f32; GROUP_ROWS]; GROUP_MR]) {
+                let mut tile_out = [[0f32; GROUP_ROWS]; MR];
+                // SAFETY: only reached with `Isa::Avx2`, which was detected.
+                unsafe { avx2::$kernel::<MR>(w, std::array::from_fn(|i| x[i]), &mut tile_out) };
+                out[..MR].copy_from_slice(&tile_out);
+            }
+            match mr {
+                1 => run::<1>(w, x, out),
+                2 => run::<2>(w, x, out),
+                3 => run::<3>(w, x, out),
+                _ => run::<4>(w, x, out),
+            }
+        }
+    };
+}
+
+dispatch_group!(tile_q5_0, tile_q5_0x8, BlockQ5_0x8);
+dispatch_group!(tile_q8_0, tile_q8_0x8, BlockQ8_0x8);
+
+/// The largest k-quant tile: activation rows × weight rows.
+const MR: usize = 4;
 const NR: usize = 2;
 
-/// The tile shape for a weight type and batch size: `(activation rows, weight rows)`. One
+/// The k-quant tile shape for a batch size: `(activation rows, weight rows)`. One
 /// activation row streams two weight rows at once (memory-bound); more rows share each
-/// decoded weight block among up to 8 activation rows (32-element types) or 4 (k-quants,
-/// whose tiles need more registers).
-fn tile_shape(kind: QuantType, m: usize) -> (usize, usize) {
-    match (kind.uses_super_blocks(), m) {
-        (_, 1) => (1, 2),
-        (false, _) => (8, 1),
-        (true, _) => (4, 2),
+/// decoded weight block among up to 4 activation rows.
+fn tile_shape(m: usize) -> (usize, usize) {
+    if m == 1 {
+        (1, 2)
+    } else {
+        (MR, NR)
     }
 }
 
@@ -240,7 +362,7 @@ unsafe fn tiles<'a, B: 'a, A: 'a>(
     store: &impl Fn(usize, usize, f32),
     tile: TileFn<B, A>,
 ) {
-    let (mr_max, nr_max) = tile_shape(w.kind, m);
+    let (mr_max, nr_max) = tile_shape(m);
     let mut n = start;
     while n < end {
         let nr = (end - n).min(nr_max);
@@ -280,10 +402,6 @@ macro_rules! dispatch {
     };
 }
 
-dispatch!(dispatch_q8_0, tile_q8_0, BlockQ8_0, ActQ8,
-    [(1, 1), (1, 2), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1), (7, 1), (8, 1)]);
-dispatch!(dispatch_q5_0, tile_q5_0, BlockQ5_0, ActQ8,
-    [(1, 1), (1, 2), (2, 1), (3, 1), (4, 1), (5, 1), (6, 1), (7, 1), (8, 1)]);
 dispatch!(dispatch_q4k, tile_q4k, BlockQ4K, ActQ8K,
     [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2), (4, 1), (4, 2)]);
 dispatch!(dispatch_q6k, tile_q6k, BlockQ6K, ActQ8K,

@@ -1,6 +1,8 @@
 //! Portable reference implementations: every SIMD kernel is tested against these.
 
-use crate::formats::{q4k_scale_min, ActQ8, ActQ8K, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0, QK, QK_K};
+use crate::formats::{
+    q4k_scale_min, ActQ8, ActQ8K, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0, Interleaved, GROUP_ROWS, QK, QK_K,
+};
 
 /// The scale and its inverse for a block whose largest magnitude is `amax`.
 #[inline]
@@ -25,6 +27,7 @@ pub fn quantize_q8(x: &[f32], out: &mut [ActQ8]) {
         for (q, &v) in block.qs.iter_mut().zip(values) {
             *q = round_q(v * id);
         }
+        block.sum = block.qs.iter().map(|&q| i32::from(q)).sum();
     }
 }
 
@@ -146,6 +149,19 @@ pub fn dequantize_q8_0(w: &[BlockQ8_0], out: &mut [f32]) {
             *v = block.d.to_f32() * f32::from(q);
         }
     }
+}
+
+/// Dot products of eight interleaved rows with quantized activations: each row unpacked
+/// and multiplied by `dot` (the GGUF-layout reference).
+pub fn dot_interleaved<B: Interleaved>(
+    w: &[B::Packed],
+    x: &[ActQ8],
+    dot: fn(&[B], &[ActQ8]) -> f32,
+) -> [f32; GROUP_ROWS] {
+    std::array::from_fn(|r| {
+        let row: Vec<B> = w.iter().map(|b| B::unpack(b, r)).collect();
+        dot(&row, x)
+    })
 }
 
 /// Dequantizes a row of Q5_0 blocks.

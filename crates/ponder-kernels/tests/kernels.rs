@@ -2,7 +2,7 @@
 //! batch and thread invariance.
 
 use half::f16;
-use ponder_kernels::formats::{ActQ8, ActQ8K, QuantType, QK, QK_K};
+use ponder_kernels::formats::{ActQ8, ActQ8K, BlockQ5_0, BlockQ8_0, QuantType, QK, QK_K};
 use ponder_kernels::{matmul, scalar, Isa, MatmulJob, QuantMatrix, QuantizedActivations};
 use proptest::prelude::*;
 
@@ -186,6 +186,62 @@ fn results_do_not_depend_on_the_thread_count() {
     };
     assert_eq!(on(1), on(2));
     assert_eq!(on(1), on(3));
+}
+
+/// Checks an interleaved type against its GGUF blocks: `parse` reads one block's bytes,
+/// `dequantize` and `dot` are the GGUF-layout references.
+fn check_interleaved<B>(
+    kind: QuantType,
+    parse: impl Fn(&[u8]) -> B,
+    dequantize: fn(&[B], &mut [f32]),
+    dot: fn(&[B], &[ActQ8]) -> f32,
+) {
+    // 21 rows: two full groups of eight and a padded one.
+    let (rows, cols, size) = (21, 256, kind.block_bytes());
+    let mut rng = Rng(5);
+    // Scales fixed at a finite f16 (byte 1 = 0x2c); Q8_0 values kept within ±127.
+    let bytes: Vec<u8> = (0..rows * cols / QK * size)
+        .map(|i| match (i % size, rng.next() as u8) {
+            (1, _) => 0x2c,
+            (_, 0x80) => 0x81,
+            (_, b) => b,
+        })
+        .collect();
+    let w = QuantMatrix::new(kind, rows, cols, &bytes).unwrap();
+    let blocks: Vec<B> = bytes.chunks_exact(size).map(&parse).collect();
+    let per_row = cols / QK;
+    let (mut got, mut want) = (vec![0.0; cols], vec![0.0; cols]);
+    for r in 0..rows {
+        w.dequantize_row(r, &mut got);
+        dequantize(&blocks[r * per_row..(r + 1) * per_row], &mut want);
+        assert_eq!(got, want, "{kind:?} row {r}");
+        // The interleaved matmul (scalar) agrees exactly with the GGUF-layout dot product.
+        let x = random_activations(1, cols, r as u64 + 1);
+        let mut acts = vec![ActQ8::default(); per_row];
+        scalar::quantize_q8(&x, &mut acts);
+        let plain = dot(&blocks[r * per_row..(r + 1) * per_row], &acts);
+        assert_eq!(run(Isa::Scalar, &w, &x, 1)[r], plain, "{kind:?} row {r}");
+    }
+}
+
+#[test]
+fn interleaved_rows_keep_their_gguf_values() {
+    check_interleaved(
+        QuantType::Q5_0,
+        |b| BlockQ5_0 {
+            d: f16::from_le_bytes([b[0], b[1]]),
+            qh: b[2..6].try_into().unwrap(),
+            qs: b[6..22].try_into().unwrap(),
+        },
+        scalar::dequantize_q5_0,
+        scalar::dot_q5_0,
+    );
+    check_interleaved(
+        QuantType::Q8_0,
+        |b| BlockQ8_0 { d: f16::from_le_bytes([b[0], b[1]]), qs: std::array::from_fn(|i| b[2 + i] as i8) },
+        scalar::dequantize_q8_0,
+        scalar::dot_q8_0,
+    );
 }
 
 #[test]
