@@ -16,15 +16,18 @@ impl<F: Fn(&str) -> Vec<TokenId>> TextEncoder for F {
     }
 }
 
-/// Text forced around the end delimiter when thinking is cut short (budget cap, loop guard,
-/// or an explicit request to stop thinking).
+/// Text forced around the end delimiter when Ponder ends the thinking: `before_end` when it
+/// is cut short (budget cap, loop guard, an explicit request to stop thinking), `after_end`
+/// whenever Ponder inserts the end delimiter, which includes a stop token sampled inside the
+/// thinking (swapped for the delimiter, the model would otherwise answer nothing). The
+/// model's own end delimiter gets neither.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WrapUp {
     /// Forced before the end delimiter, as the last words of the thinking. Qwen's
     /// "Considering the limited time by the user, I have to give the solution based on the
     /// thinking directly now." goes here. Counts as thinking.
     pub before_end: String,
-    /// Forced after the end delimiter, as the first words of the answer. s1's
+    /// Forced after an end delimiter Ponder inserts, as the first words of the answer. s1's
     /// "Final Answer:" goes here. Counts as answer.
     pub after_end: String,
 }

@@ -284,14 +284,20 @@ impl BudgetForcer {
     }
 
     /// The model tried to end the thinking with a stop token: inject a continuation below the
-    /// minimum, else swap the stop token for the end delimiter so the model still answers.
+    /// minimum, else swap the stop token for the end delimiter and the wrap-up's opening of
+    /// the answer, so the model still answers.
     fn end_attempt(&mut self, step: &mut Step, cause: ThinkingEnd) {
         let held = self.matcher.take_pending();
         step.retract(held.len());
         if self.may_end() {
-            let end = self.plan.format.inserted_end();
-            step.append.extend(&end);
-            self.emit_all(step, &end, Label::Delimiter);
+            let inserted = [
+                (self.plan.format.inserted_end(), Label::Delimiter),
+                (self.plan.wrap_up_after.clone(), Label::Content),
+            ];
+            for (tokens, label) in inserted {
+                step.append.extend(&tokens);
+                self.emit_all(step, &tokens, label);
+            }
             self.end_thinking(cause);
         } else {
             self.inject_continuation(step);

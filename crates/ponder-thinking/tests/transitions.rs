@@ -165,12 +165,27 @@ fn wrap_up_after_the_delimiter_is_content() {
 }
 
 #[test]
-fn wrap_up_only_used_when_the_model_is_cut_short() {
+fn the_models_own_end_delimiter_gets_no_wrap_up() {
     let wrap_up = WrapUp { before_end: "stop".into(), after_end: "Final Answer:".into() };
     let b = ThinkingBudget { wrap_up, ..budget(0, Some(10)) };
     let mut sim = Sim::start(forcer(r1_format(), b, 100), &[THINK]);
     sim.sample_all(&[TEXT, END_THINK]);
     assert_eq!(sim.generated, vec![TEXT, END_THINK]);
+}
+
+#[test]
+fn a_stop_token_swapped_for_the_end_delimiter_gets_the_answer_opening_only() {
+    let wrap_up = WrapUp { before_end: "stop".into(), after_end: "Final Answer:".into() };
+    let b = ThinkingBudget { wrap_up, ..budget(0, Some(10)) };
+    let mut sim = Sim::start(forcer(r1_format(), b, 100), &[THINK]);
+    sim.sample(TEXT);
+    let step = sim.sample(EOS).clone();
+    let after = encode("Final Answer:");
+    assert_eq!(step.append, [vec![END_THINK], after.clone()].concat());
+    assert_eq!(sim.generated, [vec![TEXT, END_THINK], after].concat());
+    assert_eq!(sim.forcer.phase(), Phase::Answering);
+    assert_eq!(sim.forcer.stats().end, Some(ThinkingEnd::ModelStopped));
+    assert!(!sim.forcer.stats().forced_end());
 }
 
 #[test]

@@ -178,8 +178,9 @@ pub struct ServeArgs {
     /// Text forced before the end delimiter when thinking is cut short (default: none).
     #[arg(long, env = "PONDER_WRAP_UP")]
     pub wrap_up: Option<String>,
-    /// Text forced after the end delimiter when thinking is cut short (default: the thinking
-    /// format's: "Final Answer:" for s1's delimiters, none for <think> tags).
+    /// Text forced after every end delimiter Ponder inserts: thinking cut short, or a stop
+    /// token sampled inside it (default: the thinking format's: "Final Answer:" for s1's
+    /// delimiters, none for <think> tags).
     #[arg(long, env = "PONDER_WRAP_UP_AFTER")]
     pub wrap_up_after: Option<String>,
     /// `reasoning_effort` presets as `name=min:max`, comma-separated.
