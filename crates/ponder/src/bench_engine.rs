@@ -68,7 +68,11 @@ pub fn run(args: BenchEngineArgs) -> anyhow::Result<()> {
         );
         concurrency.push(result);
     }
-    let continuation = continuation_cost(&launched, &prompt(0)?, args.max_tokens)?;
+    // A question the model answers in a few tokens, so a minimum of `max_tokens` thinking
+    // tokens makes it try to stop, and get continuations, several times.
+    let short_question = [serde_json::json!({"role": "user", "content": "What is 2 + 3? Reply with one number."})];
+    let short_prompt = metadata.tokenizer.encode(&template.render(&short_question, true, &Default::default())?, false)?;
+    let continuation = continuation_cost(&launched, &short_prompt, args.max_tokens)?;
     if let Some(c) = &continuation {
         eprintln!(
             "continuation: {} injected, {:.2} extra steps each ({:.1} ms each)",

@@ -18,6 +18,8 @@ use crate::cli::BenchServeArgs;
 #[derive(Debug, Default)]
 struct Sample {
     ok: bool,
+    /// Why a failed request failed.
+    error: Option<String>,
     tokens: usize,
     ttft: Option<Duration>,
     gaps: Vec<Duration>,
@@ -35,8 +37,11 @@ struct Report {
     url: String,
     model: String,
     concurrency: usize,
+    distinct_prompts: bool,
     requests: usize,
     errors: usize,
+    /// The first failed request's reason, when any failed.
+    first_error: Option<String>,
     output_tokens: usize,
     seconds: f64,
     output_tokens_per_second: f64,
@@ -50,7 +55,12 @@ pub fn run(args: BenchServeArgs) -> anyhow::Result<()> {
 }
 
 async fn bench(args: BenchServeArgs) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(args.timeout)).build()?;
+    // A fresh connection per request: servers that drop idle keep-alive connections
+    // (llama-server does) would otherwise fail requests sent on a pooled one.
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(args.timeout))
+        .pool_max_idle_per_host(0)
+        .build()?;
     let base = args.url.trim_end_matches('/').to_string();
     let model = match &args.model {
         Some(model) => model.clone(),
@@ -64,23 +74,34 @@ async fn bench(args: BenchServeArgs) -> anyhow::Result<()> {
             models["data"][0]["id"].as_str().context("no model listed")?.to_string()
         }
     };
-    let body = json!({
-        "model": model,
-        "messages": [{"role": "user", "content": args.prompt}],
-        "max_tokens": args.max_tokens,
-        "temperature": 0,
-        "stream": true,
-        "stream_options": {"include_usage": true},
-    });
+    let model_name = model.clone();
+    let (prompt, max_tokens, distinct) = (args.prompt.clone(), args.max_tokens, args.distinct_prompts);
+    // Request `i`'s body: the same user message, or (with --distinct-prompts) one that differs
+    // from its first words, so only the chat template's shared start can come from a cache.
+    let body_for = move |i: usize| {
+        let content = if distinct { format!("Request {i}: {prompt}") } else { prompt.clone() };
+        json!({
+            "model": model,
+            "messages": [{"role": "user", "content": content}],
+            "max_tokens": max_tokens,
+            "temperature": 0,
+            "stream": true,
+            "stream_options": {"include_usage": true},
+        })
+    };
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let workers = (0..args.concurrency).map(|_| {
-        let (client, next, body, url, key, total) =
-            (client.clone(), next.clone(), body.clone(), format!("{base}/chat/completions"), args.api_key.clone(), args.requests);
+        let (client, next, body_for, url, key, total) =
+            (client.clone(), next.clone(), body_for.clone(), format!("{base}/chat/completions"), args.api_key.clone(), args.requests);
         tokio::spawn(async move {
             let mut samples = Vec::new();
-            while next.fetch_add(1, Ordering::Relaxed) < total {
-                samples.push(one_request(&client, &url, &key, &body).await);
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                samples.push(one_request(&client, &url, &key, &body_for(i)).await);
             }
             samples
         })
@@ -96,10 +117,12 @@ async fn bench(args: BenchServeArgs) -> anyhow::Result<()> {
     let gaps: Vec<Duration> = ok.iter().flat_map(|s| s.gaps.iter().copied()).collect();
     let report = Report {
         url: base,
-        model,
+        model: model_name,
         concurrency: args.concurrency,
+        distinct_prompts: args.distinct_prompts,
         requests: samples.len(),
         errors: samples.len() - ok.len(),
+        first_error: samples.iter().find_map(|s| s.error.clone()),
         output_tokens,
         seconds,
         output_tokens_per_second: output_tokens as f64 / seconds,
@@ -121,16 +144,28 @@ fn authorized(request: reqwest::RequestBuilder, key: &Option<String>) -> reqwest
 async fn one_request(client: &reqwest::Client, url: &str, key: &Option<String>, body: &Value) -> Sample {
     let sent = Instant::now();
     let mut sample = Sample::default();
-    let Ok(response) = authorized(client.post(url), key).json(body).send().await else { return sample };
+    let response = match authorized(client.post(url), key).json(body).send().await {
+        Ok(response) => response,
+        Err(e) => return Sample { error: Some(format!("sending: {e}")), ..sample },
+    };
     if !response.status().is_success() {
-        return sample;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        return Sample { error: Some(format!("HTTP {status}: {}", text.chars().take(200).collect::<String>())), ..sample };
     }
     let mut stream = response.bytes_stream();
     let mut buffer = String::new();
     let mut last: Option<Instant> = None;
     let mut text_chunks = 0;
     let mut usage_tokens = None;
-    while let Some(Ok(bytes)) = stream.next().await {
+    while let Some(bytes) = stream.next().await {
+        let bytes = match bytes {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                sample.error = Some(format!("reading the stream: {e}"));
+                break;
+            }
+        };
         buffer.push_str(&String::from_utf8_lossy(&bytes));
         while let Some(end) = buffer.find('\n') {
             let line: String = buffer.drain(..=end).collect();
@@ -157,6 +192,9 @@ async fn one_request(client: &reqwest::Client, url: &str, key: &Option<String>, 
         }
     }
     sample.tokens = usage_tokens.unwrap_or(text_chunks);
+    if !sample.ok && sample.error.is_none() {
+        sample.error = Some(format!("the stream ended without [DONE] after {text_chunks} text chunks"));
+    }
     sample
 }
 

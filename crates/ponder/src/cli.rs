@@ -224,6 +224,10 @@ pub struct BenchServeArgs {
     /// The user message of every request.
     #[arg(long, default_value = "Write a long essay about the history of computing, from the abacus to modern processors.")]
     pub prompt: String,
+    /// Give every request its own user message ("Request N: " before the prompt), so no
+    /// server can answer from a cached prompt beyond the chat template's shared start.
+    #[arg(long)]
+    pub distinct_prompts: bool,
     /// max_tokens of every request.
     #[arg(long, default_value_t = 128)]
     pub max_tokens: u32,
