@@ -93,37 +93,7 @@ impl Interleaved for BlockQ5_0 {
     const ZERO: Self = Self { d: f16::ZERO, qh: [0; 4], qs: [0; QK / 2] };
 
     fn pack(rows: [&Self; GROUP_ROWS]) -> BlockQ5_0x8 {
-        BlockQ5_0x8::pack(rows)
-    }
-
-    fn unpack(packed: &BlockQ5_0x8, r: usize) -> Self {
-        packed.unpack(r)
-    }
-}
-
-/// The same block (32 elements) of eight Q5_0 rows, interleaved: Ponder's own layout, made
-/// at load by [`BlockQ5_0x8::pack`], the same size as the eight GGUF blocks.
-///
-/// Elements `4j..4j + 4` of every row form "register" `j` (0..8): four bytes per row, rows
-/// side by side. Their low four bits are the low (`j < 4`) or high (`j ≥ 4`) nibbles of
-/// `qs[32 (j % 4) .. 32 (j % 4) + 32]`, row `r` at bytes `4r..4r + 4`. Their fifth bits are
-/// `qh[j]`, element `4j + t` of row `r` at bit `8t + r`, so one broadcast and one mask
-/// test give every byte its own bit.
-#[derive(Debug, Clone, Copy)]
-#[repr(C)]
-pub struct BlockQ5_0x8 {
-    /// The eight rows' scales.
-    pub d: [f16; GROUP_ROWS],
-    /// Fifth bits, one word per register.
-    pub qh: [u32; 8],
-    /// Low four bits, two registers per 32 bytes.
-    pub qs: [u8; 4 * 32],
-}
-
-impl BlockQ5_0x8 {
-    /// Interleaves one block of eight rows.
-    pub fn pack(rows: [&BlockQ5_0; GROUP_ROWS]) -> Self {
-        let mut packed = Self { d: [f16::ZERO; GROUP_ROWS], qh: [0; 8], qs: [0; 128] };
+        let mut packed = BlockQ5_0x8 { d: [f16::ZERO; GROUP_ROWS], qh: [0; 8], qs: [0; 128] };
         for (r, block) in rows.iter().enumerate() {
             packed.d[r] = block.d;
             let qh = u32::from_le_bytes(block.qh);
@@ -140,21 +110,39 @@ impl BlockQ5_0x8 {
         packed
     }
 
-    /// Row `r`'s block in the GGUF layout.
-    pub fn unpack(&self, r: usize) -> BlockQ5_0 {
-        let mut block = BlockQ5_0 { d: self.d[r], qh: [0; 4], qs: [0; QK / 2] };
+    fn unpack(packed: &BlockQ5_0x8, r: usize) -> Self {
+        let mut block = Self { d: packed.d[r], qh: [0; 4], qs: [0; QK / 2] };
         let mut qh = 0u32;
         for j in 0..8 {
             for t in 0..4 {
-                qh |= ((self.qh[j] >> (8 * t + r)) & 1) << (4 * j + t);
+                qh |= ((packed.qh[j] >> (8 * t + r)) & 1) << (4 * j + t);
             }
         }
         block.qh = qh.to_le_bytes();
         for reg in 0..4 {
-            block.qs[4 * reg..4 * reg + 4].copy_from_slice(&self.qs[32 * reg + 4 * r..32 * reg + 4 * r + 4]);
+            block.qs[4 * reg..4 * reg + 4].copy_from_slice(&packed.qs[32 * reg + 4 * r..32 * reg + 4 * r + 4]);
         }
         block
     }
+}
+
+/// The same block (32 elements) of eight Q5_0 rows, interleaved: Ponder's own layout, made
+/// at load by [`Interleaved::pack`], the same size as the eight GGUF blocks.
+///
+/// Elements `4j..4j + 4` of every row form "register" `j` (0..8): four bytes per row, rows
+/// side by side. Their low four bits are the low (`j < 4`) or high (`j ≥ 4`) nibbles of
+/// `qs[32 (j % 4) .. 32 (j % 4) + 32]`, row `r` at bytes `4r..4r + 4`. Their fifth bits are
+/// `qh[j]`, element `4j + t` of row `r` at bit `8t + r`, so one broadcast and one mask
+/// test give every byte its own bit.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct BlockQ5_0x8 {
+    /// The eight rows' scales.
+    pub d: [f16; GROUP_ROWS],
+    /// Fifth bits, one word per register.
+    pub qh: [u32; 8],
+    /// Low four bits, two registers per 32 bytes.
+    pub qs: [u8; 4 * 32],
 }
 
 /// Q4_K: 256 four-bit values in 8 sub-blocks of 32, each with a 6-bit scale and a 6-bit min.
@@ -257,11 +245,10 @@ impl QuantType {
         }
     }
 
-    /// Bytes per block.
+    /// Bytes per GGUF block (Q5_0 and Q8_0 keep the same total size when interleaved).
     pub fn block_bytes(self) -> usize {
         match self {
             Self::Q8_0 => std::mem::size_of::<BlockQ8_0>(),
-            // Repacked eight rows at a time into blocks of the same total size.
             Self::Q5_0 => std::mem::size_of::<BlockQ5_0>(),
             Self::Q4K => std::mem::size_of::<BlockQ4K>(),
             Self::Q6K => std::mem::size_of::<BlockQ6K>(),
@@ -306,9 +293,9 @@ mod tests {
                 qs: std::array::from_fn(|_| byte()),
             })
             .collect();
-        let packed = BlockQ5_0x8::pack(std::array::from_fn(|r| &rows[r]));
+        let packed = BlockQ5_0::pack(std::array::from_fn(|r| &rows[r]));
         for (r, row) in rows.iter().enumerate() {
-            let back = packed.unpack(r);
+            let back = BlockQ5_0::unpack(&packed, r);
             assert_eq!((back.d, back.qh, back.qs), (row.d, row.qh, row.qs), "row {r}");
         }
         let q8: Vec<BlockQ8_0> = rows

@@ -230,32 +230,42 @@ pub fn matmul(isa: Isa, acts: &QuantizedActivations, jobs: &mut [MatmulJob<'_>])
 /// # Safety
 /// `out` must point at `acts.rows × w.rows` floats no one else writes in these columns.
 unsafe fn run_rows(isa: Isa, w: &QuantMatrix, acts: &QuantizedActivations, out: OutPtr, start: usize, end: usize) {
-    let m = acts.rows;
     let n_total = w.rows;
     let store = |row: usize, col: usize, value: f32| *out.0.add(row * n_total + col) = value;
     match w.kind {
-        QuantType::Q5_0 => return run_groups::<BlockQ5_0>(isa, w, acts, &store, start, end, scalar::dot_q5_0, tile_q5_0),
-        QuantType::Q8_0 => return run_groups::<BlockQ8_0>(isa, w, acts, &store, start, end, scalar::dot_q8_0, tile_q8_0),
-        QuantType::Q4K | QuantType::Q6K => {}
+        QuantType::Q5_0 => run_groups::<BlockQ5_0>(isa, w, acts, &store, start, end, scalar::dot_q5_0, tile_q5_0),
+        QuantType::Q8_0 => run_groups::<BlockQ8_0>(isa, w, acts, &store, start, end, scalar::dot_q8_0, tile_q8_0),
+        QuantType::Q4K => run_kquant_rows::<BlockQ4K>(isa, w, acts, &store, start, end, scalar::dot_q4k, dispatch_q4k),
+        QuantType::Q6K => run_kquant_rows::<BlockQ6K>(isa, w, acts, &store, start, end, scalar::dot_q6k, dispatch_q6k),
     }
+}
+
+/// Computes output columns `start..end` of a Q4_K or Q6_K matrix (GGUF layout): row by row
+/// with the scalar reference, or in AVX2 tiles.
+///
+/// # Safety
+/// As [`run_rows`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_kquant_rows<B>(
+    isa: Isa,
+    w: &QuantMatrix,
+    acts: &QuantizedActivations,
+    store: &impl Fn(usize, usize, f32),
+    start: usize,
+    end: usize,
+    scalar_dot: fn(&[B], &[ActQ8K]) -> f32,
+    tile: TileFn<B, ActQ8K>,
+) {
+    let m = acts.rows;
     match isa {
         Isa::Scalar => {
             for n in start..end {
                 for r in 0..m {
-                    let value = match w.kind {
-                        QuantType::Q8_0 | QuantType::Q5_0 => unreachable!("runs in groups of eight rows"),
-                        QuantType::Q4K => scalar::dot_q4k(w.row(n), acts.q8k_row(r)),
-                        QuantType::Q6K => scalar::dot_q6k(w.row(n), acts.q8k_row(r)),
-                    };
-                    store(r, n, value);
+                    store(r, n, scalar_dot(w.row(n), acts.q8k_row(r)));
                 }
             }
         }
-        Isa::Avx2 => match w.kind {
-            QuantType::Q8_0 | QuantType::Q5_0 => unreachable!("runs in groups of eight rows"),
-            QuantType::Q4K => tiles::<BlockQ4K, ActQ8K>(w, start, end, m, |r| acts.q8k_row(r), &store, dispatch_q4k),
-            QuantType::Q6K => tiles::<BlockQ6K, ActQ8K>(w, start, end, m, |r| acts.q8k_row(r), &store, dispatch_q6k),
-        },
+        Isa::Avx2 => tiles::<B, ActQ8K>(w, start, end, m, |r| acts.q8k_row(r), store, tile),
     }
 }
 
