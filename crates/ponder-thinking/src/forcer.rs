@@ -290,14 +290,10 @@ impl BudgetForcer {
         let held = self.matcher.take_pending();
         step.retract(held.len());
         if self.may_end() {
-            let inserted = [
-                (self.plan.format.inserted_end(), Label::Delimiter),
-                (self.plan.wrap_up_after.clone(), Label::Content),
-            ];
-            for (tokens, label) in inserted {
-                step.append.extend(&tokens);
-                self.emit_all(step, &tokens, label);
-            }
+            let end = self.plan.format.inserted_end();
+            self.insert(step, &end, Label::Delimiter);
+            let after = self.plan.wrap_up_after.clone();
+            self.insert(step, &after, Label::Content);
             self.end_thinking(cause);
         } else {
             self.inject_continuation(step);
@@ -364,8 +360,7 @@ impl BudgetForcer {
             (plan.wrap_up_after.clone(), Label::Content),
         ];
         for (tokens, label) in forced {
-            step.append.extend(&tokens);
-            self.emit_all(step, &tokens, label);
+            self.insert(step, &tokens, label);
         }
         self.end_thinking(cause);
     }
@@ -392,6 +387,12 @@ impl BudgetForcer {
         } else {
             label
         }
+    }
+
+    /// Appends tokens Ponder inserts into the sequence, and emits them with `label`.
+    fn insert(&mut self, step: &mut Step, tokens: &[TokenId], label: Label) {
+        step.append.extend(tokens);
+        self.emit_all(step, tokens, label);
     }
 
     fn emit_all(&mut self, step: &mut Step, tokens: &[TokenId], label: Label) {
