@@ -2,9 +2,13 @@
 //!
 //! Every full block of a prompt, once its KV is computed, is registered under a hash of its
 //! tokens chained with the hash of the block before it, so equal hashes mean equal prefixes.
-//! A later sequence with the same prefix claims those blocks instead of recomputing them. A
-//! released block keeps its hash and stays claimable until it is handed out again (least
-//! recently freed first).
+//! A later sequence with the same prefix claims those blocks instead of recomputing them. The
+//! last, partly filled block of a prompt is registered too, by its parent's hash only: its
+//! slots past the prompt belong to the sequence's answer and change, so it is never shared,
+//! but a later sequence may copy the slots it has in common with it (or with a full block
+//! that matches only in part) into a block of its own, so reuse is not limited to whole
+//! blocks. A released block keeps its registration and stays claimable until it is handed
+//! out again (least recently freed first).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
@@ -16,7 +20,9 @@ pub type BlockHash = u64;
 
 #[derive(Debug, Clone)]
 struct CachedBlock {
-    hash: BlockHash,
+    /// Set for full blocks, which are found (and shared) by hash; partial blocks are only
+    /// found among their parent's children, to be copied from.
+    hash: Option<BlockHash>,
     parent: Option<BlockHash>,
     tokens: Vec<u32>,
 }
@@ -33,6 +39,8 @@ pub struct BlockManager {
     num_free: usize,
     cached_as: Vec<Option<CachedBlock>>,
     by_hash: HashMap<BlockHash, BlockId>,
+    /// Registered blocks (full and partial) by the hash of the prefix before them.
+    children: HashMap<Option<BlockHash>, Vec<BlockId>>,
 }
 
 impl BlockManager {
@@ -46,6 +54,7 @@ impl BlockManager {
             num_free: num_blocks,
             cached_as: vec![None; num_blocks],
             by_hash: HashMap::new(),
+            children: HashMap::new(),
         }
     }
 
@@ -106,8 +115,42 @@ impl BlockManager {
             return hash;
         }
         self.by_hash.insert(hash, block);
-        self.cached_as[block as usize] = Some(CachedBlock { hash, parent, tokens: tokens.to_vec() });
+        self.remember(block, CachedBlock { hash: Some(hash), parent, tokens: tokens.to_vec() });
         hash
+    }
+
+    /// Registers the last, partly filled block of a prompt: its first `tokens.len()` slots
+    /// hold those tokens after the blocks of `parent`. Such a block is only copied from.
+    pub fn register_partial(&mut self, block: BlockId, parent: Option<BlockHash>, tokens: &[u32]) {
+        debug_assert!(!tokens.is_empty() && tokens.len() < self.block_size);
+        if self.cached_as[block as usize].is_none() {
+            self.remember(block, CachedBlock { hash: None, parent, tokens: tokens.to_vec() });
+        }
+    }
+
+    /// The registered block after the prefix `parent` that has the longest common start with
+    /// `tokens`, and the length of that start (at least one token).
+    pub fn longest_partial_match(&self, parent: Option<BlockHash>, tokens: &[u32]) -> Option<(BlockId, usize)> {
+        let common = |block: BlockId| {
+            let cached = self.cached_as[block as usize].as_ref().expect("children are registered");
+            cached.tokens.iter().zip(tokens).take_while(|(a, b)| a == b).count()
+        };
+        let children = self.children.get(&parent)?;
+        let (block, len) = children.iter().map(|&b| (b, common(b))).max_by_key(|&(_, len)| len)?;
+        (len > 0).then_some((block, len))
+    }
+
+    /// A fresh block to copy slots of `src` into, never `src` itself (which stays cached).
+    pub fn allocate_copy_target(&mut self, src: BlockId) -> Option<BlockId> {
+        self.claim(src);
+        let target = self.allocate();
+        self.release(src);
+        target
+    }
+
+    fn remember(&mut self, block: BlockId, cached: CachedBlock) {
+        self.children.entry(cached.parent).or_default().push(block);
+        self.cached_as[block as usize] = Some(cached);
     }
 
     /// Users of `block`.
@@ -126,8 +169,15 @@ impl BlockManager {
     }
 
     fn evict(&mut self, block: BlockId) {
-        if let Some(cached) = self.cached_as[block as usize].take() {
-            self.by_hash.remove(&cached.hash);
+        let Some(cached) = self.cached_as[block as usize].take() else { return };
+        if let Some(hash) = cached.hash {
+            self.by_hash.remove(&hash);
+        }
+        if let Some(siblings) = self.children.get_mut(&cached.parent) {
+            siblings.retain(|&b| b != block);
+            if siblings.is_empty() {
+                self.children.remove(&cached.parent);
+            }
         }
     }
 }
@@ -247,5 +297,40 @@ mod tests {
         let b = m.block_hashes(&[9, 9, 3, 4]);
         assert_ne!(a[1], b[1]);
         assert_eq!(m.block_hashes(&[1, 2, 3]).len(), 1);
+    }
+
+    #[test]
+    fn partial_blocks_match_by_common_start_and_leave_with_eviction() {
+        let mut m = BlockManager::new(3, 4);
+        let full = compute(&mut m, &prompt(4));
+        let parent = m.block_hashes(&prompt(4)).last().copied();
+        let tail = m.allocate().unwrap();
+        m.register_partial(tail, parent, &[7, 8, 9]);
+        assert_eq!(m.longest_partial_match(parent, &[7, 8, 5]), Some((tail, 2)));
+        assert_eq!(m.longest_partial_match(parent, &[6]), None);
+        assert_eq!(m.longest_partial_match(None, &prompt(2)), Some((full.blocks()[0], 2)));
+        // Partial blocks are never claimed as shared prefix blocks.
+        assert_eq!(m.claim_prefix(&[prompt(4), vec![7, 8, 9, 10]].concat()).len(), 1);
+        m.release(full.blocks()[0]);
+        m.release(full.blocks()[0]);
+        m.release(tail);
+        let taken: Vec<_> = std::iter::from_fn(|| m.allocate()).collect();
+        assert_eq!(taken.len(), 3);
+        assert_eq!(m.longest_partial_match(parent, &[7, 8, 5]), None);
+        assert_eq!(m.longest_partial_match(None, &prompt(2)), None);
+    }
+
+    #[test]
+    fn a_copy_target_is_never_its_source() {
+        let mut m = BlockManager::new(2, 4);
+        let mut table = compute(&mut m, &prompt(4));
+        let source = table.blocks()[0];
+        table.release(&mut m);
+        // The source is the oldest free block, first in line to be handed out.
+        let target = m.allocate_copy_target(source).unwrap();
+        assert_ne!(target, source);
+        assert_eq!(m.longest_partial_match(None, &prompt(3)), Some((source, 3)));
+        assert_eq!(m.allocate_copy_target(source), None, "only the source is left");
+        assert_eq!(m.ref_count(source), 0);
     }
 }

@@ -2,12 +2,14 @@
 
 use std::sync::Arc;
 
-use ponder_models::{CpuModel, CpuScratch, HostKvCache, KvCache, Model, SequenceChunk};
+use ponder_models::{BlockCopy, CpuModel, CpuScratch, HostKvCache, KvCache, Model, SequenceChunk};
 
 /// Runs forward passes for one worker, owning the KV cache.
 pub trait ModelRunner: Send {
     /// Runs one step; returns one row of logits per chunk that wants them, in order.
     fn forward(&mut self, chunks: &[SequenceChunk<'_>]) -> Result<Vec<Vec<f32>>, String>;
+    /// Copies cached KV slots between blocks (partial-block prefix reuse), before a step.
+    fn copy_block_prefixes(&mut self, copies: &[BlockCopy]) -> Result<(), String>;
     /// Tokens per KV block.
     fn block_size(&self) -> usize;
     /// KV blocks in the cache.
@@ -43,6 +45,10 @@ impl ModelRunner for CandleRunner {
         }
     }
 
+    fn copy_block_prefixes(&mut self, copies: &[BlockCopy]) -> Result<(), String> {
+        copies.iter().try_for_each(|&copy| self.cache.copy_block_prefix(copy)).map_err(|e| e.to_string())
+    }
+
     fn block_size(&self) -> usize {
         self.cache.block_size()
     }
@@ -74,6 +80,10 @@ impl CpuRunner {
 impl ModelRunner for CpuRunner {
     fn forward(&mut self, chunks: &[SequenceChunk<'_>]) -> Result<Vec<Vec<f32>>, String> {
         self.model.forward(chunks, &mut self.cache, &mut self.scratch).map_err(|e| e.to_string())
+    }
+
+    fn copy_block_prefixes(&mut self, copies: &[BlockCopy]) -> Result<(), String> {
+        copies.iter().try_for_each(|&copy| self.cache.copy_block_prefix(copy)).map_err(|e| e.to_string())
     }
 
     fn block_size(&self) -> usize {

@@ -6,11 +6,13 @@
 //! being prefilled in chunks, then newly admitted sequences, first come first served, while
 //! free blocks allow. When a running sequence needs a block and none is free, the newest
 //! running sequence is preempted: its blocks are released and it waits at the front of the
-//! queue, to be recomputed later. Full prompt blocks are shared through the prefix cache.
+//! queue, to be recomputed later. Full prompt blocks are shared through the prefix cache;
+//! past them, the slots a new prompt has in common with a cached block are copied into a
+//! block of its own (the step's [`StepPlan::copies`], run before the forward pass).
 
 use std::collections::{HashMap, VecDeque};
 
-use ponder_models::{BlockPool, BlockTable};
+use ponder_models::{BlockCopy, BlockPool, BlockTable};
 
 use crate::block_manager::{BlockHash, BlockManager};
 
@@ -47,6 +49,22 @@ pub struct Planned {
     pub want_logits: bool,
 }
 
+/// What the next step runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepPlan {
+    /// Each sequence's chunk, in batch order.
+    pub chunks: Vec<Planned>,
+    /// KV copies for newly admitted prefixes, to run before the forward pass.
+    pub copies: Vec<BlockCopy>,
+}
+
+impl StepPlan {
+    /// Whether the step runs nothing.
+    pub fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+}
+
 /// The KV side of one sequence.
 #[derive(Debug)]
 struct SeqKv {
@@ -58,6 +76,8 @@ struct SeqKv {
     /// Prompt blocks registered in the prefix cache so far, and the hash of the last.
     registered: usize,
     last_hash: Option<BlockHash>,
+    /// The prompt's last, partly filled block has been registered.
+    registered_partial: bool,
     /// Prompt tokens that came from the prefix cache at first admission.
     cached_tokens: usize,
     admitted_before: bool,
@@ -119,6 +139,7 @@ impl Scheduler {
                 table: BlockTable::new(),
                 registered: 0,
                 last_hash: None,
+                registered_partial: false,
                 cached_tokens: 0,
                 admitted_before: false,
                 after,
@@ -128,9 +149,9 @@ impl Scheduler {
     }
 
     /// Plans the next step, reserving the blocks it needs.
-    pub fn schedule(&mut self) -> Vec<Planned> {
+    pub fn schedule(&mut self) -> StepPlan {
         let mut budget = self.config.max_batch_tokens;
-        let mut plan: Vec<Planned> = Vec::new();
+        let mut plan = StepPlan::default();
         // Generating sequences first (decodes, forced chunks), then prompts being prefilled.
         let (generating, prefilling): (Vec<SeqId>, Vec<SeqId>) =
             self.running.iter().partition(|id| self.seqs[id].table.len() >= self.seqs[id].prompt_len);
@@ -146,18 +167,18 @@ impl Scheduler {
                 continue;
             }
             let take = pending.min(budget);
-            if !self.reserve_running(id, take, &mut plan) {
+            if !self.reserve_running(id, take, &plan.chunks) {
                 continue;
             }
-            plan.push(self.planned(id, take));
+            plan.chunks.push(self.planned(id, take));
             budget -= take;
         }
         self.admit(&mut budget, &mut plan);
         plan
     }
 
-    /// Records that the planned chunks ran: their KV is stored, and newly full prompt blocks
-    /// go into the prefix cache.
+    /// Records that the planned chunks ran: their KV is stored, and newly computed prompt
+    /// blocks go into the prefix cache (full ones, then the last partial one).
     pub fn after_forward(&mut self, plan: &[Planned]) {
         let bs = self.blocks.block_size();
         for p in plan {
@@ -169,6 +190,12 @@ impl Scheduler {
                 let block = kv.table.blocks()[i];
                 kv.last_hash = Some(self.blocks.register(block, kv.last_hash, &kv.tokens[i * bs..(i + 1) * bs]));
                 kv.registered += 1;
+            }
+            let tail = kv.prompt_len % bs;
+            if tail > 0 && !kv.registered_partial && kv.table.len() >= kv.prompt_len {
+                let i = kv.prompt_len / bs;
+                self.blocks.register_partial(kv.table.blocks()[i], kv.last_hash, &kv.tokens[i * bs..kv.prompt_len]);
+                kv.registered_partial = true;
             }
         }
     }
@@ -247,7 +274,7 @@ impl Scheduler {
     /// Reserves room for `take` more tokens of a running sequence, preempting the newest
     /// other running sequences not yet planned if blocks run out. Returns false when the
     /// sequence itself had to be preempted.
-    fn reserve_running(&mut self, id: SeqId, take: usize, plan: &mut [Planned]) -> bool {
+    fn reserve_running(&mut self, id: SeqId, take: usize, plan: &[Planned]) -> bool {
         let bs = self.blocks.block_size();
         loop {
             let kv = self.seqs.get_mut(&id).expect("running sequence");
@@ -276,13 +303,14 @@ impl Scheduler {
         kv.table.release(&mut self.blocks);
         kv.registered = 0;
         kv.last_hash = None;
+        kv.registered_partial = false;
         self.running.retain(|&id| id != seq);
         self.waiting.push_front(seq);
         self.stats.preemptions += 1;
     }
 
     /// Admits waiting sequences, first come first served, while budget and blocks allow.
-    fn admit(&mut self, budget: &mut usize, plan: &mut Vec<Planned>) {
+    fn admit(&mut self, budget: &mut usize, plan: &mut StepPlan) {
         let bs = self.blocks.block_size();
         let mut index = 0;
         while *budget > 0 && self.running.len() < self.config.max_running && index < self.waiting.len() {
@@ -294,7 +322,7 @@ impl Scheduler {
                     continue;
                 }
             }
-            let claimed = self.claim_cached_prefix(id);
+            let (claimed, copy) = self.claim_cached_prefix(id);
             let kv = self.seqs.get_mut(&id).expect("waiting sequence");
             let take = kv.pending().min(*budget);
             let needed = kv.table.blocks_needed(kv.table.len() + take, bs);
@@ -310,18 +338,21 @@ impl Scheduler {
             kv.table.reserve(kv.table.len() + take, bs, &mut self.blocks).expect("blocks were counted");
             self.waiting.remove(index);
             self.running.push(id);
-            plan.push(self.planned(id, take));
+            plan.chunks.push(self.planned(id, take));
+            plan.copies.extend(copy);
             *budget -= take;
         }
     }
 
     /// Starts a sequence without blocks on the longest cached prefix of its prompt (always
-    /// leaving at least one token to compute, for its logits). Returns the blocks claimed.
-    fn claim_cached_prefix(&mut self, id: SeqId) -> usize {
+    /// leaving at least one token to compute, for its logits): shared full blocks, then the
+    /// slots it has in common with a cached block after them, copied into a new block.
+    /// Returns the blocks claimed and the copy to run.
+    fn claim_cached_prefix(&mut self, id: SeqId) -> (usize, Option<BlockCopy>) {
         let bs = self.blocks.block_size();
         let kv = self.seqs.get_mut(&id).expect("waiting sequence");
         if !kv.table.is_empty() {
-            return 0;
+            return (0, None);
         }
         let mut claimed = self.blocks.claim_prefix(&kv.tokens[..kv.prompt_len]);
         while !claimed.is_empty() && claimed.len() * bs >= kv.tokens.len() {
@@ -330,7 +361,19 @@ impl Scheduler {
         let hashes = self.blocks.block_hashes(&kv.tokens[..claimed.len() * bs]);
         kv.last_hash = hashes.last().copied();
         kv.registered = claimed.len();
-        let cached = claimed.len() * bs;
+        let mut cached = claimed.len() * bs;
+        let copy_limit = (kv.prompt_len - cached).min(kv.tokens.len() - cached - 1).min(bs - 1);
+        let mut copy = None;
+        if copy_limit > 0 {
+            let wanted = &kv.tokens[cached..cached + copy_limit];
+            if let Some((src, len)) = self.blocks.longest_partial_match(kv.last_hash, wanted) {
+                if let Some(dst) = self.blocks.allocate_copy_target(src) {
+                    claimed.push(dst);
+                    cached += len;
+                    copy = Some(BlockCopy { src, dst, len });
+                }
+            }
+        }
         if !kv.admitted_before {
             kv.admitted_before = true;
             kv.cached_tokens = cached;
@@ -339,7 +382,7 @@ impl Scheduler {
         }
         let count = claimed.len();
         kv.table = BlockTable::from_cached(claimed, cached);
-        count
+        (count, copy)
     }
 }
 
@@ -358,9 +401,13 @@ mod tests {
     /// Runs a step as the worker would: forward, then one generated token per sequence whose
     /// logits were wanted.
     fn run_step(s: &mut Scheduler) -> Vec<Planned> {
+        run_step_with_copies(s).chunks
+    }
+
+    fn run_step_with_copies(s: &mut Scheduler) -> StepPlan {
         let plan = s.schedule();
-        s.after_forward(&plan);
-        for p in &plan {
+        s.after_forward(&plan.chunks);
+        for p in &plan.chunks {
             if p.want_logits {
                 s.append(p.seq, 0, &[7]);
             }
@@ -431,28 +478,68 @@ mod tests {
     }
 
     #[test]
-    fn shared_prompt_prefix_is_reused() {
+    fn shared_prompt_prefix_is_reused_to_the_token() {
         let mut s = Scheduler::new(config(64), 16, 4);
         let system = prompt(9, 10);
         s.add(1, [system.clone(), vec![1, 2]].concat(), None);
         run_step(&mut s);
         s.add(2, [system.clone(), vec![3, 4, 5]].concat(), None);
-        let plan = run_step(&mut s);
-        // 12-token prompt → 3 full blocks cached; the second prompt shares the first 2 (8 tokens).
-        assert_eq!(plan[1], Planned { seq: 2, start: 8, len: 5, want_logits: true });
-        assert_eq!(s.cached_tokens(2), 8);
+        let plan = run_step_with_copies(&mut s);
+        // 12-token prompt → 3 full blocks cached; the second prompt shares the first 2 (8
+        // tokens) and copies the 2 system tokens at the start of the third.
+        assert_eq!(plan.chunks[1], Planned { seq: 2, start: 10, len: 3, want_logits: true });
+        assert_eq!(plan.copies, vec![BlockCopy { src: s.blocks_of(1)[2], dst: s.blocks_of(2)[2], len: 2 }]);
+        assert_eq!(s.cached_tokens(2), 10);
         assert_eq!(s.blocks_of(1)[..2], s.blocks_of(2)[..2]);
-        assert_eq!(s.stats().prefix_hit_tokens, 8);
+        assert_ne!(s.blocks_of(1)[2], s.blocks_of(2)[2]);
+        assert_eq!(s.stats().prefix_hit_tokens, 10);
     }
 
     #[test]
-    fn an_exactly_cached_prompt_still_computes_its_last_block() {
+    fn an_exactly_cached_prompt_computes_only_its_last_token() {
         let mut s = Scheduler::new(config(64), 16, 4);
         s.add(1, prompt(1, 8), None);
         run_step(&mut s);
         s.add(2, prompt(1, 8), None);
-        let plan = run_step(&mut s);
-        assert_eq!(plan[1], Planned { seq: 2, start: 4, len: 4, want_logits: true });
+        let plan = run_step_with_copies(&mut s);
+        assert_eq!(plan.chunks[1], Planned { seq: 2, start: 7, len: 1, want_logits: true });
+        assert_eq!(plan.copies, vec![BlockCopy { src: s.blocks_of(1)[1], dst: s.blocks_of(2)[1], len: 3 }]);
+    }
+
+    #[test]
+    fn a_prompts_partial_last_block_is_copied_never_shared() {
+        let mut s = Scheduler::new(config(64), 16, 4);
+        s.add(1, prompt(1, 6), None);
+        run_step(&mut s);
+        // Sequence 1's second block now holds 2 prompt tokens and its answer's first token.
+        run_step(&mut s);
+        s.add(2, [prompt(1, 6), vec![40, 41, 42]].concat(), None);
+        let plan = run_step_with_copies(&mut s);
+        assert_eq!(plan.copies, vec![BlockCopy { src: s.blocks_of(1)[1], dst: s.blocks_of(2)[1], len: 2 }]);
+        assert_eq!(plan.chunks[1], Planned { seq: 2, start: 6, len: 3, want_logits: true });
+        assert_eq!(s.blocks_of(1)[0], s.blocks_of(2)[0]);
+        // Once sequence 1 is gone, its partial block still serves a third prompt.
+        s.remove(1);
+        s.remove(2);
+        s.add(3, [prompt(1, 5), vec![50]].concat(), None);
+        let plan = run_step_with_copies(&mut s);
+        assert_eq!(plan.copies.len(), 1);
+        assert_eq!(plan.copies[0].len, 1);
+        assert_eq!(plan.chunks[0], Planned { seq: 3, start: 5, len: 1, want_logits: true });
+    }
+
+    #[test]
+    fn a_copy_is_dropped_with_an_admission_that_has_to_wait() {
+        let mut s = Scheduler::new(SchedulerConfig { max_batch_tokens: 64, max_running: 16, watermark_blocks: 0 }, 4, 4);
+        s.add(1, prompt(1, 6), None);
+        run_step(&mut s);
+        // Sequence 1 holds 2 of 4 blocks; the next prompt needs 4 (1 shared, the copy target, 2 more).
+        s.add(2, [prompt(1, 6), (100..108).collect()].concat(), None);
+        let plan = run_step_with_copies(&mut s);
+        assert!(plan.copies.is_empty(), "{plan:?}");
+        assert_eq!(plan.chunks.len(), 1);
+        assert_eq!(s.waiting_len(), 1);
+        assert_eq!(s.block_usage().0, 2, "the copy target went back");
     }
 
     #[test]
@@ -480,7 +567,7 @@ mod tests {
         s.append(1, 3, &[50, 51, 52, 53, 54]);
         assert_eq!(s.tokens(1).len(), 4 + 6 - 3 + 5);
         let plan = s.schedule();
-        assert_eq!(plan, vec![Planned { seq: 1, start: 7, len: 5, want_logits: true }]);
+        assert_eq!(plan.chunks, vec![Planned { seq: 1, start: 7, len: 5, want_logits: true }]);
         assert!(s.block_usage().0 >= before - 1);
     }
 

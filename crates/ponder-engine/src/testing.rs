@@ -104,6 +104,15 @@ impl crate::runner::ModelRunner for FakeRunner {
         Ok(rows)
     }
 
+    fn copy_block_prefixes(&mut self, copies: &[ponder_models::BlockCopy]) -> Result<(), String> {
+        for copy in copies {
+            let (src, dst) = (copy.src as usize * self.block_size, copy.dst as usize * self.block_size);
+            assert!(copy.len < self.block_size && src != dst, "invalid copy {copy:?}");
+            self.slots.copy_within(src..src + copy.len, dst);
+        }
+        Ok(())
+    }
+
     fn block_size(&self) -> usize {
         self.block_size
     }

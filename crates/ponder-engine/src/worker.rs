@@ -232,6 +232,7 @@ impl Worker {
             return;
         }
         let chunks: Vec<SequenceChunk> = plan
+            .chunks
             .iter()
             .map(|p| SequenceChunk {
                 tokens: &self.scheduler.tokens(p.seq)[p.start..p.start + p.len],
@@ -240,20 +241,20 @@ impl Worker {
                 want_logits: p.want_logits,
             })
             .collect();
-        let result = self.runner.forward(&chunks);
+        let result = self.runner.copy_block_prefixes(&plan.copies).and_then(|()| self.runner.forward(&chunks));
         self.load.steps.fetch_add(1, Ordering::Relaxed);
         let rows = match result {
             Ok(rows) => rows,
             Err(error) => {
                 tracing::error!("forward pass failed: {error}");
-                for p in &plan {
+                for p in &plan.chunks {
                     self.finish(p.seq, FinishReason::Error, Some(format!("model error: {error}")));
                 }
                 return;
             }
         };
-        self.scheduler.after_forward(&plan);
-        let wanting = plan.iter().filter(|p| p.want_logits);
+        self.scheduler.after_forward(&plan.chunks);
+        let wanting = plan.chunks.iter().filter(|p| p.want_logits);
         for (p, mut logits) in wanting.zip(rows) {
             if !self.seqs.contains_key(&p.seq) {
                 continue;

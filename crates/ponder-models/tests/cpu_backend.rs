@@ -6,7 +6,7 @@ mod common;
 use candle_core::Device;
 use candle_transformers::models::quantized_qwen2;
 use common::*;
-use ponder_models::{BlockAllocator, BlockPool, BlockTable, CpuModel, CpuScratch, HostKvCache, ModelMetadata, SequenceChunk};
+use ponder_models::{BlockAllocator, BlockCopy, BlockPool, BlockTable, CpuModel, CpuScratch, HostKvCache, ModelMetadata, SequenceChunk};
 
 /// Our 8-bit activations keep an f32 scale per block where candle rounds it to f16, and
 /// round a little differently for the k-quants, so logits differ a little more than between
@@ -164,4 +164,33 @@ fn rollback_is_exact() {
     let again = cpu.step(&mut [&mut seq], &[vec![argmax(&logits[2])]]).remove(0);
     assert_eq!(again, logits[3]);
     assert!(cpu.allocator.free_blocks() > 0);
+}
+
+#[test]
+fn a_prefix_in_shared_and_copied_blocks_gives_the_same_logits() {
+    let bs = 4;
+    let mut cpu = Cpu::new(64, bs);
+    let first = cpu.prompt("Count to ten, slowly.");
+    let second = cpu.prompt("Count to five, quickly.");
+    let common = first.iter().zip(&second).take_while(|(a, b)| a == b).count();
+    let (full, partial) = (common / bs, common % bs);
+    assert!(full > 0 && partial > 0, "the prompts share {common} tokens; the test wants full and partial blocks");
+
+    let mut alone = new_seq();
+    let expected = cpu.step(&mut [&mut alone], &[second.clone()]).remove(0);
+    alone.table.release(&mut cpu.allocator);
+
+    let mut owner = new_seq();
+    cpu.step(&mut [&mut owner], &[first.clone()]);
+    // The reuser shares the owner's full blocks and copies the common slots of the next one.
+    let mut blocks = owner.table.blocks()[..full].to_vec();
+    for &block in &blocks {
+        cpu.allocator.share(block);
+    }
+    let copy = BlockCopy { src: owner.table.blocks()[full], dst: cpu.allocator.allocate().unwrap(), len: partial };
+    blocks.push(copy.dst);
+    cpu.cache.copy_block_prefix(copy).unwrap();
+    let mut reuser = Seq { table: BlockTable::from_cached(blocks, common), tokens: second[..common].to_vec() };
+    let reused = cpu.step(&mut [&mut reuser], &[second[common..].to_vec()]).remove(0);
+    assert_eq!(reused, expected, "logits after a reused prefix differ from computing it");
 }

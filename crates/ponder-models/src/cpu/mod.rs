@@ -15,6 +15,7 @@ use rayon::prelude::*;
 
 use crate::config::{ModelConfig, RopeStyle};
 use crate::gguf::GgufFile;
+use crate::kv::BlockCopy;
 use crate::model::batch::{validate_chunks, SequenceChunk};
 use crate::Result;
 use weights::{CpuLinear, CpuWeights};
@@ -22,6 +23,7 @@ use weights::{CpuLinear, CpuWeights};
 /// KV cache in host memory: per layer, `slots × kv_dim` keys and values.
 pub struct HostKvCache {
     layers: Vec<(Vec<f32>, Vec<f32>)>,
+    kv_dim: usize,
     block_size: usize,
     num_blocks: usize,
 }
@@ -31,7 +33,7 @@ impl HostKvCache {
     pub fn new(config: &ModelConfig, num_blocks: usize, block_size: usize) -> Self {
         let size = num_blocks * block_size * config.kv_dim();
         let layers = (0..config.num_layers).map(|_| (vec![0.0; size], vec![0.0; size])).collect();
-        Self { layers, block_size, num_blocks }
+        Self { layers, kv_dim: config.kv_dim(), block_size, num_blocks }
     }
 
     /// Tokens per block.
@@ -42,6 +44,21 @@ impl HostKvCache {
     /// Number of blocks.
     pub fn num_blocks(&self) -> usize {
         self.num_blocks
+    }
+
+    /// Copies the KV of the first `copy.len` slots of block `copy.src` into block `copy.dst`,
+    /// in every layer.
+    pub fn copy_block_prefix(&mut self, copy: BlockCopy) -> Result<()> {
+        copy.check(self.block_size, self.num_blocks)?;
+        let slot_floats = self.kv_dim;
+        let src = copy.src as usize * self.block_size * slot_floats;
+        let dst = copy.dst as usize * self.block_size * slot_floats;
+        let len = copy.len * slot_floats;
+        for (keys, values) in &mut self.layers {
+            keys.copy_within(src..src + len, dst);
+            values.copy_within(src..src + len, dst);
+        }
+        Ok(())
     }
 }
 
