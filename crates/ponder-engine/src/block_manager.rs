@@ -86,10 +86,10 @@ impl BlockManager {
             .collect()
     }
 
-    /// Claims the cached blocks of the longest prefix of `tokens` whose full blocks are
-    /// cached (each gets one more user). Returns them in order.
-    pub fn claim_prefix(&mut self, tokens: &[u32]) -> Vec<BlockId> {
-        let mut claimed = Vec::new();
+    /// The cached blocks of the longest prefix of `tokens` whose full blocks are cached, in
+    /// order (nothing is claimed).
+    pub fn cached_prefix(&self, tokens: &[u32]) -> Vec<BlockId> {
+        let mut found = Vec::new();
         let mut parent = None;
         for (block_tokens, hash) in tokens.chunks_exact(self.block_size).zip(self.block_hashes(tokens)) {
             let Some(&block) = self.by_hash.get(&hash) else { break };
@@ -99,11 +99,29 @@ impl BlockManager {
             if !matches {
                 break;
             }
-            self.claim(block);
-            claimed.push(block);
+            found.push(block);
             parent = Some(hash);
         }
+        found
+    }
+
+    /// Claims the cached blocks of the longest prefix of `tokens` whose full blocks are
+    /// cached (each gets one more user). Returns them in order.
+    pub fn claim_prefix(&mut self, tokens: &[u32]) -> Vec<BlockId> {
+        let claimed = self.cached_prefix(tokens);
+        for &block in &claimed {
+            self.claim(block);
+        }
         claimed
+    }
+
+    /// How many leading tokens of `tokens` have KV in the cache: full blocks, then the
+    /// longest partial match after them.
+    pub fn cached_prefix_len(&self, tokens: &[u32]) -> usize {
+        let full = self.cached_prefix(tokens).len() * self.block_size;
+        let parent = self.block_hashes(&tokens[..full]).last().copied();
+        let rest = &tokens[full..tokens.len().min(full + self.block_size)];
+        full + self.longest_partial_match(parent, rest).map_or(0, |(_, len)| len)
     }
 
     /// Registers a block whose KV now holds `tokens` (a full block) after the blocks of

@@ -322,6 +322,10 @@ impl Scheduler {
                     continue;
                 }
             }
+            if self.waits_for_a_shared_prefill(id) {
+                index += 1;
+                continue;
+            }
             let (claimed, copy) = self.claim_cached_prefix(id);
             let kv = self.seqs.get_mut(&id).expect("waiting sequence");
             let take = kv.pending().min(*budget);
@@ -342,6 +346,25 @@ impl Scheduler {
             plan.copies.extend(copy);
             *budget -= take;
         }
+    }
+
+    /// Whether a new prompt should wait for a prompt now being prefilled (this step or
+    /// earlier) with which it shares at least a block more than the cache holds: once that
+    /// prefix is computed and cached, it is reused instead of computed twice. (A burst of
+    /// requests with one system prompt computes it once.)
+    fn waits_for_a_shared_prefill(&self, id: SeqId) -> bool {
+        let kv = &self.seqs[&id];
+        if kv.admitted_before {
+            return false;
+        }
+        let prompt = &kv.tokens[..kv.prompt_len];
+        let reusable_now = self.blocks.cached_prefix_len(prompt);
+        let worth_waiting = reusable_now + self.blocks.block_size();
+        self.running.iter().map(|other| &self.seqs[other]).any(|other| {
+            let computing = &other.tokens[other.table.len().min(other.prompt_len)..other.prompt_len];
+            let shared = common_prefix_len(prompt, &other.tokens[..other.prompt_len]);
+            !computing.is_empty() && shared.min(prompt.len() - 1) >= worth_waiting
+        })
     }
 
     /// Starts a sequence without blocks on the longest cached prefix of its prompt (always
@@ -384,6 +407,10 @@ impl Scheduler {
         kv.table = BlockTable::from_cached(claimed, cached);
         (count, copy)
     }
+}
+
+fn common_prefix_len(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 #[cfg(test)]
@@ -493,6 +520,33 @@ mod tests {
         assert_eq!(s.blocks_of(1)[..2], s.blocks_of(2)[..2]);
         assert_ne!(s.blocks_of(1)[2], s.blocks_of(2)[2]);
         assert_eq!(s.stats().prefix_hit_tokens, 10);
+    }
+
+    #[test]
+    fn a_burst_with_one_system_prompt_computes_it_once() {
+        let mut s = Scheduler::new(config(64), 32, 4);
+        let system = prompt(9, 10);
+        for (seq, question) in [(1, 1), (2, 2), (3, 3)] {
+            s.add(seq, [system.clone(), vec![question, question]].concat(), None);
+        }
+        // Only the first runs; the others would compute the same 10 tokens beside it.
+        s.add(4, prompt(4, 5), None);
+        let first = run_step(&mut s);
+        assert_eq!(first.iter().map(|p| p.seq).collect::<Vec<_>>(), vec![1, 4]);
+        let second = run_step(&mut s);
+        assert_eq!(&second[2..], &[
+            Planned { seq: 2, start: 10, len: 2, want_logits: true },
+            Planned { seq: 3, start: 10, len: 2, want_logits: true },
+        ]);
+        assert_eq!(s.stats().prefix_hit_tokens, 20);
+    }
+
+    #[test]
+    fn a_prompt_sharing_less_than_a_block_does_not_wait() {
+        let mut s = Scheduler::new(config(64), 32, 4);
+        s.add(1, [prompt(9, 3), vec![1; 6]].concat(), None);
+        s.add(2, [prompt(9, 3), vec![2; 6]].concat(), None);
+        assert_eq!(run_step(&mut s).len(), 2);
     }
 
     #[test]
