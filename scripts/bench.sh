@@ -7,7 +7,7 @@
 #   4. the engine: `ponder bench engine` (concurrency 1..32, continuation cost, peak RSS).
 # LLAMA_BIN names a directory with llama.cpp's `llama-bench` and `llama-server` (built outside
 # the repo); without it the llama.cpp rows are skipped. Output goes to stdout and $OUT (default
-# bench-results/).
+# bench-results/). SECTIONS picks parts (default "runner busy serve engine").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model="${PONDER_DEMO_MODEL:-$(scripts/fetch-demo-model.sh)}"
@@ -15,10 +15,13 @@ bin="${PONDER_BIN:-target/release/ponder}"
 out="${OUT:-bench-results}"
 threads="${THREADS:-2}"
 llama="${LLAMA_BIN:-}"
+sections=" ${SECTIONS:-runner busy serve engine} "
+wants() { [[ "$sections" == *" $1 "* ]]; }
 mkdir -p "$out"
 cargo build --release --bin ponder >/dev/null 2>&1 || cargo build --release --bin ponder
 say() { printf '\n== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
 
+if wants runner; then
 say "model runner: ponder bench model"
 "$bin" bench model --model "$model" --threads "$threads" --prefill-tokens 128 --batches 1 --repeats 3 --json "$out/model-128.json"
 "$bin" bench model --model "$model" --threads "$threads" --prefill-tokens 512 --batches 1,4,8,16 --repeats 3 --json "$out/model-512.json"
@@ -26,7 +29,9 @@ if [ -n "$llama" ]; then
   say "model runner: llama-bench"
   "$llama/llama-bench" -m "$model" -t "$threads" -p 128,512 -n 32 -r 3 | tee "$out/llama-bench.md"
 fi
+fi
 
+if wants busy; then
 say "decode at batch 1 with one core busy"
 ( while :; do :; done ) &
 hog=$!
@@ -34,6 +39,7 @@ trap 'kill $hog 2>/dev/null || true' EXIT
 "$bin" bench model --model "$model" --threads "$threads" --prefill-tokens 16 --batches 1 --repeats 3 --json "$out/model-busy.json"
 [ -n "$llama" ] && "$llama/llama-bench" -m "$model" -t "$threads" -p 0 -n 32 -r 3 | tee "$out/llama-bench-busy.md"
 kill $hog 2>/dev/null || true
+fi
 
 wait_for() {
   for _ in $(seq 1 240); do
@@ -53,6 +59,7 @@ serve_bench() { # name, port: concurrency 1 and 8, one shared prompt and distinc
   done
 }
 
+if wants serve; then
 say "serving: ponder serve"
 "$bin" serve --model "$model" --port 8401 --threads "$threads" --kv-cache-memory 1GiB >"$out/ponder-serve.log" 2>&1 &
 server=$!
@@ -69,6 +76,9 @@ if [ -n "$llama" ]; then
   serve_bench llama 8402
   kill -TERM $server && wait $server || true
 fi
+fi
 
+if wants engine; then
 say "engine: ponder bench engine"
 "$bin" bench engine --model "$model" --threads "$threads" --kv-cache-memory 1GiB | tee "$out/engine.txt"
+fi
