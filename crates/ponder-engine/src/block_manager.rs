@@ -118,8 +118,9 @@ impl BlockManager {
     /// How many leading tokens of `tokens` have KV in the cache: full blocks, then the
     /// longest partial match after them.
     pub fn cached_prefix_len(&self, tokens: &[u32]) -> usize {
-        let full = self.cached_prefix(tokens).len() * self.block_size;
-        let parent = self.block_hashes(&tokens[..full]).last().copied();
+        let found = self.cached_prefix(tokens);
+        let full = found.len() * self.block_size;
+        let parent = found.last().and_then(|&b| self.cached_as[b as usize].as_ref().and_then(|c| c.hash));
         let rest = &tokens[full..tokens.len().min(full + self.block_size)];
         full + self.longest_partial_match(parent, rest).map_or(0, |(_, len)| len)
     }
@@ -151,7 +152,7 @@ impl BlockManager {
     pub fn longest_partial_match(&self, parent: Option<BlockHash>, tokens: &[u32]) -> Option<(BlockId, usize)> {
         let common = |block: BlockId| {
             let cached = self.cached_as[block as usize].as_ref().expect("children are registered");
-            cached.tokens.iter().zip(tokens).take_while(|(a, b)| a == b).count()
+            common_prefix_len(&cached.tokens, tokens)
         };
         let children = self.children.get(&parent)?;
         let (block, len) = children.iter().map(|&b| (b, common(b))).max_by_key(|&(_, len)| len)?;
@@ -229,6 +230,11 @@ impl BlockPool for BlockManager {
     fn free_blocks(&self) -> usize {
         self.num_free
     }
+}
+
+/// How many leading elements `a` and `b` have in common.
+pub(crate) fn common_prefix_len(a: &[u32], b: &[u32]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 fn chain_hash(parent: Option<BlockHash>, tokens: &[u32]) -> BlockHash {

@@ -14,7 +14,7 @@ use std::collections::{HashMap, VecDeque};
 
 use ponder_models::{BlockCopy, BlockPool, BlockTable};
 
-use crate::block_manager::{BlockHash, BlockManager};
+use crate::block_manager::{common_prefix_len, BlockHash, BlockManager};
 
 /// A sequence's identifier inside one worker.
 pub type SeqId = u64;
@@ -76,8 +76,6 @@ struct SeqKv {
     /// Prompt blocks registered in the prefix cache so far, and the hash of the last.
     registered: usize,
     last_hash: Option<BlockHash>,
-    /// The prompt's last, partly filled block has been registered.
-    registered_partial: bool,
     /// Prompt tokens that came from the prefix cache at first admission.
     cached_tokens: usize,
     admitted_before: bool,
@@ -139,7 +137,6 @@ impl Scheduler {
                 table: BlockTable::new(),
                 registered: 0,
                 last_hash: None,
-                registered_partial: false,
                 cached_tokens: 0,
                 admitted_before: false,
                 after,
@@ -191,11 +188,10 @@ impl Scheduler {
                 kv.last_hash = Some(self.blocks.register(block, kv.last_hash, &kv.tokens[i * bs..(i + 1) * bs]));
                 kv.registered += 1;
             }
-            let tail = kv.prompt_len % bs;
-            if tail > 0 && !kv.registered_partial && kv.table.len() >= kv.prompt_len {
+            // Registering the partial block again is a no-op while the sequence holds it.
+            if kv.prompt_len % bs > 0 && kv.table.len() >= kv.prompt_len {
                 let i = kv.prompt_len / bs;
                 self.blocks.register_partial(kv.table.blocks()[i], kv.last_hash, &kv.tokens[i * bs..kv.prompt_len]);
-                kv.registered_partial = true;
             }
         }
     }
@@ -303,7 +299,6 @@ impl Scheduler {
         kv.table.release(&mut self.blocks);
         kv.registered = 0;
         kv.last_hash = None;
-        kv.registered_partial = false;
         self.running.retain(|&id| id != seq);
         self.waiting.push_front(seq);
         self.stats.preemptions += 1;
@@ -361,9 +356,8 @@ impl Scheduler {
         let reusable_now = self.blocks.cached_prefix_len(prompt);
         let worth_waiting = reusable_now + self.blocks.block_size();
         self.running.iter().map(|other| &self.seqs[other]).any(|other| {
-            let computing = &other.tokens[other.table.len().min(other.prompt_len)..other.prompt_len];
-            let shared = common_prefix_len(prompt, &other.tokens[..other.prompt_len]);
-            !computing.is_empty() && shared.min(prompt.len() - 1) >= worth_waiting
+            let prefilling = other.table.len() < other.prompt_len;
+            prefilling && common_prefix_len(prompt, &other.tokens[..other.prompt_len]).min(prompt.len() - 1) >= worth_waiting
         })
     }
 
@@ -407,10 +401,6 @@ impl Scheduler {
         kv.table = BlockTable::from_cached(claimed, cached);
         (count, copy)
     }
-}
-
-fn common_prefix_len(a: &[u32], b: &[u32]) -> usize {
-    a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
 #[cfg(test)]

@@ -83,7 +83,7 @@ pub struct BlockCopy {
     pub src: BlockId,
     /// The block written (slots `0..len`).
     pub dst: BlockId,
-    /// Token slots copied; less than a block.
+    /// Token slots copied; at most a block.
     pub len: usize,
 }
 

@@ -20,7 +20,8 @@ pub fn start_engine(args: &EngineArgs, model: &Path) -> anyhow::Result<Launched>
     let devices = parse_devices(&args.devices).map_err(anyhow::Error::msg)?;
     let max_batch_tokens = args
         .max_batch_tokens
-        .unwrap_or_else(|| devices.iter().map(DeviceSpec::default_max_batch_tokens).max().unwrap_or(64));
+        .or_else(|| devices.iter().map(DeviceSpec::default_max_batch_tokens).max())
+        .unwrap_or_else(|| DeviceSpec::Cpu.default_max_batch_tokens());
     let config = LaunchConfig {
         devices,
         kv_memory: args.kv_cache_memory.parse().map_err(anyhow::Error::msg)?,
