@@ -1,17 +1,17 @@
 //! AVX2 + FMA kernels. Every function here is `unsafe` and `#[target_feature]`: call only
 //! after [`crate::Isa::detect`] found AVX2 and FMA.
 //!
-//! The matmul kernels work on a tile of `NR` weight rows × `MR` activation rows: each
-//! weight block is loaded and decoded once per tile and multiplied with every activation row
-//! of the tile. The arithmetic of each (activation row, weight row) pair is the same
-//! sequence of instructions whatever the tile's shape, so a row's result does not depend on
-//! how many other rows share the batch (batch invariance).
+//! The matmul kernels work on a tile of eight interleaved weight rows × `MR` activation
+//! rows: each weight block is loaded and decoded once per tile and multiplied with every
+//! activation row of the tile. The arithmetic of each (activation row, weight row) pair is
+//! the same sequence of instructions whatever `MR`, so a row's result does not depend on how
+//! many other rows share the batch (batch invariance).
 
 #![allow(clippy::missing_safety_doc)]
 
 use std::arch::x86_64::*;
 
-use crate::formats::{q4k_scale_min, ActQ8, ActQ8K, BlockQ4K, BlockQ5_0x8, BlockQ6K, BlockQ8_0x8, QK, QK_K};
+use crate::formats::{ActQ8, ActQ8K, BlockQ4Kx8, BlockQ5_0x8, BlockQ6Kx8, BlockQ8_0x8, QK, QK_K};
 use crate::scalar::act_scale;
 
 /// How far ahead of the block being read the weight stream is prefetched.
@@ -111,7 +111,7 @@ pub unsafe fn quantize_q8k(x: &[f32], out: &mut [ActQ8K]) {
 /// Eight interleaved Q8_0 rows × `MR` activation rows: `out[m][r] = Σ w[r] · x[m]`.
 ///
 /// `maddubs` takes `|w|` and `x` with `w`'s sign; its pairs (up to 2 · 127² in 16 bits)
-/// are widened at once. Every accumulator lane is one weight row, as in [`tile_q5_0x8`].
+/// are widened at once. Every accumulator lane is one weight row, as in [`rows_q5_0x8`].
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn tile_q8_0x8<const MR: usize>(w: &[BlockQ8_0x8], x: [&[ActQ8]; MR], out: &mut [[f32; 8]; MR]) {
     let ones = _mm256_set1_epi16(1);
@@ -141,16 +141,19 @@ pub unsafe fn tile_q8_0x8<const MR: usize>(w: &[BlockQ8_0x8], x: [&[ActQ8]; MR],
     }
 }
 
-/// Eight interleaved Q5_0 rows × `MR` activation rows: `out[m][r] = Σ w[r] · x[m]`.
+/// Eight interleaved Q5_0 rows × any number of activation rows: `out[m][r] = Σ w[r] · x[m]`
+/// (`x` and `out` the same length).
 ///
-/// Weights are taken as unsigned bytes `q + 16` (0..=31), so `maddubs` needs no sign
-/// tricks; `16 · Σ x` per block (from [`ActQ8::sum`]) takes the offset back out. Four
-/// registers' `maddubs` pairs add up in 16 bits without overflow (4 · 2 · 31 · 127 < 2¹⁵).
-/// Every lane of the accumulator is one weight row, so no horizontal sums are needed, and a
-/// row's result does not depend on `MR`.
+/// Each block of the eight rows is decoded once into eight registers, which then meet
+/// every activation row, so decoding costs the same for one row or sixteen. Weights are
+/// taken as unsigned bytes `q + 16` (0..=31), so `maddubs` needs no sign tricks;
+/// `16 · Σ x` per block (from [`ActQ8::sum`]) takes the offset back out. Four registers'
+/// `maddubs` pairs add up in 16 bits without overflow (4 · 2 · 31 · 127 < 2¹⁵). Every lane
+/// of the accumulator is one weight row, so no horizontal sums are needed, and a row's
+/// result does not depend on the other rows.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn tile_q5_0x8<const MR: usize>(w: &[BlockQ5_0x8], x: [&[ActQ8]; MR], out: &mut [[f32; 8]; MR]) {
-    // Lane r (row r) tests bit r of each of its four bytes.
+pub unsafe fn rows_q5_0x8(w: &[BlockQ5_0x8], x: &[&[ActQ8]], out: &mut [[f32; 8]]) {
+    debug_assert_eq!(x.len(), out.len());
     let row_bit = _mm256_setr_epi32(
         0x0101_0101,
         0x0202_0202,
@@ -164,189 +167,180 @@ pub unsafe fn tile_q5_0x8<const MR: usize>(w: &[BlockQ5_0x8], x: [&[ActQ8]; MR],
     let low4 = _mm256_set1_epi8(0x0F);
     let fifth = _mm256_set1_epi8(0x10);
     let ones = _mm256_set1_epi16(1);
-    let mut acc = [_mm256_setzero_ps(); MR];
+    out.fill([0.0; 8]);
     for (b, wb) in w.iter().enumerate() {
         prefetch_ahead(wb as *const BlockQ5_0x8 as *const i8, std::mem::size_of::<BlockQ5_0x8>());
-        let mut isum = [_mm256_setzero_si256(); MR];
-        for half in 0..2 {
-            let mut pairs = [_mm256_setzero_si256(); MR];
-            for reg in 0..4 {
-                let j = 4 * half + reg;
-                let qs = _mm256_loadu_si256(wb.qs.as_ptr().add(32 * reg) as *const __m256i);
-                let nibbles = if half == 0 { qs } else { _mm256_srli_epi16(qs, 4) };
-                let bits = _mm256_set1_epi32(wb.qh[j] as i32);
-                let has_fifth = _mm256_cmpeq_epi8(_mm256_and_si256(bits, row_bit), row_bit);
-                let unsigned = _mm256_or_si256(_mm256_and_si256(nibbles, low4), _mm256_and_si256(has_fifth, fifth));
-                for m in 0..MR {
-                    let xb = x[m].get_unchecked(b);
-                    let xs = _mm256_set1_epi32(std::ptr::read_unaligned(xb.qs.as_ptr().add(4 * j) as *const i32));
-                    pairs[m] = _mm256_add_epi16(pairs[m], _mm256_maddubs_epi16(unsigned, xs));
-                }
-            }
-            for m in 0..MR {
-                isum[m] = _mm256_add_epi32(isum[m], _mm256_madd_epi16(pairs[m], ones));
-            }
-        }
+        let values: [__m256i; 8] = std::array::from_fn(|j| {
+            let qs = _mm256_loadu_si256(wb.qs.as_ptr().add(32 * (j % 4)) as *const __m256i);
+            let nibbles = if j < 4 { qs } else { _mm256_srli_epi16(qs, 4) };
+            let bits = _mm256_set1_epi32(wb.qh[j] as i32);
+            let has_fifth = _mm256_cmpeq_epi8(_mm256_and_si256(bits, row_bit), row_bit);
+            _mm256_or_si256(_mm256_and_si256(nibbles, low4), _mm256_and_si256(has_fifth, fifth))
+        });
         let wd = _mm256_cvtph_ps(_mm_loadu_si128(wb.d.as_ptr() as *const __m128i));
-        for m in 0..MR {
-            let xb = x[m].get_unchecked(b);
-            let signed = _mm256_sub_epi32(isum[m], _mm256_set1_epi32(16 * xb.sum));
+        for (xm, acc) in x.iter().zip(out.iter_mut()) {
+            let xb = xm.get_unchecked(b);
+            let mut pairs = [_mm256_setzero_si256(); 2];
+            for (j, v) in values.iter().enumerate() {
+                let xs = _mm256_set1_epi32(std::ptr::read_unaligned(xb.qs.as_ptr().add(4 * j) as *const i32));
+                pairs[j / 4] = _mm256_add_epi16(pairs[j / 4], _mm256_maddubs_epi16(*v, xs));
+            }
+            let isum = _mm256_add_epi32(_mm256_madd_epi16(pairs[0], ones), _mm256_madd_epi16(pairs[1], ones));
+            let signed = _mm256_sub_epi32(isum, _mm256_set1_epi32(16 * xb.sum));
             let scale = _mm256_mul_ps(wd, _mm256_set1_ps(xb.d));
-            acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(signed), scale, acc[m]);
-        }
-    }
-    for m in 0..MR {
-        _mm256_storeu_ps(out[m].as_mut_ptr(), acc[m]);
-    }
-}
-
-/// Q4_K weights × 8-bit super-block activations, `NR` × `MR` tile.
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn tile_q4k<const MR: usize, const NR: usize>(
-    w: [&[BlockQ4K]; NR],
-    x: [&[ActQ8K]; MR],
-    out: &mut [[f32; NR]; MR],
-) {
-    let mut acc = [[_mm256_setzero_ps(); NR]; MR];
-    let mut acc_min = [[0f32; NR]; MR];
-    let low4 = _mm256_set1_epi8(0x0F);
-    let blocks = x[0].len();
-    for b in 0..blocks {
-        let mut scales = [[0i16; 8]; NR];
-        let mut mins = [[0i32; 8]; NR];
-        for n in 0..NR {
-            prefetch_ahead(w[n].as_ptr().add(b) as *const i8, std::mem::size_of::<BlockQ4K>());
-            let wb = w[n].get_unchecked(b);
-            for j in 0..8 {
-                let (s, m) = q4k_scale_min(j, &wb.scales);
-                scales[n][j] = i16::from(s);
-                mins[n][j] = i32::from(m);
-            }
-        }
-        let mut isum = [[_mm256_setzero_si256(); NR]; MR];
-        for chunk in 0..4 {
-            let mut lo = [_mm256_setzero_si256(); NR];
-            let mut hi = [_mm256_setzero_si256(); NR];
-            for n in 0..NR {
-                let q = _mm256_loadu_si256(w[n].get_unchecked(b).qs.as_ptr().add(32 * chunk) as *const __m256i);
-                lo[n] = _mm256_and_si256(q, low4);
-                hi[n] = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
-            }
-            for m in 0..MR {
-                let xq = x[m].get_unchecked(b).qs.as_ptr().add(64 * chunk);
-                let x0 = _mm256_loadu_si256(xq as *const __m256i);
-                let x1 = _mm256_loadu_si256(xq.add(32) as *const __m256i);
-                for n in 0..NR {
-                    let p0 = _mm256_madd_epi16(
-                        _mm256_maddubs_epi16(lo[n], x0),
-                        _mm256_set1_epi16(scales[n][2 * chunk]),
-                    );
-                    let p1 = _mm256_madd_epi16(
-                        _mm256_maddubs_epi16(hi[n], x1),
-                        _mm256_set1_epi16(scales[n][2 * chunk + 1]),
-                    );
-                    isum[m][n] = _mm256_add_epi32(isum[m][n], _mm256_add_epi32(p0, p1));
-                }
-            }
-        }
-        for m in 0..MR {
-            let xb = x[m].get_unchecked(b);
-            for n in 0..NR {
-                let wb = w[n].get_unchecked(b);
-                let d = wb.d.to_f32() * xb.d;
-                acc[m][n] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum[m][n]), acc[m][n]);
-                let mut summ = 0i32;
-                for j in 0..8 {
-                    summ += mins[n][j] * (i32::from(xb.bsums[2 * j]) + i32::from(xb.bsums[2 * j + 1]));
-                }
-                acc_min[m][n] += wb.dmin.to_f32() * xb.d * summ as f32;
-            }
-        }
-    }
-    for m in 0..MR {
-        for n in 0..NR {
-            out[m][n] = hsum(acc[m][n]) - acc_min[m][n];
+            let sum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(signed), scale, _mm256_loadu_ps(acc.as_ptr()));
+            _mm256_storeu_ps(acc.as_mut_ptr(), sum);
         }
     }
 }
 
-/// Q6_K weights × 8-bit super-block activations, `NR` × `MR` tile.
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn tile_q6k<const MR: usize, const NR: usize>(
-    w: [&[BlockQ6K]; NR],
-    x: [&[ActQ8K]; MR],
-    out: &mut [[f32; NR]; MR],
-) {
-    let mut acc = [[_mm256_setzero_ps(); NR]; MR];
-    let mut acc_offset = [[0f32; NR]; MR];
-    let low4 = _mm256_set1_epi8(0x0F);
-    let low2 = _mm256_set1_epi8(0x03);
-    let blocks = x[0].len();
-    for b in 0..blocks {
-        for row in w.iter() {
-            prefetch_ahead(row.as_ptr().add(b) as *const i8, std::mem::size_of::<BlockQ6K>());
+/// Byte shuffles that spread pair `e` of every 32-bit lane of a 16-bit pair register
+/// (scales or mins in `pair_index` order) over the whole lane: `[s_e, s_e]`.
+const SPREAD_PAIR: [[u8; 32]; 2] = {
+    let mut masks = [[0u8; 32]; 2];
+    let mut e = 0;
+    while e < 2 {
+        let mut byte = 0;
+        while byte < 32 {
+            // Within each 128-bit half: lane (byte % 16) / 4, its pair e, low then high byte.
+            masks[e][byte] = (((byte % 16) / 4) * 4 + 2 * e + byte % 2) as u8;
+            byte += 1;
         }
-        let mut isum = [[_mm256_setzero_si256(); NR]; MR];
+        e += 1;
+    }
+    masks
+};
+
+/// [`SPREAD_PAIR`] as registers.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn pair_spreaders() -> [__m256i; 2] {
+    SPREAD_PAIR.map(|mask| _mm256_loadu_si256(mask.as_ptr() as *const __m256i))
+}
+
+/// Four activation bytes `x[at..at + 4]` in every 32-bit lane.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn broadcast4(x: &[i8; QK_K], at: usize) -> __m256i {
+    _mm256_set1_epi32(std::ptr::read_unaligned(x.as_ptr().add(at) as *const i32))
+}
+
+/// Eight interleaved Q6_K rows × any number of activation rows (at most 16):
+/// `out[m][r] = Σ w[r] · x[m]`.
+///
+/// Each 32-element slice of the eight rows is decoded once into eight registers, which then
+/// meet every activation row; the rows' integer sums wait in a small array. Values are
+/// taken unsigned (0..=63); the offset of 32 comes back out through the group sums
+/// (`32 · Σ_g scale_g · Σ x`). Two registers' `maddubs` pairs add up in 16 bits
+/// (2 · 2 · 63 · 127 < 2¹⁵) before one `madd` with the rows' group scales (one per lane).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn rows_q6k_x8(w: &[BlockQ6Kx8], x: &[&[ActQ8K]], out: &mut [[f32; 8]]) {
+    debug_assert!(x.len() == out.len() && x.len() <= 16);
+    let low4 = _mm256_set1_epi8(0x0F);
+    let bits45 = _mm256_set1_epi8(0x30);
+    let spread = pair_spreaders();
+    out.fill([0.0; 8]);
+    let mut isum = [_mm256_setzero_si256(); 16];
+    for (b, wb) in w.iter().enumerate() {
+        prefetch_ahead(wb as *const BlockQ6Kx8 as *const i8, std::mem::size_of::<BlockQ6Kx8>());
+        isum[..x.len()].fill(_mm256_setzero_si256());
         for half in 0..2 {
-            // Four vectors of 32 six-bit values (0..63) per weight row, for elements
-            // 128·half + 32·i .. + 32, and their two group scales each.
-            let mut q = [[_mm256_setzero_si256(); 4]; NR];
-            let mut sc = [[_mm256_setzero_si256(); 4]; NR];
-            for n in 0..NR {
-                let wb = w[n].get_unchecked(b);
-                let ql = wb.ql.as_ptr().add(64 * half);
-                let la = _mm256_loadu_si256(ql as *const __m256i);
-                let lb = _mm256_loadu_si256(ql.add(32) as *const __m256i);
-                let h = _mm256_loadu_si256(wb.qh.as_ptr().add(32 * half) as *const __m256i);
-                let high = |shift: i32| -> __m256i {
-                    let bits = match shift {
-                        0 => h,
-                        2 => _mm256_srli_epi16(h, 2),
-                        4 => _mm256_srli_epi16(h, 4),
-                        _ => _mm256_srli_epi16(h, 6),
+            // Elements 128·half + 32s + 4i + t: low bits in ql register 16·half + 8·(s % 2) + i
+            // (low nibbles for s < 2), high bits 2s..2s+2 of qh register 8·half + i.
+            for s in 0..4 {
+                let values: [__m256i; 8] = std::array::from_fn(|i| {
+                    let ql = _mm256_loadu_si256(wb.ql.as_ptr().add(32 * (16 * half + 8 * (s % 2) + i)) as *const __m256i);
+                    let qh = _mm256_loadu_si256(wb.qh.as_ptr().add(32 * (8 * half + i)) as *const __m256i);
+                    let low = _mm256_and_si256(if s < 2 { ql } else { _mm256_srli_epi16(ql, 4) }, low4);
+                    let high = match s {
+                        0 => _mm256_slli_epi16(qh, 4),
+                        1 => _mm256_slli_epi16(qh, 2),
+                        2 => qh,
+                        _ => _mm256_srli_epi16(qh, 2),
                     };
-                    _mm256_slli_epi16(_mm256_and_si256(bits, low2), 4)
-                };
-                q[n][0] = _mm256_or_si256(_mm256_and_si256(la, low4), high(0));
-                q[n][1] = _mm256_or_si256(_mm256_and_si256(lb, low4), high(2));
-                q[n][2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(la, 4), low4), high(4));
-                q[n][3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(lb, 4), low4), high(6));
-                for (i, s) in sc[n].iter_mut().enumerate() {
-                    let g = 8 * half + 2 * i;
-                    *s = _mm256_set_m128i(
-                        _mm_set1_epi16(i16::from(wb.scales[g + 1])),
-                        _mm_set1_epi16(i16::from(wb.scales[g])),
-                    );
-                }
-            }
-            for m in 0..MR {
-                let xq = x[m].get_unchecked(b).qs.as_ptr().add(128 * half);
-                for i in 0..4 {
-                    let xv = _mm256_loadu_si256(xq.add(32 * i) as *const __m256i);
-                    for n in 0..NR {
-                        let p = _mm256_madd_epi16(_mm256_maddubs_epi16(q[n][i], xv), sc[n][i]);
-                        isum[m][n] = _mm256_add_epi32(isum[m][n], p);
+                    _mm256_or_si256(low, _mm256_and_si256(high, bits45))
+                });
+                let k = 4 * half + s;
+                let scales = _mm256_cvtepi8_epi16(_mm_loadu_si128(wb.scales.as_ptr().add(16 * k) as *const __m128i));
+                let scale = [_mm256_shuffle_epi8(scales, spread[0]), _mm256_shuffle_epi8(scales, spread[1])];
+                for (xm, sum) in x.iter().zip(isum.iter_mut()) {
+                    let xb = xm.get_unchecked(b);
+                    let bsums = xb.bsums.as_ptr().add(2 * k);
+                    let group_sums = _mm256_set1_epi32(std::ptr::read_unaligned(bsums as *const i32));
+                    let offset = _mm256_slli_epi32(_mm256_madd_epi16(scales, group_sums), 5);
+                    let mut total = _mm256_sub_epi32(*sum, offset);
+                    for p in 0..4 {
+                        let at = 128 * half + 32 * s + 8 * p;
+                        let pairs = _mm256_add_epi16(
+                            _mm256_maddubs_epi16(values[2 * p], broadcast4(&xb.qs, at)),
+                            _mm256_maddubs_epi16(values[2 * p + 1], broadcast4(&xb.qs, at + 4)),
+                        );
+                        total = _mm256_add_epi32(total, _mm256_madd_epi16(pairs, scale[p / 2]));
                     }
+                    *sum = total;
                 }
             }
         }
-        for m in 0..MR {
-            let xb = x[m].get_unchecked(b);
-            for n in 0..NR {
-                let wb = w[n].get_unchecked(b);
-                let d = wb.d.to_f32() * xb.d;
-                acc[m][n] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(isum[m][n]), acc[m][n]);
-                let mut offset = 0i32;
-                for g in 0..QK_K / 16 {
-                    offset += i32::from(wb.scales[g]) * i32::from(xb.bsums[g]);
-                }
-                acc_offset[m][n] += d * (32 * offset) as f32;
-            }
+        let d = _mm256_cvtph_ps(_mm_loadu_si128(wb.d.as_ptr() as *const __m128i));
+        for ((xm, sum), acc) in x.iter().zip(&isum).zip(out.iter_mut()) {
+            let scale = _mm256_mul_ps(d, _mm256_set1_ps(xm.get_unchecked(b).d));
+            let total = _mm256_fmadd_ps(_mm256_cvtepi32_ps(*sum), scale, _mm256_loadu_ps(acc.as_ptr()));
+            _mm256_storeu_ps(acc.as_mut_ptr(), total);
         }
     }
-    for m in 0..MR {
-        for n in 0..NR {
-            out[m][n] = hsum(acc[m][n]) - acc_offset[m][n];
+}
+
+/// Eight interleaved Q4_K rows × any number of activation rows (at most 16):
+/// `out[m][r] = Σ w[r] · x[m]`.
+///
+/// Each sub-block (32 elements) of the eight rows is decoded once into eight registers of
+/// nibbles, which then meet every activation row; the rows' integer sums wait in small
+/// arrays. The eight registers' `maddubs` pairs add up in 16 bits (8 · 2 · 15 · 127 < 2¹⁵),
+/// then one `madd` with the rows' scales (one per lane) widens them. The mins term
+/// `Σ min_j · Σ x` comes from the activations' group sums.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn rows_q4k_x8(w: &[BlockQ4Kx8], x: &[&[ActQ8K]], out: &mut [[f32; 8]]) {
+    debug_assert!(x.len() == out.len() && x.len() <= 16);
+    let low4 = _mm256_set1_epi8(0x0F);
+    let spread = pair_spreaders();
+    out.fill([0.0; 8]);
+    let mut isum = [_mm256_setzero_si256(); 16];
+    let mut min_sum = [_mm256_setzero_si256(); 16];
+    for (b, wb) in w.iter().enumerate() {
+        prefetch_ahead(wb as *const BlockQ4Kx8 as *const i8, std::mem::size_of::<BlockQ4Kx8>());
+        isum[..x.len()].fill(_mm256_setzero_si256());
+        min_sum[..x.len()].fill(_mm256_setzero_si256());
+        for c in 0..4 {
+            let scales = _mm256_cvtepu8_epi16(_mm_loadu_si128(wb.scales.as_ptr().add(16 * c) as *const __m128i));
+            let mins = _mm256_cvtepu8_epi16(_mm_loadu_si128(wb.mins.as_ptr().add(16 * c) as *const __m128i));
+            for e in 0..2 {
+                let j = 2 * c + e;
+                let values: [__m256i; 8] = std::array::from_fn(|i| {
+                    let q = _mm256_loadu_si256(wb.qs.as_ptr().add(256 * c + 32 * i) as *const __m256i);
+                    _mm256_and_si256(if e == 0 { q } else { _mm256_srli_epi16(q, 4) }, low4)
+                });
+                let scale = _mm256_shuffle_epi8(scales, spread[e]);
+                let min = _mm256_shuffle_epi8(mins, spread[e]);
+                for ((xm, sum), msum) in x.iter().zip(isum.iter_mut()).zip(min_sum.iter_mut()) {
+                    let xb = xm.get_unchecked(b);
+                    let mut pairs = _mm256_setzero_si256();
+                    for (i, v) in values.iter().enumerate() {
+                        pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(*v, broadcast4(&xb.qs, 32 * j + 4 * i)));
+                    }
+                    *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(pairs, scale));
+                    let bsums = xb.bsums.as_ptr().add(2 * j);
+                    let group_sums = _mm256_set1_epi32(std::ptr::read_unaligned(bsums as *const i32));
+                    *msum = _mm256_add_epi32(*msum, _mm256_madd_epi16(min, group_sums));
+                }
+            }
+        }
+        let d = _mm256_cvtph_ps(_mm_loadu_si128(wb.d.as_ptr() as *const __m128i));
+        let dmin = _mm256_cvtph_ps(_mm_loadu_si128(wb.dmin.as_ptr() as *const __m128i));
+        for (((xm, sum), msum), acc) in x.iter().zip(&isum).zip(&min_sum).zip(out.iter_mut()) {
+            let xd = _mm256_set1_ps(xm.get_unchecked(b).d);
+            let total = _mm256_fmadd_ps(_mm256_cvtepi32_ps(*sum), _mm256_mul_ps(d, xd), _mm256_loadu_ps(acc.as_ptr()));
+            let total = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(*msum), _mm256_mul_ps(dmin, xd), total);
+            _mm256_storeu_ps(acc.as_mut_ptr(), total);
         }
     }
 }

@@ -1,10 +1,9 @@
 //! Block layouts of the GGML quantized weight types we compute on, and of the 8-bit
 //! activation blocks they are multiplied with.
 //!
-//! Weight blocks are byte-for-byte the GGUF layouts, so a GGUF tensor's bytes are used as
-//! they are, except the 32-element types Q5_0 and Q8_0, which are repacked at load
-//! ([`Interleaved`]): eight rows' blocks interleaved so one SIMD register holds four
-//! elements of each of eight rows.
+//! Weight blocks are the GGUF layouts, repacked at load ([`Interleaved`]): eight rows'
+//! blocks interleaved so one SIMD register holds four elements of each of eight rows, and
+//! each lane of an accumulator is one weight row (no horizontal sums).
 //! Activation blocks are our own (an `f32` scale instead of `f16`).
 
 use half::f16;
@@ -38,7 +37,7 @@ pub struct BlockQ5_0 {
     pub qs: [u8; QK / 2],
 }
 
-/// Rows interleaved in a [`BlockQ5_0x8`] or [`BlockQ8_0x8`].
+/// Rows interleaved in one packed block ([`BlockQ5_0x8`], [`BlockQ8_0x8`], [`BlockQ4Kx8`], [`BlockQ6Kx8`]).
 pub const GROUP_ROWS: usize = 8;
 
 /// A GGUF block type that Ponder stores eight rows at a time, interleaved.
@@ -175,6 +174,134 @@ pub struct BlockQ6K {
     pub d: f16,
 }
 
+/// Scale (or min) `2k + e` of row `r` sits at byte `16k + 2r + e` of an interleaved
+/// k-quant block's scale array: one 16-byte load widened to 16-bit gives a register whose
+/// 32-bit lane `r` holds row `r`'s pair of sub-block `2k` and `2k + 1`.
+fn pair_index(sub_block: usize, row: usize) -> usize {
+    16 * (sub_block / 2) + 2 * row + sub_block % 2
+}
+
+/// Copies four-byte pieces of eight rows side by side: piece `u` of row `r` (its bytes
+/// `4u..4u + 4`) goes to `out[32u + 4r..32u + 4r + 4]`.
+fn interleave_pieces(rows: [&[u8]; GROUP_ROWS], out: &mut [u8]) {
+    for (r, row) in rows.iter().enumerate() {
+        for (u, piece) in row.chunks_exact(4).enumerate() {
+            out[32 * u + 4 * r..32 * u + 4 * r + 4].copy_from_slice(piece);
+        }
+    }
+}
+
+/// Row `r`'s bytes back from [`interleave_pieces`].
+fn deinterleave_pieces(packed: &[u8], r: usize, out: &mut [u8]) {
+    for (u, piece) in out.chunks_exact_mut(4).enumerate() {
+        piece.copy_from_slice(&packed[32 * u + 4 * r..32 * u + 4 * r + 4]);
+    }
+}
+
+/// The same super-block (256 elements) of eight Q4_K rows, interleaved, with the 6-bit
+/// scales and mins unpacked to bytes (32 bytes more than the eight GGUF blocks).
+///
+/// `qs` holds the GGUF `qs` bytes four at a time, rows side by side: byte `4i + t` of
+/// 32-byte chunk `c` of row `r` at `qs[256c + 32i + 4r + t]`. So register `(c, i)` masked
+/// to its low nibbles holds elements `4i..4i + 4` of sub-block `2c` of every row, shifted
+/// right by four those of sub-block `2c + 1`.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct BlockQ4Kx8 {
+    /// The eight rows' scales of the scales.
+    pub d: [f16; GROUP_ROWS],
+    /// The eight rows' scales of the mins.
+    pub dmin: [f16; GROUP_ROWS],
+    /// Sub-block scales, in pairs (see `pair_index`).
+    pub scales: [u8; 64],
+    /// Sub-block mins, in pairs like the scales.
+    pub mins: [u8; 64],
+    /// Values, 32 registers of 32 bytes.
+    pub qs: [u8; 1024],
+}
+
+impl Interleaved for BlockQ4K {
+    type Packed = BlockQ4Kx8;
+    const ZERO: Self = Self { d: f16::ZERO, dmin: f16::ZERO, scales: [0; 12], qs: [0; QK_K / 2] };
+
+    fn pack(rows: [&Self; GROUP_ROWS]) -> BlockQ4Kx8 {
+        let mut packed =
+            BlockQ4Kx8 { d: [f16::ZERO; 8], dmin: [f16::ZERO; 8], scales: [0; 64], mins: [0; 64], qs: [0; 1024] };
+        for (r, block) in rows.iter().enumerate() {
+            packed.d[r] = block.d;
+            packed.dmin[r] = block.dmin;
+            for j in 0..8 {
+                let (scale, min) = q4k_scale_min(j, &block.scales);
+                packed.scales[pair_index(j, r)] = scale;
+                packed.mins[pair_index(j, r)] = min;
+            }
+        }
+        interleave_pieces(rows.map(|b| &b.qs[..]), &mut packed.qs);
+        packed
+    }
+
+    fn unpack(packed: &BlockQ4Kx8, r: usize) -> Self {
+        let mut block = Self { d: packed.d[r], dmin: packed.dmin[r], scales: [0; 12], qs: [0; QK_K / 2] };
+        let scale = |j: usize| packed.scales[pair_index(j, r)];
+        let min = |j: usize| packed.mins[pair_index(j, r)];
+        // The inverse of `q4k_scale_min`.
+        for j in 0..4 {
+            block.scales[j] = (scale(j) & 63) | ((scale(j + 4) >> 4) << 6);
+            block.scales[j + 4] = (min(j) & 63) | ((min(j + 4) >> 4) << 6);
+            block.scales[j + 8] = (scale(j + 4) & 0x0F) | ((min(j + 4) & 0x0F) << 4);
+        }
+        deinterleave_pieces(&packed.qs, r, &mut block.qs);
+        block
+    }
+}
+
+/// The same super-block (256 elements) of eight Q6_K rows, interleaved: the same size as
+/// the eight GGUF blocks.
+///
+/// `ql` and `qh` hold the GGUF bytes four at a time, rows side by side (byte `4u + t` of
+/// row `r` at `32u + 4r + t`), so each 32-byte register carries the same elements of every
+/// row and decodes with the GGUF layout's shifts and masks.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+pub struct BlockQ6Kx8 {
+    /// The eight rows' scales of the scales.
+    pub d: [f16; GROUP_ROWS],
+    /// Group scales, in pairs (see `pair_index`).
+    pub scales: [i8; 128],
+    /// Low four bits, 32 registers.
+    pub ql: [u8; 1024],
+    /// High two bits, 16 registers.
+    pub qh: [u8; 512],
+}
+
+impl Interleaved for BlockQ6K {
+    type Packed = BlockQ6Kx8;
+    const ZERO: Self = Self { ql: [0; QK_K / 2], qh: [0; QK_K / 4], scales: [0; QK_K / 16], d: f16::ZERO };
+
+    fn pack(rows: [&Self; GROUP_ROWS]) -> BlockQ6Kx8 {
+        let mut packed = BlockQ6Kx8 { d: [f16::ZERO; 8], scales: [0; 128], ql: [0; 1024], qh: [0; 512] };
+        for (r, block) in rows.iter().enumerate() {
+            packed.d[r] = block.d;
+            for (g, &scale) in block.scales.iter().enumerate() {
+                packed.scales[pair_index(g, r)] = scale;
+            }
+        }
+        interleave_pieces(rows.map(|b| &b.ql[..]), &mut packed.ql);
+        interleave_pieces(rows.map(|b| &b.qh[..]), &mut packed.qh);
+        packed
+    }
+
+    fn unpack(packed: &BlockQ6Kx8, r: usize) -> Self {
+        let mut block = Self { d: packed.d[r], ..Self::ZERO };
+        for (g, scale) in block.scales.iter_mut().enumerate() {
+            *scale = packed.scales[pair_index(g, r)];
+        }
+        deinterleave_pieces(&packed.ql, r, &mut block.ql);
+        deinterleave_pieces(&packed.qh, r, &mut block.qh);
+        block
+    }
+}
+
 /// 32 activations quantized to bytes: `x ≈ d * q`.
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]
@@ -274,6 +401,9 @@ mod tests {
         assert_eq!(QuantType::Q5_0.block_bytes(), 22);
         assert_eq!(std::mem::size_of::<BlockQ5_0x8>(), 8 * 22);
         assert_eq!(std::mem::size_of::<BlockQ8_0x8>(), 8 * 34);
+        assert_eq!(std::mem::size_of::<BlockQ6Kx8>(), 8 * 210);
+        // Q4_K's scales and mins unpacked to bytes: 32 bytes more than eight GGUF blocks.
+        assert_eq!(std::mem::size_of::<BlockQ4Kx8>(), 8 * 144 + 32);
         assert_eq!(QuantType::Q4K.block_elems(), 256);
     }
 
@@ -312,6 +442,51 @@ mod tests {
         let element = 4 * 5 + 2;
         let fifth = (u32::from_le_bytes(rows[3].qh) >> element) & 1;
         assert_eq!((packed.qh[5] >> (8 * 2 + 3)) & 1, fifth);
+    }
+
+    #[test]
+    fn interleaved_k_quants_pack_and_unpack_every_bit() {
+        let mut state = 0x0fed_cba9_8765_4321u64;
+        let mut byte = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        };
+        let q4: Vec<BlockQ4K> = (0..8)
+            .map(|r| BlockQ4K {
+                d: f16::from_f32(r as f32 + 0.5),
+                dmin: f16::from_f32(r as f32 - 3.25),
+                scales: std::array::from_fn(|_| byte()),
+                qs: std::array::from_fn(|_| byte()),
+            })
+            .collect();
+        let packed = BlockQ4K::pack(std::array::from_fn(|r| &q4[r]));
+        for (r, row) in q4.iter().enumerate() {
+            let back = BlockQ4K::unpack(&packed, r);
+            assert_eq!((back.d, back.dmin, back.scales, back.qs), (row.d, row.dmin, row.scales, row.qs), "Q4_K row {r}");
+            for j in 0..8 {
+                let (scale, min) = q4k_scale_min(j, &row.scales);
+                assert_eq!((packed.scales[pair_index(j, r)], packed.mins[pair_index(j, r)]), (scale, min));
+            }
+        }
+        // Byte 4i + t of chunk c of row r at 256c + 32i + 4r + t.
+        assert_eq!(packed.qs[256 * 2 + 32 * 5 + 4 * 3 + 1], q4[3].qs[32 * 2 + 4 * 5 + 1]);
+        let q6: Vec<BlockQ6K> = (0..8)
+            .map(|r| BlockQ6K {
+                ql: std::array::from_fn(|_| byte()),
+                qh: std::array::from_fn(|_| byte()),
+                scales: std::array::from_fn(|_| byte() as i8),
+                d: f16::from_f32(r as f32 * 0.25),
+            })
+            .collect();
+        let packed6 = BlockQ6K::pack(std::array::from_fn(|r| &q6[r]));
+        for (r, row) in q6.iter().enumerate() {
+            let back = BlockQ6K::unpack(&packed6, r);
+            assert_eq!((back.d, back.ql, back.qh, back.scales), (row.d, row.ql, row.qh, row.scales), "Q6_K row {r}");
+        }
+        assert_eq!(packed6.qh[32 * 9 + 4 * 6 + 2], q6[6].qh[4 * 9 + 2]);
+        assert_eq!(packed6.scales[16 * 5 + 2 * 7 + 1], q6[7].scales[11]);
     }
 
     #[test]

@@ -9,14 +9,13 @@
 use rayon::prelude::*;
 
 use crate::formats::{
-    ActQ8, ActQ8K, BlockQ4K, BlockQ5_0, BlockQ5_0x8, BlockQ6K, BlockQ8_0, BlockQ8_0x8, Interleaved, QuantType,
-    GROUP_ROWS, QK, QK_K,
+    ActQ8, ActQ8K, BlockQ4K, BlockQ4Kx8, BlockQ5_0, BlockQ5_0x8, BlockQ6K, BlockQ6Kx8, BlockQ8_0, BlockQ8_0x8,
+    Interleaved, QuantType, GROUP_ROWS, QK, QK_K,
 };
 use crate::{avx2, scalar, Isa};
 
-/// A weight matrix `[rows, cols]` in one of the quantized types: GGUF's block layout for
-/// the k-quants; Q5_0 and Q8_0 rows interleaved eight at a time ([`Interleaved`]; the last
-/// group padded with zero rows).
+/// A weight matrix `[rows, cols]` in one of the quantized types, its GGUF rows interleaved
+/// eight at a time ([`Interleaved`]; the last group padded with zero rows).
 pub struct QuantMatrix {
     kind: QuantType,
     rows: usize,
@@ -41,20 +40,17 @@ impl QuantMatrix {
         if bytes.len() != expected {
             return Err(format!("{kind:?} {rows}×{cols} needs {expected} bytes, got {}", bytes.len()));
         }
-        match kind {
-            QuantType::Q5_0 => return Ok(Self::interleave::<BlockQ5_0>(kind, rows, cols, bytes)),
-            QuantType::Q8_0 => return Ok(Self::interleave::<BlockQ8_0>(kind, rows, cols, bytes)),
-            QuantType::Q4K | QuantType::Q6K => {}
-        }
-        let mut data = vec![0u64; expected.div_ceil(8)];
-        // SAFETY: `data` holds at least `expected` bytes.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), data.as_mut_ptr() as *mut u8, expected) };
-        Ok(Self { kind, rows, cols, data })
+        Ok(match kind {
+            QuantType::Q5_0 => Self::interleave::<BlockQ5_0>(kind, rows, cols, bytes),
+            QuantType::Q8_0 => Self::interleave::<BlockQ8_0>(kind, rows, cols, bytes),
+            QuantType::Q4K => Self::interleave::<BlockQ4K>(kind, rows, cols, bytes),
+            QuantType::Q6K => Self::interleave::<BlockQ6K>(kind, rows, cols, bytes),
+        })
     }
 
     /// Repacks GGUF rows of `B` blocks (`bytes`, already size-checked) eight at a time.
     fn interleave<B: Interleaved>(kind: QuantType, rows: usize, cols: usize, bytes: &[u8]) -> Self {
-        let per_row = cols / QK;
+        let per_row = cols / kind.block_elems();
         let groups = rows.div_ceil(GROUP_ROWS);
         let mut data = vec![0u64; (groups * per_row * std::mem::size_of::<B::Packed>()).div_ceil(8)];
         let block_at = |row: usize, b: usize| -> B {
@@ -95,10 +91,10 @@ impl QuantMatrix {
         self.rows * self.cols / self.kind.block_elems() * self.kind.block_bytes()
     }
 
-    /// Rows `8g..8g + 8`, interleaved (`B` must be this matrix's block type, Q5_0 or Q8_0).
+    /// Rows `8g..8g + 8`, interleaved (`B` must be this matrix's block type).
     fn group<B: Interleaved>(&self, g: usize) -> &[B::Packed] {
         debug_assert_eq!(std::mem::size_of::<B>(), self.kind.block_bytes());
-        let per_row = self.cols / QK;
+        let per_row = self.cols / self.kind.block_elems();
         // SAFETY: `data` holds `rows.div_ceil(8) * per_row` packed blocks (made in
         // `interleave`); the packed types are `repr(C)`, alignment ≤ 8, any bit pattern valid.
         unsafe { std::slice::from_raw_parts((self.data.as_ptr() as *const B::Packed).add(g * per_row), per_row) }
@@ -109,22 +105,13 @@ impl QuantMatrix {
         self.group::<B>(r / GROUP_ROWS).iter().map(|b| B::unpack(b, r % GROUP_ROWS)).collect()
     }
 
-    /// Row `r` as blocks of type `B` (which must be this matrix's block type, a k-quant).
-    fn row<B>(&self, r: usize) -> &[B] {
-        debug_assert_eq!(std::mem::size_of::<B>(), self.kind.block_bytes());
-        let per_row = self.cols / self.kind.block_elems();
-        // SAFETY: `data` holds `rows * per_row` blocks of `B` (checked in `new`); every block
-        // type is `repr(C)` with alignment ≤ 8, and all bit patterns are valid.
-        unsafe { std::slice::from_raw_parts((self.data.as_ptr() as *const B).add(r * per_row), per_row) }
-    }
-
     /// Dequantizes row `r` into `out` (`cols` long), for tests and embeddings.
     pub fn dequantize_row(&self, r: usize, out: &mut [f32]) {
         match self.kind {
             QuantType::Q8_0 => scalar::dequantize_q8_0(&self.unpacked_row(r), out),
             QuantType::Q5_0 => scalar::dequantize_q5_0(&self.unpacked_row(r), out),
-            QuantType::Q4K => scalar::dequantize_q4k(self.row(r), out),
-            QuantType::Q6K => scalar::dequantize_q6k(self.row(r), out),
+            QuantType::Q4K => scalar::dequantize_q4k(&self.unpacked_row(r), out),
+            QuantType::Q6K => scalar::dequantize_q6k(&self.unpacked_row(r), out),
         }
     }
 }
@@ -232,82 +219,55 @@ pub fn matmul(isa: Isa, acts: &QuantizedActivations, jobs: &mut [MatmulJob<'_>])
 unsafe fn run_rows(isa: Isa, w: &QuantMatrix, acts: &QuantizedActivations, out: OutPtr, start: usize, end: usize) {
     let n_total = w.rows;
     let store = |row: usize, col: usize, value: f32| *out.0.add(row * n_total + col) = value;
+    let q8 = |r| acts.q8_row(r);
+    let q8k = |r| acts.q8k_row(r);
+    let span = (start, end, acts.rows);
     match w.kind {
-        QuantType::Q5_0 => run_groups::<BlockQ5_0>(isa, w, acts, &store, start, end, scalar::dot_q5_0, tile_q5_0),
-        QuantType::Q8_0 => run_groups::<BlockQ8_0>(isa, w, acts, &store, start, end, scalar::dot_q8_0, tile_q8_0),
-        QuantType::Q4K => run_kquant_rows::<BlockQ4K>(isa, w, acts, &store, start, end, scalar::dot_q4k, dispatch_q4k),
-        QuantType::Q6K => run_kquant_rows::<BlockQ6K>(isa, w, acts, &store, start, end, scalar::dot_q6k, dispatch_q6k),
+        QuantType::Q5_0 => run_groups::<BlockQ5_0, _>(isa, w, q8, &store, span, scalar::dot_q5_0, tile_q5_0),
+        QuantType::Q8_0 => run_groups::<BlockQ8_0, _>(isa, w, q8, &store, span, scalar::dot_q8_0, tile_q8_0),
+        QuantType::Q4K => run_groups::<BlockQ4K, _>(isa, w, q8k, &store, span, scalar::dot_q4k, tile_q4k),
+        QuantType::Q6K => run_groups::<BlockQ6K, _>(isa, w, q8k, &store, span, scalar::dot_q6k, tile_q6k),
     }
 }
 
-/// Computes output columns `start..end` of a Q4_K or Q6_K matrix (GGUF layout): row by row
-/// with the scalar reference, or in AVX2 tiles.
+/// Activation rows per tile call.
+const TILE_ROWS: usize = 16;
+
+/// A tile: eight interleaved weight rows × the activation rows `x` (at most
+/// [`TILE_ROWS`]), into `out` (as long as `x`).
+type GroupTileFn<P, A> = unsafe fn(w: &[P], x: &[&[A]], out: &mut [[f32; GROUP_ROWS]]);
+
+/// Computes output columns `start..end` (`start` a multiple of 8) for activation rows
+/// `0..m` (`span = (start, end, m)`), eight weight rows at a time: with the scalar
+/// reference on each unpacked row, or in AVX2 tiles.
 ///
 /// # Safety
 /// As [`run_rows`].
-#[allow(clippy::too_many_arguments)]
-unsafe fn run_kquant_rows<B>(
+unsafe fn run_groups<'a, B: Interleaved, A: 'a>(
     isa: Isa,
     w: &QuantMatrix,
-    acts: &QuantizedActivations,
+    act_row: impl Fn(usize) -> &'a [A],
     store: &impl Fn(usize, usize, f32),
-    start: usize,
-    end: usize,
-    scalar_dot: fn(&[B], &[ActQ8K]) -> f32,
-    tile: TileFn<B, ActQ8K>,
-) {
-    let m = acts.rows;
-    match isa {
-        Isa::Scalar => {
-            for n in start..end {
-                for r in 0..m {
-                    store(r, n, scalar_dot(w.row(n), acts.q8k_row(r)));
-                }
-            }
-        }
-        Isa::Avx2 => tiles::<B, ActQ8K>(w, start, end, m, |r| acts.q8k_row(r), store, tile),
-    }
-}
-
-/// Activation rows per interleaved tile.
-const GROUP_MR: usize = 4;
-
-/// An interleaved tile: eight weight rows × `mr` (≤ [`GROUP_MR`]) activation rows; rows of
-/// `out` past `mr` are left alone.
-type GroupTileFn<P> = unsafe fn(w: &[P], x: [&[ActQ8]; GROUP_MR], mr: usize, out: &mut [[f32; GROUP_ROWS]; GROUP_MR]);
-
-/// Computes output columns `start..end` (`start` a multiple of 8) of a Q5_0 or Q8_0
-/// matrix, eight weight rows at a time.
-///
-/// # Safety
-/// As [`run_rows`].
-#[allow(clippy::too_many_arguments)]
-unsafe fn run_groups<B: Interleaved>(
-    isa: Isa,
-    w: &QuantMatrix,
-    acts: &QuantizedActivations,
-    store: &impl Fn(usize, usize, f32),
-    start: usize,
-    end: usize,
-    scalar_dot: fn(&[B], &[ActQ8]) -> f32,
-    tile: GroupTileFn<B::Packed>,
+    (start, end, m): (usize, usize, usize),
+    scalar_dot: fn(&[B], &[A]) -> f32,
+    tile: GroupTileFn<B::Packed, A>,
 ) {
     debug_assert_eq!(start % GROUP_ROWS, 0);
-    let m = acts.rows;
     for g in start / GROUP_ROWS..end.div_ceil(GROUP_ROWS) {
         let group = w.group::<B>(g);
         let rows = (g * GROUP_ROWS..(g + 1) * GROUP_ROWS).take_while(|&n| n < end);
         let mut r = 0;
         while r < m {
-            let mr = (m - r).min(GROUP_MR);
-            let mut out = [[0f32; GROUP_ROWS]; GROUP_MR];
+            let mr = (m - r).min(TILE_ROWS);
+            let mut out = [[0f32; GROUP_ROWS]; TILE_ROWS];
+            let x: [&[A]; TILE_ROWS] = std::array::from_fn(|i| act_row(r + i.min(mr - 1)));
             match isa {
                 Isa::Scalar => {
-                    for (i, row_out) in out.iter_mut().enumerate().take(mr) {
-                        *row_out = scalar::dot_interleaved::<B>(group, acts.q8_row(r + i), scalar_dot);
+                    for (row_out, x_row) in out.iter_mut().zip(x).take(mr) {
+                        *row_out = scalar::dot_interleaved::<B, A>(group, x_row, scalar_dot);
                     }
                 }
-                Isa::Avx2 => tile(group, std::array::from_fn(|i| acts.q8_row(r + i.min(mr - 1))), mr, &mut out),
+                Isa::Avx2 => tile(group, &x[..mr], &mut out[..mr]),
             }
             for (i, row_out) in out.iter().enumerate().take(mr) {
                 for (lane, n) in rows.clone().enumerate() {
@@ -319,100 +279,43 @@ unsafe fn run_groups<B: Interleaved>(
     }
 }
 
-/// Picks the monomorphised AVX2 interleaved tile for `mr` activation rows.
+/// Activation rows per fixed-shape AVX2 tile.
+const TILE_MR: usize = 4;
+
+/// Runs a fixed-shape AVX2 tile (`MR` activation rows) over up to [`TILE_ROWS`] rows,
+/// [`TILE_MR`] at a time.
 macro_rules! dispatch_group {
-    ($name:ident, $kernel:ident, $packed:ty) => {
-        unsafe fn $name(w: &[$packed], x: [&[ActQ8]; GROUP_MR], mr: usize, out: &mut [[f32; GROUP_ROWS]; GROUP_MR]) {
-            fn run<const MR: usize>(w: &[$packed], x: [&[ActQ8]; GROUP_MR], out: &mut [[f32; GROUP_ROWS]; GROUP_MR]) {
+    ($name:ident, $kernel:ident, $packed:ty, $act:ty) => {
+        unsafe fn $name(w: &[$packed], x: &[&[$act]], out: &mut [[f32; GROUP_ROWS]]) {
+            fn run<const MR: usize>(w: &[$packed], x: &[&[$act]], out: &mut [[f32; GROUP_ROWS]]) {
                 let mut tile_out = [[0f32; GROUP_ROWS]; MR];
                 // SAFETY: only reached with `Isa::Avx2`, which was detected.
                 unsafe { avx2::$kernel::<MR>(w, std::array::from_fn(|i| x[i]), &mut tile_out) };
                 out[..MR].copy_from_slice(&tile_out);
             }
-            match mr {
-                1 => run::<1>(w, x, out),
-                2 => run::<2>(w, x, out),
-                3 => run::<3>(w, x, out),
-                _ => run::<4>(w, x, out),
-            }
-        }
-    };
-}
-
-dispatch_group!(tile_q5_0, tile_q5_0x8, BlockQ5_0x8);
-dispatch_group!(tile_q8_0, tile_q8_0x8, BlockQ8_0x8);
-
-/// The largest k-quant tile: activation rows × weight rows.
-const MR: usize = 4;
-const NR: usize = 2;
-
-/// The k-quant tile shape for a batch size: `(activation rows, weight rows)`. One
-/// activation row streams two weight rows at once (memory-bound); more rows share each
-/// decoded weight block among up to 4 activation rows.
-fn tile_shape(m: usize) -> (usize, usize) {
-    if m == 1 {
-        (1, 2)
-    } else {
-        (MR, NR)
-    }
-}
-
-/// A tile of `mr` activation rows × `nr` weight rows; entries past the counts are ignored.
-type TileFn<B, A> = unsafe fn(w: [&[B]; NR], nr: usize, x: [&[A]; MR], mr: usize, out: &mut [[f32; NR]; MR]);
-
-/// Walks weight rows `start..end` in tiles.
-#[inline]
-#[allow(clippy::too_many_arguments)]
-unsafe fn tiles<'a, B: 'a, A: 'a>(
-    w: &'a QuantMatrix,
-    start: usize,
-    end: usize,
-    m: usize,
-    act_row: impl Fn(usize) -> &'a [A],
-    store: &impl Fn(usize, usize, f32),
-    tile: TileFn<B, A>,
-) {
-    let (mr_max, nr_max) = tile_shape(m);
-    let mut n = start;
-    while n < end {
-        let nr = (end - n).min(nr_max);
-        let w_rows: [&[B]; NR] = std::array::from_fn(|i| w.row::<B>(n + i.min(nr - 1)));
-        let mut r = 0;
-        while r < m {
-            let mr = (m - r).min(mr_max);
-            let x_rows: [&[A]; MR] = std::array::from_fn(|i| act_row(r + i.min(mr - 1)));
-            let mut out = [[0f32; NR]; MR];
-            tile(w_rows, nr, x_rows, mr, &mut out);
-            for (i, row) in out.iter().enumerate().take(mr) {
-                for (j, &value) in row.iter().enumerate().take(nr) {
-                    store(r + i, n + j, value);
+            for (x, out) in x.chunks(TILE_MR).zip(out.chunks_mut(TILE_MR)) {
+                match x.len() {
+                    1 => run::<1>(w, x, out),
+                    2 => run::<2>(w, x, out),
+                    3 => run::<3>(w, x, out),
+                    _ => run::<4>(w, x, out),
                 }
             }
-            r += mr;
-        }
-        n += nr;
-    }
-}
-
-/// Picks the monomorphised AVX2 tile for the tile's actual shape.
-macro_rules! dispatch {
-    ($name:ident, $kernel:ident, $block:ty, $act:ty, [$(($mr:literal, $nr:literal)),*]) => {
-        unsafe fn $name(w: [&[$block]; NR], nr: usize, x: [&[$act]; MR], mr: usize, out: &mut [[f32; NR]; MR]) {
-            match (mr, nr) {
-                $(($mr, $nr) => {
-                    let mut tile_out = [[0f32; $nr]; $mr];
-                    avx2::$kernel::<$mr, $nr>(std::array::from_fn(|i| w[i]), std::array::from_fn(|i| x[i]), &mut tile_out);
-                    for i in 0..$mr {
-                        out[i][..$nr].copy_from_slice(&tile_out[i]);
-                    }
-                })*
-                _ => unreachable!("no {mr}×{nr} tile for this type"),
-            }
         }
     };
 }
 
-dispatch!(dispatch_q4k, tile_q4k, BlockQ4K, ActQ8K,
-    [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2), (4, 1), (4, 2)]);
-dispatch!(dispatch_q6k, tile_q6k, BlockQ6K, ActQ8K,
-    [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1), (3, 2), (4, 1), (4, 2)]);
+/// An AVX2 kernel that takes any number of activation rows.
+macro_rules! rows_kernel {
+    ($name:ident, $kernel:ident, $packed:ty, $act:ty) => {
+        unsafe fn $name(w: &[$packed], x: &[&[$act]], out: &mut [[f32; GROUP_ROWS]]) {
+            // SAFETY: only reached with `Isa::Avx2`, which was detected.
+            unsafe { avx2::$kernel(w, x, out) }
+        }
+    };
+}
+
+rows_kernel!(tile_q5_0, rows_q5_0x8, BlockQ5_0x8, ActQ8);
+dispatch_group!(tile_q8_0, tile_q8_0x8, BlockQ8_0x8, ActQ8);
+rows_kernel!(tile_q4k, rows_q4k_x8, BlockQ4Kx8, ActQ8K);
+rows_kernel!(tile_q6k, rows_q6k_x8, BlockQ6Kx8, ActQ8K);

@@ -2,7 +2,7 @@
 //! batch and thread invariance.
 
 use half::f16;
-use ponder_kernels::formats::{ActQ8, ActQ8K, BlockQ5_0, BlockQ8_0, QuantType, QK, QK_K};
+use ponder_kernels::formats::{ActQ8, ActQ8K, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0, QuantType, QK, QK_K};
 use ponder_kernels::{matmul, scalar, Isa, MatmulJob, QuantMatrix, QuantizedActivations};
 use proptest::prelude::*;
 
@@ -166,10 +166,11 @@ fn matmul_matches_dequantized_weights_within_activation_rounding() {
 #[test]
 fn a_rows_result_does_not_depend_on_the_batch() {
     for kind in TYPES {
+        // 21 activation rows: more than one tile of 16.
         let w = random_matrix(kind, 37, 512, 3, None);
-        let x = random_activations(11, 512, 4);
-        let batched = run(Isa::detect(), &w, &x, 11);
-        for r in 0..11 {
+        let x = random_activations(21, 512, 4);
+        let batched = run(Isa::detect(), &w, &x, 21);
+        for r in 0..21 {
             let alone = run(Isa::detect(), &w, &x[r * 512..(r + 1) * 512], 1);
             assert_eq!(alone[..], batched[r * 37..(r + 1) * 37], "{kind:?} row {r}");
         }
@@ -189,27 +190,30 @@ fn results_do_not_depend_on_the_thread_count() {
 }
 
 /// Checks an interleaved type against its GGUF blocks: `parse` reads one block's bytes,
-/// `dequantize` and `dot` are the GGUF-layout references.
-fn check_interleaved<B>(
+/// `scale_at` are the byte offsets of its f16 scales, `quantize`, `dequantize` and `dot`
+/// the GGUF-layout references.
+fn check_interleaved<B, A: Default + Clone>(
     kind: QuantType,
+    scale_at: &[usize],
     parse: impl Fn(&[u8]) -> B,
+    quantize: fn(&[f32], &mut [A]),
     dequantize: fn(&[B], &mut [f32]),
-    dot: fn(&[B], &[ActQ8]) -> f32,
+    dot: fn(&[B], &[A]) -> f32,
 ) {
     // 21 rows: two full groups of eight and a padded one.
-    let (rows, cols, size) = (21, 256, kind.block_bytes());
+    let (rows, cols, size) = (21, 512, kind.block_bytes());
     let mut rng = Rng(5);
-    // Scales fixed at a finite f16 (byte 1 = 0x2c); Q8_0 values kept within ±127.
-    let bytes: Vec<u8> = (0..rows * cols / QK * size)
+    // Scales fixed at a finite f16 (high byte 0x2c); Q8_0 values kept within ±127.
+    let bytes: Vec<u8> = (0..rows * cols / kind.block_elems() * size)
         .map(|i| match (i % size, rng.next() as u8) {
-            (1, _) => 0x2c,
-            (_, 0x80) => 0x81,
+            (at, _) if scale_at.contains(&(at - at % 2)) && at % 2 == 1 => 0x2c,
+            (_, 0x80) if kind == QuantType::Q8_0 => 0x81,
             (_, b) => b,
         })
         .collect();
     let w = QuantMatrix::new(kind, rows, cols, &bytes).unwrap();
     let blocks: Vec<B> = bytes.chunks_exact(size).map(&parse).collect();
-    let per_row = cols / QK;
+    let per_row = cols / kind.block_elems();
     let (mut got, mut want) = (vec![0.0; cols], vec![0.0; cols]);
     for r in 0..rows {
         w.dequantize_row(r, &mut got);
@@ -217,8 +221,8 @@ fn check_interleaved<B>(
         assert_eq!(got, want, "{kind:?} row {r}");
         // The interleaved matmul (scalar) agrees exactly with the GGUF-layout dot product.
         let x = random_activations(1, cols, r as u64 + 1);
-        let mut acts = vec![ActQ8::default(); per_row];
-        scalar::quantize_q8(&x, &mut acts);
+        let mut acts = vec![A::default(); per_row];
+        quantize(&x, &mut acts);
         let plain = dot(&blocks[r * per_row..(r + 1) * per_row], &acts);
         assert_eq!(run(Isa::Scalar, &w, &x, 1)[r], plain, "{kind:?} row {r}");
     }
@@ -226,21 +230,48 @@ fn check_interleaved<B>(
 
 #[test]
 fn interleaved_rows_keep_their_gguf_values() {
+    let f16_at = |b: &[u8], at: usize| f16::from_le_bytes([b[at], b[at + 1]]);
     check_interleaved(
         QuantType::Q5_0,
-        |b| BlockQ5_0 {
-            d: f16::from_le_bytes([b[0], b[1]]),
-            qh: b[2..6].try_into().unwrap(),
-            qs: b[6..22].try_into().unwrap(),
-        },
+        &[0],
+        |b| BlockQ5_0 { d: f16_at(b, 0), qh: b[2..6].try_into().unwrap(), qs: b[6..22].try_into().unwrap() },
+        scalar::quantize_q8,
         scalar::dequantize_q5_0,
         scalar::dot_q5_0,
     );
     check_interleaved(
         QuantType::Q8_0,
-        |b| BlockQ8_0 { d: f16::from_le_bytes([b[0], b[1]]), qs: std::array::from_fn(|i| b[2 + i] as i8) },
+        &[0],
+        |b| BlockQ8_0 { d: f16_at(b, 0), qs: std::array::from_fn(|i| b[2 + i] as i8) },
+        scalar::quantize_q8,
         scalar::dequantize_q8_0,
         scalar::dot_q8_0,
+    );
+    check_interleaved(
+        QuantType::Q4K,
+        &[0, 2],
+        |b| BlockQ4K {
+            d: f16_at(b, 0),
+            dmin: f16_at(b, 2),
+            scales: b[4..16].try_into().unwrap(),
+            qs: b[16..144].try_into().unwrap(),
+        },
+        scalar::quantize_q8k,
+        scalar::dequantize_q4k,
+        scalar::dot_q4k,
+    );
+    check_interleaved(
+        QuantType::Q6K,
+        &[208],
+        |b| BlockQ6K {
+            ql: b[0..128].try_into().unwrap(),
+            qh: b[128..192].try_into().unwrap(),
+            scales: std::array::from_fn(|i| b[192 + i] as i8),
+            d: f16_at(b, 208),
+        },
+        scalar::quantize_q8k,
+        scalar::dequantize_q6k,
+        scalar::dot_q6k,
     );
 }
 
