@@ -25,13 +25,16 @@ impl KvView<'_> {
     }
 }
 
-/// Attends one query head `q` (`head_dim` values) over positions `0..context` of a sequence,
-/// using KV head `kv_head`, and writes the result into `out` (`head_dim` values). `scores` is
-/// scratch space.
+/// Attends the query heads `q` (`heads × head_dim` values, every one reading KV head
+/// `kv_head`, as grouped-query attention shares it) over positions `0..context` of a
+/// sequence, and writes their results into `out` (`heads × head_dim`). Each key and value
+/// is read once for the whole group; each head's arithmetic is the same as if it were
+/// alone. `scores` is scratch space.
 #[allow(clippy::too_many_arguments)]
-pub fn attend_head(
+pub fn attend_heads(
     isa: Isa,
     q: &[f32],
+    head_dim: usize,
     kv: KvView<'_>,
     blocks: &[u32],
     context: usize,
@@ -40,26 +43,35 @@ pub fn attend_head(
     scores: &mut Vec<f32>,
     out: &mut [f32],
 ) {
-    let head_dim = q.len();
+    let heads = q.len() / head_dim;
     let offset = kv_head * head_dim;
+    let slot_base = |p: usize| kv.slot(blocks, p) * kv.kv_dim + offset;
     scores.clear();
-    let mut max = f32::NEG_INFINITY;
+    scores.resize(heads * context, 0.0);
     for p in 0..context {
-        let base = kv.slot(blocks, p) * kv.kv_dim + offset;
-        let s = dot(isa, q, &kv.keys[base..base + head_dim]) * scale;
-        max = max.max(s);
-        scores.push(s);
+        let key = &kv.keys[slot_base(p)..slot_base(p) + head_dim];
+        for (h, q_head) in q.chunks_exact(head_dim).enumerate() {
+            scores[h * context + p] = dot(isa, q_head, key) * scale;
+        }
     }
-    let mut sum = 0.0;
-    for s in scores.iter_mut() {
-        *s = (*s - max).exp();
-        sum += *s;
+    for head_scores in scores.chunks_exact_mut(context) {
+        let max = head_scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
+        let mut sum = 0.0;
+        for s in head_scores.iter_mut() {
+            *s = (*s - max).exp();
+            sum += *s;
+        }
+        let inv = 1.0 / sum;
+        for s in head_scores.iter_mut() {
+            *s *= inv;
+        }
     }
     out.fill(0.0);
-    let inv = 1.0 / sum;
-    for (p, &weight) in scores.iter().enumerate() {
-        let base = kv.slot(blocks, p) * kv.kv_dim + offset;
-        axpy(isa, weight * inv, &kv.values[base..base + head_dim], out);
+    for p in 0..context {
+        let value = &kv.values[slot_base(p)..slot_base(p) + head_dim];
+        for (h, out_head) in out.chunks_exact_mut(head_dim).enumerate() {
+            axpy(isa, scores[h * context + p], value, out_head);
+        }
     }
 }
 
@@ -69,33 +81,43 @@ mod tests {
 
     #[test]
     fn attention_over_scattered_blocks_matches_a_dense_softmax() {
-        // Two KV heads of dim 4, block size 2; the sequence uses blocks 3 and 1.
+        // Two KV heads of dim 4, block size 2; the sequence uses blocks 3 and 1; two query
+        // heads share KV head 1.
         let kv_dim = 8;
         let slots = 8;
         let keys: Vec<f32> = (0..slots * kv_dim).map(|i| ((i * 7) % 5) as f32 * 0.1).collect();
         let values: Vec<f32> = (0..slots * kv_dim).map(|i| ((i * 3) % 7) as f32).collect();
         let kv = KvView { keys: &keys, values: &values, kv_dim, block_size: 2 };
         let blocks = [3, 1];
-        let q = [0.5, -1.0, 0.25, 2.0];
-        let mut out = [0.0; 4];
-        attend_head(Isa::Scalar, &q, kv, &blocks, 3, 1, 0.5, &mut Vec::new(), &mut out);
+        let q = [0.5, -1.0, 0.25, 2.0, -0.75, 0.3, 1.5, 0.0];
+        let mut out = [0.0; 8];
+        attend_heads(Isa::Scalar, &q, 4, kv, &blocks, 3, 1, 0.5, &mut Vec::new(), &mut out);
         // Dense reference: positions 0, 1, 2 are slots 6, 7, 2.
         let slot_of = [6, 7, 2];
-        let scores: Vec<f32> = slot_of
-            .iter()
-            .map(|&s| (0..4).map(|d| q[d] * keys[s * kv_dim + 4 + d]).sum::<f32>() * 0.5)
-            .collect();
-        let max = scores.iter().cloned().fold(f32::MIN, f32::max);
-        let exps: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
-        let total: f32 = exps.iter().sum();
-        for d in 0..4 {
-            let expected: f32 = slot_of.iter().zip(&exps).map(|(&s, e)| e / total * values[s * kv_dim + 4 + d]).sum();
-            assert!((out[d] - expected).abs() < 1e-5, "{d}: {} vs {expected}", out[d]);
+        for h in 0..2 {
+            let q_head = &q[4 * h..4 * h + 4];
+            let scores: Vec<f32> = slot_of
+                .iter()
+                .map(|&s| (0..4).map(|d| q_head[d] * keys[s * kv_dim + 4 + d]).sum::<f32>() * 0.5)
+                .collect();
+            let max = scores.iter().cloned().fold(f32::MIN, f32::max);
+            let exps: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
+            let total: f32 = exps.iter().sum();
+            for d in 0..4 {
+                let expected: f32 =
+                    slot_of.iter().zip(&exps).map(|(&s, e)| e / total * values[s * kv_dim + 4 + d]).sum();
+                let got = out[4 * h + d];
+                assert!((got - expected).abs() < 1e-5, "head {h} dim {d}: {got} vs {expected}");
+            }
         }
-        let mut simd = [0.0; 4];
-        attend_head(Isa::detect(), &q, kv, &blocks, 3, 1, 0.5, &mut Vec::new(), &mut simd);
-        for d in 0..4 {
+        let mut simd = [0.0; 8];
+        attend_heads(Isa::detect(), &q, 4, kv, &blocks, 3, 1, 0.5, &mut Vec::new(), &mut simd);
+        for d in 0..8 {
             assert!((simd[d] - out[d]).abs() < 1e-5);
         }
+        // A head's result does not depend on the other heads of its group.
+        let mut alone = [0.0; 4];
+        attend_heads(Isa::detect(), &q[4..], 4, kv, &blocks, 3, 1, 0.5, &mut Vec::new(), &mut alone);
+        assert_eq!(alone, simd[4..]);
     }
 }

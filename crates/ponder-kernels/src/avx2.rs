@@ -108,36 +108,35 @@ pub unsafe fn quantize_q8k(x: &[f32], out: &mut [ActQ8K]) {
     }
 }
 
-/// Eight interleaved Q8_0 rows × `MR` activation rows: `out[m][r] = Σ w[r] · x[m]`.
+/// Eight interleaved Q8_0 rows × any number of activation rows: `out[m][r] = Σ w[r] · x[m]`
+/// (`x` and `out` the same length).
 ///
-/// `maddubs` takes `|w|` and `x` with `w`'s sign; its pairs (up to 2 · 127² in 16 bits)
-/// are widened at once. Every accumulator lane is one weight row, as in [`rows_q5_0x8`].
+/// Each block's `|w|` is computed once into eight registers for every activation row;
+/// `maddubs` takes `|w|` and `x` with `w`'s sign (read again from memory); its pairs (up to
+/// 2 · 127² in 16 bits) are widened at once. Every accumulator lane is one weight row, as
+/// in [`rows_q5_0x8`].
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn tile_q8_0x8<const MR: usize>(w: &[BlockQ8_0x8], x: [&[ActQ8]; MR], out: &mut [[f32; 8]; MR]) {
+pub unsafe fn rows_q8_0x8(w: &[BlockQ8_0x8], x: &[&[ActQ8]], out: &mut [[f32; 8]]) {
+    debug_assert_eq!(x.len(), out.len());
     let ones = _mm256_set1_epi16(1);
-    let mut acc = [_mm256_setzero_ps(); MR];
+    out.fill([0.0; 8]);
     for (b, wb) in w.iter().enumerate() {
         prefetch_ahead(wb as *const BlockQ8_0x8 as *const i8, std::mem::size_of::<BlockQ8_0x8>());
-        let mut isum = [_mm256_setzero_si256(); MR];
-        for j in 0..8 {
-            let q = _mm256_loadu_si256(wb.qs.as_ptr().add(32 * j) as *const __m256i);
-            let q_abs = _mm256_sign_epi8(q, q);
-            for m in 0..MR {
-                let xb = x[m].get_unchecked(b);
-                let xs = _mm256_set1_epi32(std::ptr::read_unaligned(xb.qs.as_ptr().add(4 * j) as *const i32));
-                let pairs = _mm256_maddubs_epi16(q_abs, _mm256_sign_epi8(xs, q));
-                isum[m] = _mm256_add_epi32(isum[m], _mm256_madd_epi16(pairs, ones));
-            }
-        }
+        let signed = |j: usize| _mm256_loadu_si256(wb.qs.as_ptr().add(32 * j) as *const __m256i);
+        let magnitudes: [__m256i; 8] = std::array::from_fn(|j| _mm256_sign_epi8(signed(j), signed(j)));
         let wd = _mm256_cvtph_ps(_mm_loadu_si128(wb.d.as_ptr() as *const __m128i));
-        for m in 0..MR {
-            let xb = x[m].get_unchecked(b);
+        for (xm, acc) in x.iter().zip(out.iter_mut()) {
+            let xb = xm.get_unchecked(b);
+            let mut isum = _mm256_setzero_si256();
+            for (j, magnitude) in magnitudes.iter().enumerate() {
+                let xs = _mm256_set1_epi32(std::ptr::read_unaligned(xb.qs.as_ptr().add(4 * j) as *const i32));
+                let pairs = _mm256_maddubs_epi16(*magnitude, _mm256_sign_epi8(xs, signed(j)));
+                isum = _mm256_add_epi32(isum, _mm256_madd_epi16(pairs, ones));
+            }
             let scale = _mm256_mul_ps(wd, _mm256_set1_ps(xb.d));
-            acc[m] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[m]), scale, acc[m]);
+            let sum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, _mm256_loadu_ps(acc.as_ptr()));
+            _mm256_storeu_ps(acc.as_mut_ptr(), sum);
         }
-    }
-    for m in 0..MR {
-        _mm256_storeu_ps(out[m].as_mut_ptr(), acc[m]);
     }
 }
 

@@ -9,7 +9,7 @@
 use rayon::prelude::*;
 
 use crate::formats::{
-    ActQ8, ActQ8K, BlockQ4K, BlockQ4Kx8, BlockQ5_0, BlockQ5_0x8, BlockQ6K, BlockQ6Kx8, BlockQ8_0, BlockQ8_0x8,
+    ActQ8, ActQ8K, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0,
     Interleaved, QuantType, GROUP_ROWS, QK, QK_K,
 };
 use crate::{avx2, scalar, Isa};
@@ -218,22 +218,30 @@ pub fn matmul(isa: Isa, acts: &QuantizedActivations, jobs: &mut [MatmulJob<'_>])
 /// `out` must point at `acts.rows × w.rows` floats no one else writes in these columns.
 unsafe fn run_rows(isa: Isa, w: &QuantMatrix, acts: &QuantizedActivations, out: OutPtr, start: usize, end: usize) {
     let n_total = w.rows;
-    let store = |row: usize, col: usize, value: f32| *out.0.add(row * n_total + col) = value;
+    // Writes `values` into activation row `row`'s outputs from column `col` on.
+    let store = |row: usize, col: usize, values: &[f32]| {
+        let target = out.0.add(row * n_total + col);
+        match <&[f32; GROUP_ROWS]>::try_from(values) {
+            // A whole group: one 32-byte store rather than a `memmove` call.
+            Ok(lanes) => (target as *mut [f32; GROUP_ROWS]).write_unaligned(*lanes),
+            Err(_) => std::ptr::copy_nonoverlapping(values.as_ptr(), target, values.len()),
+        }
+    };
     let q8 = |r| acts.q8_row(r);
     let q8k = |r| acts.q8k_row(r);
     let span = (start, end, acts.rows);
     match w.kind {
-        QuantType::Q5_0 => run_groups::<BlockQ5_0, _>(isa, w, q8, &store, span, scalar::dot_q5_0, tile_q5_0),
-        QuantType::Q8_0 => run_groups::<BlockQ8_0, _>(isa, w, q8, &store, span, scalar::dot_q8_0, tile_q8_0),
-        QuantType::Q4K => run_groups::<BlockQ4K, _>(isa, w, q8k, &store, span, scalar::dot_q4k, tile_q4k),
-        QuantType::Q6K => run_groups::<BlockQ6K, _>(isa, w, q8k, &store, span, scalar::dot_q6k, tile_q6k),
+        QuantType::Q5_0 => run_groups::<BlockQ5_0, _>(isa, w, q8, &store, span, scalar::dot_q5_0, avx2::rows_q5_0x8),
+        QuantType::Q8_0 => run_groups::<BlockQ8_0, _>(isa, w, q8, &store, span, scalar::dot_q8_0, avx2::rows_q8_0x8),
+        QuantType::Q4K => run_groups::<BlockQ4K, _>(isa, w, q8k, &store, span, scalar::dot_q4k, avx2::rows_q4k_x8),
+        QuantType::Q6K => run_groups::<BlockQ6K, _>(isa, w, q8k, &store, span, scalar::dot_q6k, avx2::rows_q6k_x8),
     }
 }
 
 /// Activation rows per tile call.
 const TILE_ROWS: usize = 16;
 
-/// A tile: eight interleaved weight rows × the activation rows `x` (at most
+/// An AVX2 kernel: eight interleaved weight rows × the activation rows `x` (at most
 /// [`TILE_ROWS`]), into `out` (as long as `x`).
 type GroupTileFn<P, A> = unsafe fn(w: &[P], x: &[&[A]], out: &mut [[f32; GROUP_ROWS]]);
 
@@ -247,7 +255,7 @@ unsafe fn run_groups<'a, B: Interleaved, A: 'a>(
     isa: Isa,
     w: &QuantMatrix,
     act_row: impl Fn(usize) -> &'a [A],
-    store: &impl Fn(usize, usize, f32),
+    store: &impl Fn(usize, usize, &[f32]),
     (start, end, m): (usize, usize, usize),
     scalar_dot: fn(&[B], &[A]) -> f32,
     tile: GroupTileFn<B::Packed, A>,
@@ -255,7 +263,8 @@ unsafe fn run_groups<'a, B: Interleaved, A: 'a>(
     debug_assert_eq!(start % GROUP_ROWS, 0);
     for g in start / GROUP_ROWS..end.div_ceil(GROUP_ROWS) {
         let group = w.group::<B>(g);
-        let rows = (g * GROUP_ROWS..(g + 1) * GROUP_ROWS).take_while(|&n| n < end);
+        let first = g * GROUP_ROWS;
+        let lanes = (end - first).min(GROUP_ROWS);
         let mut r = 0;
         while r < m {
             let mr = (m - r).min(TILE_ROWS);
@@ -267,55 +276,14 @@ unsafe fn run_groups<'a, B: Interleaved, A: 'a>(
                         *row_out = scalar::dot_interleaved::<B, A>(group, x_row, scalar_dot);
                     }
                 }
+                // SAFETY: `Isa::Avx2` is only chosen when the CPU has AVX2, FMA and F16C.
                 Isa::Avx2 => tile(group, &x[..mr], &mut out[..mr]),
             }
             for (i, row_out) in out.iter().enumerate().take(mr) {
-                for (lane, n) in rows.clone().enumerate() {
-                    store(r + i, n, row_out[lane]);
-                }
+                store(r + i, first, &row_out[..lanes]);
             }
             r += mr;
         }
     }
 }
 
-/// Activation rows per fixed-shape AVX2 tile.
-const TILE_MR: usize = 4;
-
-/// Runs a fixed-shape AVX2 tile (`MR` activation rows) over up to [`TILE_ROWS`] rows,
-/// [`TILE_MR`] at a time.
-macro_rules! dispatch_group {
-    ($name:ident, $kernel:ident, $packed:ty, $act:ty) => {
-        unsafe fn $name(w: &[$packed], x: &[&[$act]], out: &mut [[f32; GROUP_ROWS]]) {
-            fn run<const MR: usize>(w: &[$packed], x: &[&[$act]], out: &mut [[f32; GROUP_ROWS]]) {
-                let mut tile_out = [[0f32; GROUP_ROWS]; MR];
-                // SAFETY: only reached with `Isa::Avx2`, which was detected.
-                unsafe { avx2::$kernel::<MR>(w, std::array::from_fn(|i| x[i]), &mut tile_out) };
-                out[..MR].copy_from_slice(&tile_out);
-            }
-            for (x, out) in x.chunks(TILE_MR).zip(out.chunks_mut(TILE_MR)) {
-                match x.len() {
-                    1 => run::<1>(w, x, out),
-                    2 => run::<2>(w, x, out),
-                    3 => run::<3>(w, x, out),
-                    _ => run::<4>(w, x, out),
-                }
-            }
-        }
-    };
-}
-
-/// An AVX2 kernel that takes any number of activation rows.
-macro_rules! rows_kernel {
-    ($name:ident, $kernel:ident, $packed:ty, $act:ty) => {
-        unsafe fn $name(w: &[$packed], x: &[&[$act]], out: &mut [[f32; GROUP_ROWS]]) {
-            // SAFETY: only reached with `Isa::Avx2`, which was detected.
-            unsafe { avx2::$kernel(w, x, out) }
-        }
-    };
-}
-
-rows_kernel!(tile_q5_0, rows_q5_0x8, BlockQ5_0x8, ActQ8);
-dispatch_group!(tile_q8_0, tile_q8_0x8, BlockQ8_0x8, ActQ8);
-rows_kernel!(tile_q4k, rows_q4k_x8, BlockQ4Kx8, ActQ8K);
-rows_kernel!(tile_q6k, rows_q6k_x8, BlockQ6Kx8, ActQ8K);

@@ -2,14 +2,14 @@
 //! kernels, and the KV cache in host memory.
 //!
 //! Every token's result depends only on its own sequence: matmuls are batch-invariant and
-//! attention runs per (token, head), so a sequence's logits are bit-for-bit the same alone or
+//! attention runs per (token, KV head group), so a sequence's logits are bit-for-bit the same alone or
 //! batched, in one prefill or in chunks.
 
 mod weights;
 
 use std::path::Path;
 
-use ponder_kernels::attention::{attend_head, KvView};
+use ponder_kernels::attention::{attend_heads, KvView};
 use ponder_kernels::{matmul, ops, Isa, MatmulJob, QuantMatrix, QuantType, QuantizedActivations};
 use rayon::prelude::*;
 
@@ -87,13 +87,14 @@ pub struct CpuModel {
     isa: Isa,
 }
 
-/// One (token, head) attention task: chunk index, row in the batch, position, head.
+/// One (token, KV head) attention task: chunk index, row in the batch, position, and the
+/// KV head whose query heads it computes.
 #[derive(Clone, Copy)]
 struct HeadTask {
     chunk: usize,
     row: usize,
     position: usize,
-    head: usize,
+    kv_head: usize,
 }
 
 /// A pointer to a buffer that parallel tasks write disjoint parts of.
@@ -259,18 +260,19 @@ impl CpuModel {
         }
     }
 
-    /// Causal attention of every token of every chunk, one parallel task per (token, head).
+    /// Causal attention of every token of every chunk, one parallel task per (token, KV
+    /// head) covering the query heads that share it.
     fn attention(&self, chunks: &[SequenceChunk<'_>], q: &[f32], kv: KvView<'_>, out: &mut [f32]) {
         let c = &self.config;
         let (q_dim, head_dim) = (c.q_dim(), c.head_dim);
-        let groups = c.num_heads / c.num_kv_heads;
+        let group_width = c.num_heads / c.num_kv_heads * head_dim;
         let scale = 1.0 / (head_dim as f32).sqrt();
         let mut tasks = Vec::new();
         let mut row = 0;
         for (index, chunk) in chunks.iter().enumerate() {
             for i in 0..chunk.tokens.len() {
-                for head in 0..c.num_heads {
-                    tasks.push(HeadTask { chunk: index, row, position: chunk.start + i, head });
+                for kv_head in 0..c.num_kv_heads {
+                    tasks.push(HeadTask { chunk: index, row, position: chunk.start + i, kv_head });
                 }
                 row += 1;
             }
@@ -278,12 +280,13 @@ impl CpuModel {
         let target = SharedOut(out.as_mut_ptr());
         let isa = self.isa;
         tasks.par_iter().for_each_init(Vec::new, |scores, task| {
-            let offset = task.row * q_dim + task.head * head_dim;
-            let q_head = &q[offset..offset + head_dim];
-            // SAFETY: each task owns the `head_dim` outputs of its (row, head).
-            let out_head = unsafe { std::slice::from_raw_parts_mut(target.get().add(offset), head_dim) };
+            let offset = task.row * q_dim + task.kv_head * group_width;
+            let q_group = &q[offset..offset + group_width];
+            // SAFETY: each task owns the outputs of its (row, KV head group).
+            let out_group = unsafe { std::slice::from_raw_parts_mut(target.get().add(offset), group_width) };
             let chunk = &chunks[task.chunk];
-            attend_head(isa, q_head, kv, chunk.blocks, task.position + 1, task.head / groups, scale, scores, out_head);
+            let context = task.position + 1;
+            attend_heads(isa, q_group, head_dim, kv, chunk.blocks, context, task.kv_head, scale, scores, out_group);
         });
     }
 }
