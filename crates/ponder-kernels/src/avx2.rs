@@ -185,7 +185,8 @@ pub unsafe fn rows_q5_0x8(w: &[BlockQ5_0x8], x: &[&[ActQ8]], out: &mut [[f32; 8]
                 pairs[j / 4] = _mm256_add_epi16(pairs[j / 4], _mm256_maddubs_epi16(*v, xs));
             }
             let isum = _mm256_add_epi32(_mm256_madd_epi16(pairs[0], ones), _mm256_madd_epi16(pairs[1], ones));
-            let signed = _mm256_sub_epi32(isum, _mm256_set1_epi32(16 * xb.sum));
+            let offset = _mm256_slli_epi32(_mm256_set1_epi32(xb.sum), 4);
+            let signed = _mm256_sub_epi32(isum, offset);
             let scale = _mm256_mul_ps(wd, _mm256_set1_ps(xb.d));
             let sum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(signed), scale, _mm256_loadu_ps(acc.as_ptr()));
             _mm256_storeu_ps(acc.as_mut_ptr(), sum);

@@ -138,19 +138,19 @@ impl QuantizedActivations {
         self.has_q8k = kinds.iter().any(|k| k.uses_super_blocks());
         if self.has_q8 {
             self.q8.resize(rows * cols / QK, ActQ8::default());
-            match isa {
+            in_parallel(x, &mut self.q8, QK, |x, out| match isa {
                 // SAFETY: the ISA was detected.
-                Isa::Avx2 => unsafe { avx2::quantize_q8(x, &mut self.q8) },
-                Isa::Scalar => scalar::quantize_q8(x, &mut self.q8),
-            }
+                Isa::Avx2 => unsafe { avx2::quantize_q8(x, out) },
+                Isa::Scalar => scalar::quantize_q8(x, out),
+            });
         }
         if self.has_q8k {
             self.q8k.resize(rows * cols / QK_K, ActQ8K::default());
-            match isa {
+            in_parallel(x, &mut self.q8k, QK_K, |x, out| match isa {
                 // SAFETY: the ISA was detected.
-                Isa::Avx2 => unsafe { avx2::quantize_q8k(x, &mut self.q8k) },
-                Isa::Scalar => scalar::quantize_q8k(x, &mut self.q8k),
-            }
+                Isa::Avx2 => unsafe { avx2::quantize_q8k(x, out) },
+                Isa::Scalar => scalar::quantize_q8k(x, out),
+            });
         }
     }
 
@@ -165,6 +165,18 @@ impl QuantizedActivations {
     }
 }
 
+/// Activations quantized per parallel task.
+const ELEMENTS_PER_TASK: usize = 4096;
+
+/// Runs `quantize` on matching pieces of `x` and `out` (one `out` block per `block_elems`
+/// values) across the thread pool; blocks are independent, so the bytes do not change.
+fn in_parallel<T: Send>(x: &[f32], out: &mut [T], block_elems: usize, quantize: impl Fn(&[f32], &mut [T]) + Sync) {
+    let blocks_per_task = (ELEMENTS_PER_TASK / block_elems).max(1);
+    x.par_chunks(blocks_per_task * block_elems)
+        .zip(out.par_chunks_mut(blocks_per_task))
+        .for_each(|(x, out)| quantize(x, out));
+}
+
 /// A pointer to an output buffer that tasks write disjoint parts of.
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
@@ -173,7 +185,7 @@ unsafe impl Send for OutPtr {}
 unsafe impl Sync for OutPtr {}
 
 /// Weight rows per parallel task.
-const ROWS_PER_TASK: usize = 16;
+const ROWS_PER_TASK: usize = 32;
 
 /// One matmul of a batch of matmuls that share their input.
 pub struct MatmulJob<'a> {
@@ -261,15 +273,15 @@ unsafe fn run_groups<'a, B: Interleaved, A: 'a>(
     tile: GroupTileFn<B::Packed, A>,
 ) {
     debug_assert_eq!(start % GROUP_ROWS, 0);
-    for g in start / GROUP_ROWS..end.div_ceil(GROUP_ROWS) {
-        let group = w.group::<B>(g);
-        let first = g * GROUP_ROWS;
-        let lanes = (end - first).min(GROUP_ROWS);
-        let mut r = 0;
-        while r < m {
-            let mr = (m - r).min(TILE_ROWS);
+    let mut r = 0;
+    while r < m {
+        let mr = (m - r).min(TILE_ROWS);
+        let x: [&[A]; TILE_ROWS] = std::array::from_fn(|i| act_row(r + i.min(mr - 1)));
+        for g in start / GROUP_ROWS..end.div_ceil(GROUP_ROWS) {
+            let group = w.group::<B>(g);
+            let first = g * GROUP_ROWS;
+            let lanes = (end - first).min(GROUP_ROWS);
             let mut out = [[0f32; GROUP_ROWS]; TILE_ROWS];
-            let x: [&[A]; TILE_ROWS] = std::array::from_fn(|i| act_row(r + i.min(mr - 1)));
             match isa {
                 Isa::Scalar => {
                     for (row_out, x_row) in out.iter_mut().zip(x).take(mr) {
@@ -282,8 +294,8 @@ unsafe fn run_groups<'a, B: Interleaved, A: 'a>(
             for (i, row_out) in out.iter().enumerate().take(mr) {
                 store(r + i, first, &row_out[..lanes]);
             }
-            r += mr;
         }
+        r += mr;
     }
 }
 

@@ -1,5 +1,7 @@
 //! The small per-token operations of a decoder layer, on plain `f32` slices.
 
+use rayon::prelude::*;
+
 use crate::{avx2, Isa};
 
 /// `out[i] = x[i] / rms(x) * weight[i]` for one row.
@@ -11,11 +13,14 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
-/// `gate[i] = silu(gate[i]) * up[i]`.
+/// `gate[i] = silu(gate[i]) * up[i]`, in pieces across the thread pool.
 pub fn silu_mul(gate: &mut [f32], up: &[f32]) {
-    for (g, &u) in gate.iter_mut().zip(up) {
-        *g = *g / (1.0 + (-*g).exp()) * u;
-    }
+    const PIECE: usize = 2048;
+    gate.par_chunks_mut(PIECE).zip(up.par_chunks(PIECE)).for_each(|(gate, up)| {
+        for (g, &u) in gate.iter_mut().zip(up) {
+            *g = *g / (1.0 + (-*g).exp()) * u;
+        }
+    });
 }
 
 /// `x[i] += y[i]`.

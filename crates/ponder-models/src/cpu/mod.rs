@@ -291,12 +291,12 @@ impl CpuModel {
     }
 }
 
-/// RMS-normalises each `width`-wide row of `x` into `out`.
+/// RMS-normalises each `width`-wide row of `x` into `out`, rows across the thread pool.
 fn norm_rows(x: &[f32], weight: &[f32], eps: f32, width: usize, out: &mut Vec<f32>) {
     out.resize(x.len(), 0.0);
-    for (row, target) in x.chunks_exact(width).zip(out.chunks_exact_mut(width)) {
-        ops::rms_norm(row, weight, eps, target);
-    }
+    x.par_chunks_exact(width)
+        .zip(out.par_chunks_exact_mut(width))
+        .for_each(|(row, target)| ops::rms_norm(row, weight, eps, target));
 }
 
 /// Cosines and sines of every position, computed as the candle backend computes them.
