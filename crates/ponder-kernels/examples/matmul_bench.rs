@@ -43,9 +43,16 @@ fn main() {
         ("lm_head Q8_0", QuantType::Q8_0, 151_936, 896),
     ];
     println!("isa {isa:?}, threads {}", rayon::current_num_threads());
-    for (name, kind, rows, cols) in shapes {
+    // `MATMUL_BENCH_ONLY=Q5_0` runs the shapes whose name contains it; `MATMUL_BENCH_M=16`
+    // one batch size.
+    let only = std::env::var("MATMUL_BENCH_ONLY").unwrap_or_default();
+    let batches: Vec<usize> = match std::env::var("MATMUL_BENCH_M") {
+        Ok(m) => vec![m.parse().expect("MATMUL_BENCH_M is a number")],
+        Err(_) => vec![1, 8, 16, 64],
+    };
+    for (name, kind, rows, cols) in shapes.into_iter().filter(|s| s.0.contains(&only)) {
         let w = matrix(kind, rows, cols);
-        for m in [1, 8, 16, 64] {
+        for &m in &batches {
             let x: Vec<f32> = (0..m * cols).map(|i| ((i * 37) % 101) as f32 / 50.0 - 1.0).collect();
             let mut out = vec![0.0; m * rows];
             let mut acts = QuantizedActivations::default();
@@ -60,8 +67,9 @@ fn main() {
             times.sort_by(f64::total_cmp);
             let t = times[times.len() / 2];
             println!(
-                "{name:>14} m={m:>2}: {:8.3} ms  {:6.1} GB/s  {:6.1} GOPS",
+                "{name:>14} m={m:>2}: {:8.3} ms (fastest {:8.3})  {:6.1} GB/s  {:6.1} GOPS",
                 t * 1e3,
+                times[0] * 1e3,
                 w.size_in_bytes() as f64 / t / 1e9,
                 2.0 * (m * rows * cols) as f64 / t / 1e9
             );

@@ -2,11 +2,11 @@
 //! decode tokens/s and per-step latency at several numbers of concurrent sequences, the cost
 //! of an injected continuation, and peak memory against the KV budget.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use anyhow::Context;
-use ponder_engine::{Event, GenerateRequest, Launched};
+use ponder_engine::{Event, GenerateRequest, Launched, RequestHandle};
 use ponder_models::KvCache;
 use ponder_thinking::{PromptState, ThinkingBudget, ThinkingPlan};
 use serde::Serialize;
@@ -14,14 +14,30 @@ use serde::Serialize;
 use crate::cli::BenchEngineArgs;
 use crate::engine_setup::{resolve_model_arg, start_engine};
 
+/// One run of `sequences` requests together (the median run, in the report).
 #[derive(Debug, Serialize)]
 struct ConcurrencyResult {
     sequences: usize,
     generated_tokens: usize,
+    /// Wall time from submitting the requests to their last token, prefill included.
     seconds: f64,
+    /// `generated_tokens / seconds`.
     tokens_per_second: f64,
     steps: u64,
     step_ms: f64,
+    /// Aggregate decode rate while every sequence decodes (from the last first token to the
+    /// first last token): `sequences` tokens per step over that stretch.
+    decode_tokens_per_second: f64,
+    /// Mean step time over that stretch.
+    decode_step_ms: f64,
+    /// `tokens_per_second` of every run, in order.
+    runs_tokens_per_second: Vec<f64>,
+    /// `decode_tokens_per_second` of every run, in order.
+    runs_decode_tokens_per_second: Vec<f64>,
+    /// `tokens_per_second` ÷ the first level's (one sequence by default).
+    speedup: f64,
+    /// `decode_tokens_per_second` ÷ the first level's.
+    decode_speedup: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -55,18 +71,37 @@ pub fn run(args: BenchEngineArgs) -> anyhow::Result<()> {
     };
     let bytes_per_block = KvCache::bytes_per_block(&metadata.config, args.engine.block_size);
     let mut kv_peak_blocks = 0;
-    let mut concurrency = Vec::new();
-    for &sequences in &args.sequences {
-        let requests = (0..sequences)
-            .map(|i| Ok(GenerateRequest::greedy(prompt(i)?, args.max_tokens)))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let (result, peak) = run_batch(&launched, requests)?;
-        kv_peak_blocks = kv_peak_blocks.max(peak);
+    // Rounds go over every level in turn, so a slow spell of a noisy machine hits them alike;
+    // each round has prompts of its own (sharing the chat template's prefix).
+    let mut runs: Vec<Vec<ConcurrencyResult>> = args.sequences.iter().map(|_| Vec::new()).collect();
+    for round in 0..args.repeats.max(1) {
+        for (level, &sequences) in args.sequences.iter().enumerate() {
+            let requests = (0..sequences)
+                .map(|i| Ok(GenerateRequest::greedy(prompt(1000 * round + i)?, args.max_tokens)))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let (result, peak) = run_batch(&launched, requests)?;
+            kv_peak_blocks = kv_peak_blocks.max(peak);
+            runs[level].push(result);
+        }
+    }
+    let mut concurrency: Vec<ConcurrencyResult> = runs.into_iter().map(median_run).collect();
+    let first = concurrency.first().map_or((1.0, 1.0), |r| (r.tokens_per_second, r.decode_tokens_per_second));
+    for result in &mut concurrency {
+        result.speedup = result.tokens_per_second / first.0;
+        result.decode_speedup = result.decode_tokens_per_second / first.1;
         eprintln!(
-            "{sequences:>3} sequences: {:.1} tok/s, {:.1} ms/step ({} tokens, {} steps)",
-            result.tokens_per_second, result.step_ms, result.generated_tokens, result.steps
+            "{:>3} sequences: {:.1} tok/s ({:.2}× the first), {:.1} ms/step ({} tokens, {} steps, prefill included); \
+             decoding all together: {:.1} tok/s ({:.2}×), {:.1} ms/step",
+            result.sequences,
+            result.tokens_per_second,
+            result.speedup,
+            result.step_ms,
+            result.generated_tokens,
+            result.steps,
+            result.decode_tokens_per_second,
+            result.decode_speedup,
+            result.decode_step_ms,
         );
-        concurrency.push(result);
     }
     // A question the model answers in a few tokens, so a minimum of `max_tokens` thinking
     // tokens makes it try to stop, and get continuations, several times.
@@ -97,26 +132,91 @@ pub fn run(args: BenchEngineArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs requests together to the end; returns the timing and the peak of KV blocks in use.
+/// The run with the median end-to-end tok/s, carrying every run's rates; its decode rate
+/// is the median of the runs' decode rates.
+fn median_run(mut runs: Vec<ConcurrencyResult>) -> ConcurrencyResult {
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let rates: Vec<f64> = runs.iter().map(|r| r.tokens_per_second).collect();
+    let decode_rates: Vec<f64> = runs.iter().map(|r| r.decode_tokens_per_second).collect();
+    let decode_steps: Vec<f64> = runs.iter().map(|r| r.decode_step_ms).collect();
+    runs.sort_by(|a, b| a.tokens_per_second.total_cmp(&b.tokens_per_second));
+    let mut result = runs.swap_remove(runs.len() / 2);
+    result.decode_tokens_per_second = median(decode_rates.clone());
+    result.decode_step_ms = median(decode_steps);
+    result.runs_tokens_per_second = rates;
+    result.runs_decode_tokens_per_second = decode_rates;
+    result
+}
+
+/// When one request's tokens arrived: the first and last text, with the engine's step
+/// count read at each, and its completion tokens.
+struct Arrivals {
+    first: Option<(Instant, u64)>,
+    last: Option<(Instant, u64)>,
+    completion_tokens: usize,
+}
+
+/// Reads one request's events to the end, noting when its text arrived.
+fn follow(mut handle: RequestHandle, steps: &AtomicU64) -> Arrivals {
+    let mut arrivals = Arrivals { first: None, last: None, completion_tokens: 0 };
+    while let Some(event) = handle.events.blocking_recv() {
+        match event {
+            Event::Delta { .. } => {
+                let now = (Instant::now(), steps.load(Ordering::Relaxed));
+                arrivals.first.get_or_insert(now);
+                arrivals.last = Some(now);
+            }
+            Event::Done(usage) => {
+                arrivals.completion_tokens = usage.completion_tokens;
+                break;
+            }
+            Event::Finished { .. } => {}
+        }
+    }
+    arrivals
+}
+
+/// Runs requests together to the end (one reader thread each, so arrival times are
+/// exact); returns the timing and the peak of KV blocks in use.
 fn run_batch(launched: &Launched, requests: Vec<GenerateRequest>) -> anyhow::Result<(ConcurrencyResult, usize)> {
     let load = launched.engine.loads()[0].clone();
     let sequences = requests.len();
     let steps_before = load.steps.load(Ordering::Relaxed);
     let started = Instant::now();
-    let mut handles = requests.into_iter().map(|r| launched.engine.submit(r)).collect::<Result<Vec<_>, _>>()?;
-    let mut generated = 0;
+    let handles = requests.into_iter().map(|r| launched.engine.submit(r)).collect::<Result<Vec<_>, _>>()?;
+    let done = AtomicBool::new(false);
     let mut peak = 0;
-    for handle in &mut handles {
-        while let Some(event) = handle.events.blocking_recv() {
-            peak = peak.max(load.kv_blocks_used.load(Ordering::Relaxed));
-            if let Event::Done(usage) = event {
-                generated += usage.completion_tokens;
-                break;
+    let arrivals: Vec<Arrivals> = std::thread::scope(|scope| {
+        let readers: Vec<_> = handles.into_iter().map(|h| scope.spawn(|| follow(h, &load.steps))).collect();
+        let watcher = scope.spawn(|| {
+            let mut peak = 0;
+            while !done.load(Ordering::Relaxed) {
+                peak = peak.max(load.kv_blocks_used.load(Ordering::Relaxed));
+                std::thread::sleep(std::time::Duration::from_millis(2));
             }
-        }
-    }
+            peak
+        });
+        let arrivals = readers.into_iter().map(|r| r.join().expect("reader thread")).collect();
+        done.store(true, Ordering::Relaxed);
+        peak = watcher.join().expect("watcher thread");
+        arrivals
+    });
     let seconds = started.elapsed().as_secs_f64();
     let steps = load.steps.load(Ordering::Relaxed) - steps_before;
+    let generated = arrivals.iter().map(|a| a.completion_tokens).sum();
+    // Every sequence decodes from the last first arrival to the first last arrival.
+    let from = arrivals.iter().filter_map(|a| a.first).max_by_key(|(at, _)| *at);
+    let to = arrivals.iter().filter_map(|a| a.last).min_by_key(|(at, _)| *at);
+    let (decode_tokens_per_second, decode_step_ms) = match (from, to) {
+        (Some((t0, s0)), Some((t1, s1))) if s1 > s0 => {
+            let (secs, decode_steps) = ((t1 - t0).as_secs_f64(), (s1 - s0) as f64);
+            (sequences as f64 * decode_steps / secs, secs * 1e3 / decode_steps)
+        }
+        _ => (0.0, 0.0),
+    };
     Ok((
         ConcurrencyResult {
             sequences,
@@ -125,6 +225,12 @@ fn run_batch(launched: &Launched, requests: Vec<GenerateRequest>) -> anyhow::Res
             tokens_per_second: generated as f64 / seconds,
             steps,
             step_ms: seconds * 1e3 / steps.max(1) as f64,
+            decode_tokens_per_second,
+            decode_step_ms,
+            runs_tokens_per_second: Vec::new(),
+            runs_decode_tokens_per_second: Vec::new(),
+            speedup: 1.0,
+            decode_speedup: 1.0,
         },
         peak,
     ))

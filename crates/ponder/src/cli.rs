@@ -301,4 +301,7 @@ pub struct BenchEngineArgs {
     /// Tokens generated per sequence.
     #[arg(long, default_value_t = 64)]
     pub max_tokens: usize,
+    /// Runs of each number of sequences (rounds over all of them); the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
 }
