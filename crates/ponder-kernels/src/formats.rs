@@ -308,8 +308,9 @@ impl Interleaved for BlockQ6K {
 pub struct ActQ8 {
     /// Scale.
     pub d: f32,
-    /// `Σ qs`, for kernels that offset their weights to unsigned bytes.
-    pub sum: i32,
+    /// `16 · Σ qs`: what Q5_0's weights, taken as unsigned bytes `q + 16`, add to a dot
+    /// product with this block.
+    pub offset16: i32,
     /// Values.
     pub qs: [i8; QK],
 }
@@ -328,7 +329,7 @@ pub struct ActQ8K {
 
 impl Default for ActQ8 {
     fn default() -> Self {
-        Self { d: 0.0, sum: 0, qs: [0; QK] }
+        Self { d: 0.0, offset16: 0, qs: [0; QK] }
     }
 }
 
