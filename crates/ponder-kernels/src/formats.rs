@@ -68,21 +68,14 @@ impl Interleaved for BlockQ8_0 {
     const ZERO: Self = Self { d: f16::ZERO, qs: [0; QK] };
 
     fn pack(rows: [&Self; GROUP_ROWS]) -> BlockQ8_0x8 {
-        let mut packed = BlockQ8_0x8 { d: [f16::ZERO; GROUP_ROWS], qs: [0; 8 * QK] };
-        for (r, block) in rows.iter().enumerate() {
-            packed.d[r] = block.d;
-            for j in 0..8 {
-                packed.qs[32 * j + 4 * r..32 * j + 4 * r + 4].copy_from_slice(&block.qs[4 * j..4 * j + 4]);
-            }
-        }
+        let mut packed = BlockQ8_0x8 { d: rows.map(|b| b.d), qs: [0; 8 * QK] };
+        interleave_pieces(rows.map(|b| &b.qs[..]), &mut packed.qs);
         packed
     }
 
     fn unpack(packed: &BlockQ8_0x8, r: usize) -> Self {
         let mut block = Self { d: packed.d[r], qs: [0; QK] };
-        for j in 0..8 {
-            block.qs[4 * j..4 * j + 4].copy_from_slice(&packed.qs[32 * j + 4 * r..32 * j + 4 * r + 4]);
-        }
+        deinterleave_pieces(&packed.qs, r, &mut block.qs);
         block
     }
 }
@@ -102,10 +95,8 @@ impl Interleaved for BlockQ5_0 {
                     packed.qh[j] |= bit << (8 * t + r);
                 }
             }
-            for reg in 0..4 {
-                packed.qs[32 * reg + 4 * r..32 * reg + 4 * r + 4].copy_from_slice(&block.qs[4 * reg..4 * reg + 4]);
-            }
         }
+        interleave_pieces(rows.map(|b| &b.qs[..]), &mut packed.qs);
         packed
     }
 
@@ -118,9 +109,7 @@ impl Interleaved for BlockQ5_0 {
             }
         }
         block.qh = qh.to_le_bytes();
-        for reg in 0..4 {
-            block.qs[4 * reg..4 * reg + 4].copy_from_slice(&packed.qs[32 * reg + 4 * r..32 * reg + 4 * r + 4]);
-        }
+        deinterleave_pieces(&packed.qs, r, &mut block.qs);
         block
     }
 }
@@ -181,9 +170,9 @@ fn pair_index(sub_block: usize, row: usize) -> usize {
     16 * (sub_block / 2) + 2 * row + sub_block % 2
 }
 
-/// Copies four-byte pieces of eight rows side by side: piece `u` of row `r` (its bytes
+/// Copies four-element pieces of eight rows side by side: piece `u` of row `r` (its elements
 /// `4u..4u + 4`) goes to `out[32u + 4r..32u + 4r + 4]`.
-fn interleave_pieces(rows: [&[u8]; GROUP_ROWS], out: &mut [u8]) {
+fn interleave_pieces<T: Copy>(rows: [&[T]; GROUP_ROWS], out: &mut [T]) {
     for (r, row) in rows.iter().enumerate() {
         for (u, piece) in row.chunks_exact(4).enumerate() {
             out[32 * u + 4 * r..32 * u + 4 * r + 4].copy_from_slice(piece);
@@ -192,7 +181,7 @@ fn interleave_pieces(rows: [&[u8]; GROUP_ROWS], out: &mut [u8]) {
 }
 
 /// Row `r`'s bytes back from [`interleave_pieces`].
-fn deinterleave_pieces(packed: &[u8], r: usize, out: &mut [u8]) {
+fn deinterleave_pieces<T: Copy>(packed: &[T], r: usize, out: &mut [T]) {
     for (u, piece) in out.chunks_exact_mut(4).enumerate() {
         piece.copy_from_slice(&packed[32 * u + 4 * r..32 * u + 4 * r + 4]);
     }
