@@ -71,13 +71,14 @@ pub fn run(args: BenchEngineArgs) -> anyhow::Result<()> {
     };
     let bytes_per_block = KvCache::bytes_per_block(&metadata.config, args.engine.block_size);
     let mut kv_peak_blocks = 0;
-    // Rounds go over every level in turn, so a slow spell of a noisy machine hits them alike;
-    // each round has prompts of its own (sharing the chat template's prefix).
+    // Rounds go over every level in turn, so a slow spell of a noisy machine hits them alike.
+    // Every run has prompts of its own (sharing only the chat template's prefix), so no level
+    // finds another's prompts in the prefix cache.
     let mut runs: Vec<Vec<ConcurrencyResult>> = args.sequences.iter().map(|_| Vec::new()).collect();
     for round in 0..args.repeats.max(1) {
         for (level, &sequences) in args.sequences.iter().enumerate() {
             let requests = (0..sequences)
-                .map(|i| Ok(GenerateRequest::greedy(prompt(1000 * round + i)?, args.max_tokens)))
+                .map(|i| Ok(GenerateRequest::greedy(prompt(100_000 * round + 1000 * level + i)?, args.max_tokens)))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let (result, peak) = run_batch(&launched, requests)?;
             kv_peak_blocks = kv_peak_blocks.max(peak);
