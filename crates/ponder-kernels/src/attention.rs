@@ -49,7 +49,8 @@ pub fn attend_heads(
     scores.clear();
     scores.resize(heads * context, 0.0);
     for p in 0..context {
-        let key = &kv.keys[slot_base(p)..slot_base(p) + head_dim];
+        let base = slot_base(p);
+        let key = &kv.keys[base..base + head_dim];
         for (h, q_head) in q.chunks_exact(head_dim).enumerate() {
             scores[h * context + p] = dot(isa, q_head, key) * scale;
         }
@@ -68,7 +69,8 @@ pub fn attend_heads(
     }
     out.fill(0.0);
     for p in 0..context {
-        let value = &kv.values[slot_base(p)..slot_base(p) + head_dim];
+        let base = slot_base(p);
+        let value = &kv.values[base..base + head_dim];
         for (h, out_head) in out.chunks_exact_mut(head_dim).enumerate() {
             axpy(isa, scores[h * context + p], value, out_head);
         }

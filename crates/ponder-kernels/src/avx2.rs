@@ -12,6 +12,7 @@
 use std::arch::x86_64::*;
 
 use crate::formats::{ActQ8, ActQ8K, BlockQ4Kx8, BlockQ5_0x8, BlockQ6Kx8, BlockQ8_0x8, QK, QK_K};
+use crate::matmul::TILE_ROWS;
 use crate::scalar::act_scale;
 
 /// How far ahead of the block being read the weight stream is prefetched.
@@ -108,6 +109,22 @@ pub unsafe fn quantize_q8k(x: &[f32], out: &mut [ActQ8K]) {
     }
 }
 
+/// The four bytes at `p` (activation bytes, or a pair of 16-bit group sums) in every
+/// 32-bit lane.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn broadcast4<T>(p: *const T) -> __m256i {
+    _mm256_set1_epi32(std::ptr::read_unaligned(p as *const i32))
+}
+
+/// `acc += ints · scale`, lane by lane (`ints` converted to floats).
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn accumulate(acc: &mut [f32; 8], ints: __m256i, scale: __m256) {
+    let sum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(ints), scale, _mm256_loadu_ps(acc.as_ptr()));
+    _mm256_storeu_ps(acc.as_mut_ptr(), sum);
+}
+
 /// Eight interleaved Q8_0 rows × any number of activation rows: `out[m][r] = Σ w[r] · x[m]`
 /// (`x` and `out` the same length).
 ///
@@ -129,13 +146,11 @@ pub unsafe fn rows_q8_0x8(w: &[BlockQ8_0x8], x: &[&[ActQ8]], out: &mut [[f32; 8]
             let xb = xm.get_unchecked(b);
             let mut isum = _mm256_setzero_si256();
             for (j, magnitude) in magnitudes.iter().enumerate() {
-                let xs = _mm256_set1_epi32(std::ptr::read_unaligned(xb.qs.as_ptr().add(4 * j) as *const i32));
+                let xs = broadcast4(xb.qs.as_ptr().add(4 * j));
                 let pairs = _mm256_maddubs_epi16(*magnitude, _mm256_sign_epi8(xs, signed(j)));
                 isum = _mm256_add_epi32(isum, _mm256_madd_epi16(pairs, ones));
             }
-            let scale = _mm256_mul_ps(wd, _mm256_set1_ps(xb.d));
-            let sum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, _mm256_loadu_ps(acc.as_ptr()));
-            _mm256_storeu_ps(acc.as_mut_ptr(), sum);
+            accumulate(acc, isum, _mm256_mul_ps(wd, _mm256_set1_ps(xb.d)));
         }
     }
 }
@@ -181,15 +196,12 @@ pub unsafe fn rows_q5_0x8(w: &[BlockQ5_0x8], x: &[&[ActQ8]], out: &mut [[f32; 8]
             let xb = xm.get_unchecked(b);
             let mut pairs = [_mm256_setzero_si256(); 2];
             for (j, v) in values.iter().enumerate() {
-                let xs = _mm256_set1_epi32(std::ptr::read_unaligned(xb.qs.as_ptr().add(4 * j) as *const i32));
+                let xs = broadcast4(xb.qs.as_ptr().add(4 * j));
                 pairs[j / 4] = _mm256_add_epi16(pairs[j / 4], _mm256_maddubs_epi16(*v, xs));
             }
             let isum = _mm256_add_epi32(_mm256_madd_epi16(pairs[0], ones), _mm256_madd_epi16(pairs[1], ones));
-            let offset = _mm256_set1_epi32(xb.offset16);
-            let signed = _mm256_sub_epi32(isum, offset);
-            let scale = _mm256_mul_ps(wd, _mm256_set1_ps(xb.d));
-            let sum = _mm256_fmadd_ps(_mm256_cvtepi32_ps(signed), scale, _mm256_loadu_ps(acc.as_ptr()));
-            _mm256_storeu_ps(acc.as_mut_ptr(), sum);
+            let signed = _mm256_sub_epi32(isum, _mm256_set1_epi32(xb.offset16));
+            accumulate(acc, signed, _mm256_mul_ps(wd, _mm256_set1_ps(xb.d)));
         }
     }
 }
@@ -218,14 +230,8 @@ unsafe fn pair_spreaders() -> [__m256i; 2] {
     SPREAD_PAIR.map(|mask| _mm256_loadu_si256(mask.as_ptr() as *const __m256i))
 }
 
-/// Four activation bytes `x[at..at + 4]` in every 32-bit lane.
-#[inline]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn broadcast4(x: &[i8; QK_K], at: usize) -> __m256i {
-    _mm256_set1_epi32(std::ptr::read_unaligned(x.as_ptr().add(at) as *const i32))
-}
-
-/// Eight interleaved Q6_K rows × any number of activation rows (at most 16):
+/// Eight interleaved Q6_K rows × any number of activation rows (at most
+/// [`TILE_ROWS`]):
 /// `out[m][r] = Σ w[r] · x[m]`.
 ///
 /// Each 32-element slice of the eight rows is decoded once into eight registers, which then
@@ -235,12 +241,12 @@ unsafe fn broadcast4(x: &[i8; QK_K], at: usize) -> __m256i {
 /// (2 · 2 · 63 · 127 < 2¹⁵) before one `madd` with the rows' group scales (one per lane).
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn rows_q6k_x8(w: &[BlockQ6Kx8], x: &[&[ActQ8K]], out: &mut [[f32; 8]]) {
-    debug_assert!(x.len() == out.len() && x.len() <= 16);
+    debug_assert!(x.len() == out.len() && x.len() <= TILE_ROWS);
     let low4 = _mm256_set1_epi8(0x0F);
     let bits45 = _mm256_set1_epi8(0x30);
     let spread = pair_spreaders();
     out.fill([0.0; 8]);
-    let mut isum = [_mm256_setzero_si256(); 16];
+    let mut isum = [_mm256_setzero_si256(); TILE_ROWS];
     for (b, wb) in w.iter().enumerate() {
         prefetch_ahead(wb as *const BlockQ6Kx8 as *const i8, std::mem::size_of::<BlockQ6Kx8>());
         isum[..x.len()].fill(_mm256_setzero_si256());
@@ -265,15 +271,14 @@ pub unsafe fn rows_q6k_x8(w: &[BlockQ6Kx8], x: &[&[ActQ8K]], out: &mut [[f32; 8]
                 let scale = [_mm256_shuffle_epi8(scales, spread[0]), _mm256_shuffle_epi8(scales, spread[1])];
                 for (xm, sum) in x.iter().zip(isum.iter_mut()) {
                     let xb = xm.get_unchecked(b);
-                    let bsums = xb.bsums.as_ptr().add(2 * k);
-                    let group_sums = _mm256_set1_epi32(std::ptr::read_unaligned(bsums as *const i32));
+                    let group_sums = broadcast4(xb.bsums.as_ptr().add(2 * k));
                     let offset = _mm256_slli_epi32(_mm256_madd_epi16(scales, group_sums), 5);
                     let mut total = _mm256_sub_epi32(*sum, offset);
                     for p in 0..4 {
                         let at = 128 * half + 32 * s + 8 * p;
                         let pairs = _mm256_add_epi16(
-                            _mm256_maddubs_epi16(values[2 * p], broadcast4(&xb.qs, at)),
-                            _mm256_maddubs_epi16(values[2 * p + 1], broadcast4(&xb.qs, at + 4)),
+                            _mm256_maddubs_epi16(values[2 * p], broadcast4(xb.qs.as_ptr().add(at))),
+                            _mm256_maddubs_epi16(values[2 * p + 1], broadcast4(xb.qs.as_ptr().add(at + 4))),
                         );
                         total = _mm256_add_epi32(total, _mm256_madd_epi16(pairs, scale[p / 2]));
                     }
@@ -283,14 +288,13 @@ pub unsafe fn rows_q6k_x8(w: &[BlockQ6Kx8], x: &[&[ActQ8K]], out: &mut [[f32; 8]
         }
         let d = _mm256_cvtph_ps(_mm_loadu_si128(wb.d.as_ptr() as *const __m128i));
         for ((xm, sum), acc) in x.iter().zip(&isum).zip(out.iter_mut()) {
-            let scale = _mm256_mul_ps(d, _mm256_set1_ps(xm.get_unchecked(b).d));
-            let total = _mm256_fmadd_ps(_mm256_cvtepi32_ps(*sum), scale, _mm256_loadu_ps(acc.as_ptr()));
-            _mm256_storeu_ps(acc.as_mut_ptr(), total);
+            accumulate(acc, *sum, _mm256_mul_ps(d, _mm256_set1_ps(xm.get_unchecked(b).d)));
         }
     }
 }
 
-/// Eight interleaved Q4_K rows × any number of activation rows (at most 16):
+/// Eight interleaved Q4_K rows × any number of activation rows (at most
+/// [`TILE_ROWS`]):
 /// `out[m][r] = Σ w[r] · x[m]`.
 ///
 /// Each sub-block (32 elements) of the eight rows is decoded once into eight registers of
@@ -300,12 +304,12 @@ pub unsafe fn rows_q6k_x8(w: &[BlockQ6Kx8], x: &[&[ActQ8K]], out: &mut [[f32; 8]
 /// `Σ min_j · Σ x` comes from the activations' group sums.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn rows_q4k_x8(w: &[BlockQ4Kx8], x: &[&[ActQ8K]], out: &mut [[f32; 8]]) {
-    debug_assert!(x.len() == out.len() && x.len() <= 16);
+    debug_assert!(x.len() == out.len() && x.len() <= TILE_ROWS);
     let low4 = _mm256_set1_epi8(0x0F);
     let spread = pair_spreaders();
     out.fill([0.0; 8]);
-    let mut isum = [_mm256_setzero_si256(); 16];
-    let mut min_sum = [_mm256_setzero_si256(); 16];
+    let mut isum = [_mm256_setzero_si256(); TILE_ROWS];
+    let mut min_sum = [_mm256_setzero_si256(); TILE_ROWS];
     for (b, wb) in w.iter().enumerate() {
         prefetch_ahead(wb as *const BlockQ4Kx8 as *const i8, std::mem::size_of::<BlockQ4Kx8>());
         isum[..x.len()].fill(_mm256_setzero_si256());
@@ -313,23 +317,23 @@ pub unsafe fn rows_q4k_x8(w: &[BlockQ4Kx8], x: &[&[ActQ8K]], out: &mut [[f32; 8]
         for c in 0..4 {
             let scales = _mm256_cvtepu8_epi16(_mm_loadu_si128(wb.scales.as_ptr().add(16 * c) as *const __m128i));
             let mins = _mm256_cvtepu8_epi16(_mm_loadu_si128(wb.mins.as_ptr().add(16 * c) as *const __m128i));
-            for e in 0..2 {
+            for (e, &spread_e) in spread.iter().enumerate() {
                 let j = 2 * c + e;
                 let values: [__m256i; 8] = std::array::from_fn(|i| {
                     let q = _mm256_loadu_si256(wb.qs.as_ptr().add(256 * c + 32 * i) as *const __m256i);
                     _mm256_and_si256(if e == 0 { q } else { _mm256_srli_epi16(q, 4) }, low4)
                 });
-                let scale = _mm256_shuffle_epi8(scales, spread[e]);
-                let min = _mm256_shuffle_epi8(mins, spread[e]);
+                let scale = _mm256_shuffle_epi8(scales, spread_e);
+                let min = _mm256_shuffle_epi8(mins, spread_e);
                 for ((xm, sum), msum) in x.iter().zip(isum.iter_mut()).zip(min_sum.iter_mut()) {
                     let xb = xm.get_unchecked(b);
                     let mut pairs = _mm256_setzero_si256();
                     for (i, v) in values.iter().enumerate() {
-                        pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(*v, broadcast4(&xb.qs, 32 * j + 4 * i)));
+                        let xs = broadcast4(xb.qs.as_ptr().add(32 * j + 4 * i));
+                        pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(*v, xs));
                     }
                     *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(pairs, scale));
-                    let bsums = xb.bsums.as_ptr().add(2 * j);
-                    let group_sums = _mm256_set1_epi32(std::ptr::read_unaligned(bsums as *const i32));
+                    let group_sums = broadcast4(xb.bsums.as_ptr().add(2 * j));
                     *msum = _mm256_add_epi32(*msum, _mm256_madd_epi16(min, group_sums));
                 }
             }

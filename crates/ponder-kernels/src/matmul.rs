@@ -8,10 +8,7 @@
 
 use rayon::prelude::*;
 
-use crate::formats::{
-    ActQ8, ActQ8K, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0,
-    Interleaved, QuantType, GROUP_ROWS, QK, QK_K,
-};
+use crate::formats::{ActQ8, ActQ8K, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0, Interleaved, QuantType, GROUP_ROWS, QK, QK_K};
 use crate::{avx2, scalar, Isa};
 
 /// A weight matrix `[rows, cols]` in one of the quantized types, its GGUF rows interleaved
@@ -250,8 +247,8 @@ unsafe fn run_rows(isa: Isa, w: &QuantMatrix, acts: &QuantizedActivations, out: 
     }
 }
 
-/// Activation rows per tile call.
-const TILE_ROWS: usize = 16;
+/// Activation rows per kernel call (the k-quant kernels keep that many integer sums).
+pub(crate) const TILE_ROWS: usize = 16;
 
 /// An AVX2 kernel: eight interleaved weight rows × the activation rows `x` (at most
 /// [`TILE_ROWS`]), into `out` (as long as `x`).

@@ -2,11 +2,11 @@
 //! decode tokens/s and per-step latency at several numbers of concurrent sequences, the cost
 //! of an injected continuation, and peak memory against the KV budget.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::Context;
-use ponder_engine::{Event, GenerateRequest, Launched, RequestHandle};
+use ponder_engine::{Event, GenerateRequest, Launched, RequestHandle, WorkerLoad};
 use ponder_models::KvCache;
 use ponder_thinking::{PromptState, ThinkingBudget, ThinkingPlan};
 use serde::Serialize;
@@ -153,20 +153,22 @@ fn median_run(mut runs: Vec<ConcurrencyResult>) -> ConcurrencyResult {
 }
 
 /// When one request's tokens arrived: the first and last text, with the engine's step
-/// count read at each, and its completion tokens.
+/// count read at each; its completion tokens; the most KV blocks in use it saw.
 struct Arrivals {
     first: Option<(Instant, u64)>,
     last: Option<(Instant, u64)>,
     completion_tokens: usize,
+    kv_peak_blocks: usize,
 }
 
 /// Reads one request's events to the end, noting when its text arrived.
-fn follow(mut handle: RequestHandle, steps: &AtomicU64) -> Arrivals {
-    let mut arrivals = Arrivals { first: None, last: None, completion_tokens: 0 };
+fn follow(mut handle: RequestHandle, load: &WorkerLoad) -> Arrivals {
+    let mut arrivals = Arrivals { first: None, last: None, completion_tokens: 0, kv_peak_blocks: 0 };
     while let Some(event) = handle.events.blocking_recv() {
+        arrivals.kv_peak_blocks = arrivals.kv_peak_blocks.max(load.kv_blocks_used.load(Ordering::Relaxed));
         match event {
             Event::Delta { .. } => {
-                let now = (Instant::now(), steps.load(Ordering::Relaxed));
+                let now = (Instant::now(), load.steps.load(Ordering::Relaxed));
                 arrivals.first.get_or_insert(now);
                 arrivals.last = Some(now);
             }
@@ -188,23 +190,11 @@ fn run_batch(launched: &Launched, requests: Vec<GenerateRequest>) -> anyhow::Res
     let steps_before = load.steps.load(Ordering::Relaxed);
     let started = Instant::now();
     let handles = requests.into_iter().map(|r| launched.engine.submit(r)).collect::<Result<Vec<_>, _>>()?;
-    let done = AtomicBool::new(false);
-    let mut peak = 0;
     let arrivals: Vec<Arrivals> = std::thread::scope(|scope| {
-        let readers: Vec<_> = handles.into_iter().map(|h| scope.spawn(|| follow(h, &load.steps))).collect();
-        let watcher = scope.spawn(|| {
-            let mut peak = 0;
-            while !done.load(Ordering::Relaxed) {
-                peak = peak.max(load.kv_blocks_used.load(Ordering::Relaxed));
-                std::thread::sleep(std::time::Duration::from_millis(2));
-            }
-            peak
-        });
-        let arrivals = readers.into_iter().map(|r| r.join().expect("reader thread")).collect();
-        done.store(true, Ordering::Relaxed);
-        peak = watcher.join().expect("watcher thread");
-        arrivals
+        let readers: Vec<_> = handles.into_iter().map(|h| scope.spawn(|| follow(h, &load))).collect();
+        readers.into_iter().map(|r| r.join().expect("reader thread")).collect()
     });
+    let peak = arrivals.iter().map(|a| a.kv_peak_blocks).max().unwrap_or(0);
     let seconds = started.elapsed().as_secs_f64();
     let steps = load.steps.load(Ordering::Relaxed) - steps_before;
     let generated = arrivals.iter().map(|a| a.completion_tokens).sum();

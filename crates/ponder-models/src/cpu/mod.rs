@@ -2,8 +2,8 @@
 //! kernels, and the KV cache in host memory.
 //!
 //! Every token's result depends only on its own sequence: matmuls are batch-invariant and
-//! attention runs per (token, KV head group), so a sequence's logits are bit-for-bit the same alone or
-//! batched, in one prefill or in chunks.
+//! attention runs per (token, KV head group), so a sequence's logits are bit-for-bit the
+//! same alone or batched, in one prefill or in chunks.
 
 mod weights;
 
