@@ -1,11 +1,11 @@
 //! AVX2 + FMA kernels. Every function here is `unsafe` and `#[target_feature]`: call only
 //! after [`crate::Isa::detect`] found AVX2 and FMA.
 //!
-//! The matmul kernels work on a tile of eight interleaved weight rows × `MR` activation
-//! rows: each weight block is loaded and decoded once per tile and multiplied with every
-//! activation row of the tile. The arithmetic of each (activation row, weight row) pair is
-//! the same sequence of instructions whatever `MR`, so a row's result does not depend on how
-//! many other rows share the batch (batch invariance).
+//! The matmul kernels work on eight interleaved weight rows × up to [`TILE_ROWS`] activation
+//! rows: each weight slice is loaded and decoded once and multiplied with every activation
+//! row. The arithmetic of each (activation row, weight row) pair is the same sequence of
+//! instructions however many rows there are, so a row's result does not depend on how many
+//! other rows share the batch (batch invariance).
 
 #![allow(clippy::missing_safety_doc)]
 
