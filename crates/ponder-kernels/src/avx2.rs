@@ -90,7 +90,7 @@ pub unsafe fn quantize_q8(x: &[f32], out: &mut [ActQ8]) {
         let (d, id) = act_scale(amax(values.as_ptr(), QK));
         block.d = d;
         quantize_32(values.as_ptr(), id, block.qs.as_mut_ptr());
-        block.offset16 = 16 * block.qs.iter().map(|&q| i32::from(q)).sum::<i32>();
+        block.minus_offset16 = -16 * block.qs.iter().map(|&q| i32::from(q)).sum::<i32>();
     }
 }
 
@@ -161,7 +161,7 @@ pub unsafe fn rows_q8_0x8(w: &[BlockQ8_0x8], x: &[&[ActQ8]], out: &mut [[f32; 8]
 /// Each block of the eight rows is decoded once into eight registers, which then meet
 /// every activation row, so decoding costs the same for one row or sixteen. Weights are
 /// taken as unsigned bytes `q + 16` (0..=31), so `maddubs` needs no sign tricks;
-/// `16 · Σ x` per block ([`ActQ8::offset16`]) takes the offset back out. Four registers'
+/// `-16 · Σ x` per block ([`ActQ8::minus_offset16`]) takes the offset back out. Four registers'
 /// `maddubs` pairs add up in 16 bits without overflow (4 · 2 · 31 · 127 < 2¹⁵). Every lane
 /// of the accumulator is one weight row, so no horizontal sums are needed, and a row's
 /// result does not depend on the other rows.
@@ -200,7 +200,7 @@ pub unsafe fn rows_q5_0x8(w: &[BlockQ5_0x8], x: &[&[ActQ8]], out: &mut [[f32; 8]
                 pairs[j / 4] = _mm256_add_epi16(pairs[j / 4], _mm256_maddubs_epi16(*v, xs));
             }
             let isum = _mm256_add_epi32(_mm256_madd_epi16(pairs[0], ones), _mm256_madd_epi16(pairs[1], ones));
-            let signed = _mm256_sub_epi32(isum, _mm256_set1_epi32(xb.offset16));
+            let signed = _mm256_add_epi32(isum, broadcast4(&xb.minus_offset16 as *const i32));
             accumulate(acc, signed, _mm256_mul_ps(wd, _mm256_set1_ps(xb.d)));
         }
     }

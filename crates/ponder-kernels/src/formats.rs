@@ -297,9 +297,9 @@ impl Interleaved for BlockQ6K {
 pub struct ActQ8 {
     /// Scale.
     pub d: f32,
-    /// `16 · Σ qs`: what Q5_0's weights, taken as unsigned bytes `q + 16`, add to a dot
-    /// product with this block.
-    pub offset16: i32,
+    /// `-16 · Σ qs`: takes back out what Q5_0's weights, taken as unsigned bytes `q + 16`,
+    /// add to a dot product with this block (negative, so the kernel adds a broadcast load).
+    pub minus_offset16: i32,
     /// Values.
     pub qs: [i8; QK],
 }
@@ -318,7 +318,7 @@ pub struct ActQ8K {
 
 impl Default for ActQ8 {
     fn default() -> Self {
-        Self { d: 0.0, offset16: 0, qs: [0; QK] }
+        Self { d: 0.0, minus_offset16: 0, qs: [0; QK] }
     }
 }
 

@@ -27,7 +27,7 @@ pub fn quantize_q8(x: &[f32], out: &mut [ActQ8]) {
         for (q, &v) in block.qs.iter_mut().zip(values) {
             *q = round_q(v * id);
         }
-        block.offset16 = 16 * block.qs.iter().map(|&q| i32::from(q)).sum::<i32>();
+        block.minus_offset16 = -16 * block.qs.iter().map(|&q| i32::from(q)).sum::<i32>();
     }
 }
 
