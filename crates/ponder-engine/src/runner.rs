@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
-use ponder_models::{BlockCopy, CpuModel, CpuScratch, HostKvCache, KvCache, Model, SequenceChunk};
+use ponder_models::{BlockCopy, CpuModel, CpuScratch, HostKvCache, KvCache, Logits, Model, SequenceChunk};
 
 /// Runs forward passes for one worker, owning the KV cache.
 pub trait ModelRunner: Send {
-    /// Runs one step; returns one row of logits per chunk that wants them, in order.
-    fn forward(&mut self, chunks: &[SequenceChunk<'_>]) -> Result<Vec<Vec<f32>>, String>;
+    /// Runs one step; fills `logits` (the caller's, reused every step) with one row per
+    /// chunk that wants them, in order.
+    fn forward(&mut self, chunks: &[SequenceChunk<'_>], logits: &mut Logits) -> Result<(), String>;
     /// Copies cached KV slots between blocks (partial-block prefix reuse), before a step.
     fn copy_block_prefixes(&mut self, copies: &[BlockCopy]) -> Result<(), String>;
     /// Tokens per KV block.
@@ -33,16 +34,21 @@ impl CandleRunner {
 }
 
 impl ModelRunner for CandleRunner {
-    fn forward(&mut self, chunks: &[SequenceChunk<'_>]) -> Result<Vec<Vec<f32>>, String> {
-        let logits = self.model.forward(chunks, &self.cache).map_err(|e| e.to_string())?;
-        match logits {
-            None => Ok(Vec::new()),
-            Some(logits) => logits
-                .to_dtype(candle_core::DType::F32)
-                .and_then(|l| l.to_device(&candle_core::Device::Cpu))
-                .and_then(|l| l.to_vec2::<f32>())
-                .map_err(|e| e.to_string()),
-        }
+    fn forward(&mut self, chunks: &[SequenceChunk<'_>], logits: &mut Logits) -> Result<(), String> {
+        let vocab = self.model.config().vocab_size;
+        let Some(tensor) = self.model.forward(chunks, &self.cache).map_err(|e| e.to_string())? else {
+            logits.reset(0, vocab);
+            return Ok(());
+        };
+        let values = tensor
+            .to_dtype(candle_core::DType::F32)
+            .and_then(|l| l.to_device(&candle_core::Device::Cpu))
+            .and_then(|l| l.flatten_all())
+            .and_then(|l| l.to_vec1::<f32>())
+            .map_err(|e| e.to_string())?;
+        let vocab = tensor.dims().last().copied().unwrap_or(vocab);
+        logits.reset(values.len() / vocab.max(1), vocab).copy_from_slice(&values);
+        Ok(())
     }
 
     fn copy_block_prefixes(&mut self, copies: &[BlockCopy]) -> Result<(), String> {
@@ -78,8 +84,8 @@ impl CpuRunner {
 }
 
 impl ModelRunner for CpuRunner {
-    fn forward(&mut self, chunks: &[SequenceChunk<'_>]) -> Result<Vec<Vec<f32>>, String> {
-        self.model.forward(chunks, &mut self.cache, &mut self.scratch).map_err(|e| e.to_string())
+    fn forward(&mut self, chunks: &[SequenceChunk<'_>], logits: &mut Logits) -> Result<(), String> {
+        self.model.forward(chunks, &mut self.cache, &mut self.scratch, logits).map_err(|e| e.to_string())
     }
 
     fn copy_block_prefixes(&mut self, copies: &[BlockCopy]) -> Result<(), String> {

@@ -81,7 +81,7 @@ impl FakeRunner {
 }
 
 impl crate::runner::ModelRunner for FakeRunner {
-    fn forward(&mut self, chunks: &[ponder_models::SequenceChunk<'_>]) -> Result<Vec<Vec<f32>>, String> {
+    fn forward(&mut self, chunks: &[ponder_models::SequenceChunk<'_>], logits: &mut ponder_models::Logits) -> Result<(), String> {
         let slot = |blocks: &[u32], p: usize| blocks[p / self.block_size] as usize * self.block_size + p % self.block_size;
         self.steps.lock().unwrap().push(chunks.iter().map(|c| (c.start, c.tokens.len())).collect());
         let mut rows = Vec::new();
@@ -96,12 +96,13 @@ impl crate::runner::ModelRunner for FakeRunner {
                     .collect::<Result<_, _>>()?;
                 let next = (self.rule)(&context) as usize;
                 // A clear favourite with a soft tail, so sampling tests have something to sample.
-                let mut logits: Vec<f32> = (0..self.vocab).map(|i| -((i as f32) * 0.01)).collect();
-                logits[next % self.vocab] = 30.0;
-                rows.push(logits);
+                let mut row: Vec<f32> = (0..self.vocab).map(|i| -((i as f32) * 0.01)).collect();
+                row[next % self.vocab] = 30.0;
+                rows.push(row);
             }
         }
-        Ok(rows)
+        *logits = ponder_models::Logits::from_rows(&rows);
+        Ok(())
     }
 
     fn copy_block_prefixes(&mut self, copies: &[ponder_models::BlockCopy]) -> Result<(), String> {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 
-use ponder_models::{SequenceChunk, Tokenizer};
+use ponder_models::{Logits, SequenceChunk, Tokenizer};
 use ponder_thinking::{BudgetForcer, Emitted, Label, Step};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -83,6 +83,8 @@ pub(crate) struct Worker {
     seqs: HashMap<SeqId, Sequence>,
     next_seq: SeqId,
     load: Arc<WorkerLoad>,
+    /// The logits buffer every forward pass fills.
+    logits: Logits,
 }
 
 /// Runs a worker until it is told to stop or its command channel closes. A panic inside a
@@ -158,6 +160,7 @@ impl Worker {
             seqs: HashMap::new(),
             next_seq: 0,
             load,
+            logits: Logits::default(),
         };
         worker.publish_load();
         worker
@@ -241,10 +244,11 @@ impl Worker {
                 want_logits: p.want_logits,
             })
             .collect();
-        let result = self.runner.copy_block_prefixes(&plan.copies).and_then(|()| self.runner.forward(&chunks));
+        let result =
+            self.runner.copy_block_prefixes(&plan.copies).and_then(|()| self.runner.forward(&chunks, &mut self.logits));
         self.load.steps.fetch_add(1, Ordering::Relaxed);
-        let rows = match result {
-            Ok(rows) => rows,
+        match result {
+            Ok(()) => {}
             Err(error) => {
                 tracing::error!("forward pass failed: {error}");
                 for p in &plan.chunks {
@@ -255,12 +259,15 @@ impl Worker {
         };
         self.scheduler.after_forward(&plan.chunks);
         let wanting = plan.chunks.iter().filter(|p| p.want_logits);
-        for (p, mut logits) in wanting.zip(rows) {
+        // Taken out for the loop (`advance` needs the whole worker) and put back for reuse.
+        let mut logits = std::mem::take(&mut self.logits);
+        for (p, row) in wanting.zip(logits.rows_mut()) {
             if !self.seqs.contains_key(&p.seq) {
                 continue;
             }
-            self.advance(p.seq, &mut logits);
+            self.advance(p.seq, row);
         }
+        self.logits = logits;
     }
 
     /// Samples the next token of a sequence and lets budget forcing decide what enters.

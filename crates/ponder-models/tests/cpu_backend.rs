@@ -6,7 +6,7 @@ mod common;
 use candle_core::Device;
 use candle_transformers::models::quantized_qwen2;
 use common::*;
-use ponder_models::{BlockAllocator, BlockCopy, BlockPool, BlockTable, CpuModel, CpuScratch, HostKvCache, ModelMetadata, SequenceChunk};
+use ponder_models::{BlockAllocator, BlockCopy, BlockPool, BlockTable, CpuModel, CpuScratch, HostKvCache, Logits, ModelMetadata, SequenceChunk};
 
 /// Our 8-bit activations keep an f32 scale per block where candle rounds it to f16, and
 /// round a little differently for the k-quants, so logits differ a little more than between
@@ -42,12 +42,13 @@ impl Cpu {
             .zip(inputs)
             .map(|(seq, tokens)| SequenceChunk { tokens, start: seq.table.len(), blocks: seq.table.blocks(), want_logits: true })
             .collect();
-        let logits = self.model.forward(&chunks, &mut self.cache, &mut self.scratch).unwrap();
+        let mut logits = Logits::default();
+        self.model.forward(&chunks, &mut self.cache, &mut self.scratch, &mut logits).unwrap();
         for (seq, tokens) in seqs.iter_mut().zip(inputs) {
             seq.table.advance(tokens.len(), bs);
             seq.tokens.extend(tokens);
         }
-        logits
+        logits.to_rows()
     }
 
     fn prompt(&self, text: &str) -> Vec<u32> {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use candle_core::Device;
 use ponder_engine::{CandleRunner, CpuRunner, ModelRunner};
-use ponder_models::{BlockAllocator, BlockTable, CpuModel, ModelMetadata, SequenceChunk};
+use ponder_models::{BlockAllocator, BlockTable, CpuModel, Logits, ModelMetadata, SequenceChunk};
 use serde::Serialize;
 
 use crate::cli::BenchModelArgs;
@@ -57,13 +57,14 @@ pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
     let token = |seq: usize, i: usize| 1000 + ((seq * 7919 + i * 104_729) as u32 % (vocab / 2));
 
     let prompt: Vec<u32> = (0..args.prefill_tokens).map(|i| token(0, i)).collect();
+    let mut logits = Logits::default();
     let prefill = median((0..args.repeats).map(|_| {
         let mut allocator = BlockAllocator::new(num_blocks);
         let mut table = BlockTable::new();
         table.reserve(prompt.len(), BLOCK_SIZE, &mut allocator).expect("blocks");
         let start = Instant::now();
         let chunk = SequenceChunk { tokens: &prompt, start: 0, blocks: table.blocks(), want_logits: true };
-        runner.forward(&[chunk]).expect("prefill");
+        runner.forward(&[chunk], &mut logits).expect("prefill");
         start.elapsed().as_secs_f64()
     }));
     let prefill_tps = args.prefill_tokens as f64 / prefill;
@@ -108,6 +109,7 @@ fn decode_step_seconds(
     token: &dyn Fn(usize, usize) -> u32,
 ) -> f64 {
     let mut allocator = BlockAllocator::new(num_blocks);
+    let mut logits = Logits::default();
     let mut tables: Vec<BlockTable> = (0..batch).map(|_| BlockTable::new()).collect();
     let prompts: Vec<Vec<u32>> = (0..batch).map(|s| (0..DECODE_PROMPT).map(|i| token(s + 1, i)).collect()).collect();
     for table in &mut tables {
@@ -118,7 +120,7 @@ fn decode_step_seconds(
         .zip(&tables)
         .map(|(p, t)| SequenceChunk { tokens: p, start: 0, blocks: t.blocks(), want_logits: true })
         .collect();
-    runner.forward(&chunks).expect("prefill");
+    runner.forward(&chunks, &mut logits).expect("prefill");
     for table in &mut tables {
         table.advance(DECODE_PROMPT, BLOCK_SIZE);
     }
@@ -130,7 +132,7 @@ fn decode_step_seconds(
             .zip(&tables)
             .map(|(t, table)| SequenceChunk { tokens: t, start: table.len(), blocks: table.blocks(), want_logits: true })
             .collect();
-        runner.forward(&chunks).expect("decode");
+        runner.forward(&chunks, &mut logits).expect("decode");
         for table in &mut tables {
             table.advance(1, BLOCK_SIZE);
         }

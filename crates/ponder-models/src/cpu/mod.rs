@@ -16,6 +16,7 @@ use rayon::prelude::*;
 use crate::config::{ModelConfig, RopeStyle};
 use crate::gguf::GgufFile;
 use crate::kv::BlockCopy;
+use crate::logits::Logits;
 use crate::model::batch::{validate_chunks, SequenceChunk};
 use crate::Result;
 use weights::{CpuLinear, CpuWeights};
@@ -142,14 +143,15 @@ impl CpuModel {
                 .sum::<usize>()
     }
 
-    /// Runs one step over `chunks` (as [`crate::Model::forward`]); returns one row of logits
-    /// per chunk that wants them.
+    /// Runs one step over `chunks` (as [`crate::Model::forward`]); fills `logits` with one
+    /// row per chunk that wants them.
     pub fn forward(
         &self,
         chunks: &[SequenceChunk<'_>],
         cache: &mut HostKvCache,
         scratch: &mut CpuScratch,
-    ) -> Result<Vec<Vec<f32>>> {
+        logits: &mut Logits,
+    ) -> Result<()> {
         let c = &self.config;
         validate_chunks(chunks, cache.block_size, cache.num_blocks, c.max_position_embeddings)?;
         let tokens: usize = chunks.iter().map(|ch| ch.tokens.len()).sum();
@@ -225,17 +227,17 @@ impl CpuModel {
                 last_rows.extend_from_slice(&s.x[(offset - 1) * hidden..offset * hidden]);
             }
         }
-        if last_rows.is_empty() {
-            return Ok(Vec::new());
-        }
         let wanted = last_rows.len() / hidden;
-        norm_rows(&last_rows, &self.weights.norm, c.rms_norm_eps as f32, hidden, &mut s.normed);
         let lm_head = self.weights.lm_head();
-        let mut logits = vec![0.0; wanted * lm_head.rows()];
+        let out = logits.reset(wanted, lm_head.rows());
+        if wanted == 0 {
+            return Ok(());
+        }
+        norm_rows(&last_rows, &self.weights.norm, c.rms_norm_eps as f32, hidden, &mut s.normed);
         let kinds = [lm_head.kind()];
         s.acts.quantize(self.isa, &s.normed, wanted, hidden, &kinds);
-        matmul(self.isa, &s.acts, &mut [MatmulJob { weights: lm_head, out: &mut logits }]);
-        Ok(logits.chunks_exact(lm_head.rows()).map(<[f32]>::to_vec).collect())
+        matmul(self.isa, &s.acts, &mut [MatmulJob { weights: lm_head, out }]);
+        Ok(())
     }
 
     /// Quantizes `x` (`tokens` rows) once and runs every projection that reads it.
