@@ -389,3 +389,54 @@ pub unsafe fn axpy(w: f32, v: &[f32], out: &mut [f32]) {
         i += 1;
     }
 }
+
+/// `e^x` lane by lane, within 2 ulp of `f32::exp` for `x` in [-87.3, 88.3] (clamped outside:
+/// tiny results flush towards zero, huge ones stay finite).
+///
+/// The usual range reduction `x = n · ln 2 + r` (`|r| ≤ ln 2 / 2`, `ln 2` in two parts),
+/// Cephes' degree-6 polynomial for `e^r`, and `2^n` built in the exponent bits.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn exp_ps(x: __m256) -> __m256 {
+    let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3)), _mm256_set1_ps(88.3));
+    let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
+        x,
+        _mm256_set1_ps(std::f32::consts::LOG2_E),
+    ));
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
+    let mut p = _mm256_set1_ps(1.987_569_1e-4);
+    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+    }
+    let e_r = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0));
+    let two_n = _mm256_slli_epi32::<23>(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)));
+    _mm256_mul_ps(e_r, _mm256_castsi256_ps(two_n))
+}
+
+/// `gate[i] = silu(gate[i]) · up[i]` (`silu(g) = g / (1 + e^-g)`), 8 lanes at a time; a
+/// ragged end goes through the same lanes zero-padded, so every element's result is the
+/// same wherever it lies.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn silu_mul(gate: &mut [f32], up: &[f32]) {
+    let one = _mm256_set1_ps(1.0);
+    let silu_mul8 = |g: __m256, u: __m256| {
+        let e = exp_ps(_mm256_sub_ps(_mm256_setzero_ps(), g));
+        _mm256_div_ps(_mm256_mul_ps(g, u), _mm256_add_ps(one, e))
+    };
+    let mut gates = gate.chunks_exact_mut(8);
+    let mut ups = up.chunks_exact(8);
+    for (g, u) in (&mut gates).zip(&mut ups) {
+        let out = silu_mul8(_mm256_loadu_ps(g.as_ptr()), _mm256_loadu_ps(u.as_ptr()));
+        _mm256_storeu_ps(g.as_mut_ptr(), out);
+    }
+    let (g_tail, u_tail) = (gates.into_remainder(), ups.remainder());
+    if !g_tail.is_empty() {
+        let (mut g8, mut u8) = ([0.0f32; 8], [0.0f32; 8]);
+        g8[..g_tail.len()].copy_from_slice(g_tail);
+        u8[..u_tail.len()].copy_from_slice(u_tail);
+        let out = silu_mul8(_mm256_loadu_ps(g8.as_ptr()), _mm256_loadu_ps(u8.as_ptr()));
+        _mm256_storeu_ps(g8.as_mut_ptr(), out);
+        g_tail.copy_from_slice(&g8[..g_tail.len()]);
+    }
+}

@@ -213,7 +213,7 @@ impl CpuModel {
             s.gate.resize(tokens * c.intermediate_size, 0.0);
             s.up.resize(tokens * c.intermediate_size, 0.0);
             self.project(&s.normed, tokens, &mut s.acts, &mut [(&layer.gate, &mut s.gate), (&layer.up, &mut s.up)]);
-            ops::silu_mul(&mut s.gate, &s.up);
+            ops::silu_mul(self.isa, &mut s.gate, &s.up);
             self.project(&s.gate, tokens, &mut s.acts, &mut [(&layer.down, &mut s.proj)]);
             ops::add_assign(&mut s.x, &s.proj);
         }
