@@ -1,7 +1,7 @@
 //! Causal attention of one query head over one sequence's keys and values, read in place
 //! from the block-based KV cache.
 
-use crate::ops::{axpy, dot};
+use crate::ops::{axpy, dot, softmax};
 use crate::Isa;
 
 /// One layer's KV cache on the host: `slots × kv_dim` keys and values, where the token at
@@ -56,16 +56,7 @@ pub fn attend_heads(
         }
     }
     for head_scores in scores.chunks_exact_mut(context) {
-        let max = head_scores.iter().fold(f32::NEG_INFINITY, |m, &s| m.max(s));
-        let mut sum = 0.0;
-        for s in head_scores.iter_mut() {
-            *s = (*s - max).exp();
-            sum += *s;
-        }
-        let inv = 1.0 / sum;
-        for s in head_scores.iter_mut() {
-            *s *= inv;
-        }
+        softmax(isa, head_scores);
     }
     out.fill(0.0);
     for p in 0..context {

@@ -440,3 +440,35 @@ pub unsafe fn silu_mul(gate: &mut [f32], up: &[f32]) {
         g_tail.copy_from_slice(&g8[..g_tail.len()]);
     }
 }
+
+/// `x ← softmax(x)` with [`exp_ps`]; a ragged end goes through lanes padded with the
+/// maximum, and only its real lanes count in the sum.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn softmax(x: &mut [f32]) {
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let max8 = _mm256_set1_ps(max);
+    let mut sums = _mm256_setzero_ps();
+    let mut chunks = x.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        let e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(chunk.as_ptr()), max8));
+        _mm256_storeu_ps(chunk.as_mut_ptr(), e);
+        sums = _mm256_add_ps(sums, e);
+    }
+    let tail = chunks.into_remainder();
+    let mut total = hsum(sums);
+    if !tail.is_empty() {
+        let mut padded = [max; 8];
+        padded[..tail.len()].copy_from_slice(tail);
+        _mm256_storeu_ps(padded.as_mut_ptr(), exp_ps(_mm256_sub_ps(_mm256_loadu_ps(padded.as_ptr()), max8)));
+        tail.copy_from_slice(&padded[..tail.len()]);
+        total += tail.iter().sum::<f32>();
+    }
+    let inv = _mm256_set1_ps(1.0 / total);
+    let mut chunks = x.chunks_exact_mut(8);
+    for chunk in &mut chunks {
+        _mm256_storeu_ps(chunk.as_mut_ptr(), _mm256_mul_ps(_mm256_loadu_ps(chunk.as_ptr()), inv));
+    }
+    for v in chunks.into_remainder() {
+        *v *= 1.0 / total;
+    }
+}

@@ -28,6 +28,26 @@ pub fn silu_mul(isa: Isa, gate: &mut [f32], up: &[f32]) {
     });
 }
 
+/// `x ← softmax(x)`: `e^(x_i - max) / Σ e^(x_j - max)`.
+pub fn softmax(isa: Isa, x: &mut [f32]) {
+    match isa {
+        // SAFETY: the ISA was detected.
+        Isa::Avx2 => unsafe { avx2::softmax(x) },
+        Isa::Scalar => {
+            let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            let mut sum = 0.0;
+            for v in x.iter_mut() {
+                *v = (*v - max).exp();
+                sum += *v;
+            }
+            let inv = 1.0 / sum;
+            for v in x.iter_mut() {
+                *v *= inv;
+            }
+        }
+    }
+}
+
 /// `x[i] += y[i]`.
 pub fn add_assign(x: &mut [f32], y: &[f32]) {
     for (a, &b) in x.iter_mut().zip(y) {
@@ -130,6 +150,23 @@ mod tests {
         let mut one = [g[12_800]];
         silu_mul(Isa::Avx2, &mut one, &u[12_800..]);
         assert_eq!(one[0].to_bits(), simd[12_800].to_bits());
+    }
+
+    #[test]
+    fn simd_softmax_matches_scalar() {
+        if Isa::detect() != Isa::Avx2 {
+            return;
+        }
+        for len in [1, 7, 8, 9, 150, 517] {
+            let x: Vec<f32> = (0..len).map(|i| ((i * 37) % 101) as f32 * 0.3 - 12.0).collect();
+            let (mut simd, mut scalar) = (x.clone(), x.clone());
+            softmax(Isa::Avx2, &mut simd);
+            softmax(Isa::Scalar, &mut scalar);
+            for (s, l) in simd.iter().zip(&scalar) {
+                assert!((s - l).abs() <= 1e-6 * l.max(1e-3), "len {len}: {s} vs {l}");
+            }
+            assert!((simd.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        }
     }
 
     #[test]
