@@ -145,7 +145,22 @@ impl CpuModel {
 
     /// Runs one step over `chunks` (as [`crate::Model::forward`]); fills `logits` with one
     /// row per chunk that wants them.
+    ///
+    /// The whole step runs on a thread of the compute pool, so its few hundred parallel
+    /// regions fork and join inside the pool; called from outside (a worker thread), each
+    /// region would be injected and waited for with a sleep and wake-up of the caller.
     pub fn forward(
+        &self,
+        chunks: &[SequenceChunk<'_>],
+        cache: &mut HostKvCache,
+        scratch: &mut CpuScratch,
+        logits: &mut Logits,
+    ) -> Result<()> {
+        rayon::scope(|_| self.step_in_pool(chunks, cache, scratch, logits))
+    }
+
+    /// [`Self::forward`]'s body.
+    fn step_in_pool(
         &self,
         chunks: &[SequenceChunk<'_>],
         cache: &mut HostKvCache,
