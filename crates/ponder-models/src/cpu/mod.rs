@@ -156,103 +156,94 @@ impl CpuModel {
         scratch: &mut CpuScratch,
         logits: &mut Logits,
     ) -> Result<()> {
-        rayon::scope(|_| self.step_in_pool(chunks, cache, scratch, logits))
-    }
+        rayon::scope(|_| {
+            let c = &self.config;
+            validate_chunks(chunks, cache.block_size, cache.num_blocks, c.max_position_embeddings)?;
+            let tokens: usize = chunks.iter().map(|ch| ch.tokens.len()).sum();
+            let (hidden, q_dim, kv_dim) = (c.hidden_size, c.q_dim(), c.kv_dim());
+            let positions: Vec<usize> = chunks.iter().flat_map(|ch| ch.start..ch.start + ch.tokens.len()).collect();
 
-    /// [`Self::forward`]'s body.
-    fn step_in_pool(
-        &self,
-        chunks: &[SequenceChunk<'_>],
-        cache: &mut HostKvCache,
-        scratch: &mut CpuScratch,
-        logits: &mut Logits,
-    ) -> Result<()> {
-        let c = &self.config;
-        validate_chunks(chunks, cache.block_size, cache.num_blocks, c.max_position_embeddings)?;
-        let tokens: usize = chunks.iter().map(|ch| ch.tokens.len()).sum();
-        let (hidden, q_dim, kv_dim) = (c.hidden_size, c.q_dim(), c.kv_dim());
-        let positions: Vec<usize> = chunks.iter().flat_map(|ch| ch.start..ch.start + ch.tokens.len()).collect();
-
-        // Embeddings.
-        let s = scratch;
-        s.x.resize(tokens * hidden, 0.0);
-        let ids: Vec<u32> = chunks.iter().flat_map(|ch| ch.tokens.iter().copied()).collect();
-        for (row, &id) in s.x.chunks_exact_mut(hidden).zip(&ids) {
-            self.weights.embedding.dequantize_row(id as usize, row);
-        }
-
-        for (index, layer) in self.weights.layers.iter().enumerate() {
-            // Attention block.
-            norm_rows(&s.x, &layer.attn_norm, c.rms_norm_eps as f32, hidden, &mut s.normed);
-            s.q.resize(tokens * q_dim, 0.0);
-            s.k.resize(tokens * kv_dim, 0.0);
-            s.v.resize(tokens * kv_dim, 0.0);
-            self.project(&s.normed, tokens, &mut s.acts, &mut [(&layer.q, &mut s.q), (&layer.k, &mut s.k), (&layer.v, &mut s.v)]);
-            if let Some((q_norm, k_norm)) = &layer.qk_norms {
-                for head in s.q.chunks_exact_mut(c.head_dim) {
-                    let copy = head.to_vec();
-                    ops::rms_norm(&copy, q_norm, c.rms_norm_eps as f32, head);
-                }
-                for head in s.k.chunks_exact_mut(c.head_dim) {
-                    let copy = head.to_vec();
-                    ops::rms_norm(&copy, k_norm, c.rms_norm_eps as f32, head);
-                }
+            // Embeddings.
+            let s = scratch;
+            s.x.resize(tokens * hidden, 0.0);
+            let ids: Vec<u32> = chunks.iter().flat_map(|ch| ch.tokens.iter().copied()).collect();
+            for (row, &id) in s.x.chunks_exact_mut(hidden).zip(&ids) {
+                self.weights.embedding.dequantize_row(id as usize, row);
             }
-            let interleaved = c.rope.style == RopeStyle::Interleaved;
-            let half = c.head_dim / 2;
-            for (row, &p) in positions.iter().enumerate() {
-                let (cos, sin) = (&self.cos[p * half..(p + 1) * half], &self.sin[p * half..(p + 1) * half]);
-                ops::rope(&mut s.q[row * q_dim..(row + 1) * q_dim], c.head_dim, cos, sin, interleaved);
-                ops::rope(&mut s.k[row * kv_dim..(row + 1) * kv_dim], c.head_dim, cos, sin, interleaved);
+
+            for (index, layer) in self.weights.layers.iter().enumerate() {
+                // Attention block.
+                norm_rows(&s.x, &layer.attn_norm, c.rms_norm_eps as f32, hidden, &mut s.normed);
+                s.q.resize(tokens * q_dim, 0.0);
+                s.k.resize(tokens * kv_dim, 0.0);
+                s.v.resize(tokens * kv_dim, 0.0);
+                self.project(&s.normed, tokens, &mut s.acts, &mut [(&layer.q, &mut s.q), (&layer.k, &mut s.k), (&layer.v, &mut s.v)]);
+                if let Some((q_norm, k_norm)) = &layer.qk_norms {
+                    for head in s.q.chunks_exact_mut(c.head_dim) {
+                        let copy = head.to_vec();
+                        ops::rms_norm(&copy, q_norm, c.rms_norm_eps as f32, head);
+                    }
+                    for head in s.k.chunks_exact_mut(c.head_dim) {
+                        let copy = head.to_vec();
+                        ops::rms_norm(&copy, k_norm, c.rms_norm_eps as f32, head);
+                    }
+                }
+                let interleaved = c.rope.style == RopeStyle::Interleaved;
+                let half = c.head_dim / 2;
+                for (row, &p) in positions.iter().enumerate() {
+                    let (cos, sin) = (&self.cos[p * half..(p + 1) * half], &self.sin[p * half..(p + 1) * half]);
+                    ops::rope(&mut s.q[row * q_dim..(row + 1) * q_dim], c.head_dim, cos, sin, interleaved);
+                    ops::rope(&mut s.k[row * kv_dim..(row + 1) * kv_dim], c.head_dim, cos, sin, interleaved);
+                }
+                let (keys, values) = &mut cache.layers[index];
+                let mut row = 0;
+                for chunk in chunks {
+                    for i in 0..chunk.tokens.len() {
+                        let p = chunk.start + i;
+                        let slot = chunk.blocks[p / cache.block_size] as usize * cache.block_size + p % cache.block_size;
+                        keys[slot * kv_dim..(slot + 1) * kv_dim].copy_from_slice(&s.k[row * kv_dim..(row + 1) * kv_dim]);
+                        values[slot * kv_dim..(slot + 1) * kv_dim].copy_from_slice(&s.v[row * kv_dim..(row + 1) * kv_dim]);
+                        row += 1;
+                    }
+                }
+                let kv = KvView { keys, values, kv_dim, block_size: cache.block_size };
+                s.attn.resize(tokens * q_dim, 0.0);
+                self.attention(chunks, &s.q, kv, &mut s.attn);
+                s.proj.resize(tokens * hidden, 0.0);
+                self.project(&s.attn, tokens, &mut s.acts, &mut [(&layer.o, &mut s.proj)]);
+                ops::add_assign(&mut s.x, &s.proj);
+
+                // MLP block.
+                norm_rows(&s.x, &layer.ffn_norm, c.rms_norm_eps as f32, hidden, &mut s.normed);
+                s.gate.resize(tokens * c.intermediate_size, 0.0);
+                s.up.resize(tokens * c.intermediate_size, 0.0);
+                self.project(&s.normed, tokens, &mut s.acts, &mut [(&layer.gate, &mut s.gate), (&layer.up, &mut s.up)]);
+                ops::silu_mul(self.isa, &mut s.gate, &s.up);
+                self.project(&s.gate, tokens, &mut s.acts, &mut [(&layer.down, &mut s.proj)]);
+                ops::add_assign(&mut s.x, &s.proj);
             }
-            let (keys, values) = &mut cache.layers[index];
-            let mut row = 0;
+
+            // Logits of the last token of each chunk that wants them.
+            let mut last_rows = Vec::new();
+            let mut offset = 0;
             for chunk in chunks {
-                for i in 0..chunk.tokens.len() {
-                    let p = chunk.start + i;
-                    let slot = chunk.blocks[p / cache.block_size] as usize * cache.block_size + p % cache.block_size;
-                    keys[slot * kv_dim..(slot + 1) * kv_dim].copy_from_slice(&s.k[row * kv_dim..(row + 1) * kv_dim]);
-                    values[slot * kv_dim..(slot + 1) * kv_dim].copy_from_slice(&s.v[row * kv_dim..(row + 1) * kv_dim]);
-                    row += 1;
+                offset += chunk.tokens.len();
+                if chunk.want_logits {
+                    last_rows.extend_from_slice(&s.x[(offset - 1) * hidden..offset * hidden]);
                 }
             }
-            let kv = KvView { keys, values, kv_dim, block_size: cache.block_size };
-            s.attn.resize(tokens * q_dim, 0.0);
-            self.attention(chunks, &s.q, kv, &mut s.attn);
-            s.proj.resize(tokens * hidden, 0.0);
-            self.project(&s.attn, tokens, &mut s.acts, &mut [(&layer.o, &mut s.proj)]);
-            ops::add_assign(&mut s.x, &s.proj);
-
-            // MLP block.
-            norm_rows(&s.x, &layer.ffn_norm, c.rms_norm_eps as f32, hidden, &mut s.normed);
-            s.gate.resize(tokens * c.intermediate_size, 0.0);
-            s.up.resize(tokens * c.intermediate_size, 0.0);
-            self.project(&s.normed, tokens, &mut s.acts, &mut [(&layer.gate, &mut s.gate), (&layer.up, &mut s.up)]);
-            ops::silu_mul(self.isa, &mut s.gate, &s.up);
-            self.project(&s.gate, tokens, &mut s.acts, &mut [(&layer.down, &mut s.proj)]);
-            ops::add_assign(&mut s.x, &s.proj);
-        }
-
-        // Logits of the last token of each chunk that wants them.
-        let mut last_rows = Vec::new();
-        let mut offset = 0;
-        for chunk in chunks {
-            offset += chunk.tokens.len();
-            if chunk.want_logits {
-                last_rows.extend_from_slice(&s.x[(offset - 1) * hidden..offset * hidden]);
+            let wanted = last_rows.len() / hidden;
+            let lm_head = self.weights.lm_head();
+            let out = logits.reset(wanted, lm_head.rows());
+            if wanted == 0 {
+                return Ok(());
             }
-        }
-        let wanted = last_rows.len() / hidden;
-        let lm_head = self.weights.lm_head();
-        let out = logits.reset(wanted, lm_head.rows());
-        if wanted == 0 {
-            return Ok(());
-        }
-        norm_rows(&last_rows, &self.weights.norm, c.rms_norm_eps as f32, hidden, &mut s.normed);
-        let kinds = [lm_head.kind()];
-        s.acts.quantize(self.isa, &s.normed, wanted, hidden, &kinds);
-        matmul(self.isa, &s.acts, &mut [MatmulJob { weights: lm_head, out }]);
-        Ok(())
+            norm_rows(&last_rows, &self.weights.norm, c.rms_norm_eps as f32, hidden, &mut s.normed);
+            let kinds = [lm_head.kind()];
+            s.acts.quantize(self.isa, &s.normed, wanted, hidden, &kinds);
+            matmul(self.isa, &s.acts, &mut [MatmulJob { weights: lm_head, out }]);
+            Ok(())
+        })
     }
 
     /// Quantizes `x` (`tokens` rows) once and runs every projection that reads it.
