@@ -247,16 +247,13 @@ impl Worker {
         let result =
             self.runner.copy_block_prefixes(&plan.copies).and_then(|()| self.runner.forward(&chunks, &mut self.logits));
         self.load.steps.fetch_add(1, Ordering::Relaxed);
-        match result {
-            Ok(()) => {}
-            Err(error) => {
-                tracing::error!("forward pass failed: {error}");
-                for p in &plan.chunks {
-                    self.finish(p.seq, FinishReason::Error, Some(format!("model error: {error}")));
-                }
-                return;
+        if let Err(error) = result {
+            tracing::error!("forward pass failed: {error}");
+            for p in &plan.chunks {
+                self.finish(p.seq, FinishReason::Error, Some(format!("model error: {error}")));
             }
-        };
+            return;
+        }
         self.scheduler.after_forward(&plan.chunks);
         let wanting = plan.chunks.iter().filter(|p| p.want_logits);
         // Taken out for the loop (`advance` needs the whole worker) and put back for reuse.

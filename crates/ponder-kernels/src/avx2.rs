@@ -463,12 +463,13 @@ pub unsafe fn softmax(x: &mut [f32]) {
         tail.copy_from_slice(&padded[..tail.len()]);
         total += tail.iter().sum::<f32>();
     }
-    let inv = _mm256_set1_ps(1.0 / total);
+    let inv = 1.0 / total;
+    let inv8 = _mm256_set1_ps(inv);
     let mut chunks = x.chunks_exact_mut(8);
     for chunk in &mut chunks {
-        _mm256_storeu_ps(chunk.as_mut_ptr(), _mm256_mul_ps(_mm256_loadu_ps(chunk.as_ptr()), inv));
+        _mm256_storeu_ps(chunk.as_mut_ptr(), _mm256_mul_ps(_mm256_loadu_ps(chunk.as_ptr()), inv8));
     }
     for v in chunks.into_remainder() {
-        *v *= 1.0 / total;
+        *v *= inv;
     }
 }
