@@ -19,7 +19,7 @@ use crate::kv::BlockCopy;
 use crate::logits::Logits;
 use crate::model::batch::{validate_chunks, SequenceChunk};
 use crate::Result;
-use weights::{CpuLinear, CpuWeights};
+use weights::{CpuLayer, CpuLinear, CpuWeights};
 
 /// KV cache in host memory: per layer, `slots × kv_dim` keys and values.
 pub struct HostKvCache {
@@ -160,90 +160,113 @@ impl CpuModel {
             let c = &self.config;
             validate_chunks(chunks, cache.block_size, cache.num_blocks, c.max_position_embeddings)?;
             let tokens: usize = chunks.iter().map(|ch| ch.tokens.len()).sum();
-            let (hidden, q_dim, kv_dim) = (c.hidden_size, c.q_dim(), c.kv_dim());
             let positions: Vec<usize> = chunks.iter().flat_map(|ch| ch.start..ch.start + ch.tokens.len()).collect();
 
             // Embeddings.
             let s = scratch;
-            s.x.resize(tokens * hidden, 0.0);
-            let ids: Vec<u32> = chunks.iter().flat_map(|ch| ch.tokens.iter().copied()).collect();
-            for (row, &id) in s.x.chunks_exact_mut(hidden).zip(&ids) {
+            s.x.resize(tokens * c.hidden_size, 0.0);
+            let ids = chunks.iter().flat_map(|ch| ch.tokens.iter().copied());
+            for (row, id) in s.x.chunks_exact_mut(c.hidden_size).zip(ids) {
                 self.weights.embedding.dequantize_row(id as usize, row);
             }
 
-            for (index, layer) in self.weights.layers.iter().enumerate() {
-                // Attention block.
-                norm_rows(&s.x, &layer.attn_norm, c.rms_norm_eps as f32, hidden, &mut s.normed);
-                s.q.resize(tokens * q_dim, 0.0);
-                s.k.resize(tokens * kv_dim, 0.0);
-                s.v.resize(tokens * kv_dim, 0.0);
-                self.project(&s.normed, tokens, &mut s.acts, &mut [(&layer.q, &mut s.q), (&layer.k, &mut s.k), (&layer.v, &mut s.v)]);
-                if let Some((q_norm, k_norm)) = &layer.qk_norms {
-                    for head in s.q.chunks_exact_mut(c.head_dim) {
-                        let copy = head.to_vec();
-                        ops::rms_norm(&copy, q_norm, c.rms_norm_eps as f32, head);
-                    }
-                    for head in s.k.chunks_exact_mut(c.head_dim) {
-                        let copy = head.to_vec();
-                        ops::rms_norm(&copy, k_norm, c.rms_norm_eps as f32, head);
-                    }
-                }
-                let interleaved = c.rope.style == RopeStyle::Interleaved;
-                let half = c.head_dim / 2;
-                for (row, &p) in positions.iter().enumerate() {
-                    let (cos, sin) = (&self.cos[p * half..(p + 1) * half], &self.sin[p * half..(p + 1) * half]);
-                    ops::rope(&mut s.q[row * q_dim..(row + 1) * q_dim], c.head_dim, cos, sin, interleaved);
-                    ops::rope(&mut s.k[row * kv_dim..(row + 1) * kv_dim], c.head_dim, cos, sin, interleaved);
-                }
-                let (keys, values) = &mut cache.layers[index];
-                let mut row = 0;
-                for chunk in chunks {
-                    for i in 0..chunk.tokens.len() {
-                        let p = chunk.start + i;
-                        let slot = chunk.blocks[p / cache.block_size] as usize * cache.block_size + p % cache.block_size;
-                        keys[slot * kv_dim..(slot + 1) * kv_dim].copy_from_slice(&s.k[row * kv_dim..(row + 1) * kv_dim]);
-                        values[slot * kv_dim..(slot + 1) * kv_dim].copy_from_slice(&s.v[row * kv_dim..(row + 1) * kv_dim]);
-                        row += 1;
-                    }
-                }
-                let kv = KvView { keys, values, kv_dim, block_size: cache.block_size };
-                s.attn.resize(tokens * q_dim, 0.0);
-                self.attention(chunks, &s.q, kv, &mut s.attn);
-                s.proj.resize(tokens * hidden, 0.0);
-                self.project(&s.attn, tokens, &mut s.acts, &mut [(&layer.o, &mut s.proj)]);
-                ops::add_assign(&mut s.x, &s.proj);
-
-                // MLP block.
-                norm_rows(&s.x, &layer.ffn_norm, c.rms_norm_eps as f32, hidden, &mut s.normed);
-                s.gate.resize(tokens * c.intermediate_size, 0.0);
-                s.up.resize(tokens * c.intermediate_size, 0.0);
-                self.project(&s.normed, tokens, &mut s.acts, &mut [(&layer.gate, &mut s.gate), (&layer.up, &mut s.up)]);
-                ops::silu_mul(self.isa, &mut s.gate, &s.up);
-                self.project(&s.gate, tokens, &mut s.acts, &mut [(&layer.down, &mut s.proj)]);
-                ops::add_assign(&mut s.x, &s.proj);
+            debug_assert_eq!(cache.layers.len(), self.weights.layers.len());
+            for (layer, layer_kv) in self.weights.layers.iter().zip(cache.layers.iter_mut()) {
+                self.attention_block(layer, layer_kv, cache.block_size, chunks, &positions, s);
+                self.mlp_block(layer, tokens, s);
             }
-
-            // Logits of the last token of each chunk that wants them.
-            let mut last_rows = Vec::new();
-            let mut offset = 0;
-            for chunk in chunks {
-                offset += chunk.tokens.len();
-                if chunk.want_logits {
-                    last_rows.extend_from_slice(&s.x[(offset - 1) * hidden..offset * hidden]);
-                }
-            }
-            let wanted = last_rows.len() / hidden;
-            let lm_head = self.weights.lm_head();
-            let out = logits.reset(wanted, lm_head.rows());
-            if wanted == 0 {
-                return Ok(());
-            }
-            norm_rows(&last_rows, &self.weights.norm, c.rms_norm_eps as f32, hidden, &mut s.normed);
-            let kinds = [lm_head.kind()];
-            s.acts.quantize(self.isa, &s.normed, wanted, hidden, &kinds);
-            matmul(self.isa, &s.acts, &mut [MatmulJob { weights: lm_head, out }]);
+            self.last_token_logits(chunks, s, logits);
             Ok(())
         })
+    }
+
+    /// One layer's attention block on `s.x` (in place, residual added): QKV projections,
+    /// optional q/k norms, RoPE, the new keys and values into the layer's cache, attention,
+    /// output projection.
+    fn attention_block(
+        &self,
+        layer: &CpuLayer,
+        (keys, values): &mut (Vec<f32>, Vec<f32>),
+        block_size: usize,
+        chunks: &[SequenceChunk<'_>],
+        positions: &[usize],
+        s: &mut CpuScratch,
+    ) {
+        let c = &self.config;
+        let tokens = positions.len();
+        let (hidden, q_dim, kv_dim) = (c.hidden_size, c.q_dim(), c.kv_dim());
+        norm_rows(&s.x, &layer.attn_norm, c.rms_norm_eps as f32, hidden, &mut s.normed);
+        s.q.resize(tokens * q_dim, 0.0);
+        s.k.resize(tokens * kv_dim, 0.0);
+        s.v.resize(tokens * kv_dim, 0.0);
+        self.project(&s.normed, tokens, &mut s.acts, &mut [(&layer.q, &mut s.q), (&layer.k, &mut s.k), (&layer.v, &mut s.v)]);
+        if let Some((q_norm, k_norm)) = &layer.qk_norms {
+            for head in s.q.chunks_exact_mut(c.head_dim) {
+                let copy = head.to_vec();
+                ops::rms_norm(&copy, q_norm, c.rms_norm_eps as f32, head);
+            }
+            for head in s.k.chunks_exact_mut(c.head_dim) {
+                let copy = head.to_vec();
+                ops::rms_norm(&copy, k_norm, c.rms_norm_eps as f32, head);
+            }
+        }
+        let interleaved = c.rope.style == RopeStyle::Interleaved;
+        let half = c.head_dim / 2;
+        for (row, &p) in positions.iter().enumerate() {
+            let (cos, sin) = (&self.cos[p * half..(p + 1) * half], &self.sin[p * half..(p + 1) * half]);
+            ops::rope(&mut s.q[row * q_dim..(row + 1) * q_dim], c.head_dim, cos, sin, interleaved);
+            ops::rope(&mut s.k[row * kv_dim..(row + 1) * kv_dim], c.head_dim, cos, sin, interleaved);
+        }
+        let mut row = 0;
+        for chunk in chunks {
+            for i in 0..chunk.tokens.len() {
+                let p = chunk.start + i;
+                let slot = chunk.blocks[p / block_size] as usize * block_size + p % block_size;
+                keys[slot * kv_dim..(slot + 1) * kv_dim].copy_from_slice(&s.k[row * kv_dim..(row + 1) * kv_dim]);
+                values[slot * kv_dim..(slot + 1) * kv_dim].copy_from_slice(&s.v[row * kv_dim..(row + 1) * kv_dim]);
+                row += 1;
+            }
+        }
+        let kv = KvView { keys, values, kv_dim, block_size };
+        s.attn.resize(tokens * q_dim, 0.0);
+        self.attention(chunks, &s.q, kv, &mut s.attn);
+        s.proj.resize(tokens * hidden, 0.0);
+        self.project(&s.attn, tokens, &mut s.acts, &mut [(&layer.o, &mut s.proj)]);
+        ops::add_assign(&mut s.x, &s.proj);
+    }
+
+    /// One layer's MLP block on `s.x` (in place, residual added): SwiGLU.
+    fn mlp_block(&self, layer: &CpuLayer, tokens: usize, s: &mut CpuScratch) {
+        let c = &self.config;
+        norm_rows(&s.x, &layer.ffn_norm, c.rms_norm_eps as f32, c.hidden_size, &mut s.normed);
+        s.gate.resize(tokens * c.intermediate_size, 0.0);
+        s.up.resize(tokens * c.intermediate_size, 0.0);
+        self.project(&s.normed, tokens, &mut s.acts, &mut [(&layer.gate, &mut s.gate), (&layer.up, &mut s.up)]);
+        ops::silu_mul(self.isa, &mut s.gate, &s.up);
+        self.project(&s.gate, tokens, &mut s.acts, &mut [(&layer.down, &mut s.proj)]);
+        ops::add_assign(&mut s.x, &s.proj);
+    }
+
+    /// The logits of the last token of each chunk that wants them, into `logits`.
+    fn last_token_logits(&self, chunks: &[SequenceChunk<'_>], s: &mut CpuScratch, logits: &mut Logits) {
+        let hidden = self.config.hidden_size;
+        let mut last_rows = Vec::new();
+        let mut offset = 0;
+        for chunk in chunks {
+            offset += chunk.tokens.len();
+            if chunk.want_logits {
+                last_rows.extend_from_slice(&s.x[(offset - 1) * hidden..offset * hidden]);
+            }
+        }
+        let wanted = last_rows.len() / hidden;
+        let lm_head = self.weights.lm_head();
+        let out = logits.reset(wanted, lm_head.rows());
+        if wanted == 0 {
+            return;
+        }
+        norm_rows(&last_rows, &self.weights.norm, self.config.rms_norm_eps as f32, hidden, &mut s.normed);
+        s.acts.quantize(self.isa, &s.normed, wanted, hidden, &[lm_head.kind()]);
+        matmul(self.isa, &s.acts, &mut [MatmulJob { weights: lm_head, out }]);
     }
 
     /// Quantizes `x` (`tokens` rows) once and runs every projection that reads it.
