@@ -414,7 +414,7 @@ mod tests {
             p.temperature = 0.0;
             p.logprobs = Some(2);
         }), &[]);
-        let sampled = s.sample(&mut vec![0.0, 2f32.ln(), 0.0]);
+        let sampled = s.sample(&mut [0.0, 2f32.ln(), 0.0]);
         assert_eq!(sampled.token, 1);
         assert!((sampled.logprob.unwrap() - 0.5f32.ln()).abs() < 1e-6);
         assert_eq!(sampled.top_logprobs.len(), 2);
@@ -425,7 +425,7 @@ mod tests {
     #[test]
     fn all_banned_falls_back_to_argmax() {
         let mut s = Sampler::new(params(|_| {}), &[]);
-        let token = s.sample(&mut vec![f32::NEG_INFINITY, f32::NEG_INFINITY]).token;
+        let token = s.sample(&mut [f32::NEG_INFINITY, f32::NEG_INFINITY]).token;
         assert!(token < 2);
     }
 }

@@ -41,17 +41,23 @@ fn byte_char(b: u8) -> String {
     char::from_u32(256 + rank).expect("valid char").to_string()
 }
 
+/// Each forward pass's chunks as `(start, len)`, one list per pass, shared with a test.
+pub type StepLog = std::sync::Arc<std::sync::Mutex<Vec<Vec<(usize, usize)>>>>;
+
+/// The next-token function of a [`FakeRunner`].
+type Rule = std::sync::Arc<dyn Fn(&[u32]) -> u32 + Send + Sync>;
+
 /// A model for engine tests: the next token is a pure function of the whole context, and the
 /// context is read back through the block tables from a simulated KV cache, exactly as a real
 /// model reads its cache. Wrong block handling (rollback, preemption, prefix sharing) changes
 /// what it generates.
 pub struct FakeRunner {
-    rule: std::sync::Arc<dyn Fn(&[u32]) -> u32 + Send + Sync>,
+    rule: Rule,
     vocab: usize,
     block_size: usize,
     slots: Vec<Option<u32>>,
     /// Every forward pass: the `(start, len)` of each chunk.
-    pub steps: std::sync::Arc<std::sync::Mutex<Vec<Vec<(usize, usize)>>>>,
+    pub steps: StepLog,
 }
 
 impl FakeRunner {
@@ -74,7 +80,7 @@ impl FakeRunner {
 
 impl FakeRunner {
     /// Logs forward passes into `log` (shared with a test) instead of a private log.
-    pub fn with_step_log(mut self, log: std::sync::Arc<std::sync::Mutex<Vec<Vec<(usize, usize)>>>>) -> Self {
+    pub fn with_step_log(mut self, log: StepLog) -> Self {
         self.steps = log;
         self
     }
@@ -145,7 +151,7 @@ pub fn thinker(think_len: usize, answer_len: usize) -> impl Fn(&[u32]) -> u32 + 
         let assistant = ctx.windows(10).rposition(|w| w == b"assistant\n".map(u32::from)).map_or(0, |p| p + 10);
         match (open, close) {
             (Some(o), c) if c.is_none_or(|c| c < o) => {
-                if ctx.len() - o - 1 >= think_len {
+                if ctx.len() - o > think_len {
                     END_THINK
                 } else {
                     letters(ctx)

@@ -1,9 +1,9 @@
 //! The engine end to end on a scripted fake model: batching, preemption, prefix caching,
 //! cancellation, stop conditions, budget forcing in the loop, and failure isolation.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use ponder_engine::testing::{byte_tokenizer, letters, thinker, FakeRunner, END_THINK, IM_END, THINK};
+use ponder_engine::testing::{byte_tokenizer, letters, thinker, FakeRunner, StepLog, END_THINK, IM_END, THINK};
 use ponder_engine::{
     DeltaKind, Engine, EngineConfig, Event, FinishReason, GenerateRequest, ModelRunner, RequestHandle,
     SchedulerConfig, SubmitError, Usage,
@@ -11,8 +11,6 @@ use ponder_engine::{
 use ponder_thinking::{ThinkingBudget, ThinkingFormat, ThinkingPlan, ThinkingStats};
 
 const VOCAB: usize = 260;
-
-type Steps = Arc<Mutex<Vec<Vec<(usize, usize)>>>>;
 
 /// What a request's output is, whatever came from the prefix cache.
 fn text_of(outcome: &Outcome) -> (Vec<String>, Vec<String>, Vec<Option<FinishReason>>) {
@@ -24,8 +22,8 @@ fn engine_with(
     num_blocks: usize,
     block_size: usize,
     config: EngineConfig,
-) -> (Engine, Steps) {
-    let steps: Steps = Default::default();
+) -> (Engine, StepLog) {
+    let steps: StepLog = Default::default();
     let shared = steps.clone();
     let factory: ponder_engine::RunnerFactory = Box::new(move || {
         let runner = FakeRunner::new(rule.clone(), VOCAB, num_blocks, block_size).with_step_log(shared.clone());
@@ -144,7 +142,7 @@ fn a_shared_prefix_is_served_from_the_cache() {
     let second = run(&warm, GenerateRequest::greedy(prompt(&format!("{system} Q2")), 4));
     // Reused to the token: shared full blocks, then the common start of the next one copied.
     let common = prompt(&format!("{system} Q")).len();
-    assert!(common % 4 != 0);
+    assert!(!common.is_multiple_of(4));
     assert_eq!(second.usage.cached_tokens, common);
     // The reused KV is right: a fresh engine computing everything says the same.
     let alone = run(&engine(letters), GenerateRequest::greedy(prompt(&format!("{system} Q2")), 4));

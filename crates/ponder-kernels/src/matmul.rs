@@ -30,7 +30,7 @@ impl std::fmt::Debug for QuantMatrix {
 impl QuantMatrix {
     /// Copies `bytes` (row after row of blocks, as stored in GGUF) into a matrix.
     pub fn new(kind: QuantType, rows: usize, cols: usize, bytes: &[u8]) -> Result<Self, String> {
-        if cols % kind.block_elems() != 0 {
+        if !cols.is_multiple_of(kind.block_elems()) {
             return Err(format!("{kind:?} needs columns in multiples of {}, got {cols}", kind.block_elems()));
         }
         let expected = rows * cols / kind.block_elems() * kind.block_bytes();

@@ -111,14 +111,14 @@ impl ModelConfig {
                 return Err(invalid(field, "a positive number", "0".into()));
             }
         }
-        if self.num_heads % self.num_kv_heads != 0 {
+        if !self.num_heads.is_multiple_of(self.num_kv_heads) {
             return Err(invalid(
                 "num_kv_heads",
                 &format!("a divisor of num_heads ({})", self.num_heads),
                 self.num_kv_heads.to_string(),
             ));
         }
-        if self.head_dim % 2 != 0 {
+        if !self.head_dim.is_multiple_of(2) {
             return Err(invalid("head_dim", "an even number", self.head_dim.to_string()));
         }
         if let Some(factors) = &self.rope.freq_factors {

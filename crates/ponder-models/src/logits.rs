@@ -29,11 +29,7 @@ impl Logits {
 
     /// Number of rows.
     pub fn len(&self) -> usize {
-        if self.vocab == 0 {
-            0
-        } else {
-            self.values.len() / self.vocab
-        }
+        self.values.len().checked_div(self.vocab).unwrap_or(0)
     }
 
     /// Whether there are no rows.

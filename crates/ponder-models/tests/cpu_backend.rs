@@ -71,7 +71,7 @@ fn cpu_backend_matches_quantized_qwen2() {
     let mut reference = quantized_qwen2::ModelWeights::from_gguf(content, &mut file, &Device::Cpu).unwrap();
     let prompt = cpu.prompt("Write a Python function that reverses a string.");
     let mut seq = new_seq();
-    let mut ours = cpu.step(&mut [&mut seq], &[prompt.clone()]).remove(0);
+    let mut ours = cpu.step(&mut [&mut seq], std::slice::from_ref(&prompt)).remove(0);
     let mut theirs = reference.forward(&ids_tensor(&prompt, &Device::Cpu), 0).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
     let (mut worst, mut worst_mean) = (0f32, 0f32);
     for i in 0..32 {
@@ -104,7 +104,7 @@ fn logits_are_bit_identical_alone_batched_and_chunked() {
         .iter()
         .map(|p| {
             let mut seq = new_seq();
-            let mut rows = vec![cpu.step(&mut [&mut seq], &[p.clone()]).remove(0)];
+            let mut rows = vec![cpu.step(&mut [&mut seq], std::slice::from_ref(p)).remove(0)];
             for _ in 0..8 {
                 let next = argmax(rows.last().unwrap());
                 rows.push(cpu.step(&mut [&mut seq], &[vec![next]]).remove(0));
@@ -151,7 +151,7 @@ fn rollback_is_exact() {
     let mut cpu = Cpu::new(32, 4);
     let prompt = cpu.prompt("Count to ten.");
     let mut seq = new_seq();
-    let mut logits = vec![cpu.step(&mut [&mut seq], &[prompt.clone()]).remove(0)];
+    let mut logits = vec![cpu.step(&mut [&mut seq], std::slice::from_ref(&prompt)).remove(0)];
     for _ in 0..9 {
         let next = argmax(logits.last().unwrap());
         logits.push(cpu.step(&mut [&mut seq], &[vec![next]]).remove(0));
@@ -178,11 +178,11 @@ fn a_prefix_in_shared_and_copied_blocks_gives_the_same_logits() {
     assert!(full > 0 && partial > 0, "the prompts share {common} tokens; the test wants full and partial blocks");
 
     let mut alone = new_seq();
-    let expected = cpu.step(&mut [&mut alone], &[second.clone()]).remove(0);
+    let expected = cpu.step(&mut [&mut alone], std::slice::from_ref(&second)).remove(0);
     alone.table.release(&mut cpu.allocator);
 
     let mut owner = new_seq();
-    cpu.step(&mut [&mut owner], &[first.clone()]);
+    cpu.step(&mut [&mut owner], std::slice::from_ref(&first));
     // The reuser shares the owner's full blocks and copies the common slots of the next one.
     let mut blocks = owner.table.blocks()[..full].to_vec();
     for &block in &blocks {

@@ -45,7 +45,7 @@ fn logits_and_greedy_continuation_match_quantized_qwen2() {
     let mut allocator = BlockAllocator::new(64);
     let mut seq = Seq { table: BlockTable::new(), tokens: Vec::new() };
 
-    let ours = step(&loaded.model, &cache, &mut allocator, &mut [&mut seq], &[prompt.clone()]).remove(0);
+    let ours = step(&loaded.model, &cache, &mut allocator, &mut [&mut seq], std::slice::from_ref(&prompt)).remove(0);
     let theirs = reference.forward(&ids_tensor(&prompt, &Device::Cpu), 0).unwrap().squeeze(0).unwrap().to_vec1::<f32>().unwrap();
     let diff = max_abs_diff(&ours, &theirs);
     println!("prefill logits: max |diff| = {diff:e}");
@@ -53,9 +53,8 @@ fn logits_and_greedy_continuation_match_quantized_qwen2() {
 
     let mut ours_next = argmax(&ours);
     let mut theirs_next = argmax(&theirs);
-    let mut position = prompt.len();
     let mut worst = diff;
-    for i in 0..32 {
+    for (i, position) in (prompt.len()..).take(32).enumerate() {
         assert_eq!(ours_next, theirs_next, "greedy token {i} differs");
         let ours = step(&loaded.model, &cache, &mut allocator, &mut [&mut seq], &[vec![ours_next]]).remove(0);
         let theirs = reference
@@ -68,7 +67,6 @@ fn logits_and_greedy_continuation_match_quantized_qwen2() {
         worst = worst.max(max_abs_diff(&ours, &theirs));
         let mean = mean_abs_diff(&ours, &theirs);
         assert!(mean < MEAN_TOLERANCE, "decode step {i}: mean |diff| {mean}");
-        position += 1;
         ours_next = argmax(&ours);
         theirs_next = argmax(&theirs);
     }
@@ -138,7 +136,7 @@ fn greedy_output_is_the_same_alone_and_batched() {
     let lengths: Vec<usize> = prompts.iter().map(Vec::len).collect();
     println!("prompt lengths {lengths:?}");
     let steps = 24;
-    let alone: Vec<Vec<u32>> = prompts.iter().map(|p| greedy_together(&loaded, &[p.clone()], &[0], steps).remove(0)).collect();
+    let alone: Vec<Vec<u32>> = prompts.iter().map(|p| greedy_together(&loaded, std::slice::from_ref(p), &[0], steps).remove(0)).collect();
     // All four prefilled in one step, then decoded together.
     let batched = greedy_together(&loaded, &prompts, &[0, 0, 0, 0], steps);
     // Staggered: later sequences prefill while earlier ones decode.
@@ -178,7 +176,7 @@ fn rollback_gives_the_logits_of_never_having_gone_past() {
     let cache = KvCache::new(loaded.config(), 16, 4, &Device::Cpu).unwrap();
     let mut allocator = BlockAllocator::new(16);
     let mut seq = Seq { table: BlockTable::new(), tokens: Vec::new() };
-    let mut logits = vec![step(&loaded.model, &cache, &mut allocator, &mut [&mut seq], &[prompt.clone()]).remove(0)];
+    let mut logits = vec![step(&loaded.model, &cache, &mut allocator, &mut [&mut seq], std::slice::from_ref(&prompt)).remove(0)];
     for _ in 0..10 {
         let token = argmax(logits.last().unwrap());
         logits.push(step(&loaded.model, &cache, &mut allocator, &mut [&mut seq], &[vec![token]]).remove(0));

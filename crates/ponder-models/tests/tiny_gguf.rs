@@ -98,7 +98,7 @@ fn check_dtype(dtype: GgmlDType) {
     let reference_logits = |reference: &mut quantized_qwen2::ModelWeights, tokens: &[u32], position: usize| -> Vec<f32> {
         reference.forward(&ids_tensor(tokens, &Device::Cpu), position).unwrap().flatten_all().unwrap().to_vec1().unwrap()
     };
-    let mut ours = step(&model, &cache, &mut allocator, &mut [&mut seq], &[prompt.clone()]).remove(0);
+    let mut ours = step(&model, &cache, &mut allocator, &mut [&mut seq], std::slice::from_ref(&prompt)).remove(0);
     let mut theirs = reference_logits(&mut reference, &prompt, 0);
     let mut worst = max_abs_diff(&ours, &theirs);
     for i in 0..8 {

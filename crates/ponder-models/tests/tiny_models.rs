@@ -175,7 +175,7 @@ fn check_against_reference(config: serde_json::Value, dtype: DType, shards: usiz
     let cache = KvCache::new(&model_config, 8, 8, &Device::Cpu).unwrap();
     let mut allocator = BlockAllocator::new(8);
     let mut seq = Seq { table: BlockTable::new(), tokens: Vec::new() };
-    let mut ours = step(&model, &cache, &mut allocator, &mut [&mut seq], &[prompt.clone()]).remove(0);
+    let mut ours = step(&model, &cache, &mut allocator, &mut [&mut seq], std::slice::from_ref(&prompt)).remove(0);
     let mut theirs = reference.logits(&prompt, 0);
     let mut worst = max_abs_diff(&ours, &theirs);
     for i in 0..32 {

@@ -110,7 +110,7 @@ impl Collector {
                         reasoning,
                     },
                     finish_reason: c.finish.and_then(finish_reason).map(String::from),
-                    logprobs: logprobs.then(|| ChoiceLogprobs { content: c.logprobs }),
+                    logprobs: logprobs.then_some(ChoiceLogprobs { content: c.logprobs }),
                     thinking: c.thinking.filter(thought).map(ThinkingSummary::from),
                 }
             })

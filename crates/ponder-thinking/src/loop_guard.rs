@@ -87,7 +87,7 @@ mod tests {
     #[test]
     fn single_token_run_trips_at_min_span() {
         // Span 8 of the same token: detected on the 8th token (index 7).
-        assert_eq!(first_loop_at(GUARD, std::iter::repeat(5).take(20)), Some(7));
+        assert_eq!(first_loop_at(GUARD, std::iter::repeat_n(5, 20)), Some(7));
     }
 
     #[test]
@@ -115,9 +115,9 @@ mod tests {
     #[test]
     fn default_guard_tolerates_long_digit_runs() {
         // 100 zeros (a long number) stay under the default span of 128.
-        assert_eq!(first_loop_at(LoopGuard::default(), std::iter::repeat(15).take(100)), None);
+        assert_eq!(first_loop_at(LoopGuard::default(), std::iter::repeat_n(15, 100)), None);
         assert_eq!(
-            first_loop_at(LoopGuard::default(), std::iter::repeat(15).take(200)),
+            first_loop_at(LoopGuard::default(), std::iter::repeat_n(15, 200)),
             Some(127)
         );
     }

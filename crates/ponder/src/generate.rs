@@ -67,7 +67,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
                 first_token.get_or_insert_with(|| started.elapsed());
                 match (kind, in_thinking) {
                     (DeltaKind::Reasoning, false) => {
-                        write!(stdout, "<think>\n")?;
+                        writeln!(stdout, "<think>")?;
                         in_thinking = true;
                     }
                     (DeltaKind::Content, true) => {
