@@ -27,7 +27,10 @@ fn chat_raw_completions_and_streaming() {
     assert_eq!(body["choices"][0]["finish_reason"], "stop");
     assert_eq!(reasoning_tokens(&body), 0, "a model without thinking tokens does not think unless asked");
     let usage = &body["usage"];
-    assert_eq!(usage["total_tokens"], usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap());
+    assert_eq!(
+        usage["total_tokens"],
+        usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap()
+    );
 
     // Streaming, with a usage chunk.
     let events = server.stream(
@@ -73,7 +76,10 @@ fn thinking_budgets_hold_in_every_spelling_on_the_real_model() {
         let reasoning = body["choices"][0]["message"]["reasoning_content"].as_str().unwrap_or_default();
         let content = body["choices"][0]["message"]["content"].as_str().unwrap_or_default();
         for text in [reasoning, content] {
-            assert!(!text.contains("<|im_start|>") && !text.contains("<|im_end|>"), "{fields}: delimiter text leaked: {text:?}");
+            assert!(
+                !text.contains("<|im_start|>") && !text.contains("<|im_end|>"),
+                "{fields}: delimiter text leaked: {text:?}"
+            );
         }
     }
 }
@@ -116,7 +122,9 @@ fn a_disconnected_stream_frees_its_slot() {
     });
     let load = server.state.engine.loads()[0].clone();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while load.running.load(std::sync::atomic::Ordering::Relaxed) > 0 || load.kv_blocks_used.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+    while load.running.load(std::sync::atomic::Ordering::Relaxed) > 0
+        || load.kv_blocks_used.load(std::sync::atomic::Ordering::Relaxed) > 0
+    {
         assert!(std::time::Instant::now() < deadline, "the disconnected stream kept its slot");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }

@@ -17,8 +17,10 @@ pub struct DemoServer {
 impl DemoServer {
     /// Starts a server; `engine` and `configure` adjust the settings.
     pub fn start(engine: EngineConfig, configure: impl FnOnce(&mut ServerConfig)) -> Self {
-        let launch_config = LaunchConfig { engine, kv_memory: ponder_engine::KvMemory::Bytes(1 << 30), ..LaunchConfig::default() };
-        let launched = launch(&ponder_models::demo::require_demo_model(), &launch_config).expect("the demo model starts");
+        let launch_config =
+            LaunchConfig { engine, kv_memory: ponder_engine::KvMemory::Bytes(1 << 30), ..LaunchConfig::default() };
+        let launched =
+            launch(&ponder_models::demo::require_demo_model(), &launch_config).expect("the demo model starts");
         let mut config = ServerConfig::new(launched.metadata.name.clone());
         configure(&mut config);
         let state = Arc::new(AppState::new(launched.engine, launched.metadata, launched.thinking, config));
@@ -43,7 +45,8 @@ impl DemoServer {
     /// POSTs JSON; returns status and parsed body.
     pub fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
         self.block_on(async {
-            let response = reqwest::Client::new().post(format!("{}{path}", self.base)).json(&body).send().await.unwrap();
+            let response =
+                reqwest::Client::new().post(format!("{}{path}", self.base)).json(&body).send().await.unwrap();
             let status = response.status().as_u16();
             (status, response.json().await.unwrap_or(serde_json::Value::Null))
         })
@@ -60,7 +63,15 @@ impl DemoServer {
     /// POSTs a streaming request; returns the `data:` payloads.
     pub fn stream(&self, path: &str, body: serde_json::Value) -> Vec<String> {
         self.block_on(async {
-            let text = reqwest::Client::new().post(format!("{}{path}", self.base)).json(&body).send().await.unwrap().text().await.unwrap();
+            let text = reqwest::Client::new()
+                .post(format!("{}{path}", self.base))
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
             text.lines().filter_map(|l| l.strip_prefix("data: ")).map(String::from).collect()
         })
     }

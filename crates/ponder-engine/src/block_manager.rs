@@ -93,9 +93,8 @@ impl BlockManager {
         let mut parent = None;
         for (block_tokens, hash) in tokens.chunks_exact(self.block_size).zip(self.block_hashes(tokens)) {
             let Some(&block) = self.by_hash.get(&hash) else { break };
-            let matches = self.cached_as[block as usize]
-                .as_ref()
-                .is_some_and(|c| c.parent == parent && c.tokens == block_tokens);
+            let matches =
+                self.cached_as[block as usize].as_ref().is_some_and(|c| c.parent == parent && c.tokens == block_tokens);
             if !matches {
                 break;
             }

@@ -39,7 +39,8 @@ impl DeviceSpec {
 /// and one is present, else the CPU).
 pub fn parse_devices(spec: &str) -> Result<Vec<DeviceSpec>, String> {
     if spec.trim() == "auto" {
-        let gpus: Vec<DeviceSpec> = (0..16).take_while(|&i| Device::new_cuda(i).is_ok()).map(DeviceSpec::Cuda).collect();
+        let gpus: Vec<DeviceSpec> =
+            (0..16).take_while(|&i| Device::new_cuda(i).is_ok()).map(DeviceSpec::Cuda).collect();
         return Ok(if gpus.is_empty() { vec![DeviceSpec::Cpu] } else { gpus });
     }
     spec.split(',')
@@ -138,7 +139,10 @@ pub fn launch(path: &Path, config: &LaunchConfig) -> Result<Launched, String> {
     let bytes_per_block = KvCache::bytes_per_block(&metadata.config, config.block_size) as u64;
     let kv_bytes = match config.kv_memory {
         KvMemory::Bytes(bytes) => bytes,
-        KvMemory::Fraction(f) => (available_memory().ok_or("cannot read available memory; give --kv-cache-memory in bytes")? as f64 * f) as u64,
+        KvMemory::Fraction(f) => {
+            (available_memory().ok_or("cannot read available memory; give --kv-cache-memory in bytes")? as f64 * f)
+                as u64
+        }
     };
     let kv_blocks = (kv_bytes / bytes_per_block) as usize;
     let min_blocks = config.engine.scheduler.max_batch_tokens.div_ceil(config.block_size) + 1;
@@ -170,7 +174,12 @@ enum Weights {
 /// A factory that loads the weights once (in the worker thread, on its device) and builds a
 /// fresh KV cache each time it is called. GGUF files on the CPU run on Ponder's own kernels
 /// (`PONDER_CPU_BACKEND=candle` runs them on candle's instead); everything else on candle.
-fn runner_factory(metadata: Arc<ModelMetadata>, spec: DeviceSpec, kv_blocks: usize, block_size: usize) -> RunnerFactory {
+fn runner_factory(
+    metadata: Arc<ModelMetadata>,
+    spec: DeviceSpec,
+    kv_blocks: usize,
+    block_size: usize,
+) -> RunnerFactory {
     let weights: Mutex<Option<Weights>> = Mutex::new(None);
     Box::new(move || {
         let device = match spec {

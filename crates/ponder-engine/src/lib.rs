@@ -24,8 +24,8 @@ mod worker;
 
 pub use detokenizer::IncrementalDecoder;
 pub use engine::{Engine, EngineConfig, RequestHandle, SubmitError};
-pub use launch::{launch, parse_devices, DeviceSpec, KvMemory, LaunchConfig, Launched};
 pub use events::{DeltaKind, Event, FinishReason, TokenLogprob, Usage};
+pub use launch::{launch, parse_devices, DeviceSpec, KvMemory, LaunchConfig, Launched};
 pub use request::{GenerateRequest, RequestId, StopConditions};
 pub use runner::{CandleRunner, CpuRunner, ModelRunner};
 pub use sampling::{Sampled, Sampler, SamplingParams};

@@ -46,6 +46,4 @@ pub struct StopConditions {
     pub strings: Vec<String>,
     /// Token ids that end the answer, besides the model's own stop tokens.
     pub token_ids: Vec<u32>,
-
-
 }

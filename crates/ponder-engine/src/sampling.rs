@@ -373,20 +373,26 @@ mod tests {
     fn logit_bias_can_ban_and_force() {
         let logits = [5.0, 1.0, 0.0];
         assert_eq!(histogram(params(|p| p.logit_bias = vec![(0, -100.0)]), &logits, 300)[0], 0);
-        let mut s = Sampler::new(params(|p| {
-            p.temperature = 0.0;
-            p.logit_bias = vec![(2, 100.0), (999, 5.0)];
-        }), &[]);
+        let mut s = Sampler::new(
+            params(|p| {
+                p.temperature = 0.0;
+                p.logit_bias = vec![(2, 100.0), (999, 5.0)];
+            }),
+            &[],
+        );
         assert_eq!(s.sample(&mut logits.to_vec()).token, 2, "out-of-range bias ids are ignored");
     }
 
     #[test]
     fn presence_and_frequency_penalties_follow_openai() {
-        let mut s = Sampler::new(params(|p| {
-            p.temperature = 0.0;
-            p.presence_penalty = 0.5;
-            p.frequency_penalty = 0.25;
-        }), &[]);
+        let mut s = Sampler::new(
+            params(|p| {
+                p.temperature = 0.0;
+                p.presence_penalty = 0.5;
+                p.frequency_penalty = 0.25;
+            }),
+            &[],
+        );
         s.record(0);
         s.record(0);
         s.record(1);
@@ -397,10 +403,13 @@ mod tests {
 
     #[test]
     fn repetition_penalty_covers_prompt_and_output() {
-        let mut s = Sampler::new(params(|p| {
-            p.temperature = 0.0;
-            p.repetition_penalty = 2.0;
-        }), &[0]);
+        let mut s = Sampler::new(
+            params(|p| {
+                p.temperature = 0.0;
+                p.repetition_penalty = 2.0;
+            }),
+            &[0],
+        );
         s.record(1);
         let mut logits = vec![4.0, -1.0, 3.0];
         let token = s.sample(&mut logits).token;
@@ -410,10 +419,13 @@ mod tests {
 
     #[test]
     fn logprobs_of_the_choice_and_alternatives() {
-        let mut s = Sampler::new(params(|p| {
-            p.temperature = 0.0;
-            p.logprobs = Some(2);
-        }), &[]);
+        let mut s = Sampler::new(
+            params(|p| {
+                p.temperature = 0.0;
+                p.logprobs = Some(2);
+            }),
+            &[],
+        );
         let sampled = s.sample(&mut [0.0, 2f32.ln(), 0.0]);
         assert_eq!(sampled.token, 1);
         assert!((sampled.logprob.unwrap() - 0.5f32.ln()).abs() < 1e-6);

@@ -278,12 +278,8 @@ impl Scheduler {
             if kv.table.reserve(target, bs, &mut self.blocks).is_ok() {
                 return true;
             }
-            let victim = self
-                .running
-                .iter()
-                .rev()
-                .copied()
-                .find(|&other| other != id && !plan.iter().any(|p| p.seq == other));
+            let victim =
+                self.running.iter().rev().copied().find(|&other| other != id && !plan.iter().any(|p| p.seq == other));
             match victim {
                 Some(victim) => self.preempt(victim),
                 None => {
@@ -357,7 +353,8 @@ impl Scheduler {
         let worth_waiting = reusable_now + self.blocks.block_size();
         self.running.iter().map(|other| &self.seqs[other]).any(|other| {
             let prefilling = other.table.len() < other.prompt_len;
-            prefilling && common_prefix_len(prompt, &other.tokens[..other.prompt_len]).min(prompt.len() - 1) >= worth_waiting
+            prefilling
+                && common_prefix_len(prompt, &other.tokens[..other.prompt_len]).min(prompt.len() - 1) >= worth_waiting
         })
     }
 
@@ -524,10 +521,13 @@ mod tests {
         let first = run_step(&mut s);
         assert_eq!(first.iter().map(|p| p.seq).collect::<Vec<_>>(), vec![1, 4]);
         let second = run_step(&mut s);
-        assert_eq!(&second[2..], &[
-            Planned { seq: 2, start: 10, len: 2, want_logits: true },
-            Planned { seq: 3, start: 10, len: 2, want_logits: true },
-        ]);
+        assert_eq!(
+            &second[2..],
+            &[
+                Planned { seq: 2, start: 10, len: 2, want_logits: true },
+                Planned { seq: 3, start: 10, len: 2, want_logits: true },
+            ]
+        );
         assert_eq!(s.stats().prefix_hit_tokens, 20);
     }
 
@@ -574,7 +574,8 @@ mod tests {
 
     #[test]
     fn a_copy_is_dropped_with_an_admission_that_has_to_wait() {
-        let mut s = Scheduler::new(SchedulerConfig { max_batch_tokens: 64, max_running: 16, watermark_blocks: 0 }, 4, 4);
+        let mut s =
+            Scheduler::new(SchedulerConfig { max_batch_tokens: 64, max_running: 16, watermark_blocks: 0 }, 4, 4);
         s.add(1, prompt(1, 6), None);
         run_step(&mut s);
         // Sequence 1 holds 2 of 4 blocks; the next prompt needs 4 (1 shared, the copy target, 2 more).

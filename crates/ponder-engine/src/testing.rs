@@ -87,8 +87,13 @@ impl FakeRunner {
 }
 
 impl crate::runner::ModelRunner for FakeRunner {
-    fn forward(&mut self, chunks: &[ponder_models::SequenceChunk<'_>], logits: &mut ponder_models::Logits) -> Result<(), String> {
-        let slot = |blocks: &[u32], p: usize| blocks[p / self.block_size] as usize * self.block_size + p % self.block_size;
+    fn forward(
+        &mut self,
+        chunks: &[ponder_models::SequenceChunk<'_>],
+        logits: &mut ponder_models::Logits,
+    ) -> Result<(), String> {
+        let slot =
+            |blocks: &[u32], p: usize| blocks[p / self.block_size] as usize * self.block_size + p % self.block_size;
         self.steps.lock().unwrap().push(chunks.iter().map(|c| (c.start, c.tokens.len())).collect());
         let mut rows = Vec::new();
         for chunk in chunks {

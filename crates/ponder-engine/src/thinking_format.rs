@@ -60,7 +60,13 @@ impl ModelThinking {
             (ThinkingStyle::Tags, Some((open, close)), _) => {
                 let blank_line = tokenizer.encode("\n\n", false).unwrap_or_default();
                 let format = ThinkingFormat::new(vec![open], vec![close], stops)?.with_end_suffix(blank_line);
-                Some(Self { style, open: [vec![open], newline].concat(), format, native: true, wrap_up: WrapUp::default() })
+                Some(Self {
+                    style,
+                    open: [vec![open], newline].concat(),
+                    format,
+                    native: true,
+                    wrap_up: WrapUp::default(),
+                })
             }
             (ThinkingStyle::S1, _, Some(im_start)) => {
                 let start = [vec![im_start], word("think")].concat();

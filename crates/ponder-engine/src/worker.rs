@@ -149,7 +149,12 @@ pub(crate) fn run_worker(
 }
 
 impl Worker {
-    fn new(runner: Box<dyn ModelRunner>, tokenizer: Arc<Tokenizer>, config: SchedulerConfig, load: Arc<WorkerLoad>) -> Self {
+    fn new(
+        runner: Box<dyn ModelRunner>,
+        tokenizer: Arc<Tokenizer>,
+        config: SchedulerConfig,
+        load: Arc<WorkerLoad>,
+    ) -> Self {
         let scheduler = Scheduler::new(config, runner.num_blocks(), runner.block_size());
         let worker = Self {
             runner,
@@ -375,7 +380,8 @@ impl Worker {
 
     /// Cancels every choice of requests whose caller has gone.
     fn reap_cancelled(&mut self) {
-        let gone: Vec<RequestId> = self.requests.iter().filter(|(_, r)| r.events.is_closed()).map(|(&id, _)| id).collect();
+        let gone: Vec<RequestId> =
+            self.requests.iter().filter(|(_, r)| r.events.is_closed()).map(|(&id, _)| id).collect();
         for id in gone {
             let seqs: Vec<SeqId> = self.seqs.iter().filter(|(_, s)| s.request == id).map(|(&k, _)| k).collect();
             for seq in seqs {

@@ -8,7 +8,8 @@ use ponder_engine::{launch, DeltaKind, Event, FinishReason, GenerateRequest, Lau
 use ponder_thinking::{PromptState, ThinkingBudget, ThinkingPlan, ThinkingStats};
 
 fn start() -> Launched {
-    launch(&ponder_models::demo::require_demo_model(), &LaunchConfig::default()).expect("engine starts on the demo model")
+    launch(&ponder_models::demo::require_demo_model(), &LaunchConfig::default())
+        .expect("engine starts on the demo model")
 }
 
 fn chat_prompt(launched: &Launched, question: &str) -> Vec<u32> {
@@ -85,7 +86,8 @@ fn concurrent_greedy_requests_match_their_solo_runs() {
 fn a_cancelled_request_frees_its_blocks() {
     let launched = start();
     let load = launched.engine.loads()[0].clone();
-    let mut handle = launched.engine.submit(GenerateRequest::greedy(chat_prompt(&launched, QUESTIONS[0]), 4000)).unwrap();
+    let mut handle =
+        launched.engine.submit(GenerateRequest::greedy(chat_prompt(&launched, QUESTIONS[0]), 4000)).unwrap();
     // Let it decode a few tokens, then hang up.
     let mut seen = 0;
     while seen < 3 {
@@ -119,7 +121,8 @@ fn thinking_length_stays_within_every_budget_on_the_demo_model() {
                 let budget = ThinkingBudget { min_tokens: min, max_tokens: Some(max), ..Default::default() };
                 let limit = max as usize + answer_room;
                 let mut request = GenerateRequest::greedy(prompt, limit);
-                request.thinking = Some(ThinkingPlan::new(thinking.format.clone(), &budget, &encode, limit as u32).unwrap());
+                request.thinking =
+                    Some(ThinkingPlan::new(thinking.format.clone(), &budget, &encode, limit as u32).unwrap());
                 launched.engine.submit(request).unwrap()
             })
             .collect();

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use ponder_engine::testing::{byte_tokenizer, letters, thinker, FakeRunner, StepLog, END_THINK, IM_END, THINK};
 use ponder_engine::{
-    DeltaKind, Engine, EngineConfig, Event, FinishReason, GenerateRequest, ModelRunner, RequestHandle,
-    SchedulerConfig, SubmitError, Usage,
+    DeltaKind, Engine, EngineConfig, Event, FinishReason, GenerateRequest, ModelRunner, RequestHandle, SchedulerConfig,
+    SubmitError, Usage,
 };
 use ponder_thinking::{ThinkingBudget, ThinkingFormat, ThinkingPlan, ThinkingStats};
 
@@ -113,13 +113,15 @@ fn concurrent_requests_produce_what_each_produces_alone() {
 
 #[test]
 fn preemption_under_memory_pressure_keeps_outputs_exact() {
-    let requests: Vec<GenerateRequest> = (0..6).map(|i| GenerateRequest::greedy(prompt(&format!("prompt {i}")), 24)).collect();
+    let requests: Vec<GenerateRequest> =
+        (0..6).map(|i| GenerateRequest::greedy(prompt(&format!("prompt {i}")), 24)).collect();
     let alone: Vec<Outcome> = {
         let engine = engine(letters);
         requests.iter().map(|r| run(&engine, r.clone())).collect()
     };
     // 24 blocks of 4 tokens: not enough for six 32-token sequences at once.
-    let config = EngineConfig { scheduler: SchedulerConfig { watermark_blocks: 0, ..Default::default() }, ..Default::default() };
+    let config =
+        EngineConfig { scheduler: SchedulerConfig { watermark_blocks: 0, ..Default::default() }, ..Default::default() };
     // A model slow enough that every request is queued before the first finishes.
     let slow_letters = |ctx: &[u32]| {
         std::thread::sleep(std::time::Duration::from_millis(1));
@@ -129,7 +131,8 @@ fn preemption_under_memory_pressure_keeps_outputs_exact() {
     let handles: Vec<RequestHandle> = requests.iter().map(|r| engine.submit(r.clone()).unwrap()).collect();
     let together: Vec<Outcome> = handles.into_iter().map(collect).collect();
     assert_eq!(alone.iter().map(text_of).collect::<Vec<_>>(), together.iter().map(text_of).collect::<Vec<_>>());
-    let preemptions: u64 = engine.loads().iter().map(|l| l.preemptions.load(std::sync::atomic::Ordering::Relaxed)).sum();
+    let preemptions: u64 =
+        engine.loads().iter().map(|l| l.preemptions.load(std::sync::atomic::Ordering::Relaxed)).sum();
     assert!(preemptions > 0, "the test must actually preempt");
 }
 
@@ -197,7 +200,9 @@ fn dropping_the_handle_cancels_and_frees_the_blocks() {
     assert!(load.kv_blocks_used.load(std::sync::atomic::Ordering::Relaxed) > 0);
     drop(handle);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while load.kv_blocks_used.load(std::sync::atomic::Ordering::Relaxed) > 0 || load.running.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+    while load.kv_blocks_used.load(std::sync::atomic::Ordering::Relaxed) > 0
+        || load.running.load(std::sync::atomic::Ordering::Relaxed) > 0
+    {
         assert!(std::time::Instant::now() < deadline, "blocks were not freed");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }

@@ -255,7 +255,8 @@ pub unsafe fn rows_q6k_x8(w: &[BlockQ6Kx8], x: &[&[ActQ8K]], out: &mut [[f32; 8]
             // (low nibbles for s < 2), high bits 2s..2s+2 of qh register 8·half + i.
             for s in 0..4 {
                 let values: [__m256i; 8] = std::array::from_fn(|i| {
-                    let ql = _mm256_loadu_si256(wb.ql.as_ptr().add(32 * (16 * half + 8 * (s % 2) + i)) as *const __m256i);
+                    let ql =
+                        _mm256_loadu_si256(wb.ql.as_ptr().add(32 * (16 * half + 8 * (s % 2) + i)) as *const __m256i);
                     let qh = _mm256_loadu_si256(wb.qh.as_ptr().add(32 * (8 * half + i)) as *const __m256i);
                     let low = _mm256_and_si256(if s < 2 { ql } else { _mm256_srli_epi16(ql, 4) }, low4);
                     let high = match s {

@@ -333,10 +333,7 @@ pub fn q4k_scale_min(j: usize, scales: &[u8; 12]) -> (u8, u8) {
     if j < 4 {
         (scales[j] & 63, scales[j + 4] & 63)
     } else {
-        (
-            (scales[j + 4] & 0x0F) | ((scales[j - 4] >> 6) << 4),
-            (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4),
-        )
+        ((scales[j + 4] & 0x0F) | ((scales[j - 4] >> 6) << 4), (scales[j + 4] >> 4) | ((scales[j] >> 6) << 4))
     }
 }
 
@@ -454,7 +451,11 @@ mod tests {
         let packed = BlockQ4K::pack(std::array::from_fn(|r| &q4[r]));
         for (r, row) in q4.iter().enumerate() {
             let back = BlockQ4K::unpack(&packed, r);
-            assert_eq!((back.d, back.dmin, back.scales, back.qs), (row.d, row.dmin, row.scales, row.qs), "Q4_K row {r}");
+            assert_eq!(
+                (back.d, back.dmin, back.scales, back.qs),
+                (row.d, row.dmin, row.scales, row.qs),
+                "Q4_K row {r}"
+            );
             for j in 0..8 {
                 let (scale, min) = q4k_scale_min(j, &row.scales);
                 assert_eq!((packed.scales[pair_index(j, r)], packed.mins[pair_index(j, r)]), (scale, min));

@@ -8,7 +8,9 @@
 
 use rayon::prelude::*;
 
-use crate::formats::{ActQ8, ActQ8K, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0, Interleaved, QuantType, GROUP_ROWS, QK, QK_K};
+use crate::formats::{
+    ActQ8, ActQ8K, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0, Interleaved, QuantType, GROUP_ROWS, QK, QK_K,
+};
 use crate::{avx2, scalar, Isa};
 
 /// A weight matrix `[rows, cols]` in one of the quantized types, its GGUF rows interleaved
@@ -295,4 +297,3 @@ unsafe fn run_groups<'a, B: Interleaved, A: 'a>(
         r += mr;
     }
 }
-

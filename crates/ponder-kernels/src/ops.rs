@@ -179,7 +179,10 @@ mod tests {
             // SAFETY: AVX2 and FMA were detected.
             let got = unsafe {
                 let mut out = [0.0f32; 8];
-                std::arch::x86_64::_mm256_storeu_ps(out.as_mut_ptr(), avx2::exp_ps(std::arch::x86_64::_mm256_set1_ps(x)));
+                std::arch::x86_64::_mm256_storeu_ps(
+                    out.as_mut_ptr(),
+                    avx2::exp_ps(std::arch::x86_64::_mm256_set1_ps(x)),
+                );
                 out[0]
             };
             let want = x.exp();

@@ -153,11 +153,7 @@ pub fn dequantize_q8_0(w: &[BlockQ8_0], out: &mut [f32]) {
 
 /// Dot products of eight interleaved rows with quantized activations: each row unpacked
 /// and multiplied by `dot` (the GGUF-layout reference).
-pub fn dot_interleaved<B: Interleaved, A>(
-    w: &[B::Packed],
-    x: &[A],
-    dot: fn(&[B], &[A]) -> f32,
-) -> [f32; GROUP_ROWS] {
+pub fn dot_interleaved<B: Interleaved, A>(w: &[B::Packed], x: &[A], dot: fn(&[B], &[A]) -> f32) -> [f32; GROUP_ROWS] {
     std::array::from_fn(|r| {
         let row: Vec<B> = w.iter().map(|b| B::unpack(b, r)).collect();
         dot(&row, x)

@@ -153,8 +153,10 @@ fn matmul_matches_dequantized_weights_within_activation_rounding() {
         for j in 0..n {
             w.dequantize_row(j, &mut row);
             for r in 0..m {
-                let exact: f64 = row.iter().zip(&x[r * k..(r + 1) * k]).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum();
-                let magnitude: f64 = row.iter().zip(&x[r * k..]).map(|(&a, &b)| (f64::from(a) * f64::from(b)).abs()).sum();
+                let exact: f64 =
+                    row.iter().zip(&x[r * k..(r + 1) * k]).map(|(&a, &b)| f64::from(a) * f64::from(b)).sum();
+                let magnitude: f64 =
+                    row.iter().zip(&x[r * k..]).map(|(&a, &b)| (f64::from(a) * f64::from(b)).abs()).sum();
                 let got = f64::from(out[r * n + j]);
                 // 8-bit activations: relative error well under 1% of the summed magnitude.
                 assert!((got - exact).abs() <= 0.01 * magnitude, "{kind:?} ({r},{j}): {got} vs {exact}");
@@ -302,10 +304,8 @@ fn scalar_quantizers_round_trip() {
 fn weights_requantized_to_q8_0_dequantize_closely() {
     let x = random_activations(1, 64, 77);
     let blocks = scalar::quantize_weights_q8_0(&x);
-    let bytes: Vec<u8> = blocks
-        .iter()
-        .flat_map(|b| b.d.to_le_bytes().into_iter().chain(b.qs.iter().map(|&q| q as u8)))
-        .collect();
+    let bytes: Vec<u8> =
+        blocks.iter().flat_map(|b| b.d.to_le_bytes().into_iter().chain(b.qs.iter().map(|&q| q as u8))).collect();
     let w = QuantMatrix::new(QuantType::Q8_0, 1, 64, &bytes).unwrap();
     let mut back = vec![0.0; 64];
     w.dequantize_row(0, &mut back);

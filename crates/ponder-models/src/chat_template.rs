@@ -35,8 +35,7 @@ impl ChatTemplate {
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
         env.add_filter("tojson", tojson);
-        env.add_template_owned(TEMPLATE_NAME, source.to_string())
-            .map_err(|e| ModelError::Template(describe(&e)))?;
+        env.add_template_owned(TEMPLATE_NAME, source.to_string()).map_err(|e| ModelError::Template(describe(&e)))?;
         Ok(Self { env, bos_token: bos_token.into(), eos_token: eos_token.into() })
     }
 
@@ -231,10 +230,7 @@ mod tests {
 
     #[test]
     fn tojson_writes_like_python_json_dumps() {
-        let out = render(
-            "{{ x | tojson }}",
-            json!({"x": {"b": [1, 2.5, 3.0, true, null], "a": "é\"<tag>\n"}}),
-        );
+        let out = render("{{ x | tojson }}", json!({"x": {"b": [1, 2.5, 3.0, true, null], "a": "é\"<tag>\n"}}));
         assert_eq!(out, r#"{"b": [1, 2.5, 3.0, true, null], "a": "é\"<tag>\n"}"#);
     }
 

@@ -164,8 +164,7 @@ pub fn llama3_freq_factors(
             } else if wavelen > low_freq_wavelen {
                 factor
             } else {
-                let smooth = (original_max_position / wavelen - low_freq_factor)
-                    / (high_freq_factor - low_freq_factor);
+                let smooth = (original_max_position / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
                 let scaled = (1.0 - smooth) * inv_freq / factor + smooth * inv_freq;
                 inv_freq / scaled
             }

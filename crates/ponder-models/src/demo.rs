@@ -11,9 +11,9 @@ pub fn demo_model_path() -> PathBuf {
     if let Ok(path) = std::env::var("PONDER_DEMO_MODEL") {
         return PathBuf::from(path);
     }
-    let cache = std::env::var("PONDER_CACHE").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| ".".into())).join(".cache/ponder")
-    });
+    let cache = std::env::var("PONDER_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(std::env::var("HOME").unwrap_or_else(|_| ".".into())).join(".cache/ponder"));
     cache.join("models").join(DEMO_MODEL_FILE)
 }
 

@@ -85,9 +85,8 @@ impl GgufFile {
         let hidden_size = usize_of("embedding_length")?;
         let num_heads = usize_of("attention.head_count")?;
         let num_kv_heads = self.integer_opt(&key("attention.head_count_kv"))?.map_or(num_heads, |v| v as usize);
-        let head_dim = self
-            .integer_opt(&key("attention.key_length"))?
-            .map_or(hidden_size / num_heads.max(1), |v| v as usize);
+        let head_dim =
+            self.integer_opt(&key("attention.key_length"))?.map_or(hidden_size / num_heads.max(1), |v| v as usize);
         if let Some(rope_dims) = self.integer_opt(&key("rope.dimension_count"))? {
             if rope_dims as usize != head_dim {
                 return Err(ModelError::InvalidField {

@@ -32,10 +32,8 @@ impl HfDirectory {
             check_safetensors_extent(shard)?;
         }
         // SAFETY: the files are mapped read-only; Ponder never writes model files while serving.
-        let tensors = unsafe { MmapedSafetensors::multi(&shards) }.map_err(|e| ModelError::Format {
-            file: dir.into(),
-            detail: format!("cannot read safetensors: {e}"),
-        })?;
+        let tensors = unsafe { MmapedSafetensors::multi(&shards) }
+            .map_err(|e| ModelError::Format { file: dir.into(), detail: format!("cannot read safetensors: {e}") })?;
         let names = tensors.tensors().into_iter().map(|(name, _)| name).collect();
         Ok(Self { dir: dir.into(), config_path, config_json, tensors, names, device: device.clone() })
     }
@@ -62,11 +60,7 @@ impl HfDirectory {
             head_dim,
             vocab_size: self.usize("vocab_size")?,
             rms_norm_eps: self.float_opt("rms_norm_eps")?.unwrap_or(1e-6),
-            rope: RopeConfig {
-                theta,
-                style: RopeStyle::Halves,
-                freq_factors: self.rope_scaling(head_dim, theta)?,
-            },
+            rope: RopeConfig { theta, style: RopeStyle::Halves, freq_factors: self.rope_scaling(head_dim, theta)? },
             max_position_embeddings: self.usize_opt("max_position_embeddings")?.unwrap_or(4096),
             qkv_bias: architecture == Architecture::Qwen2 || attention_bias,
             qk_norm: architecture == Architecture::Qwen3,
@@ -86,12 +80,10 @@ impl HfDirectory {
         match kind {
             Some("llama3") => {
                 let number = |key: &str| {
-                    scaling.get(key).and_then(Value::as_f64).map(|v| v as f32).ok_or_else(|| {
-                        ModelError::MissingField {
-                            file: self.config_path.clone(),
-                            field: format!("rope_scaling.{key}"),
-                            expected: "a number".into(),
-                        }
+                    scaling.get(key).and_then(Value::as_f64).map(|v| v as f32).ok_or_else(|| ModelError::MissingField {
+                        file: self.config_path.clone(),
+                        field: format!("rope_scaling.{key}"),
+                        expected: "a number".into(),
                     })
                 };
                 Ok(Some(llama3_freq_factors(
@@ -253,7 +245,10 @@ fn safetensors_files(dir: &Path) -> Result<Vec<PathBuf>> {
     }
     for file in &files {
         if !file.is_file() {
-            return Err(ModelError::MissingFile { path: file.clone(), what: "safetensors shard named by the index".into() });
+            return Err(ModelError::MissingFile {
+                path: file.clone(),
+                what: "safetensors shard named by the index".into(),
+            });
         }
     }
     Ok(files)

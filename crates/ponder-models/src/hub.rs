@@ -179,13 +179,28 @@ mod tests {
         );
         assert_eq!(
             HubModel::parse("org/name@v1.0:model-Q4_K_M.gguf"),
-            Some(HubModel { repo: "org/name".into(), revision: Some("v1.0".into()), file: Some("model-Q4_K_M.gguf".into()) })
+            Some(HubModel {
+                repo: "org/name".into(),
+                revision: Some("v1.0".into()),
+                file: Some("model-Q4_K_M.gguf".into())
+            })
         );
     }
 
     #[test]
     fn paths_and_malformed_ids_are_not_hub_ids() {
-        for spec in ["model.gguf", "/models/model.gguf", "./org/name", "a/b/c", "org/", "/name", "org/name@", "org/name:", "org/na me", "../x"] {
+        for spec in [
+            "model.gguf",
+            "/models/model.gguf",
+            "./org/name",
+            "a/b/c",
+            "org/",
+            "/name",
+            "org/name@",
+            "org/name:",
+            "org/na me",
+            "../x",
+        ] {
             assert_eq!(HubModel::parse(spec), None, "{spec}");
         }
     }

@@ -281,7 +281,8 @@ mod tests {
         let slots = blocks * bs;
         for (layer, (keys, values)) in cache.layers.iter().enumerate() {
             let base = (layer * 1000) as f32;
-            let filled = Tensor::arange(base, base + (slots * 4) as f32, &Device::Cpu).unwrap().reshape((slots, 4)).unwrap();
+            let filled =
+                Tensor::arange(base, base + (slots * 4) as f32, &Device::Cpu).unwrap().reshape((slots, 4)).unwrap();
             keys.slice_set(&filled, 0, 0).unwrap();
             values.slice_set(&(filled + 0.5).unwrap(), 0, 0).unwrap();
         }

@@ -22,7 +22,8 @@ fn every_fixture_renders_exactly_as_jinja2_does() {
         let name = case["template"].as_str().unwrap();
         templates_seen.insert(name.to_string());
         let source = std::fs::read_to_string(fixtures().join(format!("{name}.jinja"))).unwrap();
-        let template = ChatTemplate::new(&source, case["bos"].as_str().unwrap(), case["eos"].as_str().unwrap()).unwrap();
+        let template =
+            ChatTemplate::new(&source, case["bos"].as_str().unwrap(), case["eos"].as_str().unwrap()).unwrap();
         let messages = case["messages"].as_array().unwrap();
         let kwargs = case["kwargs"].as_object().unwrap();
         let add_generation_prompt = case["add_generation_prompt"].as_bool().unwrap();

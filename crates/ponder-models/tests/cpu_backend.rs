@@ -6,7 +6,10 @@ mod common;
 use candle_core::Device;
 use candle_transformers::models::quantized_qwen2;
 use common::*;
-use ponder_models::{BlockAllocator, BlockCopy, BlockPool, BlockTable, CpuModel, CpuScratch, HostKvCache, Logits, ModelMetadata, SequenceChunk};
+use ponder_models::{
+    BlockAllocator, BlockCopy, BlockPool, BlockTable, CpuModel, CpuScratch, HostKvCache, Logits, ModelMetadata,
+    SequenceChunk,
+};
 
 /// Our 8-bit activations keep an f32 scale per block where candle rounds it to f16, and
 /// round a little differently for the k-quants, so logits differ a little more than between
@@ -40,7 +43,12 @@ impl Cpu {
         let chunks: Vec<SequenceChunk> = seqs
             .iter()
             .zip(inputs)
-            .map(|(seq, tokens)| SequenceChunk { tokens, start: seq.table.len(), blocks: seq.table.blocks(), want_logits: true })
+            .map(|(seq, tokens)| SequenceChunk {
+                tokens,
+                start: seq.table.len(),
+                blocks: seq.table.blocks(),
+                want_logits: true,
+            })
             .collect();
         let mut logits = Logits::default();
         self.model.forward(&chunks, &mut self.cache, &mut self.scratch, &mut logits).unwrap();
@@ -72,7 +80,13 @@ fn cpu_backend_matches_quantized_qwen2() {
     let prompt = cpu.prompt("Write a Python function that reverses a string.");
     let mut seq = new_seq();
     let mut ours = cpu.step(&mut [&mut seq], std::slice::from_ref(&prompt)).remove(0);
-    let mut theirs = reference.forward(&ids_tensor(&prompt, &Device::Cpu), 0).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let mut theirs = reference
+        .forward(&ids_tensor(&prompt, &Device::Cpu), 0)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
     let (mut worst, mut worst_mean) = (0f32, 0f32);
     for i in 0..32 {
         worst = worst.max(max_abs_diff(&ours, &theirs));
@@ -95,10 +109,11 @@ fn cpu_backend_matches_quantized_qwen2() {
 #[test]
 fn logits_are_bit_identical_alone_batched_and_chunked() {
     let mut cpu = Cpu::new(256, 16);
-    let prompts: Vec<Vec<u32>> = ["Reverse a string in Python.", "What is 2+2?", "Explain hash maps with an example in Rust.", "Hi"]
-        .iter()
-        .map(|t| cpu.prompt(t))
-        .collect();
+    let prompts: Vec<Vec<u32>> =
+        ["Reverse a string in Python.", "What is 2+2?", "Explain hash maps with an example in Rust.", "Hi"]
+            .iter()
+            .map(|t| cpu.prompt(t))
+            .collect();
     // Alone: prefill, then 8 greedy steps, recording every logits row.
     let alone: Vec<Vec<Vec<f32>>> = prompts
         .iter()
@@ -125,7 +140,8 @@ fn logits_are_bit_identical_alone_batched_and_chunked() {
             .iter()
             .map(|&i| if rows[i].is_empty() { prompts[i].clone() } else { vec![argmax(rows[i].last().unwrap())] })
             .collect();
-        let mut refs: Vec<&mut Seq> = seqs.iter_mut().enumerate().filter(|(i, _)| active.contains(i)).map(|(_, s)| s).collect();
+        let mut refs: Vec<&mut Seq> =
+            seqs.iter_mut().enumerate().filter(|(i, _)| active.contains(i)).map(|(_, s)| s).collect();
         for (&i, logits) in active.iter().zip(cpu.step(&mut refs, &inputs)) {
             rows[i].push(logits);
         }

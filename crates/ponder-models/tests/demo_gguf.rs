@@ -32,7 +32,10 @@ fn reference() -> quantized_qwen2::ModelWeights {
 fn prompt(loaded: &LoadedModel) -> Vec<u32> {
     loaded
         .tokenizer
-        .encode("<|im_start|>user\nWrite a Python function that reverses a string.<|im_end|>\n<|im_start|>assistant\n", false)
+        .encode(
+            "<|im_start|>user\nWrite a Python function that reverses a string.<|im_end|>\n<|im_start|>assistant\n",
+            false,
+        )
         .unwrap()
 }
 
@@ -46,7 +49,8 @@ fn logits_and_greedy_continuation_match_quantized_qwen2() {
     let mut seq = Seq { table: BlockTable::new(), tokens: Vec::new() };
 
     let ours = step(&loaded.model, &cache, &mut allocator, &mut [&mut seq], std::slice::from_ref(&prompt)).remove(0);
-    let theirs = reference.forward(&ids_tensor(&prompt, &Device::Cpu), 0).unwrap().squeeze(0).unwrap().to_vec1::<f32>().unwrap();
+    let theirs =
+        reference.forward(&ids_tensor(&prompt, &Device::Cpu), 0).unwrap().squeeze(0).unwrap().to_vec1::<f32>().unwrap();
     let diff = max_abs_diff(&ours, &theirs);
     println!("prefill logits: max |diff| = {diff:e}");
     assert!(diff < LOGIT_TOLERANCE, "prefill logits differ by {diff}");
@@ -84,9 +88,8 @@ fn greedy_together(loaded: &LoadedModel, prompts: &[Vec<u32>], joins: &[usize], 
     let mut next: Vec<Option<u32>> = vec![None; prompts.len()];
     let mut generated: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
     for round in 0..steps + joins.iter().max().unwrap() {
-        let active: Vec<usize> = (0..prompts.len())
-            .filter(|&i| joins[i] <= round && generated[i].len() < steps)
-            .collect();
+        let active: Vec<usize> =
+            (0..prompts.len()).filter(|&i| joins[i] <= round && generated[i].len() < steps).collect();
         if active.is_empty() {
             break;
         }
@@ -97,12 +100,8 @@ fn greedy_together(loaded: &LoadedModel, prompts: &[Vec<u32>], joins: &[usize], 
                 Some(token) => vec![token],
             })
             .collect();
-        let mut refs: Vec<&mut Seq> = seqs
-            .iter_mut()
-            .enumerate()
-            .filter(|(i, _)| active.contains(i))
-            .map(|(_, s)| s)
-            .collect();
+        let mut refs: Vec<&mut Seq> =
+            seqs.iter_mut().enumerate().filter(|(i, _)| active.contains(i)).map(|(_, s)| s).collect();
         let logits = step(&loaded.model, &cache, &mut allocator, &mut refs, &inputs);
         for (row, &i) in active.iter().enumerate() {
             let token = argmax(&logits[row]);
@@ -136,7 +135,8 @@ fn greedy_output_is_the_same_alone_and_batched() {
     let lengths: Vec<usize> = prompts.iter().map(Vec::len).collect();
     println!("prompt lengths {lengths:?}");
     let steps = 24;
-    let alone: Vec<Vec<u32>> = prompts.iter().map(|p| greedy_together(&loaded, std::slice::from_ref(p), &[0], steps).remove(0)).collect();
+    let alone: Vec<Vec<u32>> =
+        prompts.iter().map(|p| greedy_together(&loaded, std::slice::from_ref(p), &[0], steps).remove(0)).collect();
     // All four prefilled in one step, then decoded together.
     let batched = greedy_together(&loaded, &prompts, &[0, 0, 0, 0], steps);
     // Staggered: later sequences prefill while earlier ones decode.
@@ -176,7 +176,8 @@ fn rollback_gives_the_logits_of_never_having_gone_past() {
     let cache = KvCache::new(loaded.config(), 16, 4, &Device::Cpu).unwrap();
     let mut allocator = BlockAllocator::new(16);
     let mut seq = Seq { table: BlockTable::new(), tokens: Vec::new() };
-    let mut logits = vec![step(&loaded.model, &cache, &mut allocator, &mut [&mut seq], std::slice::from_ref(&prompt)).remove(0)];
+    let mut logits =
+        vec![step(&loaded.model, &cache, &mut allocator, &mut [&mut seq], std::slice::from_ref(&prompt)).remove(0)];
     for _ in 0..10 {
         let token = argmax(logits.last().unwrap());
         logits.push(step(&loaded.model, &cache, &mut allocator, &mut [&mut seq], &[vec![token]]).remove(0));
@@ -248,5 +249,11 @@ fn tokenizer_built_from_gguf_matches_llama_cpp() {
             assert_eq!(loaded.tokenizer.decode(&got).unwrap(), text, "round trip");
         }
     }
-    assert!(mismatches.is_empty(), "{} of {} strings differ:\n{}", mismatches.len(), cases.len(), mismatches.join("\n"));
+    assert!(
+        mismatches.is_empty(),
+        "{} of {} strings differ:\n{}",
+        mismatches.len(),
+        cases.len(),
+        mismatches.join("\n")
+    );
 }

@@ -39,7 +39,8 @@ fn write_gguf(path: &Path, dtype: GgmlDType, architecture: &str) {
     let kv = KV_HEADS * head_dim;
     let mut tensors: Vec<(String, QTensor)> = Vec::new();
     let mut add = |name: String, shape: &[usize], scale: f32, offset: f32, dtype: GgmlDType| {
-        let t = Tensor::from_vec(values(shape.iter().product(), &mut seed, scale, offset), shape, &Device::Cpu).unwrap();
+        let t =
+            Tensor::from_vec(values(shape.iter().product(), &mut seed, scale, offset), shape, &Device::Cpu).unwrap();
         tensors.push((name, QTensor::quantize(&t, dtype).unwrap()));
     };
     add("token_embd.weight".into(), &[VOCAB, HIDDEN], 1.0, 0.0, dtype);
@@ -95,9 +96,16 @@ fn check_dtype(dtype: GgmlDType) {
     let cache = KvCache::new(&config, 4, 16, &Device::Cpu).unwrap();
     let mut allocator = BlockAllocator::new(4);
     let mut seq = Seq { table: BlockTable::new(), tokens: Vec::new() };
-    let reference_logits = |reference: &mut quantized_qwen2::ModelWeights, tokens: &[u32], position: usize| -> Vec<f32> {
-        reference.forward(&ids_tensor(tokens, &Device::Cpu), position).unwrap().flatten_all().unwrap().to_vec1().unwrap()
-    };
+    let reference_logits =
+        |reference: &mut quantized_qwen2::ModelWeights, tokens: &[u32], position: usize| -> Vec<f32> {
+            reference
+                .forward(&ids_tensor(tokens, &Device::Cpu), position)
+                .unwrap()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap()
+        };
     let mut ours = step(&model, &cache, &mut allocator, &mut [&mut seq], std::slice::from_ref(&prompt)).remove(0);
     let mut theirs = reference_logits(&mut reference, &prompt, 0);
     let mut worst = max_abs_diff(&ours, &theirs);
@@ -142,10 +150,7 @@ fn truncated_gguf_is_detected_before_loading() {
     for keep in [bytes.len() - 1, bytes.len() / 2, 100, 3] {
         std::fs::write(&path, &bytes[..keep]).unwrap();
         let error = GgufFile::open(&path, &Device::Cpu).err().expect("truncated file must not open");
-        assert!(
-            matches!(error, ModelError::Truncated { .. } | ModelError::Format { .. }),
-            "{keep} bytes: {error}"
-        );
+        assert!(matches!(error, ModelError::Truncated { .. } | ModelError::Format { .. }), "{keep} bytes: {error}");
         assert!(error.to_string().contains("tiny.gguf"));
     }
     std::fs::write(&path, &bytes[..bytes.len() - 1]).unwrap();

@@ -76,7 +76,11 @@ fn write_model(dir: &Path, config: &serde_json::Value, dtype: DType, shards: usi
     let per_shard = weights.len().div_ceil(shards);
     let mut weight_map = serde_json::Map::new();
     for (i, chunk) in weights.chunks(per_shard).enumerate() {
-        let file = if shards == 1 { "model.safetensors".to_string() } else { format!("model-{:05}-of-{shards:05}.safetensors", i + 1) };
+        let file = if shards == 1 {
+            "model.safetensors".to_string()
+        } else {
+            format!("model-{:05}-of-{shards:05}.safetensors", i + 1)
+        };
         let map: HashMap<String, Tensor> = chunk.iter().cloned().collect();
         for name in map.keys() {
             weight_map.insert(name.clone(), json!(file));
@@ -142,15 +146,25 @@ impl Reference for Qwen3Ref {
 struct LlamaRef(llama::Llama, llama::Cache);
 impl Reference for LlamaRef {
     fn logits(&mut self, tokens: &[u32], position: usize) -> Vec<f32> {
-        self.0.forward(&ids_tensor(tokens, &Device::Cpu), position, &mut self.1).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+        self.0
+            .forward(&ids_tensor(tokens, &Device::Cpu), position, &mut self.1)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
     }
 }
 
 fn reference(dir: &Path, config: &serde_json::Value) -> Box<dyn Reference> {
     let vb = unsafe { VarBuilder::from_mmaped_safetensors(&shards_of(dir), DType::F32, &Device::Cpu).unwrap() };
     match config["model_type"].as_str().unwrap() {
-        "qwen2" => Box::new(Qwen2Ref(qwen2::ModelForCausalLM::new(&serde_json::from_value(config.clone()).unwrap(), vb).unwrap())),
-        "qwen3" => Box::new(Qwen3Ref(qwen3::ModelForCausalLM::new(&serde_json::from_value(config.clone()).unwrap(), vb).unwrap())),
+        "qwen2" => Box::new(Qwen2Ref(
+            qwen2::ModelForCausalLM::new(&serde_json::from_value(config.clone()).unwrap(), vb).unwrap(),
+        )),
+        "qwen3" => Box::new(Qwen3Ref(
+            qwen3::ModelForCausalLM::new(&serde_json::from_value(config.clone()).unwrap(), vb).unwrap(),
+        )),
         "llama" => {
             let cfg: llama::LlamaConfig = serde_json::from_value(config.clone()).unwrap();
             let cfg = cfg.into_config(false);
@@ -250,14 +264,18 @@ fn missing_and_misshapen_tensors_are_clear_errors() {
     let error = Model::load(&mut source, &cfg, &Device::Cpu).err().unwrap().to_string();
     assert!(error.contains("mlp.gate_proj.weight") && error.contains("(100, 64)"), "{error}");
 
-    let mut map: HashMap<String, Tensor> = candle_core::safetensors::load(dir.path().join("model.safetensors"), &Device::Cpu).unwrap();
+    let mut map: HashMap<String, Tensor> =
+        candle_core::safetensors::load(dir.path().join("model.safetensors"), &Device::Cpu).unwrap();
     map.remove("model.layers.1.mlp.down_proj.weight");
     candle_core::safetensors::save(&map, dir.path().join("model.safetensors")).unwrap();
     std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
     let mut source = HfDirectory::open(dir.path(), &Device::Cpu).unwrap();
     let cfg = source.config().unwrap();
     let error = Model::load(&mut source, &cfg, &Device::Cpu).err().unwrap();
-    assert!(matches!(&error, ModelError::MissingTensor { tensor, .. } if tensor == "model.layers.1.mlp.down_proj.weight"), "{error}");
+    assert!(
+        matches!(&error, ModelError::MissingTensor { tensor, .. } if tensor == "model.layers.1.mlp.down_proj.weight"),
+        "{error}"
+    );
 }
 
 #[test]

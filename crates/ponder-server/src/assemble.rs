@@ -93,7 +93,13 @@ impl Collector {
     }
 
     /// The chat completion response.
-    pub fn chat_response(self, id: String, created: u64, model: String, logprobs: bool) -> Result<ChatCompletionResponse, ApiError> {
+    pub fn chat_response(
+        self,
+        id: String,
+        created: u64,
+        model: String,
+        logprobs: bool,
+    ) -> Result<ChatCompletionResponse, ApiError> {
         let usage = self.check()?;
         let choices = self
             .choices
@@ -115,7 +121,14 @@ impl Collector {
                 }
             })
             .collect();
-        Ok(ChatCompletionResponse { id, object: "chat.completion".into(), created, model, choices, usage: usage.into() })
+        Ok(ChatCompletionResponse {
+            id,
+            object: "chat.completion".into(),
+            created,
+            model,
+            choices,
+            usage: usage.into(),
+        })
     }
 
     /// The text completion response: `text` is thinking and answer together.
@@ -169,7 +182,15 @@ pub enum Chunk {
 
 impl ChunkAssembler {
     /// An assembler for a request with `n` choices.
-    pub fn new(kind: StreamKind, id: String, created: u64, model: String, n: usize, include_usage: bool, logprobs: bool) -> Self {
+    pub fn new(
+        kind: StreamKind,
+        id: String,
+        created: u64,
+        model: String,
+        n: usize,
+        include_usage: bool,
+        logprobs: bool,
+    ) -> Self {
         Self { kind, id, created, model, include_usage, logprobs, role_sent: vec![false; n] }
     }
 
@@ -178,7 +199,8 @@ impl ChunkAssembler {
             StreamKind::Chat => "chat.completion.chunk",
             StreamKind::Completion => "text_completion",
         };
-        let mut chunk = json!({"id": self.id, "object": object, "created": self.created, "model": self.model, "choices": choices});
+        let mut chunk =
+            json!({"id": self.id, "object": object, "created": self.created, "model": self.model, "choices": choices});
         if let Some(usage) = usage {
             chunk["usage"] = usage;
         }
@@ -222,8 +244,12 @@ impl ChunkAssembler {
                 let Some(finish) = finish_reason(reason) else { return out };
                 let thinking = thinking.filter(thought).map(ThinkingSummary::from);
                 let choice_json = match self.kind {
-                    StreamKind::Chat => json!({"index": choice, "delta": {}, "logprobs": null, "finish_reason": finish, "thinking": thinking}),
-                    StreamKind::Completion => json!({"index": choice, "text": "", "logprobs": null, "finish_reason": finish, "thinking": thinking}),
+                    StreamKind::Chat => {
+                        json!({"index": choice, "delta": {}, "logprobs": null, "finish_reason": finish, "thinking": thinking})
+                    }
+                    StreamKind::Completion => {
+                        json!({"index": choice, "text": "", "logprobs": null, "finish_reason": finish, "thinking": thinking})
+                    }
                 };
                 out.push(Chunk::Data(self.chunk(vec![choice_json], None)));
             }
@@ -257,12 +283,23 @@ mod tests {
         for e in [
             delta(0, DeltaKind::Reasoning, "hmm"),
             delta(0, DeltaKind::Content, "42"),
-            Event::Finished { choice: 0, reason: FinishReason::Stop, thinking: Some(ThinkingStats { reasoning_tokens: 4, ..Default::default() }), error: None },
+            Event::Finished {
+                choice: 0,
+                reason: FinishReason::Stop,
+                thinking: Some(ThinkingStats { reasoning_tokens: 4, ..Default::default() }),
+                error: None,
+            },
             Event::Done(usage()),
         ] {
             chunks.extend(a.push(e));
         }
-        let data: Vec<Value> = chunks.into_iter().map(|c| match c { Chunk::Data(v) => v, Chunk::Error(e) => panic!("{e:?}") }).collect();
+        let data: Vec<Value> = chunks
+            .into_iter()
+            .map(|c| match c {
+                Chunk::Data(v) => v,
+                Chunk::Error(e) => panic!("{e:?}"),
+            })
+            .collect();
         assert_eq!(data.len(), 5);
         assert_eq!(data[0]["choices"][0]["delta"]["role"], "assistant");
         assert_eq!(data[1]["choices"][0]["delta"]["reasoning_content"], "hmm");
@@ -279,16 +316,25 @@ mod tests {
     fn usage_chunk_only_when_asked_and_errors_become_error_events() {
         let mut a = ChunkAssembler::new(StreamKind::Chat, "id".into(), 1, "m".into(), 2, false, false);
         assert!(a.push(Event::Done(usage())).is_empty());
-        let out = a.push(Event::Finished { choice: 1, reason: FinishReason::Error, thinking: None, error: Some("boom".into()) });
+        let out = a.push(Event::Finished {
+            choice: 1,
+            reason: FinishReason::Error,
+            thinking: None,
+            error: Some("boom".into()),
+        });
         assert!(matches!(&out[0], Chunk::Error(e) if e.detail.message == "boom"));
-        assert!(a.push(Event::Finished { choice: 0, reason: FinishReason::Cancelled, thinking: None, error: None }).is_empty());
+        assert!(a
+            .push(Event::Finished { choice: 0, reason: FinishReason::Cancelled, thinking: None, error: None })
+            .is_empty());
     }
 
     #[test]
     fn completion_chunks_carry_text() {
         let mut a = ChunkAssembler::new(StreamKind::Completion, "cmpl-1".into(), 1, "m".into(), 1, false, false);
         let out = a.push(delta(0, DeltaKind::Content, "abc"));
-        assert!(matches!(&out[0], Chunk::Data(v) if v["choices"][0]["text"] == "abc" && v["object"] == "text_completion"));
+        assert!(
+            matches!(&out[0], Chunk::Data(v) if v["choices"][0]["text"] == "abc" && v["object"] == "text_completion")
+        );
     }
 
     #[test]
@@ -324,7 +370,12 @@ mod tests {
     #[test]
     fn collector_reports_engine_errors() {
         let mut c = Collector::new(1);
-        c.push(Event::Finished { choice: 0, reason: FinishReason::Error, thinking: None, error: Some("model error".into()) });
+        c.push(Event::Finished {
+            choice: 0,
+            reason: FinishReason::Error,
+            thinking: None,
+            error: Some("model error".into()),
+        });
         c.push(Event::Done(usage()));
         assert_eq!(c.chat_response("id".into(), 0, "m".into(), false).unwrap_err().status.as_u16(), 500);
     }

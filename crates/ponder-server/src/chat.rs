@@ -12,7 +12,8 @@ use crate::assemble::StreamKind;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::parse_body;
 use crate::prepare::{
-    check_model, choices, completion_limit, decide_thinking, engine_request, sampling_params, stop_strings, thinking_plan,
+    check_model, choices, completion_limit, decide_thinking, engine_request, sampling_params, stop_strings,
+    thinking_plan,
 };
 use crate::respond::{record_failure, run, Answer};
 use crate::state::AppState;
@@ -38,7 +39,10 @@ use crate::types::{ChatCompletionRequest, ChatCompletionResponse, ChatMessage, E
     ),
     tag = "openai"
 )]
-pub async fn chat_completions(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn chat_completions(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let result = handle(state.clone(), body).await;
     record_failure(&state, "chat", &result);
     result
@@ -85,7 +89,9 @@ async fn handle(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Re
     let limit = limit.min(metadata.config.max_position_embeddings.saturating_sub(prompt.len()));
 
     let logprobs = match (request.logprobs, request.top_logprobs) {
-        (_, Some(k)) if k > 20 => return Err(ApiError::invalid("top_logprobs must be at most 20", Some("top_logprobs"))),
+        (_, Some(k)) if k > 20 => {
+            return Err(ApiError::invalid("top_logprobs must be at most 20", Some("top_logprobs")))
+        }
         (Some(true), k) => Some(k.unwrap_or(0) as usize),
         (_, Some(_)) => return Err(ApiError::invalid("top_logprobs needs logprobs: true", Some("top_logprobs"))),
         _ => None,
@@ -183,7 +189,10 @@ fn template_messages(messages: &[ChatMessage]) -> Result<Vec<Value>, ApiError> {
     ),
     tag = "ponder"
 )]
-pub async fn end_thinking(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<axum::Json<EndThinkingResponse>, ApiError> {
+pub async fn end_thinking(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<axum::Json<EndThinkingResponse>, ApiError> {
     let engine_id = state
         .engine_id(&id)
         .filter(|&e| state.is_active(e))

@@ -12,7 +12,8 @@ use crate::assemble::StreamKind;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::parse_body;
 use crate::prepare::{
-    check_model, choices, completion_limit, decide_thinking, engine_request, sampling_params, stop_strings, thinking_plan,
+    check_model, choices, completion_limit, decide_thinking, engine_request, sampling_params, stop_strings,
+    thinking_plan,
 };
 use crate::respond::{record_failure, run, Answer};
 use crate::state::AppState;
@@ -36,7 +37,10 @@ use crate::types::{CompletionRequest, CompletionResponse};
     ),
     tag = "openai"
 )]
-pub async fn completions(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
+pub async fn completions(
+    State(state): State<Arc<AppState>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
     let result = handle(state.clone(), body).await;
     record_failure(&state, "completions", &result);
     result
@@ -63,7 +67,10 @@ async fn handle(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Re
     if request.logprobs.is_some_and(|k| k > 20) {
         return Err(ApiError::invalid("logprobs must be at most 20", Some("logprobs")));
     }
-    let sampling = sampling_params(&crate::sampling_fields!(request, request.logprobs.map(|k| k as usize)), metadata.tokenizer.vocab_size())?;
+    let sampling = sampling_params(
+        &crate::sampling_fields!(request, request.logprobs.map(|k| k as usize)),
+        metadata.tokenizer.vocab_size(),
+    )?;
     let n = choices(request.n, &state.config)?;
     let stop = stop_strings(request.stop.clone())?;
     let answer = Answer {
@@ -94,10 +101,9 @@ fn prompt_tokens(prompt: &Value, state: &AppState) -> Result<Vec<u32>, ApiError>
             .map(|v| v.as_u64().filter(|&t| (t as usize) < vocab).map(|t| t as u32))
             .collect::<Option<Vec<u32>>>()
             .ok_or_else(|| ApiError::invalid(format!("prompt token ids must be below {vocab}"), Some("prompt"))),
-        Value::Array(items) if items.len() > 1 => Err(ApiError::invalid(
-            "batched prompts are not supported; send one prompt per request",
-            Some("prompt"),
-        )),
+        Value::Array(items) if items.len() > 1 => {
+            Err(ApiError::invalid("batched prompts are not supported; send one prompt per request", Some("prompt")))
+        }
         _ => Err(ApiError::invalid("prompt must be a string or a list of token ids", Some("prompt"))),
     }
 }

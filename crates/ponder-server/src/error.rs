@@ -39,7 +39,13 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, kind: &str, message: impl Into<String>, param: Option<&str>, code: Option<&str>) -> Self {
+    fn new(
+        status: StatusCode,
+        kind: &str,
+        message: impl Into<String>,
+        param: Option<&str>,
+        code: Option<&str>,
+    ) -> Self {
         Self {
             status,
             detail: ErrorDetail {
@@ -102,7 +108,8 @@ impl ApiError {
 
     /// 429: the queue is full.
     pub fn busy(message: impl Into<String>, retry_after: u64) -> Self {
-        let mut error = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", message, None, Some("server_busy"));
+        let mut error =
+            Self::new(StatusCode::TOO_MANY_REQUESTS, "rate_limit_error", message, None, Some("server_busy"));
         error.retry_after = Some(retry_after);
         error
     }

@@ -18,10 +18,8 @@ const LATENCY_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 
 impl Default for ServerMetrics {
     fn default() -> Self {
-        let recorder = PrometheusBuilder::new()
-            .set_buckets(LATENCY_BUCKETS)
-            .expect("non-empty buckets")
-            .build_recorder();
+        let recorder =
+            PrometheusBuilder::new().set_buckets(LATENCY_BUCKETS).expect("non-empty buckets").build_recorder();
         let handle = recorder.handle();
         Self { recorder, handle }
     }
@@ -34,7 +32,9 @@ impl ServerMetrics {
 
     /// A request reached an endpoint and got `status`.
     pub fn request(&self, endpoint: &'static str, status: u16) {
-        self.record(|| counter!("ponder_requests_total", "endpoint" => endpoint, "status" => status.to_string()).increment(1));
+        self.record(|| {
+            counter!("ponder_requests_total", "endpoint" => endpoint, "status" => status.to_string()).increment(1)
+        });
     }
 
     /// A request failed with an error of `kind`.

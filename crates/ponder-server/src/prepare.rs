@@ -80,11 +80,9 @@ pub fn sampling_params(f: &SamplingFields<'_>, vocab_size: usize) -> Result<Samp
     let mut logit_bias = Vec::new();
     for (key, &bias) in f.logit_bias.into_iter().flatten() {
         let field = format!("logit_bias.{key}");
-        let token: u32 = key
-            .parse()
-            .ok()
-            .filter(|&t: &u32| (t as usize) < vocab_size)
-            .ok_or_else(|| ApiError::invalid(format!("logit_bias key `{key}` is not a token id below {vocab_size}"), Some(&field)))?;
+        let token: u32 = key.parse().ok().filter(|&t: &u32| (t as usize) < vocab_size).ok_or_else(|| {
+            ApiError::invalid(format!("logit_bias key `{key}` is not a token id below {vocab_size}"), Some(&field))
+        })?;
         in_range(Some(bias), &field, -100.0..=100.0)?;
         logit_bias.push((token, bias));
     }
@@ -164,7 +162,10 @@ pub fn decide_thinking(
     let spec = parse_thinking(fields, &config.thinking)?;
     match model_thinking {
         None if spec.enabled == Some(true) => Err(ApiError::invalid(
-            format!("the model `{}` has no thinking format; the server can force one with --thinking-format", metadata.name),
+            format!(
+                "the model `{}` has no thinking format; the server can force one with --thinking-format",
+                metadata.name
+            ),
             Some("thinking"),
         )),
         None => Ok((spec, Some(false))),

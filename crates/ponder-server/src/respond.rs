@@ -56,7 +56,8 @@ pub async fn run(state: Arc<AppState>, request: GenerateRequest, answer: Answer)
     let model = state.config.served_name.clone();
     let deadline = state.config.request_timeout.map(|t| TokioInstant::now() + t);
     if answer.stream {
-        let assembler = ChunkAssembler::new(answer.kind, id, created, model, answer.n, answer.include_usage, answer.logprobs);
+        let assembler =
+            ChunkAssembler::new(answer.kind, id, created, model, answer.n, answer.include_usage, answer.logprobs);
         Ok(stream_response(state, handle, active, assembler, deadline, answer.endpoint))
     } else {
         let collector = collect(&state, handle, answer.n, deadline).await?;
@@ -72,7 +73,12 @@ pub async fn run(state: Arc<AppState>, request: GenerateRequest, answer: Answer)
 }
 
 /// Waits for every event of a non-streamed request.
-async fn collect(state: &AppState, mut handle: RequestHandle, n: usize, deadline: Option<TokioInstant>) -> Result<Collector, ApiError> {
+async fn collect(
+    state: &AppState,
+    mut handle: RequestHandle,
+    n: usize,
+    deadline: Option<TokioInstant>,
+) -> Result<Collector, ApiError> {
     let mut collector = Collector::new(n);
     let started = Instant::now();
     let mut first = true;
@@ -164,7 +170,8 @@ impl Streaming {
                 }
             }
             Ok(None) => {
-                self.pending.push_back(error_event(&ApiError::internal("the engine stopped before the request finished")));
+                self.pending
+                    .push_back(error_event(&ApiError::internal("the engine stopped before the request finished")));
                 self.finish();
             }
             Err(_) => {

@@ -31,10 +31,13 @@ pub struct AppState {
 
 impl AppState {
     /// State around a running engine.
-    pub fn new(engine: Engine, metadata: Arc<ModelMetadata>, thinking: Option<ModelThinking>, config: ServerConfig) -> Self {
-        let started = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+    pub fn new(
+        engine: Engine,
+        metadata: Arc<ModelMetadata>,
+        thinking: Option<ModelThinking>,
+        config: ServerConfig,
+    ) -> Self {
+        let started = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let id_tag = {
             use std::hash::{BuildHasher, Hasher};
             let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();

@@ -149,7 +149,8 @@ pub fn parse_thinking(fields: &ThinkingFields<'_>, defaults: &ThinkingDefaults) 
             "none" => set_enabled(&mut spec, false, "reasoning_effort")?,
             name => {
                 let preset = defaults.presets.get(name).ok_or_else(|| {
-                    let known: Vec<&str> = std::iter::once("none").chain(defaults.presets.keys().map(String::as_str)).collect();
+                    let known: Vec<&str> =
+                        std::iter::once("none").chain(defaults.presets.keys().map(String::as_str)).collect();
                     ApiError::invalid(
                         format!("reasoning_effort `{name}` is not one of {}", known.join(", ")),
                         Some("reasoning_effort"),
@@ -168,7 +169,10 @@ pub fn parse_thinking(fields: &ThinkingFields<'_>, defaults: &ThinkingDefaults) 
     }
     if let Some(flag) = fields.template_kwargs.and_then(|k| k.get("enable_thinking")) {
         let on = flag.as_bool().ok_or_else(|| {
-            ApiError::invalid("chat_template_kwargs.enable_thinking must be true or false", Some("chat_template_kwargs.enable_thinking"))
+            ApiError::invalid(
+                "chat_template_kwargs.enable_thinking must be true or false",
+                Some("chat_template_kwargs.enable_thinking"),
+            )
         })?;
         set_enabled(&mut spec, on, "chat_template_kwargs.enable_thinking")?;
     }
@@ -328,7 +332,11 @@ impl ThinkingSpec {
             max_tokens: self.max.as_ref().map(bound),
             continuations: self.continuations.clone().unwrap_or_else(|| defaults.continuations.clone()),
             max_continuations: self.max_continuations,
-            wrap_up: self.wrap_up.clone().or_else(|| defaults.wrap_up.clone()).unwrap_or_else(|| format_wrap_up.clone()),
+            wrap_up: self
+                .wrap_up
+                .clone()
+                .or_else(|| defaults.wrap_up.clone())
+                .unwrap_or_else(|| format_wrap_up.clone()),
             answer_reserve,
             loop_guard: if self.loop_guard == Some(false) { None } else { Some(LoopGuard::default()) },
         }
@@ -399,7 +407,13 @@ mod tests {
         effort: Option<&'a str>,
         kwargs: Option<&'a Map<String, Value>>,
     ) -> ThinkingFields<'a> {
-        ThinkingFields { thinking: None, thinking_token_budget: budget, thinking_budget_tokens: llama, reasoning_effort: effort, template_kwargs: kwargs }
+        ThinkingFields {
+            thinking: None,
+            thinking_token_budget: budget,
+            thinking_budget_tokens: llama,
+            reasoning_effort: effort,
+            template_kwargs: kwargs,
+        }
     }
 
     #[test]
@@ -448,7 +462,11 @@ mod tests {
         let budget = spec.budget(&d, 100, &WrapUp::default());
         assert_eq!(budget.max_tokens, Some(75), "100 minus a reserve of 25");
         let explicit = parse_thinking(&fields(Some(500), None, None, None), &d).unwrap();
-        assert_eq!(explicit.budget(&d, 100, &WrapUp::default()).max_tokens, Some(500), "explicit budgets are checked, not cut");
+        assert_eq!(
+            explicit.budget(&d, 100, &WrapUp::default()).max_tokens,
+            Some(500),
+            "explicit budgets are checked, not cut"
+        );
     }
 
     #[test]

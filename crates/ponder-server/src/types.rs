@@ -249,7 +249,9 @@ impl From<ponder_thinking::ThinkingStats> for ThinkingSummary {
             tokens: s.reasoning_tokens,
             continuations: s.continuations,
             forced_end: s.forced_end(),
-            end: s.end.map(|e| serde_json::to_value(e).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()),
+            end: s
+                .end
+                .map(|e| serde_json::to_value(e).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()),
         }
     }
 }
@@ -294,7 +296,11 @@ impl From<&ponder_engine::TokenLogprob> for TokenLogprob {
             top_logprobs: l
                 .top
                 .iter()
-                .map(|(token, logprob)| TopLogprob { token: token.clone(), logprob: *logprob, bytes: token.as_bytes().to_vec() })
+                .map(|(token, logprob)| TopLogprob {
+                    token: token.clone(),
+                    logprob: *logprob,
+                    bytes: token.as_bytes().to_vec(),
+                })
                 .collect(),
         }
     }

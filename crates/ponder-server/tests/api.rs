@@ -14,7 +14,8 @@ fn reasoning_tokens(body: &Value) -> u64 {
 #[test]
 fn non_streamed_chat_with_native_thinking() {
     let server = TestServer::simple(thinker(5, 3));
-    let (status, body) = server.post("/v1/chat/completions", json!({"model": MODEL, "messages": chat("hi"), "max_tokens": 50}));
+    let (status, body) =
+        server.post("/v1/chat/completions", json!({"model": MODEL, "messages": chat("hi"), "max_tokens": 50}));
     assert_eq!(status, 200, "{body}");
     let choice = &body["choices"][0];
     assert_eq!(choice["message"]["role"], "assistant");
@@ -84,11 +85,14 @@ fn reasoning_effort_presets_come_from_the_config() {
     let server = TestServer::start(thinker(50, 3), EngineConfig::default(), |c| {
         c.thinking.presets = ponder_server::thinking::parse_presets("low=0:8,high=30:40").unwrap();
     });
-    let (_, low) = server.post("/v1/chat/completions", json!({"messages": chat("hi"), "max_tokens": 200, "reasoning_effort": "low"}));
+    let (_, low) = server
+        .post("/v1/chat/completions", json!({"messages": chat("hi"), "max_tokens": 200, "reasoning_effort": "low"}));
     assert_eq!(reasoning_tokens(&low), 8);
-    let (_, high) = server.post("/v1/chat/completions", json!({"messages": chat("hi"), "max_tokens": 200, "reasoning_effort": "high"}));
+    let (_, high) = server
+        .post("/v1/chat/completions", json!({"messages": chat("hi"), "max_tokens": 200, "reasoning_effort": "high"}));
     assert!((30..=40).contains(&reasoning_tokens(&high)));
-    let (status, body) = server.post("/v1/chat/completions", json!({"messages": chat("hi"), "reasoning_effort": "medium"}));
+    let (status, body) =
+        server.post("/v1/chat/completions", json!({"messages": chat("hi"), "reasoning_effort": "medium"}));
     assert_eq!(status, 400);
     assert_eq!(body["error"]["param"], "reasoning_effort");
 }
@@ -143,9 +147,15 @@ fn validation_errors_are_openai_shaped_400s_naming_the_field() {
         (json!({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}), "messages[0].content[0]"),
         (json!({"messages": chat("x"), "tools": [{"type": "function"}]}), "tools"),
         (json!({"messages": chat("x"), "response_format": {"type": "json_object"}}), "response_format"),
-        (json!({"messages": chat("x"), "max_tokens": 100, "thinking": {"min_tokens": 50, "max_tokens": 40}}), "thinking.min_tokens"),
+        (
+            json!({"messages": chat("x"), "max_tokens": 100, "thinking": {"min_tokens": 50, "max_tokens": 40}}),
+            "thinking.min_tokens",
+        ),
         (json!({"messages": chat("x"), "max_tokens": 100, "thinking_token_budget": 90}), "thinking_token_budget"),
-        (json!({"messages": chat("x"), "thinking_token_budget": 10, "thinking_budget_tokens": 20}), "thinking_budget_tokens"),
+        (
+            json!({"messages": chat("x"), "thinking_token_budget": 10, "thinking_budget_tokens": 20}),
+            "thinking_budget_tokens",
+        ),
         (json!({"messages": chat("x"), "thinking": {"min_tokns": 5}}), "thinking.min_tokns"),
         (json!({"messages": chat("x"), "max_tokens": 100000}), "max_tokens"),
     ];
@@ -159,7 +169,12 @@ fn validation_errors_are_openai_shaped_400s_naming_the_field() {
     let (status, body) = server.post("/v1/chat/completions", json!({"model": "gpt-4o", "messages": chat("x")}));
     assert_eq!((status, body["error"]["code"].as_str()), (404, Some("model_not_found")));
     let (status, body) = server.block_on(async {
-        let r = reqwest::Client::new().post(format!("{}/v1/chat/completions", server.base)).body("{oops").send().await.unwrap();
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/chat/completions", server.base))
+            .body("{oops")
+            .send()
+            .await
+            .unwrap();
         (r.status().as_u16(), r.json::<Value>().await.unwrap())
     });
     assert_eq!(status, 400);
@@ -180,9 +195,11 @@ fn api_keys_are_required_when_configured() {
     let (status, body) = server.post("/v1/chat/completions", json!({"messages": chat("x")}));
     assert_eq!(status, 401);
     assert_eq!(body["error"]["code"], "invalid_api_key");
-    let (status, _) = server.post_with("/v1/chat/completions", json!({"messages": chat("x"), "max_tokens": 5}), Some("wrong"));
+    let (status, _) =
+        server.post_with("/v1/chat/completions", json!({"messages": chat("x"), "max_tokens": 5}), Some("wrong"));
     assert_eq!(status, 401);
-    let (status, _) = server.post_with("/v1/chat/completions", json!({"messages": chat("x"), "max_tokens": 5}), Some("k1"));
+    let (status, _) =
+        server.post_with("/v1/chat/completions", json!({"messages": chat("x"), "max_tokens": 5}), Some("k1"));
     assert_eq!(status, 200);
     // Health and metrics stay open.
     assert_eq!(server.get("/health").0, 200);
@@ -231,10 +248,8 @@ fn text_completions_follow_the_prompt_and_take_token_ids() {
     assert_eq!(events.len(), 5, "three tokens, the finish chunk and [DONE]: {events:?}");
     // A raw prompt that opens a thinking block gets budget forcing.
     let server = TestServer::simple(thinker(5, 3));
-    let (_, body) = server.post(
-        "/v1/completions",
-        json!({"prompt": [97, 98, THINK], "max_tokens": 100, "thinking": {"min_tokens": 9}}),
-    );
+    let (_, body) = server
+        .post("/v1/completions", json!({"prompt": [97, 98, THINK], "max_tokens": 100, "thinking": {"min_tokens": 9}}));
     assert_eq!(body["usage"]["completion_tokens_details"]["reasoning_tokens"], 9, "{body}");
     assert!(body["choices"][0]["text"].as_str().unwrap().ends_with("ok"));
     let (status, body) = server.post("/v1/completions", json!({"prompt": ["a", "b"]}));
@@ -319,7 +334,9 @@ fn a_disconnected_stream_frees_its_slot() {
     });
     let load = server.state.engine.loads()[0].clone();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while load.running.load(std::sync::atomic::Ordering::Relaxed) > 0 || load.kv_blocks_used.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+    while load.running.load(std::sync::atomic::Ordering::Relaxed) > 0
+        || load.kv_blocks_used.load(std::sync::atomic::Ordering::Relaxed) > 0
+    {
         assert!(std::time::Instant::now() < deadline, "the disconnected request kept its slot");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
@@ -336,7 +353,8 @@ fn operations_endpoints() {
     let (status, doc) = server.get("/openapi.json");
     assert_eq!(status, 200);
     assert!(doc.contains("/v1/chat/completions"));
-    server.post("/v1/chat/completions", json!({"messages": chat("x"), "max_tokens": 30, "thinking": {"min_tokens": 10}}));
+    server
+        .post("/v1/chat/completions", json!({"messages": chat("x"), "max_tokens": 30, "thinking": {"min_tokens": 10}}));
     let (_, metrics) = server.get("/metrics");
     let value = |name: &str| -> f64 {
         metrics

@@ -11,7 +11,14 @@ fn committed_openapi_document_matches_the_code() {
         "openapi/openapi.json is out of date: run `cargo run --release --bin ponder -- openapi > openapi/openapi.json`"
     );
     let doc: serde_json::Value = serde_json::from_str(&generated).unwrap();
-    for path in ["/v1/chat/completions", "/v1/completions", "/v1/models", "/health", "/metrics", "/v1/chat/completions/{id}/end_thinking"] {
+    for path in [
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/models",
+        "/health",
+        "/metrics",
+        "/v1/chat/completions/{id}/end_thinking",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "{path} is documented");
     }
 }

@@ -42,7 +42,10 @@ impl Client {
             request = request.bearer_auth(key);
         }
         let models: Value = request.send().await.map_err(http)?.json().await.map_err(http)?;
-        models["data"][0]["id"].as_str().map(String::from).ok_or_else(|| SweepError::Http("the endpoint lists no model".into()))
+        models["data"][0]["id"]
+            .as_str()
+            .map(String::from)
+            .ok_or_else(|| SweepError::Http("the endpoint lists no model".into()))
     }
 
     /// Sends `body`, retrying on connection errors, 429 and 5xx with exponential backoff.
@@ -106,7 +109,15 @@ pub fn parse_choices(reply: &Value) -> Vec<Choice> {
 }
 
 /// The request body for one question.
-pub fn request_body(model: &str, question: &str, thinking: Value, max_tokens: u32, temperature: f32, n: u32, seed: u64) -> Value {
+pub fn request_body(
+    model: &str,
+    question: &str,
+    thinking: Value,
+    max_tokens: u32,
+    temperature: f32,
+    n: u32,
+    seed: u64,
+) -> Value {
     json!({
         "model": model,
         "messages": [{"role": "user", "content": format!("{question} Give the final answer as a number.")}],
@@ -134,7 +145,10 @@ mod tests {
     fn choices_use_ponders_statistics_or_usage() {
         let ponder = json!({"choices": [{"message": {"content": "42"}, "thinking": {"tokens": 64, "continuations": 2, "forced_end": true}}],
                             "usage": {"completion_tokens_details": {"reasoning_tokens": 64}}});
-        assert_eq!(parse_choices(&ponder), vec![Choice { content: "42".into(), reasoning_tokens: 64, continuations: 2, forced_end: true }]);
+        assert_eq!(
+            parse_choices(&ponder),
+            vec![Choice { content: "42".into(), reasoning_tokens: 64, continuations: 2, forced_end: true }]
+        );
         let other = json!({"choices": [{"message": {"content": "a"}}, {"message": {"content": "b"}}],
                            "usage": {"completion_tokens_details": {"reasoning_tokens": 100}}});
         let choices = parse_choices(&other);

@@ -123,7 +123,8 @@ mod tests {
         assert_eq!(a, builtin_arith(30, 7));
         assert_ne!(a, builtin_arith(30, 8));
         assert_eq!(a.len(), 30);
-        let kinds = ["baker", "shop", "train", "Sam"].iter().filter(|k| a.iter().any(|q| q.question.contains(*k))).count();
+        let kinds =
+            ["baker", "shop", "train", "Sam"].iter().filter(|k| a.iter().any(|q| q.question.contains(*k))).count();
         assert!(kinds >= 3, "the set mixes problem kinds");
         assert!(a.iter().all(|q| q.answer.parse::<i64>().is_ok()));
     }
@@ -144,7 +145,11 @@ mod tests {
     fn jsonl_files_load_with_and_without_ids() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("q.jsonl");
-        std::fs::write(&path, "{\"question\": \"1+1?\", \"answer\": 2}\n\n{\"id\": \"x\", \"question\": \"2+2?\", \"answer\": \"4\"}\n").unwrap();
+        std::fs::write(
+            &path,
+            "{\"question\": \"1+1?\", \"answer\": 2}\n\n{\"id\": \"x\", \"question\": \"2+2?\", \"answer\": \"4\"}\n",
+        )
+        .unwrap();
         let q = load(path.to_str().unwrap(), 0).unwrap();
         assert_eq!(q[0], Question { id: "1".into(), question: "1+1?".into(), answer: "2".into() });
         assert_eq!(q[1].id, "x");

@@ -23,7 +23,8 @@ pub fn extract_answer(text: &str) -> Option<String> {
     for marker in ["final answer:", "answer is", "answer:"] {
         if let Some(at) = lower.rfind(marker) {
             let after = &text[at + marker.len()..];
-            if let Some(number) = last_number(after.lines().next().unwrap_or_default()).or_else(|| first_number(after)) {
+            if let Some(number) = last_number(after.lines().next().unwrap_or_default()).or_else(|| first_number(after))
+            {
                 return Some(number);
             }
         }
@@ -62,7 +63,8 @@ fn first_number(text: &str) -> Option<String> {
 
 /// Strips spaces, `$`, thousands separators and a trailing `.0`.
 pub fn normalize(answer: &str) -> String {
-    let cleaned: String = answer.trim().trim_end_matches('.').chars().filter(|c| !matches!(c, ',' | '$' | ' ')).collect();
+    let cleaned: String =
+        answer.trim().trim_end_matches('.').chars().filter(|c| !matches!(c, ',' | '$' | ' ')).collect();
     match cleaned.parse::<f64>() {
         Ok(v) if v.fract() == 0.0 && v.abs() < 1e15 => format!("{}", v as i64),
         Ok(v) => format!("{v}"),

@@ -98,7 +98,9 @@ pub struct SweepSummary {
 fn thinking_for(mode: Mode, budget: u32, config: &SweepConfig) -> (serde_json::Value, u32, (u32, u32)) {
     let reserve = config.answer_tokens;
     match mode {
-        Mode::Forcing => (json!({"min_tokens": budget, "max_tokens": budget, "answer_reserve": reserve}), 1, (budget, budget)),
+        Mode::Forcing => {
+            (json!({"min_tokens": budget, "max_tokens": budget, "answer_reserve": reserve}), 1, (budget, budget))
+        }
         Mode::CapOnly => (json!({"max_tokens": budget, "answer_reserve": reserve}), 1, (0, budget)),
         Mode::Parallel => {
             let n = config.samples.max(1);
@@ -121,7 +123,14 @@ fn majority(answers: &[Option<String>]) -> Option<String> {
 }
 
 /// Asks one question at one budget in one mode.
-async fn run_one(client: &Client, model: &str, question: &Question, mode: Mode, budget: u32, config: &SweepConfig) -> Result<RunRecord, SweepError> {
+async fn run_one(
+    client: &Client,
+    model: &str,
+    question: &Question,
+    mode: Mode,
+    budget: u32,
+    config: &SweepConfig,
+) -> Result<RunRecord, SweepError> {
     let (thinking, n, (low, high)) = thinking_for(mode, budget, config);
     let temperature = if mode == Mode::Parallel { config.temperature.max(0.7) } else { config.temperature };
     let max_tokens = budget + config.answer_tokens;
@@ -241,7 +250,10 @@ mod tests {
             retries: 0,
         };
         let (t, n, bounds) = thinking_for(Mode::Forcing, 256, &config);
-        assert_eq!((t["min_tokens"].as_u64(), t["max_tokens"].as_u64(), n, bounds), (Some(256), Some(256), 1, (256, 256)));
+        assert_eq!(
+            (t["min_tokens"].as_u64(), t["max_tokens"].as_u64(), n, bounds),
+            (Some(256), Some(256), 1, (256, 256))
+        );
         let (t, _, bounds) = thinking_for(Mode::CapOnly, 256, &config);
         assert_eq!((t.get("min_tokens"), bounds), (None, (0, 256)));
         let (t, n, bounds) = thinking_for(Mode::Parallel, 256, &config);

@@ -112,7 +112,8 @@ pub fn summarize(records: &[RunRecord]) -> Vec<ModeSummary> {
     by_mode
         .into_iter()
         .map(|(mode, budgets)| {
-            let budgets: Vec<BudgetSummary> = budgets.into_iter().map(|(budget, runs)| budget_summary(budget, &runs)).collect();
+            let budgets: Vec<BudgetSummary> =
+                budgets.into_iter().map(|(budget, runs)| budget_summary(budget, &runs)).collect();
             let total: usize = budgets.iter().map(|b| b.questions).sum();
             let in_bounds: f64 = budgets.iter().map(|b| b.control * b.questions as f64).sum();
             ModeSummary {
@@ -218,7 +219,8 @@ mod tests {
 
     #[test]
     fn modes_are_summarized_apart() {
-        let records = vec![record(Mode::Forcing, 10, "a", true, 10, true), record(Mode::CapOnly, 10, "a", false, 4, true)];
+        let records =
+            vec![record(Mode::Forcing, 10, "a", true, 10, true), record(Mode::CapOnly, 10, "a", false, 4, true)];
         let s = summarize(&records);
         assert_eq!(s.len(), 2);
         assert_eq!(s[0].mode, Mode::Forcing);

@@ -10,11 +10,8 @@ use crate::SweepError;
 /// Draws the scaling plot.
 pub fn draw(summaries: &[ModeSummary], title: &str, path: &Path) -> Result<(), SweepError> {
     let error = |e: String| SweepError::Io(format!("{}: {e}", path.display()));
-    let max_tokens = summaries
-        .iter()
-        .flat_map(|s| s.budgets.iter().map(|b| b.mean_reasoning_tokens))
-        .fold(1.0f64, f64::max)
-        * 1.05;
+    let max_tokens =
+        summaries.iter().flat_map(|s| s.budgets.iter().map(|b| b.mean_reasoning_tokens)).fold(1.0f64, f64::max) * 1.05;
     let root = SVGBackend::new(path, (720, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| error(e.to_string()))?;
     let mut chart = ChartBuilder::on(&root)

@@ -20,7 +20,8 @@ impl ResultStore {
         let path = dir.join("results.jsonl");
         let mut records = Vec::new();
         if path.exists() {
-            let text = std::fs::read_to_string(&path).map_err(|e| SweepError::Io(format!("{}: {e}", path.display())))?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| SweepError::Io(format!("{}: {e}", path.display())))?;
             // A line cut short by an interrupted run is dropped and redone.
             records.extend(text.lines().filter_map(|l| serde_json::from_str::<RunRecord>(l).ok()));
         }
@@ -73,7 +74,12 @@ mod tests {
             samples: 1,
         };
         store.push(record.clone()).unwrap();
-        std::fs::OpenOptions::new().append(true).open(dir.path().join("results.jsonl")).unwrap().write_all(b"{\"mode\":").unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("results.jsonl"))
+            .unwrap()
+            .write_all(b"{\"mode\":")
+            .unwrap();
         let store = ResultStore::open(dir.path()).unwrap();
         assert_eq!(store.records(), &[record]);
         assert!(store.done().contains(&(Mode::Forcing, 8, "q1".to_string())));

@@ -158,13 +158,8 @@ impl ThinkingPlan {
         limit: u32,
     ) -> Result<Self, BudgetError> {
         let room = limit.saturating_sub(budget.answer_reserve);
-        let above_limit = |field, tokens| BudgetError::AboveLimit {
-            field,
-            tokens,
-            limit,
-            reserve: budget.answer_reserve,
-            room,
-        };
+        let above_limit =
+            |field, tokens| BudgetError::AboveLimit { field, tokens, limit, reserve: budget.answer_reserve, room };
         if let Some(max) = budget.max_tokens {
             if budget.min_tokens > max {
                 return Err(BudgetError::MinAboveMax { min: budget.min_tokens, max });
@@ -180,8 +175,7 @@ impl ThinkingPlan {
 
         // Empty text is no tokens, whatever the encoder would make of it.
         let encode = |text: &str| if text.is_empty() { Vec::new() } else { encoder.encode(text) };
-        let continuations: Vec<Vec<TokenId>> =
-            budget.continuations.iter().map(|text| encode(text)).collect();
+        let continuations: Vec<Vec<TokenId>> = budget.continuations.iter().map(|text| encode(text)).collect();
         let needs_continuations = budget.min_tokens > 0 && budget.max_continuations != Some(0);
         if needs_continuations && (continuations.is_empty() || continuations.iter().any(Vec::is_empty)) {
             return Err(BudgetError::EmptyContinuation);

@@ -303,10 +303,7 @@ impl BudgetForcer {
     /// Whether the thinking may end now: the minimum is met, or no continuation is left.
     fn may_end(&self) -> bool {
         let below_min = self.stats.reasoning_tokens < self.plan.min_tokens;
-        let continuations_left = self
-            .plan
-            .max_continuations
-            .is_none_or(|max| self.stats.continuations < max);
+        let continuations_left = self.plan.max_continuations.is_none_or(|max| self.stats.continuations < max);
         !(below_min && continuations_left && !self.plan.continuations.is_empty())
     }
 

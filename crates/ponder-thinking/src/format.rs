@@ -53,11 +53,7 @@ pub enum PromptState {
 impl ThinkingFormat {
     /// Builds a format from the start and end delimiters and the ids that stop generation
     /// (EOS, `<|im_end|>`), which also count as an attempt to end the thinking.
-    pub fn new(
-        start: Vec<TokenId>,
-        end: Vec<TokenId>,
-        stop_ids: Vec<TokenId>,
-    ) -> Result<Self, FormatError> {
+    pub fn new(start: Vec<TokenId>, end: Vec<TokenId>, stop_ids: Vec<TokenId>) -> Result<Self, FormatError> {
         if start.is_empty() {
             return Err(FormatError::EmptyDelimiter("start"));
         }
@@ -138,9 +134,7 @@ fn last_occurrence(haystack: &[TokenId], needle: &[TokenId]) -> Option<usize> {
     if needle.len() > haystack.len() {
         return None;
     }
-    (0..=haystack.len() - needle.len())
-        .rev()
-        .find(|&i| haystack[i..i + needle.len()] == *needle)
+    (0..=haystack.len() - needle.len()).rev().find(|&i| haystack[i..i + needle.len()] == *needle)
 }
 
 #[cfg(test)]
@@ -149,26 +143,14 @@ mod tests {
 
     #[test]
     fn rejects_empty_and_identical_delimiters() {
-        assert_eq!(
-            ThinkingFormat::new(vec![], vec![2], vec![]),
-            Err(FormatError::EmptyDelimiter("start"))
-        );
-        assert_eq!(
-            ThinkingFormat::new(vec![1], vec![], vec![]),
-            Err(FormatError::EmptyDelimiter("end"))
-        );
-        assert_eq!(
-            ThinkingFormat::new(vec![1, 2], vec![1, 2], vec![]),
-            Err(FormatError::IdenticalDelimiters)
-        );
+        assert_eq!(ThinkingFormat::new(vec![], vec![2], vec![]), Err(FormatError::EmptyDelimiter("start")));
+        assert_eq!(ThinkingFormat::new(vec![1], vec![], vec![]), Err(FormatError::EmptyDelimiter("end")));
+        assert_eq!(ThinkingFormat::new(vec![1, 2], vec![1, 2], vec![]), Err(FormatError::IdenticalDelimiters));
     }
 
     #[test]
     fn rejects_a_stop_id_that_starts_a_delimiter() {
-        assert_eq!(
-            ThinkingFormat::new(vec![5, 6], vec![5, 7], vec![5]),
-            Err(FormatError::StopIsDelimiter(5))
-        );
+        assert_eq!(ThinkingFormat::new(vec![5, 6], vec![5, 7], vec![5]), Err(FormatError::StopIsDelimiter(5)));
     }
 
     #[test]
@@ -178,10 +160,7 @@ mod tests {
         assert_eq!(format.prompt_state(&[10, 3, 4]), PromptState::Outside);
         assert_eq!(format.prompt_state(&[10, 3, 10, 11]), PromptState::InsideThinking);
         assert_eq!(format.prompt_state(&[10, 11, 5, 10, 12, 6]), PromptState::AfterThinking);
-        assert_eq!(
-            format.prompt_state(&[10, 11, 5, 10, 12, 6, 10, 11]),
-            PromptState::InsideThinking
-        );
+        assert_eq!(format.prompt_state(&[10, 11, 5, 10, 12, 6, 10, 11]), PromptState::InsideThinking);
         assert_eq!(format.prompt_state(&[]), PromptState::Outside);
         assert_eq!(format.prompt_state(&[11]), PromptState::Outside);
     }

@@ -27,9 +27,7 @@ mod loop_guard;
 mod matcher;
 mod stats;
 
-pub use budget::{
-    BudgetError, BudgetField, TextEncoder, ThinkingBudget, ThinkingPlan, WrapUp, DEFAULT_CONTINUATION,
-};
+pub use budget::{BudgetError, BudgetField, TextEncoder, ThinkingBudget, ThinkingPlan, WrapUp, DEFAULT_CONTINUATION};
 pub use forcer::{BudgetForcer, Phase, Step};
 pub use format::{FormatError, PromptState, ThinkingFormat};
 pub use loop_guard::LoopGuard;

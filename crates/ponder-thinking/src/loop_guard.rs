@@ -40,19 +40,14 @@ impl LoopDetector {
     /// A detector with nothing seen yet.
     pub fn new(guard: LoopGuard) -> Self {
         let max_period = guard.max_period.max(1);
-        Self {
-            guard,
-            recent: std::collections::VecDeque::with_capacity(max_period),
-            runs: vec![0; max_period],
-        }
+        Self { guard, recent: std::collections::VecDeque::with_capacity(max_period), runs: vec![0; max_period] }
     }
 
     /// Records one thinking token; returns true when the thinking is now stuck in a loop.
     pub fn push(&mut self, token: TokenId) -> bool {
         let max_period = self.runs.len();
         for period in 1..=max_period {
-            let repeats = self.recent.len() >= period
-                && self.recent[self.recent.len() - period] == token;
+            let repeats = self.recent.len() >= period && self.recent[self.recent.len() - period] == token;
             let run = &mut self.runs[period - 1];
             *run = if repeats { *run + 1 } else { 0 };
         }
@@ -116,9 +111,6 @@ mod tests {
     fn default_guard_tolerates_long_digit_runs() {
         // 100 zeros (a long number) stay under the default span of 128.
         assert_eq!(first_loop_at(LoopGuard::default(), std::iter::repeat_n(15, 100)), None);
-        assert_eq!(
-            first_loop_at(LoopGuard::default(), std::iter::repeat_n(15, 200)),
-            Some(127)
-        );
+        assert_eq!(first_loop_at(LoopGuard::default(), std::iter::repeat_n(15, 200)), Some(127));
     }
 }

@@ -45,27 +45,30 @@ fn case() -> impl Strategy<Value = Case> {
         (any::<bool>(), any::<bool>(), any::<bool>(), any::<bool>()),
         proptest::collection::vec(sampled_token(), 0..300),
     )
-        .prop_filter_map("budget must be valid", |(s1, prompt_opens, min, max, (limit, reserve), max_cont, (wb, wa, rotate, loop_guard), script)| {
-            let room = limit.saturating_sub(reserve);
-            let max = max.map(|m| m.max(min));
-            if min > room || max.is_some_and(|m| m > room) {
-                return None;
-            }
-            Some(Case {
-                s1,
-                prompt_opens,
-                min,
-                max,
-                limit,
-                reserve,
-                max_continuations: max_cont,
-                wrap_up_before: wb,
-                wrap_up_after: wa,
-                rotate,
-                loop_guard,
-                script,
-            })
-        })
+        .prop_filter_map(
+            "budget must be valid",
+            |(s1, prompt_opens, min, max, (limit, reserve), max_cont, (wb, wa, rotate, loop_guard), script)| {
+                let room = limit.saturating_sub(reserve);
+                let max = max.map(|m| m.max(min));
+                if min > room || max.is_some_and(|m| m > room) {
+                    return None;
+                }
+                Some(Case {
+                    s1,
+                    prompt_opens,
+                    min,
+                    max,
+                    limit,
+                    reserve,
+                    max_continuations: max_cont,
+                    wrap_up_before: wb,
+                    wrap_up_after: wa,
+                    rotate,
+                    loop_guard,
+                    script,
+                })
+            },
+        )
 }
 
 fn format_of(case: &Case) -> ThinkingFormat {
@@ -83,11 +86,8 @@ fn run(case: &Case) -> Sim {
         before_end: if case.wrap_up_before { "let me answer".into() } else { String::new() },
         after_end: if case.wrap_up_after { "Final Answer:".into() } else { String::new() },
     };
-    let continuations = if case.rotate {
-        vec!["Wait".into(), "Hmm".into(), "Alternatively".into()]
-    } else {
-        vec!["Wait".into()]
-    };
+    let continuations =
+        if case.rotate { vec!["Wait".into(), "Hmm".into(), "Alternatively".into()] } else { vec!["Wait".into()] };
     let budget = ThinkingBudget {
         min_tokens: case.min,
         max_tokens: case.max,
@@ -95,14 +95,14 @@ fn run(case: &Case) -> Sim {
         max_continuations: case.max_continuations,
         wrap_up,
         answer_reserve: case.reserve,
-        loop_guard: case.loop_guard.then_some(ponder_thinking::LoopGuard { max_period: 3, min_repeats: 3, min_span: 6 }),
+        loop_guard: case.loop_guard.then_some(ponder_thinking::LoopGuard {
+            max_period: 3,
+            min_repeats: 3,
+            min_span: 6,
+        }),
     };
     let format = format_of(case);
-    let prompt: Vec<u32> = if case.prompt_opens {
-        [&[TEXT][..], format.start()].concat()
-    } else {
-        vec![TEXT]
-    };
+    let prompt: Vec<u32> = if case.prompt_opens { [&[TEXT][..], format.start()].concat() } else { vec![TEXT] };
     let mut sim = Sim::start(forcer(format, budget, case.limit), &prompt);
     for &token in &case.script {
         if sim.forcer.phase() == Phase::Done {

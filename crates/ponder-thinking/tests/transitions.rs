@@ -218,10 +218,8 @@ fn equal_min_and_max_gives_exactly_that_many_thinking_tokens() {
 
 #[test]
 fn continuation_list_rotates() {
-    let b = ThinkingBudget {
-        continuations: vec!["Wait".into(), "Hmm".into(), "Alternatively".into()],
-        ..budget(20, None)
-    };
+    let b =
+        ThinkingBudget { continuations: vec!["Wait".into(), "Hmm".into(), "Alternatively".into()], ..budget(20, None) };
     let mut sim = Sim::start(forcer(r1_format(), b, 100), &[THINK]);
     let mut injected = Vec::new();
     for _ in 0..4 {

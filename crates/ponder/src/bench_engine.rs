@@ -66,7 +66,9 @@ pub fn run(args: BenchEngineArgs) -> anyhow::Result<()> {
     let metadata = launched.metadata.clone();
     let template = metadata.chat_template.as_ref().context("the model has no chat template")?;
     let prompt = |i: usize| -> anyhow::Result<Vec<u32>> {
-        let messages = [serde_json::json!({"role": "user", "content": format!("Write a long essay about topic number {i}: the history of computing.")})];
+        let messages = [
+            serde_json::json!({"role": "user", "content": format!("Write a long essay about topic number {i}: the history of computing.")}),
+        ];
         Ok(metadata.tokenizer.encode(&template.render(&messages, true, &Default::default())?, false)?)
     };
     let bytes_per_block = KvCache::bytes_per_block(&metadata.config, args.engine.block_size);
@@ -107,7 +109,8 @@ pub fn run(args: BenchEngineArgs) -> anyhow::Result<()> {
     // A question the model answers in a few tokens, so a minimum of `max_tokens` thinking
     // tokens makes it try to stop, and get continuations, several times.
     let short_question = [serde_json::json!({"role": "user", "content": "What is 2 + 3? Reply with one number."})];
-    let short_prompt = metadata.tokenizer.encode(&template.render(&short_question, true, &Default::default())?, false)?;
+    let short_prompt =
+        metadata.tokenizer.encode(&template.render(&short_question, true, &Default::default())?, false)?;
     let continuation = continuation_cost(&launched, &short_prompt, args.max_tokens)?;
     if let Some(c) = &continuation {
         eprintln!(
@@ -229,13 +232,18 @@ fn run_batch(launched: &Launched, requests: Vec<GenerateRequest>) -> anyhow::Res
 
 /// One request whose thinking gets continuations (a minimum far above what the model would
 /// think).
-fn continuation_cost(launched: &Launched, prompt: &[u32], max_tokens: usize) -> anyhow::Result<Option<ContinuationCost>> {
+fn continuation_cost(
+    launched: &Launched,
+    prompt: &[u32],
+    max_tokens: usize,
+) -> anyhow::Result<Option<ContinuationCost>> {
     let Some(thinking) = &launched.thinking else { return Ok(None) };
     let mut prompt = prompt.to_vec();
     if thinking.format.prompt_state(&prompt) != PromptState::InsideThinking {
         prompt.extend(&thinking.open);
     }
-    let budget = ThinkingBudget { min_tokens: max_tokens as u32, max_tokens: Some(max_tokens as u32), ..Default::default() };
+    let budget =
+        ThinkingBudget { min_tokens: max_tokens as u32, max_tokens: Some(max_tokens as u32), ..Default::default() };
     let encode = |text: &str| launched.metadata.tokenizer.encode(text, false).unwrap_or_default();
     let limit = max_tokens + 64;
     let mut request = GenerateRequest::greedy(prompt, limit);
@@ -262,7 +270,8 @@ fn continuation_cost(launched: &Launched, prompt: &[u32], max_tokens: usize) -> 
     // A continuation replaces the sampled end of thinking in the same step; only tokens that
     // had to be rolled back (the start of a multi-token delimiter) cost a step each.
     let step_ms = seconds * 1e3 / steps.max(1) as f64;
-    let per = if stats.continuations == 0 { 0.0 } else { f64::from(stats.rolled_back) / f64::from(stats.continuations) };
+    let per =
+        if stats.continuations == 0 { 0.0 } else { f64::from(stats.rolled_back) / f64::from(stats.continuations) };
     Ok(Some(ContinuationCost {
         generated_tokens: generated,
         steps,

@@ -46,7 +46,9 @@ pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut runner: Box<dyn ModelRunner> = match args.backend.as_str() {
         "cpu" => Box::new(CpuRunner::new(Arc::new(CpuModel::load(&model, &metadata.config)?), num_blocks, BLOCK_SIZE)),
-        "candle" => Box::new(CandleRunner::new(Arc::new(metadata.load_weights(&Device::Cpu)?), num_blocks, BLOCK_SIZE)?),
+        "candle" => {
+            Box::new(CandleRunner::new(Arc::new(metadata.load_weights(&Device::Cpu)?), num_blocks, BLOCK_SIZE)?)
+        }
         other => anyhow::bail!("unknown backend `{other}` (cpu or candle)"),
     };
     let load_seconds = start.elapsed().as_secs_f64();
@@ -72,7 +74,10 @@ pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
 
     let mut decode = Vec::new();
     for &batch in &args.batches {
-        let step = median((0..args.repeats).map(|_| decode_step_seconds(runner.as_mut(), num_blocks, batch, args.decode_steps, &token)));
+        let step = median(
+            (0..args.repeats)
+                .map(|_| decode_step_seconds(runner.as_mut(), num_blocks, batch, args.decode_steps, &token)),
+        );
         let result = DecodeResult { batch, step_ms: step * 1e3, tokens_per_second: batch as f64 / step };
         eprintln!("decode batch {batch:>2}: {:.1} ms/step, {:.1} tok/s", result.step_ms, result.tokens_per_second);
         decode.push(result);
@@ -95,9 +100,10 @@ pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
 }
 
 fn rayon_threads() -> usize {
-    std::env::var("RAYON_NUM_THREADS").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    })
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Prefills `batch` short prompts (untimed), then times `steps` decode steps of all of them.
@@ -130,7 +136,12 @@ fn decode_step_seconds(
         let chunks: Vec<SequenceChunk> = inputs
             .iter()
             .zip(&tables)
-            .map(|(t, table)| SequenceChunk { tokens: t, start: table.len(), blocks: table.blocks(), want_logits: true })
+            .map(|(t, table)| SequenceChunk {
+                tokens: t,
+                start: table.len(),
+                blocks: table.blocks(),
+                want_logits: true,
+            })
             .collect();
         runner.forward(&chunks, &mut logits).expect("decode");
         for table in &mut tables {

@@ -57,10 +57,8 @@ pub fn run(args: BenchServeArgs) -> anyhow::Result<()> {
 async fn bench(args: BenchServeArgs) -> anyhow::Result<()> {
     // A fresh connection per request: servers that drop idle keep-alive connections
     // (llama-server does) would otherwise fail requests sent on a pooled one.
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(args.timeout))
-        .pool_max_idle_per_host(0)
-        .build()?;
+    let client =
+        reqwest::Client::builder().timeout(Duration::from_secs(args.timeout)).pool_max_idle_per_host(0).build()?;
     let base = args.url.trim_end_matches('/').to_string();
     let model = match &args.model {
         Some(model) => model.clone(),
@@ -92,8 +90,14 @@ async fn bench(args: BenchServeArgs) -> anyhow::Result<()> {
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let workers = (0..args.concurrency).map(|_| {
-        let (client, next, body_for, url, key, total) =
-            (client.clone(), next.clone(), body_for.clone(), format!("{base}/chat/completions"), args.api_key.clone(), args.requests);
+        let (client, next, body_for, url, key, total) = (
+            client.clone(),
+            next.clone(),
+            body_for.clone(),
+            format!("{base}/chat/completions"),
+            args.api_key.clone(),
+            args.requests,
+        );
         tokio::spawn(async move {
             let mut samples = Vec::new();
             loop {
@@ -151,7 +155,10 @@ async fn one_request(client: &reqwest::Client, url: &str, key: &Option<String>, 
     if !response.status().is_success() {
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
-        return Sample { error: Some(format!("HTTP {status}: {}", text.chars().take(200).collect::<String>())), ..sample };
+        return Sample {
+            error: Some(format!("HTTP {status}: {}", text.chars().take(200).collect::<String>())),
+            ..sample
+        };
     }
     let mut stream = response.bytes_stream();
     let mut buffer = String::new();
@@ -179,7 +186,8 @@ async fn one_request(client: &reqwest::Client, url: &str, key: &Option<String>, 
                 usage_tokens = Some(tokens as usize);
             }
             let delta = &chunk["choices"][0]["delta"];
-            let has_text = ["content", "reasoning_content"].iter().any(|k| delta[k].as_str().is_some_and(|s| !s.is_empty()));
+            let has_text =
+                ["content", "reasoning_content"].iter().any(|k| delta[k].as_str().is_some_and(|s| !s.is_empty()));
             if has_text {
                 let now = Instant::now();
                 match last {

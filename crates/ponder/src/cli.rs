@@ -185,7 +185,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PONDER_WRAP_UP_AFTER")]
     pub wrap_up_after: Option<String>,
     /// `reasoning_effort` presets as `name=min:max`, comma-separated.
-    #[arg(long, env = "PONDER_REASONING_EFFORT_PRESETS", default_value = "minimal=0:256,low=0:1024,medium=0:4096,high=0:16384")]
+    #[arg(
+        long,
+        env = "PONDER_REASONING_EFFORT_PRESETS",
+        default_value = "minimal=0:256,low=0:1024,medium=0:4096,high=0:16384"
+    )]
     pub reasoning_effort_presets: String,
     /// Log format: `text` or `json`.
     #[arg(long, env = "PONDER_LOG_FORMAT", default_value = "text")]
@@ -223,7 +227,10 @@ pub struct BenchServeArgs {
     #[arg(long, default_value_t = 8)]
     pub requests: usize,
     /// The user message of every request.
-    #[arg(long, default_value = "Write a long essay about the history of computing, from the abacus to modern processors.")]
+    #[arg(
+        long,
+        default_value = "Write a long essay about the history of computing, from the abacus to modern processors."
+    )]
     pub prompt: String,
     /// Give every request its own user message ("Request N: " before the prompt), so no
     /// server can answer from a cached prompt beyond the chat template's shared start.

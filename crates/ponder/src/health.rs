@@ -16,7 +16,8 @@ pub fn run(args: HealthArgs) -> anyhow::Result<()> {
     let path = if path == "/" { "/health".to_string() } else { format!("/{path}") };
     let address = authority.to_socket_addrs()?.next().context("no address")?;
     let timeout = Duration::from_secs(args.timeout);
-    let mut stream = TcpStream::connect_timeout(&address, timeout).with_context(|| format!("connecting to {address}"))?;
+    let mut stream =
+        TcpStream::connect_timeout(&address, timeout).with_context(|| format!("connecting to {address}"))?;
     stream.set_read_timeout(Some(timeout))?;
     write!(stream, "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n")?;
     let mut response = String::new();

@@ -82,9 +82,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     })
     .await??;
     // Like vLLM: a model from the Hub is served under its id unless a name is given.
-    let served_name = (args.served_model_name.clone())
-        .or(model.hub_id)
-        .unwrap_or_else(|| launched.metadata.name.clone());
+    let served_name =
+        (args.served_model_name.clone()).or(model.hub_id).unwrap_or_else(|| launched.metadata.name.clone());
     let config = server_config(&args, served_name)?;
     if config.api_keys.is_empty() {
         tracing::warn!("no API key set: anyone who can reach the port can use the server");

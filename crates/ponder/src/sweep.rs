@@ -7,7 +7,8 @@ use ponder_sweep::{Mode, SweepConfig};
 use crate::cli::SweepArgs;
 
 pub fn run(args: SweepArgs) -> anyhow::Result<()> {
-    let modes = args.mode.iter().map(|m| m.parse::<Mode>()).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
+    let modes =
+        args.mode.iter().map(|m| m.parse::<Mode>()).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
     let config = SweepConfig {
         endpoint: args.endpoint,
         model: args.model,
@@ -29,14 +30,23 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
     let summary = runtime.block_on(ponder_sweep::run(config))?;
     println!("{} on {} ({} questions)", summary.model, summary.data, summary.questions);
     for mode in &summary.modes {
-        println!("\n{}: control {:.1}%, scaling {}, performance {:.1}%", mode.mode, mode.control * 100.0,
+        println!(
+            "\n{}: control {:.1}%, scaling {}, performance {:.1}%",
+            mode.mode,
+            mode.control * 100.0,
             mode.scaling_per_1k_tokens.map_or("n/a".to_string(), |s| format!("{s:+.3} accuracy per 1k tokens")),
-            mode.performance * 100.0);
+            mode.performance * 100.0
+        );
         println!("  budget | accuracy | mean thinking | median | continuations | forced ends");
         for b in &mode.budgets {
             println!(
                 "  {:>6} | {:>7.1}% | {:>13.1} | {:>6.1} | {:>13} | {:>11}",
-                b.budget, b.accuracy * 100.0, b.mean_reasoning_tokens, b.median_reasoning_tokens, b.continuations, b.forced_ends
+                b.budget,
+                b.accuracy * 100.0,
+                b.mean_reasoning_tokens,
+                b.median_reasoning_tokens,
+                b.continuations,
+                b.forced_ends
             );
         }
     }

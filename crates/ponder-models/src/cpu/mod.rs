@@ -139,7 +139,15 @@ impl CpuModel {
             + w.lm_head.as_ref().map_or(0, QuantMatrix::size_in_bytes)
             + w.layers
                 .iter()
-                .map(|l| linear(&l.q) + linear(&l.k) + linear(&l.v) + linear(&l.o) + linear(&l.gate) + linear(&l.up) + linear(&l.down))
+                .map(|l| {
+                    linear(&l.q)
+                        + linear(&l.k)
+                        + linear(&l.v)
+                        + linear(&l.o)
+                        + linear(&l.gate)
+                        + linear(&l.up)
+                        + linear(&l.down)
+                })
                 .sum::<usize>()
     }
 
@@ -199,7 +207,12 @@ impl CpuModel {
         s.q.resize(tokens * q_dim, 0.0);
         s.k.resize(tokens * kv_dim, 0.0);
         s.v.resize(tokens * kv_dim, 0.0);
-        self.project(&s.normed, tokens, &mut s.acts, &mut [(&layer.q, &mut s.q), (&layer.k, &mut s.k), (&layer.v, &mut s.v)]);
+        self.project(
+            &s.normed,
+            tokens,
+            &mut s.acts,
+            &mut [(&layer.q, &mut s.q), (&layer.k, &mut s.k), (&layer.v, &mut s.v)],
+        );
         if let Some((q_norm, k_norm)) = &layer.qk_norms {
             for head in s.q.chunks_exact_mut(c.head_dim) {
                 let copy = head.to_vec();
@@ -270,7 +283,13 @@ impl CpuModel {
     }
 
     /// Quantizes `x` (`tokens` rows) once and runs every projection that reads it.
-    fn project(&self, x: &[f32], tokens: usize, acts: &mut QuantizedActivations, jobs: &mut [(&CpuLinear, &mut Vec<f32>)]) {
+    fn project(
+        &self,
+        x: &[f32],
+        tokens: usize,
+        acts: &mut QuantizedActivations,
+        jobs: &mut [(&CpuLinear, &mut Vec<f32>)],
+    ) {
         let cols = jobs[0].0.matrix.cols();
         let kinds: Vec<QuantType> = jobs.iter().map(|(l, _)| l.matrix.kind()).collect();
         acts.quantize(self.isa, &x[..tokens * cols], tokens, cols, &kinds);

@@ -71,7 +71,10 @@ fn load_layer(gguf: &mut GgufFile, c: &ModelConfig, n: usize) -> Result<CpuLayer
         Ok(CpuLinear { matrix, bias })
     };
     let qk_norms = if c.qk_norm {
-        Some((load_vector(gguf, w(LayerWeight::QNorm), c.head_dim)?, load_vector(gguf, w(LayerWeight::KNorm), c.head_dim)?))
+        Some((
+            load_vector(gguf, w(LayerWeight::QNorm), c.head_dim)?,
+            load_vector(gguf, w(LayerWeight::KNorm), c.head_dim)?,
+        ))
     } else {
         None
     };
@@ -102,7 +105,11 @@ fn kernel_type(dtype: GgmlDType) -> Option<QuantType> {
 
 fn load_matrix(gguf: &mut GgufFile, name: WeightName, (rows, cols): (usize, usize)) -> Result<QuantMatrix> {
     let tensor = gguf.qtensor(name)?;
-    let bad = |problem: String| ModelError::BadTensor { file: gguf.path().to_path_buf(), tensor: gguf.tensor_name(name), problem };
+    let bad = |problem: String| ModelError::BadTensor {
+        file: gguf.path().to_path_buf(),
+        tensor: gguf.tensor_name(name),
+        problem,
+    };
     if tensor.shape().dims2().ok() != Some((rows, cols)) {
         return Err(bad(format!("shape {:?}, expected ({rows}, {cols}) from the model config", tensor.shape().dims())));
     }

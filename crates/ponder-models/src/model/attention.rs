@@ -64,18 +64,19 @@ impl Attention {
         };
         let k = to_heads(k_context)?;
         let v = to_heads(v_context)?;
-        let q = q
-            .narrow(0, chunk.offset, len)?
-            .transpose(0, 1)?
-            .contiguous()?
-            .reshape((self.num_kv_heads, groups * len, self.head_dim))?;
+        let q = q.narrow(0, chunk.offset, len)?.transpose(0, 1)?.contiguous()?.reshape((
+            self.num_kv_heads,
+            groups * len,
+            self.head_dim,
+        ))?;
         let scale = 1.0 / (self.head_dim as f64).sqrt();
         let mut scores = (q.matmul(&k.t()?)? * scale)?;
         if let Some(mask) = &chunk.mask {
-            scores = scores
-                .reshape((self.num_kv_heads, groups, len, context))?
-                .broadcast_add(mask)?
-                .reshape((self.num_kv_heads, groups * len, context))?;
+            scores = scores.reshape((self.num_kv_heads, groups, len, context))?.broadcast_add(mask)?.reshape((
+                self.num_kv_heads,
+                groups * len,
+                context,
+            ))?;
         }
         let probs = candle_nn::ops::softmax_last_dim(&scores)?;
         let out = probs.matmul(&v)?;

@@ -79,9 +79,8 @@ impl StepLayout {
             write_slots.extend((chunk.start..end).map(|p| slot(chunk.blocks, p)));
             let context_offset = read_slots.len();
             read_slots.extend((0..end).map(|p| slot(chunk.blocks, p)));
-            let mask = (chunk.tokens.len() > 1)
-                .then(|| causal_mask(chunk.tokens.len(), chunk.start, device))
-                .transpose()?;
+            let mask =
+                (chunk.tokens.len() > 1).then(|| causal_mask(chunk.tokens.len(), chunk.start, device)).transpose()?;
             if chunk.want_logits {
                 logit_rows.push((offset + chunk.tokens.len() - 1) as u32);
             }
@@ -90,11 +89,11 @@ impl StepLayout {
         let tokens = token_ids.len();
         let positions = Tensor::from_vec(positions, tokens, device)?;
         let (cos, sin) = rope.tables_for(&positions)?;
-        let write_index = Tensor::from_vec(write_slots, (tokens, 1), device)?
-            .broadcast_as((tokens, kv_dim))?
-            .contiguous()?;
-        let logit_rows =
-            (!logit_rows.is_empty()).then(|| Tensor::from_vec(logit_rows.clone(), logit_rows.len(), device)).transpose()?;
+        let write_index =
+            Tensor::from_vec(write_slots, (tokens, 1), device)?.broadcast_as((tokens, kv_dim))?.contiguous()?;
+        let logit_rows = (!logit_rows.is_empty())
+            .then(|| Tensor::from_vec(logit_rows.clone(), logit_rows.len(), device))
+            .transpose()?;
         Ok(Self {
             token_ids: Tensor::from_vec(token_ids, tokens, device)?,
             cos,

@@ -27,9 +27,8 @@ impl Rope {
             })
             .collect();
         let inv_freq = Tensor::from_vec(inv_freq, (1, head_dim / 2), device)?;
-        let positions = Tensor::arange(0u32, max_positions as u32, device)?
-            .to_dtype(DType::F32)?
-            .reshape((max_positions, 1))?;
+        let positions =
+            Tensor::arange(0u32, max_positions as u32, device)?.to_dtype(DType::F32)?.reshape((max_positions, 1))?;
         let angles = positions.matmul(&inv_freq)?;
         Ok(Self { cos: angles.cos()?, sin: angles.sin()?, style: config.style, max_positions })
     }

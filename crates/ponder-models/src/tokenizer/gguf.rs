@@ -97,9 +97,7 @@ pub fn tokenizer_from_gguf(gguf: &GgufFile) -> Result<tokenizers::Tokenizer> {
             _ => None,
         })
         .collect();
-    tokenizer
-        .add_tokens(added)
-        .map_err(|e| ModelError::Tokenizer(format!("cannot add special tokens: {e}")))?;
+    tokenizer.add_tokens(added).map_err(|e| ModelError::Tokenizer(format!("cannot add special tokens: {e}")))?;
     Ok(tokenizer)
 }
 
@@ -123,16 +121,14 @@ fn array<'a>(gguf: &'a GgufFile, key: &str) -> Result<&'a Vec<candle_core::quant
 }
 
 fn string_array(gguf: &GgufFile, key: &str) -> Result<Vec<String>> {
-    array(gguf, key)?
-        .iter()
-        .map(|v| v.to_string().cloned())
-        .collect::<std::result::Result<_, _>>()
-        .map_err(|_| ModelError::InvalidField {
+    array(gguf, key)?.iter().map(|v| v.to_string().cloned()).collect::<std::result::Result<_, _>>().map_err(|_| {
+        ModelError::InvalidField {
             file: gguf_path(gguf),
             field: key.into(),
             expected: "an array of strings".into(),
             found: "an array with other elements".into(),
-        })
+        }
+    })
 }
 
 fn integer_array(gguf: &GgufFile, key: &str) -> Result<Vec<u64>> {

@@ -88,9 +88,8 @@ impl Tokenizer {
         }
         add_end_of_generation_ids(&inner, &mut stop_ids);
         // Whether the tokenizer adds BOS on its own is what its post-processor does to "".
-        let add_bos = bos.is_some_and(|bos| {
-            inner.encode("", true).map(|e| e.get_ids().first() == Some(&bos)).unwrap_or(false)
-        });
+        let add_bos =
+            bos.is_some_and(|bos| inner.encode("", true).map(|e| e.get_ids().first() == Some(&bos)).unwrap_or(false));
         Ok(Self { inner, bos, add_bos, stop_ids, bos_text, eos_text })
     }
 

@@ -52,12 +52,7 @@ pub fn step(
 
 /// Index of the largest value.
 pub fn argmax(values: &[f32]) -> u32 {
-    values
-        .iter()
-        .enumerate()
-        .max_by(|a, b| a.1.total_cmp(b.1))
-        .map(|(i, _)| i as u32)
-        .expect("non-empty")
+    values.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).map(|(i, _)| i as u32).expect("non-empty")
 }
 
 /// Largest absolute difference between two vectors.

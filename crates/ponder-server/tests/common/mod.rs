@@ -31,7 +31,8 @@ impl TestServer {
         engine: EngineConfig,
         configure: impl FnOnce(&mut ServerConfig),
     ) -> Self {
-        let factory: RunnerFactory = Box::new(move || Ok(Box::new(FakeRunner::new(rule.clone(), 260, 512, 8)) as Box<dyn ModelRunner>));
+        let factory: RunnerFactory =
+            Box::new(move || Ok(Box::new(FakeRunner::new(rule.clone(), 260, 512, 8)) as Box<dyn ModelRunner>));
         let tokenizer = byte_tokenizer();
         let engine = Engine::start(vec![factory], Arc::new(tokenizer.clone()), engine, 2048).unwrap();
         let thinking = ModelThinking::detect(&tokenizer, None).unwrap();
@@ -107,7 +108,8 @@ impl TestServer {
     /// POSTs a streaming request; returns every `data:` payload.
     pub fn stream(&self, path: &str, body: serde_json::Value) -> Vec<String> {
         let (_, text) = self.block_on(async {
-            let response = reqwest::Client::new().post(format!("{}{path}", self.base)).json(&body).send().await.unwrap();
+            let response =
+                reqwest::Client::new().post(format!("{}{path}", self.base)).json(&body).send().await.unwrap();
             (response.status().as_u16(), response.text().await.unwrap())
         });
         text.lines().filter_map(|l| l.strip_prefix("data: ")).map(String::from).collect()
