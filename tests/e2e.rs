@@ -2,7 +2,7 @@
 //! HTTP: chat and raw completions, streaming, thinking budgets in several spellings,
 //! concurrency, disconnects, back-pressure, API keys and metrics.
 
-use ponder_e2e::DemoServer;
+use ponder_e2e::{default_demo_server, demo_server};
 use ponder_engine::{EngineConfig, SchedulerConfig};
 use serde_json::{json, Value};
 
@@ -16,7 +16,7 @@ fn reasoning_tokens(body: &Value) -> u64 {
 
 #[test]
 fn chat_raw_completions_and_streaming() {
-    let server = DemoServer::default_settings();
+    let server = default_demo_server();
     let (status, body) = server.post(
         "/v1/chat/completions",
         json!({"messages": user("What is the capital of France? One word."), "max_tokens": 20, "temperature": 0}),
@@ -57,7 +57,7 @@ fn chat_raw_completions_and_streaming() {
 
 #[test]
 fn thinking_budgets_hold_in_every_spelling_on_the_real_model() {
-    let server = DemoServer::default_settings();
+    let server = default_demo_server();
     let cases = [
         (json!({"thinking": {"min_tokens": 40, "max_tokens": 60}}), 40, 60),
         (json!({"thinking": {"min_tokens": 32, "max_tokens": 32}}), 32, 32),
@@ -86,7 +86,7 @@ fn thinking_budgets_hold_in_every_spelling_on_the_real_model() {
 
 #[test]
 fn sixteen_concurrent_streams_all_complete() {
-    let server = DemoServer::default_settings();
+    let server = default_demo_server();
     let results = server.block_on(async {
         let client = reqwest::Client::new();
         let requests = (0..16).map(|i| {
@@ -108,7 +108,7 @@ fn sixteen_concurrent_streams_all_complete() {
 
 #[test]
 fn a_disconnected_stream_frees_its_slot() {
-    let server = DemoServer::default_settings();
+    let server = default_demo_server();
     server.block_on(async {
         let mut response = reqwest::Client::new()
             .post(format!("{}/v1/chat/completions", server.base))
@@ -133,7 +133,7 @@ fn a_disconnected_stream_frees_its_slot() {
 #[test]
 fn a_full_queue_answers_429() {
     let engine = EngineConfig { scheduler: SchedulerConfig { max_running: 1, ..Default::default() }, max_waiting: 1 };
-    let server = DemoServer::start(engine, |_| {});
+    let server = demo_server(engine, |_| {});
     let statuses = server.block_on(async {
         let client = reqwest::Client::new();
         let requests = (0..6).map(|_| {
@@ -157,7 +157,7 @@ fn a_full_queue_answers_429() {
 
 #[test]
 fn keys_and_metrics() {
-    let server = DemoServer::start(EngineConfig::default(), |c| c.api_keys = vec!["secret".into()]);
+    let server = demo_server(EngineConfig::default(), |c| c.api_keys = vec!["secret".into()]);
     let (status, body) = server.post("/v1/chat/completions", json!({"messages": user("hi"), "max_tokens": 4}));
     assert_eq!(status, 401, "{body}");
     let generated = |metrics: &str| -> f64 {
@@ -189,7 +189,7 @@ fn keys_and_metrics() {
 
 #[test]
 fn a_tiny_sweep_has_full_control() {
-    let server = DemoServer::default_settings();
+    let server = default_demo_server();
     let out = tempfile::tempdir().unwrap();
     let config = ponder_sweep::SweepConfig {
         endpoint: format!("{}/v1", server.base),

@@ -30,6 +30,8 @@ pub struct SchedulerConfig {
     pub watermark_blocks: usize,
 }
 
+/// A device-neutral default for library users and tests; `ponder` itself sizes
+/// `max_batch_tokens` per device (`DeviceSpec::default_max_batch_tokens`: 64 on a CPU).
 impl Default for SchedulerConfig {
     fn default() -> Self {
         Self { max_batch_tokens: 512, max_running: 64, watermark_blocks: 1 }

@@ -16,6 +16,8 @@ pub mod openapi;
 pub mod prepare;
 pub mod respond;
 pub mod state;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod thinking;
 pub mod types;
 

@@ -13,7 +13,7 @@ fn reasoning_tokens(body: &Value) -> u64 {
 
 #[test]
 fn non_streamed_chat_with_native_thinking() {
-    let server = TestServer::simple(thinker(5, 3));
+    let server = simple_server(thinker(5, 3));
     let (status, body) =
         server.post("/v1/chat/completions", json!({"model": MODEL, "messages": chat("hi"), "max_tokens": 50}));
     assert_eq!(status, 200, "{body}");
@@ -32,7 +32,7 @@ fn non_streamed_chat_with_native_thinking() {
 
 #[test]
 fn thinking_can_be_turned_off_in_every_spelling() {
-    let server = TestServer::simple(thinker(5, 3));
+    let server = simple_server(thinker(5, 3));
     for off in [
         json!({"thinking": false}),
         json!({"thinking": {"type": "disabled"}}),
@@ -51,7 +51,7 @@ fn thinking_can_be_turned_off_in_every_spelling() {
 #[test]
 fn budgets_hold_in_every_spelling() {
     // The model wants to think 5 tokens; minimums force it longer, maximums cut it.
-    let server = TestServer::simple(thinker(5, 3));
+    let server = simple_server(thinker(5, 3));
     let cases = [
         (json!({"thinking": {"min_tokens": 20, "max_tokens": 30}}), 20, 30),
         (json!({"thinking": {"min_tokens": 12, "max_tokens": 12}}), 12, 12),
@@ -82,7 +82,7 @@ fn budgets_hold_in_every_spelling() {
 
 #[test]
 fn reasoning_effort_presets_come_from_the_config() {
-    let server = TestServer::start(thinker(50, 3), EngineConfig::default(), |c| {
+    let server = fake_server(thinker(50, 3), EngineConfig::default(), |c| {
         c.thinking.presets = ponder_server::thinking::parse_presets("low=0:8,high=30:40").unwrap();
     });
     let (_, low) = server
@@ -99,7 +99,7 @@ fn reasoning_effort_presets_come_from_the_config() {
 
 #[test]
 fn streaming_sends_reasoning_then_content_then_usage_and_done() {
-    let server = TestServer::simple(thinker(4, 3));
+    let server = simple_server(thinker(4, 3));
     let events = server.stream(
         "/v1/chat/completions",
         json!({"messages": chat("hi"), "max_tokens": 50, "stream": true, "stream_options": {"include_usage": true}}),
@@ -134,7 +134,7 @@ fn streaming_sends_reasoning_then_content_then_usage_and_done() {
 
 #[test]
 fn validation_errors_are_openai_shaped_400s_naming_the_field() {
-    let server = TestServer::simple(thinker(5, 3));
+    let server = simple_server(thinker(5, 3));
     let cases = [
         (json!({"messages": chat("x"), "temperature": "hot"}), "temperature"),
         (json!({"messages": chat("x"), "temperature": 5}), "temperature"),
@@ -183,7 +183,7 @@ fn validation_errors_are_openai_shaped_400s_naming_the_field() {
 
 #[test]
 fn oversized_bodies_get_413() {
-    let server = TestServer::start(thinker(5, 3), EngineConfig::default(), |c| c.max_body_bytes = 1000);
+    let server = fake_server(thinker(5, 3), EngineConfig::default(), |c| c.max_body_bytes = 1000);
     let (status, body) = server.post("/v1/chat/completions", json!({"messages": chat(&"x".repeat(5000))}));
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["error"]["code"], "request_too_large");
@@ -191,7 +191,7 @@ fn oversized_bodies_get_413() {
 
 #[test]
 fn api_keys_are_required_when_configured() {
-    let server = TestServer::start(thinker(5, 3), EngineConfig::default(), |c| c.api_keys = vec!["k1".into()]);
+    let server = fake_server(thinker(5, 3), EngineConfig::default(), |c| c.api_keys = vec!["k1".into()]);
     let (status, body) = server.post("/v1/chat/completions", json!({"messages": chat("x")}));
     assert_eq!(status, 401);
     assert_eq!(body["error"]["code"], "invalid_api_key");
@@ -213,7 +213,7 @@ fn a_full_queue_gives_429_with_retry_after() {
         letters(ctx)
     };
     let engine = EngineConfig { scheduler: SchedulerConfig { max_running: 1, ..Default::default() }, max_waiting: 1 };
-    let server = TestServer::start(slow, engine, |_| {});
+    let server = fake_server(slow, engine, |_| {});
     let statuses = server.block_on(async {
         let client = reqwest::Client::new();
         let requests = (0..6).map(|_| {
@@ -237,7 +237,7 @@ fn a_full_queue_gives_429_with_retry_after() {
 
 #[test]
 fn text_completions_follow_the_prompt_and_take_token_ids() {
-    let plain = TestServer::simple(letters);
+    let plain = simple_server(letters);
     let (status, body) = plain.post("/v1/completions", json!({"model": MODEL, "prompt": "abc", "max_tokens": 4}));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["object"], "text_completion");
@@ -247,7 +247,7 @@ fn text_completions_follow_the_prompt_and_take_token_ids() {
     assert_eq!(events.last().unwrap(), "[DONE]");
     assert_eq!(events.len(), 5, "three tokens, the finish chunk and [DONE]: {events:?}");
     // A raw prompt that opens a thinking block gets budget forcing.
-    let server = TestServer::simple(thinker(5, 3));
+    let server = simple_server(thinker(5, 3));
     let (_, body) = server
         .post("/v1/completions", json!({"prompt": [97, 98, THINK], "max_tokens": 100, "thinking": {"min_tokens": 9}}));
     assert_eq!(body["usage"]["completion_tokens_details"]["reasoning_tokens"], 9, "{body}");
@@ -258,7 +258,7 @@ fn text_completions_follow_the_prompt_and_take_token_ids() {
 
 #[test]
 fn n_choices_and_logprobs() {
-    let server = TestServer::simple(thinker(3, 4));
+    let server = simple_server(thinker(3, 4));
     let (status, body) = server.post(
         "/v1/chat/completions",
         json!({"messages": chat("x"), "n": 3, "thinking": false, "logprobs": true, "top_logprobs": 2, "temperature": 0}),
@@ -280,7 +280,7 @@ fn end_thinking_stops_a_running_request() {
             inner(ctx)
         }
     };
-    let server = TestServer::simple(slow);
+    let server = simple_server(slow);
     let body = server.block_on(async {
         let client = reqwest::Client::new();
         let mut response = client
@@ -320,7 +320,7 @@ fn a_disconnected_stream_frees_its_slot() {
         std::thread::sleep(std::time::Duration::from_millis(2));
         letters(ctx)
     };
-    let server = TestServer::simple(slow);
+    let server = simple_server(slow);
     server.block_on(async {
         let mut response = reqwest::Client::new()
             .post(format!("{}/v1/chat/completions", server.base))
@@ -344,7 +344,7 @@ fn a_disconnected_stream_frees_its_slot() {
 
 #[test]
 fn operations_endpoints() {
-    let server = TestServer::simple(thinker(5, 3));
+    let server = simple_server(thinker(5, 3));
     let (status, models) = server.get("/v1/models");
     assert_eq!(status, 200);
     let models: Value = serde_json::from_str(&models).unwrap();
