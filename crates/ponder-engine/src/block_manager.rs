@@ -7,8 +7,10 @@
 //! slots past the prompt belong to the sequence's answer and change, so it is never shared,
 //! but a later sequence may copy the slots it has in common with it (or with a full block
 //! that matches only in part) into a block of its own, so reuse is not limited to whole
-//! blocks. A released block keeps its registration and stays claimable until it is handed
-//! out again (least recently freed first).
+//! blocks. When a sequence ends or is preempted, its full blocks past the prompt (its answer so
+//! far) are registered the same way, so a follow-up turn that repeats the answer, or the
+//! preempted sequence itself, finds them. A released block keeps its registration and stays
+//! claimable until it is handed out again (least recently freed first).
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
@@ -125,12 +127,19 @@ impl BlockManager {
     }
 
     /// Registers a block whose KV now holds `tokens` (a full block) after the blocks of
-    /// `parent`. An equal block already cached stays the cached one.
+    /// `parent`. An equal block already cached stays the cached one. A block registered as
+    /// partial (a prompt's last block, since filled by its answer) becomes a full one: call
+    /// this only once nothing writes into the block any more.
     pub fn register(&mut self, block: BlockId, parent: Option<BlockHash>, tokens: &[u32]) -> BlockHash {
         debug_assert_eq!(tokens.len(), self.block_size);
         let hash = chain_hash(parent, tokens);
-        if self.by_hash.contains_key(&hash) || self.cached_as[block as usize].is_some() {
+        if self.by_hash.contains_key(&hash) {
             return hash;
+        }
+        match &self.cached_as[block as usize] {
+            Some(cached) if cached.hash.is_some() => return hash,
+            Some(_) => self.evict(block),
+            None => {}
         }
         self.by_hash.insert(hash, block);
         self.remember(block, CachedBlock { hash: Some(hash), parent, tokens: tokens.to_vec() });
@@ -341,6 +350,23 @@ mod tests {
         assert_eq!(taken.len(), 3);
         assert_eq!(m.longest_partial_match(parent, &[7, 8, 5]), None);
         assert_eq!(m.longest_partial_match(None, &prompt(2)), None);
+    }
+
+    #[test]
+    fn a_filled_partial_block_becomes_shareable() {
+        let mut m = BlockManager::new(8, 4);
+        let tokens = prompt(6);
+        let mut table = BlockTable::new();
+        table.reserve(8, 4, &mut m).unwrap();
+        let first = m.register(table.blocks()[0], None, &tokens[..4]);
+        m.register_partial(table.blocks()[1], Some(first), &tokens[4..6]);
+        assert_eq!(m.cached_prefix(&[&tokens[..], &[7, 8]].concat()).len(), 1);
+        // The answer filled the block: registered again, it is found by hash.
+        let answer = [&tokens[..], &[7, 8]].concat();
+        m.register(table.blocks()[1], Some(first), &answer[4..8]);
+        assert_eq!(m.cached_prefix(&answer), table.blocks());
+        // Still the parent's child, so a prompt sharing part of it can copy from it.
+        assert_eq!(m.longest_partial_match(Some(first), &answer[4..7]), Some((table.blocks()[1], 3)));
     }
 
     #[test]

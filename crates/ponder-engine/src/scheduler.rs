@@ -75,7 +75,7 @@ struct SeqKv {
     /// Length of the original prompt (only its full blocks go into the prefix cache).
     prompt_len: usize,
     table: BlockTable,
-    /// Prompt blocks registered in the prefix cache so far, and the hash of the last.
+    /// Leading blocks registered in the prefix cache so far, and the hash of the last.
     registered: usize,
     last_hash: Option<BlockHash>,
     /// Prompt tokens that came from the prefix cache at first admission.
@@ -88,6 +88,19 @@ struct SeqKv {
 impl SeqKv {
     fn pending(&self) -> usize {
         self.tokens.len() - self.table.len()
+    }
+
+    /// Registers every full block whose KV is computed and not yet registered (the prompt's
+    /// last blocks, then the answer's), continuing the hash chain; for a sequence about to
+    /// give its blocks back, since a registered full block may be shared.
+    fn cache_computed_blocks(&mut self, blocks: &mut BlockManager) {
+        let bs = blocks.block_size();
+        while self.registered < self.table.len() / bs {
+            let i = self.registered;
+            let block = self.table.blocks()[i];
+            self.last_hash = Some(blocks.register(block, self.last_hash, &self.tokens[i * bs..(i + 1) * bs]));
+            self.registered += 1;
+        }
     }
 }
 
@@ -209,9 +222,10 @@ impl Scheduler {
         kv.tokens.extend_from_slice(tokens);
     }
 
-    /// Removes a sequence and releases its blocks.
+    /// Removes a sequence and releases its blocks (its computed full blocks stay cached).
     pub fn remove(&mut self, seq: SeqId) {
         if let Some(mut kv) = self.seqs.remove(&seq) {
+            kv.cache_computed_blocks(&mut self.blocks);
             kv.table.release(&mut self.blocks);
         }
         self.running.retain(|&id| id != seq);
@@ -294,6 +308,7 @@ impl Scheduler {
 
     fn preempt(&mut self, seq: SeqId) {
         let kv = self.seqs.get_mut(&seq).expect("preempted sequence");
+        kv.cache_computed_blocks(&mut self.blocks);
         kv.table.release(&mut self.blocks);
         kv.registered = 0;
         kv.last_hash = None;
@@ -360,7 +375,7 @@ impl Scheduler {
         })
     }
 
-    /// Starts a sequence without blocks on the longest cached prefix of its prompt (always
+    /// Starts a sequence without blocks on the longest cached prefix of its tokens (always
     /// leaving at least one token to compute, for its logits): shared full blocks, then the
     /// slots it has in common with a cached block after them, copied into a new block.
     /// Returns the blocks claimed and the copy to run.
@@ -370,7 +385,8 @@ impl Scheduler {
         if !kv.table.is_empty() {
             return (0, None);
         }
-        let mut claimed = self.blocks.claim_prefix(&kv.tokens[..kv.prompt_len]);
+        // All tokens, not just the prompt: a preempted sequence finds its answer's blocks.
+        let mut claimed = self.blocks.claim_prefix(&kv.tokens);
         while !claimed.is_empty() && claimed.len() * bs >= kv.tokens.len() {
             self.blocks.release(claimed.pop().expect("non-empty"));
         }
@@ -378,7 +394,7 @@ impl Scheduler {
         kv.last_hash = hashes.last().copied();
         kv.registered = claimed.len();
         let mut cached = claimed.len() * bs;
-        let copy_limit = (kv.prompt_len - cached).min(kv.tokens.len() - cached - 1).min(bs - 1);
+        let copy_limit = kv.prompt_len.saturating_sub(cached).min(kv.tokens.len() - cached - 1).min(bs - 1);
         let mut copy = None;
         if copy_limit > 0 {
             let wanted = &kv.tokens[cached..cached + copy_limit];
@@ -469,7 +485,7 @@ mod tests {
     }
 
     #[test]
-    fn running_out_of_blocks_preempts_the_newest_and_recomputes_it_later() {
+    fn running_out_of_blocks_preempts_the_newest_and_recomputes_what_it_lost() {
         let mut s = Scheduler::new(config(64), 4, 4);
         s.add(1, prompt(1, 4), None);
         s.add(2, prompt(2, 4), None);
@@ -488,9 +504,45 @@ mod tests {
         assert_eq!(s.running_len(), 1);
         assert_eq!(s.waiting_len(), 1);
         s.remove(1);
-        // Sequence 2 comes back and recomputes everything it had.
+        // Sequence 2 gave its blocks back last first, so sequence 1's new block was its
+        // answer's block; its prompt block is still cached. It recomputes the rest.
         let plan = run_step(&mut s);
-        assert_eq!(plan, vec![Planned { seq: 2, start: 0, len: s.tokens(2).len() - 1, want_logits: true }]);
+        assert_eq!(plan, vec![Planned { seq: 2, start: 4, len: s.tokens(2).len() - 5, want_logits: true }]);
+    }
+
+    #[test]
+    fn a_preempted_sequence_finds_its_answer_blocks_again() {
+        let mut s = Scheduler::new(config(64), 5, 4);
+        s.add(1, prompt(1, 1), None);
+        s.add(2, prompt(2, 4), None);
+        while s.stats().preemptions == 0 {
+            run_step(&mut s);
+        }
+        assert_eq!(s.waiting_len(), 1);
+        // Preempted with 2 full blocks (its prompt and its answer's first 4 tokens) and a
+        // partial one, which sequence 1 took.
+        let had = s.tokens(2).len();
+        assert!(had > 9, "{had} tokens");
+        s.remove(1);
+        let plan = run_step(&mut s);
+        assert_eq!(plan, vec![Planned { seq: 2, start: 8, len: had - 8, want_logits: true }]);
+    }
+
+    #[test]
+    fn a_finished_answer_is_cached_for_the_next_turn() {
+        let mut s = Scheduler::new(config(64), 16, 4);
+        s.add(1, prompt(1, 6), None);
+        while s.tokens(1).len() < 13 {
+            run_step(&mut s);
+        }
+        // 12 tokens computed: the prompt's partial second block, since filled by the answer,
+        // is registered as full together with the third.
+        let conversation = s.tokens(1)[..12].to_vec();
+        s.remove(1);
+        s.add(2, [conversation, vec![1, 2, 3]].concat(), None);
+        let plan = run_step(&mut s);
+        assert_eq!(plan, vec![Planned { seq: 2, start: 12, len: 3, want_logits: true }]);
+        assert_eq!(s.cached_tokens(2), 12);
     }
 
     #[test]

@@ -153,6 +153,21 @@ fn a_shared_prefix_is_served_from_the_cache() {
 }
 
 #[test]
+fn the_next_turn_finds_the_answer_in_the_cache() {
+    let warm = engine(letters);
+    let question = "Tell me a story.";
+    let first = run(&warm, GenerateRequest::greedy(prompt(question), 20));
+    // The next turn repeats the question and the answer (16 + 20 tokens), then asks more.
+    let next_turn = format!("{question}{} More.", first.content[0]);
+    let second = run(&warm, GenerateRequest::greedy(prompt(&next_turn), 8));
+    // The answer's last token was never fed back, so 35 tokens have KV: 8 full blocks.
+    assert_eq!(second.usage.cached_tokens, 32);
+    let cold = run(&engine(letters), GenerateRequest::greedy(prompt(&next_turn), 8));
+    assert_eq!(cold.usage.cached_tokens, 0);
+    assert_eq!(second.content, cold.content);
+}
+
+#[test]
 fn n_choices_share_the_prompt_and_count_it_once() {
     let engine = engine(letters);
     let mut request = GenerateRequest::greedy(prompt("the same prompt for all choices"), 6);

@@ -242,9 +242,10 @@ impl BlockTable {
         }
     }
 
-    /// Releases every block.
+    /// Releases every block, last first: a pool that reuses the least recently freed block
+    /// first then evicts a sequence's tail before its prefix, which more sequences share.
     pub fn release(&mut self, allocator: &mut impl BlockPool) {
-        for block in self.blocks.drain(..) {
+        for block in self.blocks.drain(..).rev() {
             allocator.release(block);
         }
         self.len = 0;
