@@ -1,6 +1,7 @@
 //! The real server on the demo model (Qwen2.5-Coder-0.5B-Instruct Q4_K_M), driven over
 //! HTTP: chat and raw completions, streaming, thinking budgets in several spellings,
-//! concurrency, disconnects, back-pressure, API keys and metrics.
+//! concurrency, disconnects, back-pressure, API keys, metrics, and the prefix cache across
+//! chat turns.
 
 use ponder_e2e::{default_demo_server, demo_server};
 use ponder_engine::{EngineConfig, SchedulerConfig};
@@ -226,4 +227,24 @@ fn a_tiny_sweep_has_full_control() {
     let again = server.block_on(ponder_sweep::run(config)).unwrap();
     assert_eq!(std::fs::read_to_string(out.path().join("results.jsonl")).unwrap().lines().count(), 12);
     assert_eq!(again.modes[0].budgets[0].accuracy, summary.modes[0].budgets[0].accuracy);
+}
+
+#[test]
+fn the_next_chat_turn_finds_the_answer_in_the_prefix_cache() {
+    let server = default_demo_server();
+    let question = json!({"role": "user", "content": "Write a Python function that reverses a string."});
+    let (status, first) =
+        server.post("/v1/chat/completions", json!({"messages": [question], "max_tokens": 64, "temperature": 0}));
+    assert_eq!(status, 200, "{first}");
+    let answer = first["choices"][0]["message"]["content"].as_str().unwrap();
+    let first_prompt = first["usage"]["prompt_tokens"].as_u64().unwrap();
+    let messages =
+        json!([question, {"role": "assistant", "content": answer}, {"role": "user", "content": "Now handle None."}]);
+    let (status, second) =
+        server.post("/v1/chat/completions", json!({"messages": messages, "max_tokens": 8, "temperature": 0}));
+    assert_eq!(status, 200, "{second}");
+    // The chat template renders the answer back to the tokens generated, so their blocks
+    // are found: far more than the first prompt (which alone would give `first_prompt`).
+    let cached = second["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64().unwrap();
+    assert!(cached >= first_prompt + 32, "{cached} cached after a {first_prompt}-token first prompt");
 }
