@@ -38,6 +38,9 @@ struct ConcurrencyResult {
     speedup: f64,
     /// `decode_tokens_per_second` ÷ the first level's.
     decode_speedup: f64,
+    /// Each round's decode rate ÷ the first level's in the same round (paired, so a slow
+    /// spell of a shared machine that hits both cancels out).
+    rounds_decode_speedup: Vec<f64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -87,14 +90,24 @@ pub fn run(args: BenchEngineArgs) -> anyhow::Result<()> {
             runs[level].push(result);
         }
     }
+    let first_rates: Vec<f64> = runs[0].iter().map(|r| r.decode_tokens_per_second).collect();
+    let paired: Vec<Vec<f64>> = runs
+        .iter()
+        .map(|level| level.iter().zip(&first_rates).map(|(r, first)| r.decode_tokens_per_second / first).collect())
+        .collect();
     let mut concurrency: Vec<ConcurrencyResult> = runs.into_iter().map(median_run).collect();
     let first = concurrency.first().map_or((1.0, 1.0), |r| (r.tokens_per_second, r.decode_tokens_per_second));
-    for result in &mut concurrency {
+    for (result, rounds) in concurrency.iter_mut().zip(paired) {
         result.speedup = result.tokens_per_second / first.0;
         result.decode_speedup = result.decode_tokens_per_second / first.1;
+        result.rounds_decode_speedup = rounds;
+        let (low, high) = result
+            .rounds_decode_speedup
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(low, high), &x| (low.min(x), high.max(x)));
         eprintln!(
             "{:>3} sequences: {:.1} tok/s ({:.2}× the first), {:.1} ms/step ({} tokens, {} steps, prefill included); \
-             decoding all together: {:.1} tok/s ({:.2}×), {:.1} ms/step",
+             decoding all together: {:.1} tok/s ({:.2}×; {:.2}–{:.2}× round by round), {:.1} ms/step",
             result.sequences,
             result.tokens_per_second,
             result.speedup,
@@ -103,6 +116,8 @@ pub fn run(args: BenchEngineArgs) -> anyhow::Result<()> {
             result.steps,
             result.decode_tokens_per_second,
             result.decode_speedup,
+            low,
+            high,
             result.decode_step_ms,
         );
     }
@@ -225,6 +240,7 @@ fn run_batch(launched: &Launched, requests: Vec<GenerateRequest>) -> anyhow::Res
             runs_decode_tokens_per_second: Vec::new(),
             speedup: 1.0,
             decode_speedup: 1.0,
+            rounds_decode_speedup: Vec::new(),
         },
         peak,
     ))
