@@ -213,12 +213,21 @@ impl Scheduler {
 
     /// Applies a budget-forcing step: drops the last `rollback` tokens (and their KV), then
     /// appends `tokens` as pending input.
+    ///
+    /// A cut inside a registered block (one a preempted sequence claimed back from the cache,
+    /// so maybe shared) drops the whole block: its kept tokens are computed again into a block
+    /// of the sequence's own rather than written over a cached one.
     pub fn append(&mut self, seq: SeqId, rollback: usize, tokens: &[u32]) {
         let bs = self.blocks.block_size();
         let Some(kv) = self.seqs.get_mut(&seq) else { return };
         let keep = kv.tokens.len().saturating_sub(rollback).max(kv.prompt_len);
         kv.tokens.truncate(keep);
-        kv.table.truncate(keep, bs, &mut self.blocks);
+        let keep_kv = if keep < kv.registered * bs { keep / bs * bs } else { keep };
+        kv.table.truncate(keep_kv, bs, &mut self.blocks);
+        if kv.registered > keep_kv / bs {
+            kv.registered = keep_kv / bs;
+            kv.last_hash = self.blocks.block_hashes(&kv.tokens[..kv.registered * bs]).last().copied();
+        }
         kv.tokens.extend_from_slice(tokens);
     }
 
@@ -526,6 +535,27 @@ mod tests {
         s.remove(1);
         let plan = run_step(&mut s);
         assert_eq!(plan, vec![Planned { seq: 2, start: 8, len: had - 8, want_logits: true }]);
+    }
+
+    #[test]
+    fn a_rollback_into_a_claimed_block_recomputes_it_in_a_block_of_its_own() {
+        let mut s = Scheduler::new(config(64), 5, 4);
+        s.add(1, prompt(1, 1), None);
+        s.add(2, prompt(2, 4), None);
+        while s.stats().preemptions == 0 {
+            run_step(&mut s);
+        }
+        s.remove(1);
+        run_step(&mut s); // claims its prompt block and its answer's first block back
+        let answer_block = s.blocks_of(2)[1];
+        // Budget forcing drops tokens back to position 6, inside that claimed block.
+        let had = s.tokens(2).len();
+        s.append(2, had - 6, &[99]);
+        assert_eq!(s.blocks_of(2).len(), 1, "the claimed block left the table");
+        assert_eq!(s.blocks.ref_count(answer_block), 0);
+        let plan = run_step(&mut s);
+        assert_eq!(plan, vec![Planned { seq: 2, start: 4, len: 3, want_logits: true }]);
+        assert_ne!(s.blocks_of(2)[1], answer_block);
     }
 
     #[test]
