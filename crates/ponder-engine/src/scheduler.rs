@@ -519,8 +519,9 @@ mod tests {
         assert_eq!(plan, vec![Planned { seq: 2, start: 4, len: s.tokens(2).len() - 5, want_logits: true }]);
     }
 
-    #[test]
-    fn a_preempted_sequence_finds_its_answer_blocks_again() {
+    /// Five blocks of 4; sequence 2 (prompt of 4) is preempted by sequence 1 (prompt of 1)
+    /// once its answer fills a block, then sequence 1 ends.
+    fn preempted_with_an_answer_block() -> Scheduler {
         let mut s = Scheduler::new(config(64), 5, 4);
         s.add(1, prompt(1, 1), None);
         s.add(2, prompt(2, 4), None);
@@ -528,24 +529,24 @@ mod tests {
             run_step(&mut s);
         }
         assert_eq!(s.waiting_len(), 1);
+        s.remove(1);
+        s
+    }
+
+    #[test]
+    fn a_preempted_sequence_finds_its_answer_blocks_again() {
+        let mut s = preempted_with_an_answer_block();
         // Preempted with 2 full blocks (its prompt and its answer's first 4 tokens) and a
         // partial one, which sequence 1 took.
         let had = s.tokens(2).len();
         assert!(had > 9, "{had} tokens");
-        s.remove(1);
         let plan = run_step(&mut s);
         assert_eq!(plan, vec![Planned { seq: 2, start: 8, len: had - 8, want_logits: true }]);
     }
 
     #[test]
     fn a_rollback_into_a_claimed_block_recomputes_it_in_a_block_of_its_own() {
-        let mut s = Scheduler::new(config(64), 5, 4);
-        s.add(1, prompt(1, 1), None);
-        s.add(2, prompt(2, 4), None);
-        while s.stats().preemptions == 0 {
-            run_step(&mut s);
-        }
-        s.remove(1);
+        let mut s = preempted_with_an_answer_block();
         run_step(&mut s); // claims its prompt block and its answer's first block back
         let answer_block = s.blocks_of(2)[1];
         // Budget forcing drops tokens back to position 6, inside that claimed block.
