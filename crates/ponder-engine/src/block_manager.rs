@@ -88,6 +88,12 @@ impl BlockManager {
             .collect()
     }
 
+    /// The chained hash of the last full block of `tokens` (none if it has no full block):
+    /// the `parent` of the block that follows.
+    pub fn last_block_hash(&self, tokens: &[u32]) -> Option<BlockHash> {
+        tokens.chunks_exact(self.block_size).fold(None, |parent, block| Some(chain_hash(parent, block)))
+    }
+
     /// The cached blocks of the longest prefix of `tokens` whose full blocks are cached, in
     /// order (nothing is claimed).
     pub fn cached_prefix(&self, tokens: &[u32]) -> Vec<BlockId> {
@@ -335,7 +341,7 @@ mod tests {
     fn partial_blocks_match_by_common_start_and_leave_with_eviction() {
         let mut m = BlockManager::new(3, 4);
         let full = compute(&mut m, &prompt(4));
-        let parent = m.block_hashes(&prompt(4)).last().copied();
+        let parent = m.last_block_hash(&prompt(4));
         let tail = m.allocate().unwrap();
         m.register_partial(tail, parent, &[7, 8, 9]);
         assert_eq!(m.longest_partial_match(parent, &[7, 8, 5]), Some((tail, 2)));

@@ -90,17 +90,22 @@ impl SeqKv {
         self.tokens.len() - self.table.len()
     }
 
-    /// Registers every full block whose KV is computed and not yet registered (the prompt's
-    /// last blocks, then the answer's), continuing the hash chain; for a sequence about to
-    /// give its blocks back, since a registered full block may be shared.
-    fn cache_computed_blocks(&mut self, blocks: &mut BlockManager) {
+    /// Registers the full blocks among the first `tokens` tokens that are not registered
+    /// yet, continuing the hash chain (`tokens` must have their KV computed).
+    fn register_full_blocks(&mut self, blocks: &mut BlockManager, tokens: usize) {
         let bs = blocks.block_size();
-        while self.registered < self.table.len() / bs {
+        while self.registered < tokens / bs {
             let i = self.registered;
             let block = self.table.blocks()[i];
             self.last_hash = Some(blocks.register(block, self.last_hash, &self.tokens[i * bs..(i + 1) * bs]));
             self.registered += 1;
         }
+    }
+
+    /// Registers every computed full block (the prompt's last ones, then the answer's): for
+    /// a sequence about to give its blocks back, since a registered full block may be shared.
+    fn cache_computed_blocks(&mut self, blocks: &mut BlockManager) {
+        self.register_full_blocks(blocks, self.table.len());
     }
 }
 
@@ -196,13 +201,7 @@ impl Scheduler {
         for p in plan {
             let Some(kv) = self.seqs.get_mut(&p.seq) else { continue };
             kv.table.advance(p.len, bs);
-            let full_prompt_blocks = kv.table.len().min(kv.prompt_len) / bs;
-            while kv.registered < full_prompt_blocks {
-                let i = kv.registered;
-                let block = kv.table.blocks()[i];
-                kv.last_hash = Some(self.blocks.register(block, kv.last_hash, &kv.tokens[i * bs..(i + 1) * bs]));
-                kv.registered += 1;
-            }
+            kv.register_full_blocks(&mut self.blocks, kv.table.len().min(kv.prompt_len));
             // Registering the partial block again is a no-op while the sequence holds it.
             if kv.prompt_len % bs > 0 && kv.table.len() >= kv.prompt_len {
                 let i = kv.prompt_len / bs;
@@ -226,7 +225,7 @@ impl Scheduler {
         kv.table.truncate(keep_kv, bs, &mut self.blocks);
         if kv.registered > keep_kv / bs {
             kv.registered = keep_kv / bs;
-            kv.last_hash = self.blocks.block_hashes(&kv.tokens[..kv.registered * bs]).last().copied();
+            kv.last_hash = self.blocks.last_block_hash(&kv.tokens[..kv.registered * bs]);
         }
         kv.tokens.extend_from_slice(tokens);
     }
@@ -399,8 +398,7 @@ impl Scheduler {
         while !claimed.is_empty() && claimed.len() * bs >= kv.tokens.len() {
             self.blocks.release(claimed.pop().expect("non-empty"));
         }
-        let hashes = self.blocks.block_hashes(&kv.tokens[..claimed.len() * bs]);
-        kv.last_hash = hashes.last().copied();
+        kv.last_hash = self.blocks.last_block_hash(&kv.tokens[..claimed.len() * bs]);
         kv.registered = claimed.len();
         let mut cached = claimed.len() * bs;
         let copy_limit = kv.prompt_len.saturating_sub(cached).min(kv.tokens.len() - cached - 1).min(bs - 1);
