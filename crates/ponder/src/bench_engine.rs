@@ -90,7 +90,8 @@ pub fn run(args: BenchEngineArgs) -> anyhow::Result<()> {
             runs[level].push(result);
         }
     }
-    let first_rates: Vec<f64> = runs[0].iter().map(|r| r.decode_tokens_per_second).collect();
+    let first_rates: Vec<f64> =
+        runs.first().map(|level| level.iter().map(|r| r.decode_tokens_per_second).collect()).unwrap_or_default();
     let paired: Vec<Vec<f64>> = runs
         .iter()
         .map(|level| level.iter().zip(&first_rates).map(|(r, first)| r.decode_tokens_per_second / first).collect())
