@@ -304,6 +304,40 @@ pub struct ActQ8 {
     pub qs: [i8; QK],
 }
 
+/// The same block of eight activation rows side by side, rows in the lanes: the layout of
+/// the wide kernels, which broadcast four weight bytes against eight activation rows.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(32))]
+pub struct ActQ8x8 {
+    /// `qs[j]`: values `4j..4j + 4` of row 0, then of row 1, … of row 7.
+    pub qs: [[i8; 32]; QK / 4],
+    /// The rows' scales.
+    pub d: [f32; GROUP_ROWS],
+    /// The rows' [`ActQ8::minus_offset16`].
+    pub minus_offset16: [i32; GROUP_ROWS],
+}
+
+impl Default for ActQ8x8 {
+    fn default() -> Self {
+        Self { qs: [[0; 32]; QK / 4], d: [0.0; GROUP_ROWS], minus_offset16: [0; GROUP_ROWS] }
+    }
+}
+
+impl ActQ8x8 {
+    /// Puts the same block of eight activation rows side by side.
+    pub fn gather(rows: [&ActQ8; GROUP_ROWS]) -> Self {
+        let mut packed = Self::default();
+        for (r, row) in rows.iter().enumerate() {
+            for (j, piece) in packed.qs.iter_mut().enumerate() {
+                piece[4 * r..4 * r + 4].copy_from_slice(&row.qs[4 * j..4 * j + 4]);
+            }
+            packed.d[r] = row.d;
+            packed.minus_offset16[r] = row.minus_offset16;
+        }
+        packed
+    }
+}
+
 /// 256 activations quantized to bytes, with the sums of each group of 16 values.
 #[derive(Debug, Clone, Copy)]
 #[repr(C)]

@@ -9,7 +9,7 @@
 use rayon::prelude::*;
 
 use crate::formats::{
-    ActQ8, ActQ8K, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0, Interleaved, QuantType, GROUP_ROWS, QK, QK_K,
+    ActQ8, ActQ8K, ActQ8x8, BlockQ4K, BlockQ5_0, BlockQ6K, BlockQ8_0, Interleaved, QuantType, GROUP_ROWS, QK, QK_K,
 };
 use crate::{avx2, scalar, Isa};
 
@@ -122,6 +122,11 @@ pub struct QuantizedActivations {
     cols: usize,
     q8: Vec<ActQ8>,
     q8k: Vec<ActQ8K>,
+    /// The Q8 blocks of rows `0..8 · wide_groups` side by side, eight rows at a time, for
+    /// the wide kernel.
+    q8x8: Vec<ActQ8x8>,
+    /// Groups of eight rows in `q8x8`, an even number (0 when the wide kernel is not used).
+    wide_groups: usize,
     has_q8: bool,
     has_q8k: bool,
 }
@@ -143,6 +148,11 @@ impl QuantizedActivations {
                 Isa::Scalar => scalar::quantize_q8(x, out),
             });
         }
+        self.wide_groups =
+            if isa == Isa::Avx2 && kinds.contains(&QuantType::Q5_0) { rows / WIDE_TILE_ROWS * 2 } else { 0 };
+        if self.wide_groups > 0 {
+            self.gather_wide();
+        }
         if self.has_q8k {
             self.q8k.resize(rows * cols / QK_K, ActQ8K::default());
             in_parallel(x, &mut self.q8k, QK_K, |x, out| match isa {
@@ -151,6 +161,23 @@ impl QuantizedActivations {
                 Isa::Scalar => scalar::quantize_q8k(x, out),
             });
         }
+    }
+
+    /// Fills `q8x8` from `q8`, one group of eight rows per parallel task.
+    fn gather_wide(&mut self) {
+        let per_row = self.cols / QK;
+        let q8 = &self.q8;
+        self.q8x8.resize(self.wide_groups * per_row, ActQ8x8::default());
+        self.q8x8.par_chunks_mut(per_row).enumerate().for_each(|(g, group)| {
+            for (b, packed) in group.iter_mut().enumerate() {
+                *packed = ActQ8x8::gather(std::array::from_fn(|i| &q8[(GROUP_ROWS * g + i) * per_row + b]));
+            }
+        });
+    }
+
+    fn q8x8_group(&self, g: usize) -> &[ActQ8x8] {
+        let per_row = self.cols / QK;
+        &self.q8x8[g * per_row..(g + 1) * per_row]
     }
 
     fn q8_row(&self, r: usize) -> &[ActQ8] {
@@ -240,12 +267,21 @@ unsafe fn run_rows(isa: Isa, w: &QuantMatrix, acts: &QuantizedActivations, out: 
     };
     let q8 = |r| acts.q8_row(r);
     let q8k = |r| acts.q8k_row(r);
-    let span = (start, end, acts.rows);
+    let all = (start, end, 0..acts.rows);
     match w.kind {
-        QuantType::Q5_0 => run_groups::<BlockQ5_0, _>(isa, w, q8, &store, span, scalar::dot_q5_0, avx2::rows_q5_0x8),
-        QuantType::Q8_0 => run_groups::<BlockQ8_0, _>(isa, w, q8, &store, span, scalar::dot_q8_0, avx2::rows_q8_0x8),
-        QuantType::Q4K => run_groups::<BlockQ4K, _>(isa, w, q8k, &store, span, scalar::dot_q4k, avx2::rows_q4k_x8),
-        QuantType::Q6K => run_groups::<BlockQ6K, _>(isa, w, q8k, &store, span, scalar::dot_q6k, avx2::rows_q6k_x8),
+        QuantType::Q5_0 => {
+            // SAFETY: the wide kernel needs AVX2 as well.
+            let wide_rows = if isa == Isa::Avx2 { run_wide_q5_0(w, acts, &store, start, end) } else { 0 };
+            let rest = (start, end, wide_rows..acts.rows);
+            run_groups::<BlockQ5_0, _>(isa, w, q8, &store, rest, scalar::dot_q5_0, avx2::rows_q5_0x8)
+        }
+        QuantType::Q8_0 => {
+            run_groups::<BlockQ8_0, _>(isa, w, q8, &store, all.clone(), scalar::dot_q8_0, avx2::rows_q8_0x8)
+        }
+        QuantType::Q4K => {
+            run_groups::<BlockQ4K, _>(isa, w, q8k, &store, all.clone(), scalar::dot_q4k, avx2::rows_q4k_x8)
+        }
+        QuantType::Q6K => run_groups::<BlockQ6K, _>(isa, w, q8k, &store, all, scalar::dot_q6k, avx2::rows_q6k_x8),
     }
 }
 
@@ -257,7 +293,7 @@ pub(crate) const TILE_ROWS: usize = 16;
 type GroupTileFn<P, A> = unsafe fn(w: &[P], x: &[&[A]], out: &mut [[f32; GROUP_ROWS]]);
 
 /// Computes output columns `start..end` (`start` a multiple of 8) for activation rows
-/// `0..m` (`span = (start, end, m)`), eight weight rows at a time: with the scalar
+/// `rows` (`span = (start, end, rows)`), eight weight rows at a time: with the scalar
 /// reference on each unpacked row, or in AVX2 tiles.
 ///
 /// # Safety
@@ -267,12 +303,12 @@ unsafe fn run_groups<'a, B: Interleaved, A: 'a>(
     w: &QuantMatrix,
     act_row: impl Fn(usize) -> &'a [A],
     store: &impl Fn(usize, usize, &[f32]),
-    (start, end, m): (usize, usize, usize),
+    (start, end, rows): (usize, usize, std::ops::Range<usize>),
     scalar_dot: fn(&[B], &[A]) -> f32,
     tile: GroupTileFn<B::Packed, A>,
 ) {
     debug_assert_eq!(start % GROUP_ROWS, 0);
-    let mut r = 0;
+    let (mut r, m) = (rows.start, rows.end);
     while r < m {
         let mr = (m - r).min(TILE_ROWS);
         let x: [&[A]; TILE_ROWS] = std::array::from_fn(|i| act_row(r + i.min(mr - 1)));
@@ -297,3 +333,37 @@ unsafe fn run_groups<'a, B: Interleaved, A: 'a>(
         r += mr;
     }
 }
+
+/// Computes output columns `start..end` of a Q5_0 matrix for the activation rows laid side
+/// by side in groups of eight ([`QuantizedActivations::q8x8`]), two groups at a time with
+/// the wide AVX2 kernel. Returns how many rows (from row 0) it covered: a multiple of 16,
+/// none where the activations have no wide groups.
+///
+/// # Safety
+/// As [`run_rows`].
+unsafe fn run_wide_q5_0(
+    w: &QuantMatrix,
+    acts: &QuantizedActivations,
+    store: &impl Fn(usize, usize, &[f32]),
+    start: usize,
+    end: usize,
+) -> usize {
+    let pairs = acts.wide_groups / 2;
+    for p in 0..pairs {
+        let x = [acts.q8x8_group(2 * p), acts.q8x8_group(2 * p + 1)];
+        for wg in start / GROUP_ROWS..end.div_ceil(GROUP_ROWS) {
+            let first = wg * GROUP_ROWS;
+            let lanes = (end - first).min(GROUP_ROWS);
+            let mut out = [[0f32; GROUP_ROWS]; WIDE_TILE_ROWS];
+            avx2::rows_q5_0x8_wide(w.group::<BlockQ5_0>(wg), x, &mut out);
+            for (i, row_out) in out.iter().enumerate() {
+                store(WIDE_TILE_ROWS * p + i, first, &row_out[..lanes]);
+            }
+        }
+    }
+    WIDE_TILE_ROWS * pairs
+}
+
+/// Activation rows per call of the wide kernel: two groups of eight (one group alone is no
+/// faster than the narrow kernel).
+const WIDE_TILE_ROWS: usize = 2 * GROUP_ROWS;

@@ -96,19 +96,21 @@ fn integer_dot_products_are_exact() {
     if !simd_available() {
         return;
     }
+    // One tile of 16 rows (for Q5_0, the wide kernel) and three more.
+    const ROWS: usize = 19;
     for kind in TYPES {
         for seed in 1..8 {
             let w = random_matrix(kind, 6, 512, seed, Some(1.0));
             // Activations whose quantization scale is 1: integers in [-127, 127] with one 127.
             let mut rng = Rng(seed * 31);
-            let mut x: Vec<f32> = (0..3 * 512).map(|_| ((rng.next() % 255) as i32 - 127) as f32).collect();
-            for row in 0..3 {
+            let mut x: Vec<f32> = (0..ROWS * 512).map(|_| ((rng.next() % 255) as i32 - 127) as f32).collect();
+            for row in 0..ROWS {
                 for block in 0..512 / QK {
                     x[row * 512 + block * QK] = 127.0;
                 }
             }
-            let simd = run(Isa::Avx2, &w, &x, 3);
-            let reference = run(Isa::Scalar, &w, &x, 3);
+            let simd = run(Isa::Avx2, &w, &x, ROWS);
+            let reference = run(Isa::Scalar, &w, &x, ROWS);
             assert_eq!(simd, reference, "{kind:?} seed {seed}");
         }
     }
@@ -119,7 +121,7 @@ proptest! {
 
     /// With real scales, SIMD and scalar differ only by float summation order.
     #[test]
-    fn simd_matches_scalar_within_float_rounding(seed in 1u64..u64::MAX, rows in 1usize..9, n in 1usize..20) {
+    fn simd_matches_scalar_within_float_rounding(seed in 1u64..u64::MAX, rows in 1usize..35, n in 1usize..20) {
         prop_assume!(simd_available());
         for kind in TYPES {
             let cols = 2 * QK_K;
@@ -168,11 +170,12 @@ fn matmul_matches_dequantized_weights_within_activation_rounding() {
 #[test]
 fn a_rows_result_does_not_depend_on_the_batch() {
     for kind in TYPES {
-        // 21 activation rows: more than one tile of 16.
+        // 37 activation rows: two tiles of 16 (for Q5_0, two calls of the wide kernel) and
+        // five rows more; alone, a row goes through the narrow kernel.
         let w = random_matrix(kind, 37, 512, 3, None);
-        let x = random_activations(21, 512, 4);
-        let batched = run(Isa::detect(), &w, &x, 21);
-        for r in 0..21 {
+        let x = random_activations(37, 512, 4);
+        let batched = run(Isa::detect(), &w, &x, 37);
+        for r in 0..37 {
             let alone = run(Isa::detect(), &w, &x[r * 512..(r + 1) * 512], 1);
             assert_eq!(alone[..], batched[r * 37..(r + 1) * 37], "{kind:?} row {r}");
         }
