@@ -232,7 +232,7 @@ const WIDE_CHUNK: usize = 8;
 
 /// Groups of eight activation rows in one call of [`rows_q5_0x8_wide`] (with one group it is
 /// no faster than [`rows_q5_0x8`]).
-const G: usize = 2;
+pub const WIDE_GROUPS: usize = 2;
 
 /// Eight interleaved Q5_0 rows × two groups of eight activation rows laid side by side
 /// ([`ActQ8x8`]): `out[8g + i][r] = Σ w[r] · x[g] row i`.
@@ -245,10 +245,14 @@ const G: usize = 2;
 /// (weight row, activation row) pair gets the same integer sum and the same float steps in
 /// the same order as in [`rows_q5_0x8`], so results are bit-identical to it.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn rows_q5_0x8_wide(w: &[BlockQ5_0x8], x: [&[ActQ8x8]; G], out: &mut [[f32; 8]; GROUP_ROWS * G]) {
+pub unsafe fn rows_q5_0x8_wide(
+    w: &[BlockQ5_0x8],
+    x: [&[ActQ8x8]; WIDE_GROUPS],
+    out: &mut [[f32; 8]; GROUP_ROWS * WIDE_GROUPS],
+) {
     let ones = _mm256_set1_epi16(1);
     let decoder = Q5_0Decoder::new();
-    let mut sums = [[_mm256_setzero_ps(); G]; GROUP_ROWS];
+    let mut sums = [[_mm256_setzero_ps(); WIDE_GROUPS]; GROUP_ROWS];
     let mut decoded = [[_mm256_setzero_si256(); 8]; WIDE_CHUNK];
     let mut scales = [[0f32; GROUP_ROWS]; WIDE_CHUNK];
     for first in (0..w.len()).step_by(WIDE_CHUNK) {
@@ -264,16 +268,16 @@ pub unsafe fn rows_q5_0x8_wide(w: &[BlockQ5_0x8], x: [&[ActQ8x8]; G], out: &mut 
             let mut acc = *row_sums;
             for c in 0..chunk.len() {
                 let weights = decoded[c].as_ptr() as *const i32;
-                let mut pairs = [[_mm256_setzero_si256(); 2]; G];
+                let mut pairs = [[_mm256_setzero_si256(); 2]; WIDE_GROUPS];
                 for j in 0..8 {
                     let wj = _mm256_set1_epi32(*weights.add(8 * j + r));
-                    for g in 0..G {
+                    for g in 0..WIDE_GROUPS {
                         let xs = _mm256_load_si256(x[g].get_unchecked(first + c).qs[j].as_ptr() as *const __m256i);
                         pairs[g][j / 4] = _mm256_add_epi16(pairs[g][j / 4], _mm256_maddubs_epi16(wj, xs));
                     }
                 }
                 let wd = _mm256_set1_ps(scales[c][r]);
-                for g in 0..G {
+                for g in 0..WIDE_GROUPS {
                     let xb = x[g].get_unchecked(first + c);
                     let isum =
                         _mm256_add_epi32(_mm256_madd_epi16(pairs[g][0], ones), _mm256_madd_epi16(pairs[g][1], ones));

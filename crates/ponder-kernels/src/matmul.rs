@@ -125,7 +125,8 @@ pub struct QuantizedActivations {
     /// The Q8 blocks of rows `0..8 · wide_groups` side by side, eight rows at a time, for
     /// the wide kernel.
     q8x8: Vec<ActQ8x8>,
-    /// Groups of eight rows in `q8x8`, an even number (0 when the wide kernel is not used).
+    /// Groups of eight rows in `q8x8`, a multiple of `avx2::WIDE_GROUPS` (0 when the wide
+    /// kernel is not used).
     wide_groups: usize,
     has_q8: bool,
     has_q8k: bool,
@@ -148,8 +149,11 @@ impl QuantizedActivations {
                 Isa::Scalar => scalar::quantize_q8(x, out),
             });
         }
-        self.wide_groups =
-            if isa == Isa::Avx2 && kinds.contains(&QuantType::Q5_0) { rows / WIDE_TILE_ROWS * 2 } else { 0 };
+        self.wide_groups = if isa == Isa::Avx2 && kinds.contains(&QuantType::Q5_0) {
+            rows / WIDE_TILE_ROWS * avx2::WIDE_GROUPS
+        } else {
+            0
+        };
         if self.wide_groups > 0 {
             self.gather_wide();
         }
@@ -270,7 +274,8 @@ unsafe fn run_rows(isa: Isa, w: &QuantMatrix, acts: &QuantizedActivations, out: 
     let all = (start, end, 0..acts.rows);
     match w.kind {
         QuantType::Q5_0 => {
-            // SAFETY: the wide kernel needs AVX2 as well.
+            // The wide kernel takes the first rows in tiles of 16 (it, too, needs AVX2), the
+            // narrow one the rest.
             let wide_rows = if isa == Isa::Avx2 { run_wide_q5_0(w, acts, &store, start, end) } else { 0 };
             let rest = (start, end, wide_rows..acts.rows);
             run_groups::<BlockQ5_0, _>(isa, w, q8, &store, rest, scalar::dot_q5_0, avx2::rows_q5_0x8)
@@ -335,9 +340,9 @@ unsafe fn run_groups<'a, B: Interleaved, A: 'a>(
 }
 
 /// Computes output columns `start..end` of a Q5_0 matrix for the activation rows laid side
-/// by side in groups of eight ([`QuantizedActivations::q8x8`]), two groups at a time with
-/// the wide AVX2 kernel. Returns how many rows (from row 0) it covered: a multiple of 16,
-/// none where the activations have no wide groups.
+/// by side in groups of eight ([`QuantizedActivations::q8x8`]), `avx2::WIDE_GROUPS` groups
+/// at a time with the wide AVX2 kernel. Returns how many rows (from row 0) it covered: a
+/// multiple of [`WIDE_TILE_ROWS`], none where the activations have no wide groups.
 ///
 /// # Safety
 /// As [`run_rows`].
@@ -348,22 +353,21 @@ unsafe fn run_wide_q5_0(
     start: usize,
     end: usize,
 ) -> usize {
-    let pairs = acts.wide_groups / 2;
-    for p in 0..pairs {
-        let x = [acts.q8x8_group(2 * p), acts.q8x8_group(2 * p + 1)];
+    let tiles = acts.wide_groups / avx2::WIDE_GROUPS;
+    for t in 0..tiles {
+        let x = std::array::from_fn(|g| acts.q8x8_group(avx2::WIDE_GROUPS * t + g));
         for wg in start / GROUP_ROWS..end.div_ceil(GROUP_ROWS) {
             let first = wg * GROUP_ROWS;
             let lanes = (end - first).min(GROUP_ROWS);
             let mut out = [[0f32; GROUP_ROWS]; WIDE_TILE_ROWS];
             avx2::rows_q5_0x8_wide(w.group::<BlockQ5_0>(wg), x, &mut out);
             for (i, row_out) in out.iter().enumerate() {
-                store(WIDE_TILE_ROWS * p + i, first, &row_out[..lanes]);
+                store(WIDE_TILE_ROWS * t + i, first, &row_out[..lanes]);
             }
         }
     }
-    WIDE_TILE_ROWS * pairs
+    WIDE_TILE_ROWS * tiles
 }
 
-/// Activation rows per call of the wide kernel: two groups of eight (one group alone is no
-/// faster than the narrow kernel).
-const WIDE_TILE_ROWS: usize = 2 * GROUP_ROWS;
+/// Activation rows per call of the wide kernel.
+const WIDE_TILE_ROWS: usize = avx2::WIDE_GROUPS * GROUP_ROWS;
