@@ -29,6 +29,15 @@ impl Default for EngineConfig {
     }
 }
 
+/// One worker to start: how it builds its model runner, and how it batches (the step size
+/// suits its device: see [`crate::DeviceSpec::default_max_batch_tokens`]).
+pub struct WorkerSetup {
+    /// Builds the worker's runner, and builds it again after a panic.
+    pub factory: RunnerFactory,
+    /// The worker's batching limits.
+    pub scheduler: SchedulerConfig,
+}
+
 /// Why a request was not accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SubmitError {
@@ -64,21 +73,35 @@ struct WorkerHandle {
 pub struct Engine {
     workers: Vec<WorkerHandle>,
     next_request: AtomicU64,
-    config: EngineConfig,
+    max_waiting: usize,
     max_positions: usize,
 }
 
 impl Engine {
-    /// Starts one worker per factory (one per device) and waits until each has built its
-    /// runner. `max_positions` is the model's context length.
+    /// Starts one worker per factory, every one with `config.scheduler`'s limits, and waits
+    /// until each has built its runner. `max_positions` is the model's context length.
     pub fn start(
         factories: Vec<RunnerFactory>,
         tokenizer: Arc<Tokenizer>,
         config: EngineConfig,
         max_positions: usize,
     ) -> Result<Self, String> {
+        let workers =
+            factories.into_iter().map(|factory| WorkerSetup { factory, scheduler: config.scheduler }).collect();
+        Self::start_workers(workers, tokenizer, config.max_waiting, max_positions)
+    }
+
+    /// Starts one worker per setup (one per device), each with its own batching limits, and
+    /// waits until each has built its runner. `max_waiting` bounds every worker's queue;
+    /// `max_positions` is the model's context length.
+    pub fn start_workers(
+        setups: Vec<WorkerSetup>,
+        tokenizer: Arc<Tokenizer>,
+        max_waiting: usize,
+        max_positions: usize,
+    ) -> Result<Self, String> {
         let mut workers = Vec::new();
-        for (index, factory) in factories.into_iter().enumerate() {
+        for (index, WorkerSetup { factory, scheduler }) in setups.into_iter().enumerate() {
             let (commands, receiver) = channel();
             let (ready_tx, ready_rx) = channel();
             let load = Arc::new(WorkerLoad::default());
@@ -86,7 +109,7 @@ impl Engine {
             let tokenizer = tokenizer.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("ponder-worker-{index}"))
-                .spawn(move || run_worker(factory, tokenizer, config.scheduler, receiver, thread_load, ready_tx))
+                .spawn(move || run_worker(factory, tokenizer, scheduler, receiver, thread_load, ready_tx))
                 .map_err(|e| format!("cannot start worker {index}: {e}"))?;
             ready_rx
                 .recv()
@@ -97,7 +120,7 @@ impl Engine {
         if workers.is_empty() {
             return Err("no devices to run on".into());
         }
-        Ok(Self { workers, next_request: AtomicU64::new(0), config, max_positions })
+        Ok(Self { workers, next_request: AtomicU64::new(0), max_waiting, max_positions })
     }
 
     /// Sends a request to the least-loaded worker.
@@ -123,7 +146,7 @@ impl Engine {
             .min_by_key(|(_, w)| w.load.waiting.load(Ordering::Relaxed) + w.load.running.load(Ordering::Relaxed))
             .ok_or(SubmitError::Unavailable)?;
         let waiting = worker.load.waiting.load(Ordering::Relaxed);
-        if waiting + request.n > self.config.max_waiting {
+        if waiting + request.n > self.max_waiting {
             return Err(SubmitError::QueueFull { waiting });
         }
         // The id names its worker, so later commands need no lookup table.

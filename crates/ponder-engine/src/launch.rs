@@ -6,8 +6,9 @@ use std::sync::{Arc, Mutex};
 use candle_core::Device;
 use ponder_models::{CpuModel, KvCache, Model, ModelMetadata};
 
-use crate::engine::{Engine, EngineConfig};
+use crate::engine::{Engine, EngineConfig, WorkerSetup};
 use crate::runner::{CandleRunner, CpuRunner, ModelRunner};
+use crate::scheduler::SchedulerConfig;
 use crate::thinking_format::{ModelThinking, ThinkingStyle};
 use crate::worker::RunnerFactory;
 
@@ -98,8 +99,12 @@ pub struct LaunchConfig {
     pub kv_memory: KvMemory,
     /// Tokens per KV block.
     pub block_size: usize,
-    /// Batching and queue limits.
+    /// Batching and queue limits (each worker's step size comes from `max_batch_tokens`).
     pub engine: EngineConfig,
+    /// Most tokens in one step of every worker; `None` gives each worker its device's
+    /// default ([`DeviceSpec::default_max_batch_tokens`]), so a CPU worker beside a GPU keeps
+    /// its small steps.
+    pub max_batch_tokens: Option<usize>,
     /// Force a thinking format instead of detecting it.
     pub thinking_style: Option<ThinkingStyle>,
 }
@@ -111,7 +116,18 @@ impl Default for LaunchConfig {
             kv_memory: KvMemory::Bytes(2 << 30),
             block_size: 16,
             engine: EngineConfig::default(),
+            max_batch_tokens: None,
             thinking_style: None,
+        }
+    }
+}
+
+impl LaunchConfig {
+    /// The batching limits of the worker on `device`.
+    pub fn scheduler_for(&self, device: &DeviceSpec) -> SchedulerConfig {
+        SchedulerConfig {
+            max_batch_tokens: self.max_batch_tokens.unwrap_or_else(|| device.default_max_batch_tokens()),
+            ..self.engine.scheduler
         }
     }
 }
@@ -145,21 +161,25 @@ pub fn launch(path: &Path, config: &LaunchConfig) -> Result<Launched, String> {
         }
     };
     let kv_blocks = (kv_bytes / bytes_per_block) as usize;
-    let min_blocks = config.engine.scheduler.max_batch_tokens.div_ceil(config.block_size) + 1;
-    if kv_blocks < min_blocks {
-        return Err(format!(
-            "the KV cache memory ({kv_bytes} bytes) holds {kv_blocks} blocks; at least {min_blocks} are needed"
-        ));
-    }
-    let factories = config
+    let workers = config
         .devices
         .iter()
-        .map(|spec| runner_factory(metadata.clone(), spec.clone(), kv_blocks, config.block_size))
-        .collect();
-    let engine = Engine::start(
-        factories,
+        .map(|spec| {
+            let scheduler = config.scheduler_for(spec);
+            let min_blocks = scheduler.max_batch_tokens.div_ceil(config.block_size) + 1;
+            if kv_blocks < min_blocks {
+                return Err(format!(
+                    "the KV cache memory ({kv_bytes} bytes) holds {kv_blocks} blocks; at least {min_blocks} are needed"
+                ));
+            }
+            let factory = runner_factory(metadata.clone(), spec.clone(), kv_blocks, config.block_size);
+            Ok(WorkerSetup { factory, scheduler })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let engine = Engine::start_workers(
+        workers,
         Arc::new(metadata.tokenizer.clone()),
-        config.engine,
+        config.engine.max_waiting,
         metadata.config.max_position_embeddings,
     )?;
     Ok(Launched { engine, metadata, thinking, kv_blocks })
@@ -228,6 +248,24 @@ mod tests {
         if Device::new_cuda(0).is_err() {
             assert_eq!(parse_devices("auto").unwrap(), vec![DeviceSpec::Cpu]);
         }
+    }
+
+    #[test]
+    fn each_device_gets_its_own_step_size_unless_one_is_given() {
+        let config = LaunchConfig {
+            engine: EngineConfig {
+                scheduler: SchedulerConfig { max_running: 7, ..Default::default() },
+                max_waiting: 3,
+            },
+            ..LaunchConfig::default()
+        };
+        let cpu = config.scheduler_for(&DeviceSpec::Cpu);
+        let gpu = config.scheduler_for(&DeviceSpec::Cuda(0));
+        assert_eq!((cpu.max_batch_tokens, gpu.max_batch_tokens), (64, 2048));
+        assert_eq!((cpu.max_running, gpu.max_running), (7, 7), "the other limits are shared");
+        let fixed = LaunchConfig { max_batch_tokens: Some(256), ..config };
+        assert_eq!(fixed.scheduler_for(&DeviceSpec::Cpu).max_batch_tokens, 256);
+        assert_eq!(fixed.scheduler_for(&DeviceSpec::Cuda(1)).max_batch_tokens, 256);
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub mod thinking_format;
 mod worker;
 
 pub use detokenizer::IncrementalDecoder;
-pub use engine::{Engine, EngineConfig, RequestHandle, SubmitError};
+pub use engine::{Engine, EngineConfig, RequestHandle, SubmitError, WorkerSetup};
 pub use events::{DeltaKind, Event, FinishReason, TokenLogprob, Usage};
 pub use launch::{launch, parse_devices, DeviceSpec, KvMemory, LaunchConfig, Launched};
 pub use request::{GenerateRequest, RequestId, StopConditions};

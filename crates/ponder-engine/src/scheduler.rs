@@ -30,8 +30,9 @@ pub struct SchedulerConfig {
     pub watermark_blocks: usize,
 }
 
-/// A device-neutral default for library users and tests; `ponder` itself sizes
-/// `max_batch_tokens` per device (`DeviceSpec::default_max_batch_tokens`: 64 on a CPU).
+/// A device-neutral default for library users and tests; [`crate::launch`] sizes
+/// `max_batch_tokens` per worker by its device (`LaunchConfig::scheduler_for`: 64 on a CPU,
+/// 2048 on a GPU) unless `LaunchConfig::max_batch_tokens` is given.
 impl Default for SchedulerConfig {
     fn default() -> Self {
         Self { max_batch_tokens: 512, max_running: 64, watermark_blocks: 1 }

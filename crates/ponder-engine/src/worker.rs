@@ -411,8 +411,10 @@ impl Worker {
         let (used, total) = self.scheduler.block_usage();
         let stats = self.scheduler.stats();
         let load = &self.load;
-        load.waiting.store(self.scheduler.waiting_len(), Ordering::Relaxed);
+        // Running first: a request moving from waiting to running is counted twice for a
+        // moment, never not at all, so the router never sees a busy worker as idle.
         load.running.store(self.scheduler.running_len(), Ordering::Relaxed);
+        load.waiting.store(self.scheduler.waiting_len(), Ordering::Relaxed);
         load.kv_blocks_used.store(used, Ordering::Relaxed);
         load.kv_blocks_total.store(total, Ordering::Relaxed);
         load.preemptions.store(stats.preemptions, Ordering::Relaxed);

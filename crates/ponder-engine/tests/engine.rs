@@ -6,7 +6,7 @@ use std::sync::Arc;
 use ponder_engine::testing::{byte_tokenizer, letters, thinker, FakeRunner, StepLog, END_THINK, IM_END, THINK};
 use ponder_engine::{
     DeltaKind, Engine, EngineConfig, Event, FinishReason, GenerateRequest, ModelRunner, RequestHandle, SchedulerConfig,
-    SubmitError, Usage,
+    SubmitError, Usage, WorkerSetup,
 };
 use ponder_thinking::{ThinkingBudget, ThinkingFormat, ThinkingPlan, ThinkingStats};
 
@@ -221,6 +221,51 @@ fn dropping_the_handle_cancels_and_frees_the_blocks() {
         assert!(std::time::Instant::now() < deadline, "blocks were not freed");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
+}
+
+/// A worker started with `max_batch_tokens` whose fake model takes `delay` per token.
+fn worker(max_batch_tokens: usize, delay: std::time::Duration) -> (WorkerSetup, StepLog) {
+    let steps: StepLog = Default::default();
+    let shared = steps.clone();
+    let rule = move |ctx: &[u32]| {
+        std::thread::sleep(delay);
+        letters(ctx)
+    };
+    let factory: ponder_engine::RunnerFactory = Box::new(move || {
+        let runner = FakeRunner::new(rule, VOCAB, 1024, 4).with_step_log(shared.clone());
+        Ok(Box::new(runner) as Box<dyn ModelRunner>)
+    });
+    (WorkerSetup { factory, scheduler: SchedulerConfig { max_batch_tokens, ..Default::default() } }, steps)
+}
+
+/// Tokens in each forward pass of a worker.
+fn step_tokens(steps: &StepLog) -> Vec<usize> {
+    steps.lock().unwrap().iter().map(|chunks| chunks.iter().map(|&(_, len)| len).sum()).collect()
+}
+
+#[test]
+fn each_worker_steps_within_its_own_token_budget() {
+    // As `--devices cpu,cuda:0` starts them: small steps on one worker, large on the other.
+    // The first worker's model is slow, so its request is still running when the second
+    // arrives, and the router sends that one to the idle second worker.
+    let (small, small_steps) = worker(8, std::time::Duration::from_millis(1));
+    let (large, large_steps) = worker(64, std::time::Duration::ZERO);
+    let engine = Engine::start_workers(vec![small, large], Arc::new(byte_tokenizer()), 256, 4096).unwrap();
+    let forty = "forty tokens of prompt, each one a byte!";
+    assert_eq!(forty.len(), 40);
+    let mut slow = engine.submit(GenerateRequest::greedy(prompt(forty), 2000)).unwrap();
+    let fast = run(&engine, GenerateRequest::greedy(prompt(&forty.to_uppercase()), 5));
+    assert_eq!(fast.finish, vec![Some(FinishReason::Length)]);
+    // Its first tokens: the slow worker has prefilled the prompt.
+    for _ in 0..3 {
+        slow.events.blocking_recv().expect("the slow request streams");
+    }
+    drop(slow);
+    let large = step_tokens(&large_steps);
+    assert_eq!(large.first(), Some(&40), "the large-step worker takes the prompt in one step: {large:?}");
+    let small = step_tokens(&small_steps);
+    assert!(small.starts_with(&[8; 5]), "the small-step worker takes it in chunks of 8: {small:?}");
+    assert!(small.iter().all(|&t| t <= 8), "{small:?}");
 }
 
 #[test]

@@ -60,8 +60,8 @@ pub struct EngineArgs {
     /// Tokens per KV cache block.
     #[arg(long, env = "PONDER_BLOCK_SIZE", default_value_t = 16)]
     pub block_size: usize,
-    /// Most tokens in one forward pass (prefill chunks and decodes together); default 64 on
-    /// the CPU, 2048 with a GPU.
+    /// Most tokens in one forward pass (prefill chunks and decodes together), for every
+    /// worker; default per worker: 64 on the CPU, 2048 on a GPU.
     #[arg(long, env = "PONDER_MAX_BATCH_TOKENS")]
     pub max_batch_tokens: Option<usize>,
     /// Most sequences decoding at once per worker.

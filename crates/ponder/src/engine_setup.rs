@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use ponder_engine::{launch, parse_devices, DeviceSpec, EngineConfig, LaunchConfig, Launched, SchedulerConfig};
+use ponder_engine::{launch, parse_devices, EngineConfig, LaunchConfig, Launched, SchedulerConfig};
 use ponder_models::{resolve_model, ResolvedModel};
 
 use crate::cli::EngineArgs;
@@ -18,22 +18,15 @@ pub fn resolve_model_arg(model: &Path) -> anyhow::Result<ResolvedModel> {
 /// Loads the model at `model` (already resolved) and starts the engine as the options say.
 pub fn start_engine(args: &EngineArgs, model: &Path) -> anyhow::Result<Launched> {
     let devices = parse_devices(&args.devices).map_err(anyhow::Error::msg)?;
-    let max_batch_tokens = args
-        .max_batch_tokens
-        .or_else(|| devices.iter().map(DeviceSpec::default_max_batch_tokens).max())
-        .unwrap_or_else(|| DeviceSpec::Cpu.default_max_batch_tokens());
     let config = LaunchConfig {
         devices,
         kv_memory: args.kv_cache_memory.parse().map_err(anyhow::Error::msg)?,
         block_size: args.block_size,
         engine: EngineConfig {
-            scheduler: SchedulerConfig {
-                max_batch_tokens,
-                max_running: args.max_running,
-                ..SchedulerConfig::default()
-            },
+            scheduler: SchedulerConfig { max_running: args.max_running, ..SchedulerConfig::default() },
             max_waiting: args.max_waiting,
         },
+        max_batch_tokens: args.max_batch_tokens,
         thinking_style: args.thinking_format.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?,
     };
     let started = std::time::Instant::now();
