@@ -143,20 +143,23 @@ impl Engine {
             .iter()
             .enumerate()
             .filter(|(_, w)| w.load.alive.load(Ordering::SeqCst))
-            .min_by_key(|(_, w)| w.load.waiting.load(Ordering::Relaxed) + w.load.running.load(Ordering::Relaxed))
+            .min_by_key(|(_, w)| w.load.sequences())
             .ok_or(SubmitError::Unavailable)?;
-        let waiting = worker.load.waiting.load(Ordering::Relaxed);
-        if waiting + request.n > self.max_waiting {
-            return Err(SubmitError::QueueFull { waiting });
+        // Counted before the check, so concurrent submits cannot overfill the queue together.
+        worker.load.in_transit.fetch_add(request.n, Ordering::Relaxed);
+        let queued = worker.load.queued();
+        if queued > self.max_waiting {
+            worker.load.in_transit.fetch_sub(request.n, Ordering::Relaxed);
+            return Err(SubmitError::QueueFull { waiting: queued - request.n });
         }
         // The id names its worker, so later commands need no lookup table.
         let id = self.next_request.fetch_add(1, Ordering::Relaxed) * self.workers.len() as u64 + index as u64;
         let (events_tx, events) = unbounded_channel();
-        worker.load.waiting.fetch_add(request.n, Ordering::Relaxed);
-        worker
-            .commands
-            .send(Command::Submit { id, request: Box::new(request), events: events_tx })
-            .map_err(|_| SubmitError::Unavailable)?;
+        let n = request.n;
+        worker.commands.send(Command::Submit { id, request: Box::new(request), events: events_tx }).map_err(|_| {
+            worker.load.in_transit.fetch_sub(n, Ordering::Relaxed);
+            SubmitError::Unavailable
+        })?;
         Ok(RequestHandle { id, events })
     }
 

@@ -33,7 +33,11 @@ pub(crate) enum Command {
 /// Live numbers of a worker, shared with the router and the metrics.
 #[derive(Debug, Default)]
 pub struct WorkerLoad {
-    /// Sequences waiting for admission (choices count one each).
+    /// Sequences sent to the worker that it has not queued yet: [`crate::Engine::submit`]
+    /// adds them, the worker moves them to `waiting` as it takes them in (choices count one
+    /// each).
+    pub in_transit: AtomicUsize,
+    /// Sequences waiting for admission in the worker's scheduler (choices count one each).
     pub waiting: AtomicUsize,
     /// Sequences admitted.
     pub running: AtomicUsize,
@@ -51,6 +55,18 @@ pub struct WorkerLoad {
     pub steps: AtomicU64,
     /// Whether the worker's loop is running (false once it has stopped for good).
     pub alive: AtomicBool,
+}
+
+impl WorkerLoad {
+    /// Sequences queued for this worker: in transit or waiting.
+    pub fn queued(&self) -> usize {
+        self.in_transit.load(Ordering::Relaxed) + self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// Sequences this worker has: queued or running (what the router balances).
+    pub fn sequences(&self) -> usize {
+        self.queued() + self.running.load(Ordering::Relaxed)
+    }
 }
 
 /// A request in flight.
@@ -174,7 +190,13 @@ impl Worker {
     /// Handles a command; returns true for shutdown.
     fn handle(&mut self, command: Command) -> bool {
         match command {
-            Command::Submit { id, request, events } => self.submit(id, *request, events),
+            Command::Submit { id, request, events } => {
+                let n = request.n;
+                self.submit(id, *request, events);
+                // Waiting first, so the sequences are never counted nowhere.
+                self.load.waiting.fetch_add(n, Ordering::Relaxed);
+                self.load.in_transit.fetch_sub(n, Ordering::Relaxed);
+            }
             Command::EndThinking { id } => self.end_thinking(id),
             Command::Shutdown => return true,
         }

@@ -291,7 +291,8 @@ fn a_full_queue_is_refused() {
         }
     }
     assert!(refused > 0, "some requests must be refused");
-    assert!(handles.len() >= 2);
+    // Nothing finishes during the burst: one request may have started, two wait.
+    assert!((2..=3).contains(&handles.len()), "{} accepted with room for 3", handles.len());
 }
 
 #[test]

@@ -73,7 +73,7 @@ impl ServerMetrics {
     pub fn render(&self, loads: &[std::sync::Arc<WorkerLoad>]) -> String {
         self.record(|| {
             let sum = |f: fn(&WorkerLoad) -> usize| loads.iter().map(|l| f(l)).sum::<usize>() as f64;
-            gauge!("ponder_queue_length").set(sum(|l| l.waiting.load(Ordering::Relaxed)));
+            gauge!("ponder_queue_length").set(sum(WorkerLoad::queued));
             gauge!("ponder_running_sequences").set(sum(|l| l.running.load(Ordering::Relaxed)));
             gauge!("ponder_kv_blocks_used").set(sum(|l| l.kv_blocks_used.load(Ordering::Relaxed)));
             gauge!("ponder_kv_blocks_total").set(sum(|l| l.kv_blocks_total.load(Ordering::Relaxed)));
