@@ -271,22 +271,16 @@ unsafe fn run_rows(isa: Isa, w: &QuantMatrix, acts: &QuantizedActivations, out: 
     };
     let q8 = |r| acts.q8_row(r);
     let q8k = |r| acts.q8k_row(r);
-    let all = (start, end, 0..acts.rows);
+    // Q5_0 on AVX2 takes its first rows in the wide kernel's tiles of 16; the rest, and every
+    // other type, go through the narrow kernels.
+    let wide_rows =
+        if w.kind == QuantType::Q5_0 && isa == Isa::Avx2 { run_wide_q5_0(w, acts, &store, start, end) } else { 0 };
+    let span = (start, end, wide_rows..acts.rows);
     match w.kind {
-        QuantType::Q5_0 => {
-            // The wide kernel takes the first rows in tiles of 16 (it, too, needs AVX2), the
-            // narrow one the rest.
-            let wide_rows = if isa == Isa::Avx2 { run_wide_q5_0(w, acts, &store, start, end) } else { 0 };
-            let rest = (start, end, wide_rows..acts.rows);
-            run_groups::<BlockQ5_0, _>(isa, w, q8, &store, rest, scalar::dot_q5_0, avx2::rows_q5_0x8)
-        }
-        QuantType::Q8_0 => {
-            run_groups::<BlockQ8_0, _>(isa, w, q8, &store, all.clone(), scalar::dot_q8_0, avx2::rows_q8_0x8)
-        }
-        QuantType::Q4K => {
-            run_groups::<BlockQ4K, _>(isa, w, q8k, &store, all.clone(), scalar::dot_q4k, avx2::rows_q4k_x8)
-        }
-        QuantType::Q6K => run_groups::<BlockQ6K, _>(isa, w, q8k, &store, all, scalar::dot_q6k, avx2::rows_q6k_x8),
+        QuantType::Q5_0 => run_groups::<BlockQ5_0, _>(isa, w, q8, &store, span, scalar::dot_q5_0, avx2::rows_q5_0x8),
+        QuantType::Q8_0 => run_groups::<BlockQ8_0, _>(isa, w, q8, &store, span, scalar::dot_q8_0, avx2::rows_q8_0x8),
+        QuantType::Q4K => run_groups::<BlockQ4K, _>(isa, w, q8k, &store, span, scalar::dot_q4k, avx2::rows_q4k_x8),
+        QuantType::Q6K => run_groups::<BlockQ6K, _>(isa, w, q8k, &store, span, scalar::dot_q6k, avx2::rows_q6k_x8),
     }
 }
 
