@@ -17,18 +17,28 @@ fn text_of(outcome: &Outcome) -> (Vec<String>, Vec<String>, Vec<Option<FinishRea
     (outcome.reasoning.clone(), outcome.content.clone(), outcome.finish.clone())
 }
 
-fn engine_with(
+/// A factory of fake runners that follow `rule`, and the log of their forward passes.
+fn fake_factory(
     rule: impl Fn(&[u32]) -> u32 + Send + Sync + Clone + 'static,
     num_blocks: usize,
     block_size: usize,
-    config: EngineConfig,
-) -> (Engine, StepLog) {
+) -> (ponder_engine::RunnerFactory, StepLog) {
     let steps: StepLog = Default::default();
     let shared = steps.clone();
     let factory: ponder_engine::RunnerFactory = Box::new(move || {
         let runner = FakeRunner::new(rule.clone(), VOCAB, num_blocks, block_size).with_step_log(shared.clone());
         Ok(Box::new(runner) as Box<dyn ModelRunner>)
     });
+    (factory, steps)
+}
+
+fn engine_with(
+    rule: impl Fn(&[u32]) -> u32 + Send + Sync + Clone + 'static,
+    num_blocks: usize,
+    block_size: usize,
+    config: EngineConfig,
+) -> (Engine, StepLog) {
+    let (factory, steps) = fake_factory(rule, num_blocks, block_size);
     let engine = Engine::start(vec![factory], Arc::new(byte_tokenizer()), config, 4096).unwrap();
     (engine, steps)
 }
@@ -225,16 +235,11 @@ fn dropping_the_handle_cancels_and_frees_the_blocks() {
 
 /// A worker started with `max_batch_tokens` whose fake model takes `delay` per token.
 fn worker(max_batch_tokens: usize, delay: std::time::Duration) -> (WorkerSetup, StepLog) {
-    let steps: StepLog = Default::default();
-    let shared = steps.clone();
     let rule = move |ctx: &[u32]| {
         std::thread::sleep(delay);
         letters(ctx)
     };
-    let factory: ponder_engine::RunnerFactory = Box::new(move || {
-        let runner = FakeRunner::new(rule, VOCAB, 1024, 4).with_step_log(shared.clone());
-        Ok(Box::new(runner) as Box<dyn ModelRunner>)
-    });
+    let (factory, steps) = fake_factory(rule, 1024, 4);
     (WorkerSetup { factory, scheduler: SchedulerConfig { max_batch_tokens, ..Default::default() } }, steps)
 }
 
