@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use ponder_models::Tokenizer;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
+use crate::error::{context_room, EngineError, SubmitError};
 use crate::events::Event;
 use crate::request::{GenerateRequest, RequestId};
 use crate::scheduler::SchedulerConfig;
@@ -36,23 +37,6 @@ pub struct WorkerSetup {
     pub factory: RunnerFactory,
     /// The worker's batching limits.
     pub scheduler: SchedulerConfig,
-}
-
-/// Why a request was not accepted.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SubmitError {
-    /// Every worker's queue is full; try again later.
-    #[error("the server is busy: {waiting} requests are waiting")]
-    QueueFull {
-        /// Sequences waiting on the least-loaded worker.
-        waiting: usize,
-    },
-    /// The request cannot run (empty prompt, prompt beyond the context, n = 0).
-    #[error("{0}")]
-    Invalid(String),
-    /// No worker is running.
-    #[error("no model worker is running")]
-    Unavailable,
 }
 
 /// A submitted request: its id and the stream of its events.
@@ -85,7 +69,7 @@ impl Engine {
         tokenizer: Arc<Tokenizer>,
         config: EngineConfig,
         max_positions: usize,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, EngineError> {
         let workers =
             factories.into_iter().map(|factory| WorkerSetup { factory, scheduler: config.scheduler }).collect();
         Self::start_workers(workers, tokenizer, config.max_waiting, max_positions)
@@ -99,7 +83,7 @@ impl Engine {
         tokenizer: Arc<Tokenizer>,
         max_waiting: usize,
         max_positions: usize,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, EngineError> {
         let mut workers = Vec::new();
         for (index, WorkerSetup { factory, scheduler }) in setups.into_iter().enumerate() {
             let (commands, receiver) = channel();
@@ -110,15 +94,15 @@ impl Engine {
             let thread = std::thread::Builder::new()
                 .name(format!("ponder-worker-{index}"))
                 .spawn(move || run_worker(factory, tokenizer, scheduler, receiver, thread_load, ready_tx))
-                .map_err(|e| format!("cannot start worker {index}: {e}"))?;
+                .map_err(|source| EngineError::Spawn { index, source })?;
             ready_rx
                 .recv()
-                .map_err(|_| format!("worker {index} stopped while starting"))?
-                .map_err(|e| format!("worker {index}: {e}"))?;
+                .map_err(|_| EngineError::WorkerStopped { index })?
+                .map_err(|source| EngineError::Runner { index, source })?;
             workers.push(WorkerHandle { commands, load, thread: Some(thread) });
         }
         if workers.is_empty() {
-            return Err("no devices to run on".into());
+            return Err(EngineError::NoWorkers);
         }
         Ok(Self { workers, next_request: AtomicU64::new(0), max_waiting, max_positions })
     }
@@ -126,18 +110,12 @@ impl Engine {
     /// Sends a request to the least-loaded worker.
     pub fn submit(&self, request: GenerateRequest) -> Result<RequestHandle, SubmitError> {
         if request.prompt.is_empty() {
-            return Err(SubmitError::Invalid("the prompt is empty".into()));
+            return Err(SubmitError::EmptyPrompt);
         }
         if request.n == 0 {
-            return Err(SubmitError::Invalid("n must be at least 1".into()));
+            return Err(SubmitError::NoChoices);
         }
-        if request.prompt.len() >= self.max_positions {
-            return Err(SubmitError::Invalid(format!(
-                "the prompt has {} tokens, but the model's context is {} tokens",
-                request.prompt.len(),
-                self.max_positions
-            )));
-        }
+        context_room(request.prompt.len(), self.max_positions)?;
         let (index, worker) = self
             .workers
             .iter()

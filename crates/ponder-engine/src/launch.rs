@@ -5,11 +5,12 @@ use std::sync::{Arc, Mutex};
 
 use candle_core::Device;
 use ponder_models::{CpuModel, KvCache, Model, ModelMetadata};
+use ponder_thinking::{ModelThinking, ThinkingStyle};
 
 use crate::engine::{Engine, EngineConfig, WorkerSetup};
+use crate::error::LaunchError;
 use crate::runner::{CandleRunner, CpuRunner, ModelRunner};
 use crate::scheduler::SchedulerConfig;
-use crate::thinking_format::{ModelThinking, ThinkingStyle};
 use crate::worker::RunnerFactory;
 
 /// Where workers run.
@@ -145,20 +146,16 @@ pub struct Launched {
 }
 
 /// Loads `path` onto every device in `config` and starts the engine.
-pub fn launch(path: &Path, config: &LaunchConfig) -> Result<Launched, String> {
-    let metadata = Arc::new(ModelMetadata::load(path).map_err(|e| e.to_string())?);
-    let thinking = ModelThinking::detect(&metadata.tokenizer, config.thinking_style)
-        .map_err(|e| format!("thinking format: {e}"))?;
+pub fn launch(path: &Path, config: &LaunchConfig) -> Result<Launched, LaunchError> {
+    let metadata = Arc::new(ModelMetadata::load(path)?);
+    let thinking = ModelThinking::detect(&metadata.tokenizer, config.thinking_style)?;
     if config.thinking_style.is_some() && thinking.is_none() {
-        return Err("the requested thinking format does not fit this model's vocabulary".into());
+        return Err(LaunchError::ThinkingFormatUnfit);
     }
     let bytes_per_block = KvCache::bytes_per_block(&metadata.config, config.block_size) as u64;
     let kv_bytes = match config.kv_memory {
         KvMemory::Bytes(bytes) => bytes,
-        KvMemory::Fraction(f) => {
-            (available_memory().ok_or("cannot read available memory; give --kv-cache-memory in bytes")? as f64 * f)
-                as u64
-        }
+        KvMemory::Fraction(f) => (available_memory().ok_or(LaunchError::MemoryUnknown)? as f64 * f) as u64,
     };
     let kv_blocks = (kv_bytes / bytes_per_block) as usize;
     let workers = config
@@ -166,16 +163,14 @@ pub fn launch(path: &Path, config: &LaunchConfig) -> Result<Launched, String> {
         .iter()
         .map(|spec| {
             let scheduler = config.scheduler_for(spec);
-            let min_blocks = scheduler.max_batch_tokens.div_ceil(config.block_size) + 1;
-            if kv_blocks < min_blocks {
-                return Err(format!(
-                    "the KV cache memory ({kv_bytes} bytes) holds {kv_blocks} blocks; at least {min_blocks} are needed"
-                ));
+            let needed = scheduler.max_batch_tokens.div_ceil(config.block_size) + 1;
+            if kv_blocks < needed {
+                return Err(LaunchError::KvTooSmall { bytes: kv_bytes, blocks: kv_blocks, needed });
             }
             let factory = runner_factory(metadata.clone(), spec.clone(), kv_blocks, config.block_size);
             Ok(WorkerSetup { factory, scheduler })
         })
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, LaunchError>>()?;
     let engine = Engine::start_workers(
         workers,
         Arc::new(metadata.tokenizer.clone()),
@@ -204,24 +199,23 @@ fn runner_factory(
     Box::new(move || {
         let device = match spec {
             DeviceSpec::Cpu => Device::Cpu,
-            DeviceSpec::Cuda(i) => Device::new_cuda(i).map_err(|e| format!("cuda:{i}: {e}"))?,
+            DeviceSpec::Cuda(i) => Device::new_cuda(i)?,
         };
-        let mut cell = weights.lock().map_err(|_| "weights lock poisoned".to_string())?;
+        // A panic while loading leaves the cell empty, so a poisoned lock is safe to take.
+        let mut cell = weights.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if cell.is_none() {
             let own_kernels = device.is_cpu()
                 && metadata.path.is_file()
                 && std::env::var("PONDER_CPU_BACKEND").map_or(true, |b| b != "candle");
             *cell = Some(if own_kernels {
-                Weights::Cpu(Arc::new(CpuModel::load(&metadata.path, &metadata.config).map_err(|e| e.to_string())?))
+                Weights::Cpu(Arc::new(CpuModel::load(&metadata.path, &metadata.config)?))
             } else {
-                Weights::Candle(Arc::new(metadata.load_weights(&device).map_err(|e| e.to_string())?))
+                Weights::Candle(Arc::new(metadata.load_weights(&device)?))
             });
         }
         let runner: Box<dyn ModelRunner> = match cell.as_ref().expect("loaded above") {
             Weights::Cpu(model) => Box::new(CpuRunner::new(model.clone(), kv_blocks, block_size)),
-            Weights::Candle(model) => {
-                Box::new(CandleRunner::new(model.clone(), kv_blocks, block_size).map_err(|e| e.to_string())?)
-            }
+            Weights::Candle(model) => Box::new(CandleRunner::new(model.clone(), kv_blocks, block_size)?),
         };
         Ok(runner)
     })

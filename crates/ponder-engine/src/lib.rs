@@ -10,6 +10,7 @@
 pub mod block_manager;
 pub mod detokenizer;
 mod engine;
+mod error;
 pub mod events;
 pub mod launch;
 mod output;
@@ -19,16 +20,15 @@ pub mod sampling;
 pub mod scheduler;
 pub mod stop;
 pub mod testing;
-pub mod thinking_format;
 mod worker;
 
 pub use detokenizer::IncrementalDecoder;
-pub use engine::{Engine, EngineConfig, RequestHandle, SubmitError, WorkerSetup};
+pub use engine::{Engine, EngineConfig, RequestHandle, WorkerSetup};
+pub use error::{context_room, EngineError, LaunchError, SubmitError};
 pub use events::{DeltaKind, Event, FinishReason, TokenLogprob, Usage};
 pub use launch::{launch, parse_devices, DeviceSpec, KvMemory, LaunchConfig, Launched};
 pub use request::{GenerateRequest, RequestId, StopConditions};
 pub use runner::{CandleRunner, CpuRunner, ModelRunner};
 pub use sampling::{Sampled, Sampler, SamplingParams};
 pub use scheduler::SchedulerConfig;
-pub use thinking_format::{ModelThinking, ThinkingStyle};
 pub use worker::{RunnerFactory, WorkerLoad};

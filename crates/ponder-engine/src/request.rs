@@ -1,6 +1,6 @@
 //! What a caller asks the engine for.
 
-use ponder_thinking::ThinkingPlan;
+use ponder_thinking::{BudgetForcer, PreparedPrompt};
 
 use crate::sampling::SamplingParams;
 
@@ -10,32 +10,38 @@ pub type RequestId = u64;
 /// One generation request: a tokenized prompt and how to continue it.
 #[derive(Debug, Clone)]
 pub struct GenerateRequest {
-    /// The prompt's token ids (chat template already applied).
+    /// The prompt's token ids (chat template applied, thinking block opened or closed).
     pub prompt: Vec<u32>,
+    /// The budget forcer every choice starts from, already started on `prompt` (both come
+    /// from [`ponder_thinking::ModelThinking::prepare`]); a pass-through forcer for a request
+    /// without thinking.
+    pub forcer: BudgetForcer,
     /// How to pick tokens.
     pub sampling: SamplingParams,
     /// Most tokens to generate per choice (thinking included).
     pub max_tokens: usize,
     /// When to stop besides `max_tokens`.
     pub stop: StopConditions,
-    /// The thinking budget, resolved for this model; `None` for a model without a thinking
-    /// format (every token is content).
-    pub thinking: Option<ThinkingPlan>,
     /// Number of choices; they share the prompt's KV blocks.
     pub n: usize,
 }
 
 impl GenerateRequest {
-    /// A greedy single-choice request with no stop strings, for tests and the CLI.
-    pub fn greedy(prompt: Vec<u32>, max_tokens: usize) -> Self {
+    /// A greedy single-choice request for a prepared prompt, with no stop strings.
+    pub fn new(prepared: PreparedPrompt, max_tokens: usize) -> Self {
         Self {
-            prompt,
+            prompt: prepared.prompt,
+            forcer: prepared.forcer,
             sampling: SamplingParams::greedy(),
             max_tokens,
             stop: StopConditions::default(),
-            thinking: None,
             n: 1,
         }
+    }
+
+    /// A greedy single-choice request without thinking, for tests and benchmarks.
+    pub fn greedy(prompt: Vec<u32>, max_tokens: usize) -> Self {
+        Self::new(PreparedPrompt::without_thinking(prompt), max_tokens)
     }
 }
 

@@ -8,9 +8,9 @@ use ponder_models::{BlockCopy, CpuModel, CpuScratch, HostKvCache, KvCache, Logit
 pub trait ModelRunner: Send {
     /// Runs one step; fills `logits` (the caller's, reused every step) with one row per
     /// chunk that wants them, in order.
-    fn forward(&mut self, chunks: &[SequenceChunk<'_>], logits: &mut Logits) -> Result<(), String>;
+    fn forward(&mut self, chunks: &[SequenceChunk<'_>], logits: &mut Logits) -> ponder_models::Result<()>;
     /// Copies cached KV slots between blocks (partial-block prefix reuse), before a step.
-    fn copy_block_prefixes(&mut self, copies: &[BlockCopy]) -> Result<(), String>;
+    fn copy_block_prefixes(&mut self, copies: &[BlockCopy]) -> ponder_models::Result<()>;
     /// Tokens per KV block.
     fn block_size(&self) -> usize;
     /// KV blocks in the cache.
@@ -34,9 +34,9 @@ impl CandleRunner {
 }
 
 impl ModelRunner for CandleRunner {
-    fn forward(&mut self, chunks: &[SequenceChunk<'_>], logits: &mut Logits) -> Result<(), String> {
+    fn forward(&mut self, chunks: &[SequenceChunk<'_>], logits: &mut Logits) -> ponder_models::Result<()> {
         let vocab = self.model.config().vocab_size;
-        let Some(tensor) = self.model.forward(chunks, &self.cache).map_err(|e| e.to_string())? else {
+        let Some(tensor) = self.model.forward(chunks, &self.cache)? else {
             logits.reset(0, vocab);
             return Ok(());
         };
@@ -44,15 +44,14 @@ impl ModelRunner for CandleRunner {
             .to_dtype(candle_core::DType::F32)
             .and_then(|l| l.to_device(&candle_core::Device::Cpu))
             .and_then(|l| l.flatten_all())
-            .and_then(|l| l.to_vec1::<f32>())
-            .map_err(|e| e.to_string())?;
+            .and_then(|l| l.to_vec1::<f32>())?;
         let vocab = tensor.dims().last().copied().unwrap_or(vocab);
         logits.reset(values.len() / vocab.max(1), vocab).copy_from_slice(&values);
         Ok(())
     }
 
-    fn copy_block_prefixes(&mut self, copies: &[BlockCopy]) -> Result<(), String> {
-        copies.iter().try_for_each(|&copy| self.cache.copy_block_prefix(copy)).map_err(|e| e.to_string())
+    fn copy_block_prefixes(&mut self, copies: &[BlockCopy]) -> ponder_models::Result<()> {
+        copies.iter().try_for_each(|&copy| self.cache.copy_block_prefix(copy))
     }
 
     fn block_size(&self) -> usize {
@@ -84,12 +83,12 @@ impl CpuRunner {
 }
 
 impl ModelRunner for CpuRunner {
-    fn forward(&mut self, chunks: &[SequenceChunk<'_>], logits: &mut Logits) -> Result<(), String> {
-        self.model.forward(chunks, &mut self.cache, &mut self.scratch, logits).map_err(|e| e.to_string())
+    fn forward(&mut self, chunks: &[SequenceChunk<'_>], logits: &mut Logits) -> ponder_models::Result<()> {
+        self.model.forward(chunks, &mut self.cache, &mut self.scratch, logits)
     }
 
-    fn copy_block_prefixes(&mut self, copies: &[BlockCopy]) -> Result<(), String> {
-        copies.iter().try_for_each(|&copy| self.cache.copy_block_prefix(copy)).map_err(|e| e.to_string())
+    fn copy_block_prefixes(&mut self, copies: &[BlockCopy]) -> ponder_models::Result<()> {
+        copies.iter().try_for_each(|&copy| self.cache.copy_block_prefix(copy))
     }
 
     fn block_size(&self) -> usize {

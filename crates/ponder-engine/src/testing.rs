@@ -91,7 +91,7 @@ impl crate::runner::ModelRunner for FakeRunner {
         &mut self,
         chunks: &[ponder_models::SequenceChunk<'_>],
         logits: &mut ponder_models::Logits,
-    ) -> Result<(), String> {
+    ) -> ponder_models::Result<()> {
         let slot =
             |blocks: &[u32], p: usize| blocks[p / self.block_size] as usize * self.block_size + p % self.block_size;
         self.steps.lock().unwrap().push(chunks.iter().map(|c| (c.start, c.tokens.len())).collect());
@@ -103,7 +103,10 @@ impl crate::runner::ModelRunner for FakeRunner {
             if chunk.want_logits {
                 let end = chunk.start + chunk.tokens.len();
                 let context: Vec<u32> = (0..end)
-                    .map(|p| self.slots[slot(chunk.blocks, p)].ok_or_else(|| format!("position {p} has no KV")))
+                    .map(|p| {
+                        self.slots[slot(chunk.blocks, p)]
+                            .ok_or_else(|| ponder_models::ModelError::InvalidBatch(format!("position {p} has no KV")))
+                    })
                     .collect::<Result<_, _>>()?;
                 let next = (self.rule)(&context) as usize;
                 // A clear favourite with a soft tail, so sampling tests have something to sample.
@@ -116,7 +119,7 @@ impl crate::runner::ModelRunner for FakeRunner {
         Ok(())
     }
 
-    fn copy_block_prefixes(&mut self, copies: &[ponder_models::BlockCopy]) -> Result<(), String> {
+    fn copy_block_prefixes(&mut self, copies: &[ponder_models::BlockCopy]) -> ponder_models::Result<()> {
         for copy in copies {
             let (src, dst) = (copy.src as usize * self.block_size, copy.dst as usize * self.block_size);
             assert!(copy.len < self.block_size && src != dst, "invalid copy {copy:?}");

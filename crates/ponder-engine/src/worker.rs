@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 
-use ponder_models::{Logits, SequenceChunk, Tokenizer};
+use ponder_models::{Logits, ModelError, SequenceChunk, Tokenizer};
 use ponder_thinking::{BudgetForcer, Emitted, Label, Step};
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -18,7 +18,7 @@ use crate::sampling::{Sampled, Sampler};
 use crate::scheduler::{Scheduler, SchedulerConfig, SeqId};
 
 /// Makes the worker's model runner, in the worker thread (again after a panic).
-pub type RunnerFactory = Box<dyn Fn() -> Result<Box<dyn ModelRunner>, String> + Send>;
+pub type RunnerFactory = Box<dyn Fn() -> Result<Box<dyn ModelRunner>, ModelError> + Send>;
 
 /// A message to a worker.
 pub(crate) enum Command {
@@ -83,7 +83,7 @@ struct Sequence {
     prompt_len: usize,
     max_tokens: usize,
     sampler: Sampler,
-    forcer: Option<BudgetForcer>,
+    forcer: BudgetForcer,
     output: Output,
     stop_ids: Vec<u32>,
     want_logprobs: bool,
@@ -111,7 +111,7 @@ pub(crate) fn run_worker(
     scheduler_config: SchedulerConfig,
     commands: Receiver<Command>,
     load: Arc<WorkerLoad>,
-    ready: std::sync::mpsc::Sender<Result<(), String>>,
+    ready: std::sync::mpsc::Sender<Result<(), ModelError>>,
 ) {
     let mut worker = match factory() {
         Ok(runner) => {
@@ -220,10 +220,6 @@ impl Worker {
             // Choices differ by seed, reproducibly when a seed was given.
             sampling.seed = sampling.seed.map(|s| s.wrapping_add(choice as u64));
             let want_logprobs = sampling.logprobs.is_some();
-            let mut forcer = request.thinking.clone().map(BudgetForcer::new);
-            let start: Step = forcer.as_mut().map(|f| f.start(&request.prompt)).unwrap_or_default();
-            let mut prompt = request.prompt.clone();
-            prompt.extend(&start.append);
             self.seqs.insert(
                 seq,
                 Sequence {
@@ -232,13 +228,13 @@ impl Worker {
                     prompt_len,
                     max_tokens: request.max_tokens,
                     sampler: Sampler::new(sampling, &request.prompt),
-                    forcer,
+                    forcer: request.forcer.clone(),
                     output: Output::new(&request.stop.strings),
                     stop_ids: stop_ids.clone(),
                     want_logprobs,
                 },
             );
-            self.scheduler.add(seq, prompt, first);
+            self.scheduler.add(seq, request.prompt.clone(), first);
             first.get_or_insert(seq);
         }
     }
@@ -246,10 +242,8 @@ impl Worker {
     fn end_thinking(&mut self, id: RequestId) {
         let targets: Vec<SeqId> = self.seqs.iter().filter(|(_, s)| s.request == id).map(|(&k, _)| k).collect();
         for seq in targets {
-            let step = match self.seqs.get_mut(&seq).and_then(|s| s.forcer.as_mut()) {
-                Some(forcer) => forcer.end_thinking_now(),
-                None => continue,
-            };
+            let Some(s) = self.seqs.get_mut(&seq) else { continue };
+            let step = s.forcer.end_thinking_now();
             self.apply_step(seq, step, None);
         }
     }
@@ -298,13 +292,7 @@ impl Worker {
     fn advance(&mut self, seq: SeqId, logits: &mut [f32]) {
         let s = self.seqs.get_mut(&seq).expect("sequence");
         let sampled = s.sampler.sample(logits);
-        let step = match &mut s.forcer {
-            Some(forcer) => forcer.observe(sampled.token),
-            None => {
-                let label = if s.stop_ids.contains(&sampled.token) { Label::Stop } else { Label::Content };
-                Step { rollback: 0, append: vec![sampled.token], emit: vec![Emitted { token: sampled.token, label }] }
-            }
-        };
+        let step = s.forcer.observe(sampled.token);
         self.apply_step(seq, step, Some(sampled));
     }
 
@@ -320,14 +308,15 @@ impl Worker {
         let mut finish = None;
         if step.append.len() >= room {
             // Cut what does not fit; emitted tokens past the cut go too.
-            let held = s.forcer.as_ref().map_or(0, |f| f.held_back().len());
+            let held = s.forcer.held_back().len();
             let cut = step.append.len() - room;
             step.append.truncate(room);
             let drop_emitted = cut.saturating_sub(held).min(step.emit.len());
             step.emit.truncate(step.emit.len() - drop_emitted);
             finish = Some(FinishReason::Length);
         }
-        // A stop token, or one of the request's stop ids in the answer, ends the choice unseen.
+        // A stop token, or one of the model's or the request's stop ids in the answer, ends the
+        // choice unseen (a pass-through forcer leaves every stop to this check).
         if let Some(i) = step
             .emit
             .iter()
@@ -371,7 +360,7 @@ impl Worker {
     fn finish(&mut self, seq: SeqId, reason: FinishReason, error: Option<String>) {
         let Some(mut s) = self.seqs.remove(&seq) else { return };
         if reason != FinishReason::Cancelled && reason != FinishReason::Error {
-            let held: Vec<Emitted> = s.forcer.as_mut().map(|f| f.finish()).unwrap_or_default();
+            let held: Vec<Emitted> = s.forcer.finish();
             let mut produced = s.output.push(&self.tokenizer, &held, None).unwrap_or_default();
             if let Ok(tail) = s.output.finish(&self.tokenizer) {
                 produced.deltas.extend(tail.deltas);
@@ -385,7 +374,7 @@ impl Worker {
         let generated = self.scheduler.tokens(seq).len().saturating_sub(s.prompt_len);
         let cached = self.scheduler.cached_tokens(seq);
         self.scheduler.remove(seq);
-        let thinking = s.forcer.as_ref().map(|f| *f.stats());
+        let thinking = s.forcer.thinks().then(|| *s.forcer.stats());
         let Some(request) = self.requests.get_mut(&s.request) else { return };
         request.usage.completion_tokens += generated;
         request.usage.reasoning_tokens += thinking.map_or(0, |t| t.reasoning_tokens as usize);

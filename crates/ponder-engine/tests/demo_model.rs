@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use ponder_engine::{launch, DeltaKind, Event, FinishReason, GenerateRequest, LaunchConfig, Launched, RequestHandle};
-use ponder_thinking::{PromptState, ThinkingBudget, ThinkingPlan, ThinkingStats};
+use ponder_thinking::{PromptState, ThinkingBudget, ThinkingStats};
 
 fn start() -> Launched {
     launch(&ponder_models::demo::require_demo_model(), &LaunchConfig::default())
@@ -108,22 +108,19 @@ fn a_cancelled_request_frees_its_blocks() {
 fn thinking_length_stays_within_every_budget_on_the_demo_model() {
     let launched = start();
     let thinking = launched.thinking.clone().expect("the demo model gets s1-style thinking");
-    let encode = |text: &str| launched.metadata.tokenizer.encode(text, false).unwrap();
     for (min, max) in [(0u32, 64u32), (128, 256), (256, 256)] {
         let started = Instant::now();
         let answer_room = 24;
         let handles: Vec<RequestHandle> = QUESTIONS
             .iter()
             .map(|q| {
-                let mut prompt = chat_prompt(&launched, q);
+                let prompt = chat_prompt(&launched, q);
                 assert_eq!(thinking.format.prompt_state(&prompt), PromptState::Outside);
-                prompt.extend(&thinking.open);
                 let budget = ThinkingBudget { min_tokens: min, max_tokens: Some(max), ..Default::default() };
                 let limit = max as usize + answer_room;
-                let mut request = GenerateRequest::greedy(prompt, limit);
-                request.thinking =
-                    Some(ThinkingPlan::new(thinking.format.clone(), &budget, &encode, limit as u32).unwrap());
-                launched.engine.submit(request).unwrap()
+                let tokenizer = &launched.metadata.tokenizer;
+                let prepared = thinking.prepare(prompt, Some(true), &budget, limit as u32, tokenizer).unwrap();
+                launched.engine.submit(GenerateRequest::new(prepared, limit)).unwrap()
             })
             .collect();
         let outcomes: Vec<Outcome> = handles.into_iter().map(collect).collect();

@@ -8,7 +8,7 @@ use ponder_engine::{
     DeltaKind, Engine, EngineConfig, Event, FinishReason, GenerateRequest, ModelRunner, RequestHandle, SchedulerConfig,
     SubmitError, Usage, WorkerSetup,
 };
-use ponder_thinking::{ThinkingBudget, ThinkingFormat, ThinkingPlan, ThinkingStats};
+use ponder_thinking::{ModelThinking, ThinkingBudget, ThinkingFormat, ThinkingStats, ThinkingStyle};
 
 const VOCAB: usize = 260;
 
@@ -303,11 +303,14 @@ fn a_full_queue_is_refused() {
 #[test]
 fn invalid_requests_are_refused() {
     let engine = engine(letters);
-    assert!(matches!(engine.submit(GenerateRequest::greedy(vec![], 5)), Err(SubmitError::Invalid(_))));
+    assert!(matches!(engine.submit(GenerateRequest::greedy(vec![], 5)), Err(SubmitError::EmptyPrompt)));
     let mut zero = GenerateRequest::greedy(prompt("x"), 5);
     zero.n = 0;
-    assert!(matches!(engine.submit(zero), Err(SubmitError::Invalid(_))));
-    assert!(matches!(engine.submit(GenerateRequest::greedy(vec![1; 5000], 5)), Err(SubmitError::Invalid(_))));
+    assert!(matches!(engine.submit(zero), Err(SubmitError::NoChoices)));
+    assert!(matches!(
+        engine.submit(GenerateRequest::greedy(vec![1; 5000], 5)),
+        Err(SubmitError::PromptTooLong { tokens: 5000, context: 4096 })
+    ));
 }
 
 #[test]
@@ -327,19 +330,26 @@ fn a_panicking_model_fails_its_requests_and_the_worker_recovers() {
     assert!(engine.is_ready());
 }
 
-/// An R1-style plan for the byte tokenizer: `<think>` 258, `</think>` 259, stop 257.
-fn plan(budget: ThinkingBudget, limit: u32) -> ThinkingPlan {
-    let format = ThinkingFormat::new(vec![THINK], vec![END_THINK], vec![IM_END]).unwrap();
+/// A request for `prompt` (which ends inside a thinking block) with `budget`, prepared for an
+/// R1-style model on the byte tokenizer: `<think>` 258, `</think>` 259, stop 257, and no
+/// blank line after an inserted `</think>`, so forced chunks have the lengths counted here.
+fn thinking_request(prompt: Vec<u32>, budget: ThinkingBudget, limit: u32) -> GenerateRequest {
+    let thinking = ModelThinking {
+        style: ThinkingStyle::Tags,
+        format: ThinkingFormat::new(vec![THINK], vec![END_THINK], vec![IM_END]).unwrap(),
+        open: vec![THINK],
+        native: true,
+        wrap_up: ponder_thinking::WrapUp::default(),
+    };
     let encode = |text: &str| text.bytes().map(u32::from).collect::<Vec<u32>>();
-    ThinkingPlan::new(format, &budget, &encode, limit).unwrap()
+    GenerateRequest::new(thinking.prepare(prompt, None, &budget, limit, &encode).unwrap(), limit as usize)
 }
 
 #[test]
 fn budget_forcing_runs_in_the_decode_loop() {
     let (engine, steps) = engine_with(thinker(3, 0), 256, 4, EngineConfig::default());
     let budget = ThinkingBudget { min_tokens: 10, max_tokens: Some(10), loop_guard: None, ..Default::default() };
-    let mut request = GenerateRequest::greedy([prompt("Q?"), vec![THINK]].concat(), 100);
-    request.thinking = Some(plan(budget, 100));
+    let request = thinking_request([prompt("Q?"), vec![THINK]].concat(), budget, 100);
     let out = run(&engine, request);
     let stats = out.thinking[0].unwrap();
     assert_eq!(stats.reasoning_tokens, 10, "min = max = 10 thinking tokens");
@@ -358,8 +368,7 @@ fn the_cap_forces_the_end_with_the_wrap_up_in_one_chunk() {
     let (engine, steps) = engine_with(thinker(1000, 0), 256, 4, EngineConfig::default());
     let wrap_up = ponder_thinking::WrapUp { before_end: "..".into(), after_end: "A:".into() };
     let budget = ThinkingBudget { max_tokens: Some(8), wrap_up, loop_guard: None, ..Default::default() };
-    let mut request = GenerateRequest::greedy([prompt("Q?"), vec![THINK]].concat(), 100);
-    request.thinking = Some(plan(budget, 100));
+    let request = thinking_request([prompt("Q?"), vec![THINK]].concat(), budget, 100);
     let out = run(&engine, request);
     let stats = out.thinking[0].unwrap();
     assert_eq!(stats.reasoning_tokens, 8);
@@ -382,8 +391,7 @@ fn end_thinking_now_forces_the_end_of_a_running_request() {
     };
     let (engine, _) = engine_with(slow_thinker, 1024, 4, EngineConfig::default());
     let budget = ThinkingBudget { loop_guard: None, ..Default::default() };
-    let mut request = GenerateRequest::greedy([prompt("Q?"), vec![THINK]].concat(), 3000);
-    request.thinking = Some(plan(budget, 3000));
+    let request = thinking_request([prompt("Q?"), vec![THINK]].concat(), budget, 3000);
     let mut handle = engine.submit(request).unwrap();
     // Wait for some reasoning, then ask it to stop thinking.
     let mut reasoning = 0;

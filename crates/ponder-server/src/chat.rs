@@ -77,16 +77,14 @@ async fn handle(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Re
     if state.config.log_text {
         tracing::info!(prompt = %text, "chat prompt");
     }
-    let mut prompt = metadata.tokenizer.encode(&text, false).map_err(|e| ApiError::internal(e.to_string()))?;
+    let prompt = metadata.tokenizer.encode(&text, false).map_err(|e| ApiError::internal(e.to_string()))?;
 
     let requested = request
         .max_completion_tokens
         .map(|t| (t, "max_completion_tokens"))
         .or(request.max_tokens.map(|t| (t, "max_tokens")));
-    let limit = completion_limit(requested, prompt.len(), metadata, &state.config)?;
-    let plan = thinking_plan(spec, on, &mut prompt, limit, metadata, state.thinking.as_ref(), &state.config)?;
-    // Opening the thinking block may have used the last free positions.
-    let limit = limit.min(metadata.config.max_position_embeddings.saturating_sub(prompt.len()));
+    let limit = completion_limit(requested, (prompt.len(), "messages"), metadata, &state.config)?;
+    let prepared = thinking_plan(spec, on, prompt, limit, metadata, state.thinking.as_ref(), &state.config)?;
 
     let logprobs = match (request.logprobs, request.top_logprobs) {
         (_, Some(k)) if k > 20 => {
@@ -106,8 +104,9 @@ async fn handle(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Re
         logprobs: logprobs.is_some(),
         n,
         endpoint: "chat",
+        prompt_field: "messages",
     };
-    run(state.clone(), engine_request(prompt, sampling, limit, stop, plan, n), answer).await
+    run(state.clone(), engine_request(prepared, sampling, limit, stop, n), answer).await
 }
 
 /// Fields we cannot honour are refused, not silently ignored.

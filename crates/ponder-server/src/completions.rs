@@ -50,7 +50,7 @@ async fn handle(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Re
     let request: CompletionRequest = parse_body(body, state.config.max_body_bytes)?;
     check_model(&state, request.model.as_deref())?;
     let metadata = &state.metadata;
-    let mut prompt = prompt_tokens(&request.prompt, &state)?;
+    let prompt = prompt_tokens(&request.prompt, &state)?;
     let fields = ThinkingFields {
         thinking: request.thinking.as_ref(),
         thinking_token_budget: request.thinking_token_budget,
@@ -61,9 +61,13 @@ async fn handle(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Re
     let (spec, on) = decide_thinking(&fields, state.thinking.as_ref(), metadata, &state.config)?;
     // A raw prompt decides by itself unless the request said.
     let on = if spec.enabled.is_some() { on } else { None };
-    let limit = completion_limit(request.max_tokens.map(|t| (t, "max_tokens")), prompt.len(), metadata, &state.config)?;
-    let plan = thinking_plan(spec, on, &mut prompt, limit, metadata, state.thinking.as_ref(), &state.config)?;
-    let limit = limit.min(metadata.config.max_position_embeddings.saturating_sub(prompt.len()));
+    let limit = completion_limit(
+        request.max_tokens.map(|t| (t, "max_tokens")),
+        (prompt.len(), "prompt"),
+        metadata,
+        &state.config,
+    )?;
+    let prepared = thinking_plan(spec, on, prompt, limit, metadata, state.thinking.as_ref(), &state.config)?;
     if request.logprobs.is_some_and(|k| k > 20) {
         return Err(ApiError::invalid("logprobs must be at most 20", Some("logprobs")));
     }
@@ -80,8 +84,9 @@ async fn handle(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Re
         logprobs: false,
         n,
         endpoint: "completions",
+        prompt_field: "prompt",
     };
-    run(state.clone(), engine_request(prompt, sampling, limit, stop, plan, n), answer).await
+    run(state.clone(), engine_request(prepared, sampling, limit, stop, n), answer).await
 }
 
 /// The prompt: a string (tokenized with the model's BOS), a list of token ids, or a list

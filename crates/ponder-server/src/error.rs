@@ -2,6 +2,7 @@
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use ponder_engine::SubmitError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -135,6 +136,21 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message, None, Some("internal_error"))
     }
 
+    /// The engine's refusal of a request, in OpenAI's terms; `prompt_field` names the
+    /// request's prompt (`messages`, `prompt`).
+    pub fn from_submit(error: SubmitError, prompt_field: &str) -> Self {
+        let message = error.to_string();
+        match error {
+            SubmitError::EmptyPrompt => Self::invalid(message, Some(prompt_field)),
+            SubmitError::NoChoices => Self::invalid(message, Some("n")),
+            SubmitError::PromptTooLong { .. } => {
+                Self::invalid_with_code(message, Some(prompt_field), "context_length_exceeded")
+            }
+            SubmitError::QueueFull { .. } => Self::busy(message, 1),
+            SubmitError::Unavailable => Self::unavailable(message),
+        }
+    }
+
     /// The body as JSON (also used inside SSE streams).
     pub fn body(&self) -> ErrorBody {
         ErrorBody { error: self.detail.clone() }
@@ -165,6 +181,21 @@ mod tests {
             json,
             serde_json::json!({"error": {"message": "bad temperature", "type": "invalid_request_error", "param": "temperature", "code": null}})
         );
+    }
+
+    #[test]
+    fn engine_refusals_name_the_field_and_keep_their_status() {
+        let long = ApiError::from_submit(SubmitError::PromptTooLong { tokens: 10, context: 8 }, "prompt");
+        assert_eq!((long.status.as_u16(), long.detail.param.as_deref()), (400, Some("prompt")));
+        assert_eq!(long.detail.code.as_deref(), Some("context_length_exceeded"));
+        assert!(long.detail.message.contains("10 tokens") && long.detail.message.contains("8 tokens"));
+        assert_eq!(
+            ApiError::from_submit(SubmitError::EmptyPrompt, "messages").detail.param.as_deref(),
+            Some("messages")
+        );
+        assert_eq!(ApiError::from_submit(SubmitError::NoChoices, "messages").detail.param.as_deref(), Some("n"));
+        assert_eq!(ApiError::from_submit(SubmitError::QueueFull { waiting: 3 }, "prompt").status.as_u16(), 429);
+        assert_eq!(ApiError::from_submit(SubmitError::Unavailable, "prompt").status.as_u16(), 503);
     }
 
     #[test]

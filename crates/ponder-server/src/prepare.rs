@@ -1,9 +1,9 @@
 //! Turning a validated API request into an engine request: sampling parameters, prompt
 //! tokens, length limits and the thinking plan.
 
-use ponder_engine::{GenerateRequest, ModelThinking, SamplingParams, StopConditions};
+use ponder_engine::{context_room, GenerateRequest, SamplingParams, StopConditions};
 use ponder_models::ModelMetadata;
-use ponder_thinking::{PromptState, ThinkingPlan};
+use ponder_thinking::{ModelThinking, PreparedPrompt};
 
 use crate::config::ServerConfig;
 use crate::error::ApiError;
@@ -124,19 +124,13 @@ pub fn choices(n: Option<u32>, config: &ServerConfig) -> Result<usize, ApiError>
 /// The completion limit: the request's, else what fits the context (capped by the server).
 pub fn completion_limit(
     requested: Option<(u32, &str)>,
-    prompt_len: usize,
+    prompt: (usize, &str),
     metadata: &ModelMetadata,
     config: &ServerConfig,
 ) -> Result<usize, ApiError> {
+    let (prompt_len, prompt_field) = prompt;
     let context = metadata.config.max_position_embeddings;
-    if prompt_len >= context {
-        return Err(ApiError::invalid_with_code(
-            format!("the prompt has {prompt_len} tokens, but the model's context is {context} tokens"),
-            Some("messages"),
-            "context_length_exceeded",
-        ));
-    }
-    let room = context - prompt_len;
+    let room = context_room(prompt_len, context).map_err(|e| ApiError::from_submit(e, prompt_field))?;
     match requested {
         Some((0, field)) => Err(ApiError::invalid(format!("{field} must be at least 1"), Some(field))),
         Some((tokens, field)) if tokens as usize > room => Err(ApiError::invalid_with_code(
@@ -181,42 +175,32 @@ pub fn decide_thinking(
 pub fn thinking_plan(
     spec: ThinkingSpec,
     on: Option<bool>,
-    prompt: &mut Vec<u32>,
+    prompt: Vec<u32>,
     limit: usize,
     metadata: &ModelMetadata,
     model_thinking: Option<&ModelThinking>,
     config: &ServerConfig,
-) -> Result<Option<ThinkingPlan>, ApiError> {
-    let Some(model) = model_thinking else { return Ok(None) };
-    let state = model.format.prompt_state(prompt);
-    let on = on.unwrap_or(state == PromptState::InsideThinking);
-    if on && state != PromptState::InsideThinking {
-        prompt.extend(&model.open);
-    }
-    if !on && state == PromptState::InsideThinking {
-        prompt.extend(model.format.inserted_end());
-    }
-    let spec = if on { spec } else { ThinkingSpec::default() };
+) -> Result<PreparedPrompt, ApiError> {
+    let Some(model) = model_thinking else { return Ok(PreparedPrompt::without_thinking(prompt)) };
+    let spec = if on == Some(false) { ThinkingSpec::default() } else { spec };
     let budget = spec.budget(&config.thinking, limit as u32, &model.wrap_up);
-    let encode = |text: &str| metadata.tokenizer.encode(text, false).unwrap_or_default();
-    ThinkingPlan::new(model.format.clone(), &budget, &encode, limit as u32).map(Some).map_err(|e| spec.budget_error(&e))
+    model.prepare(prompt, on, &budget, limit as u32, &metadata.tokenizer).map_err(|e| spec.budget_error(&e))
 }
 
 /// Assembles the engine request.
 pub fn engine_request(
-    prompt: Vec<u32>,
+    prepared: PreparedPrompt,
     sampling: SamplingParams,
     max_tokens: usize,
     stop: Vec<String>,
-    thinking: Option<ThinkingPlan>,
     n: usize,
 ) -> GenerateRequest {
     GenerateRequest {
-        prompt,
+        prompt: prepared.prompt,
+        forcer: prepared.forcer,
         sampling,
         max_tokens,
         stop: StopConditions { strings: stop, token_ids: Vec::new() },
-        thinking,
         n,
     }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
-use ponder_engine::{Event, GenerateRequest, RequestHandle, SubmitError};
+use ponder_engine::{Event, GenerateRequest, RequestHandle};
 use tokio::time::Instant as TokioInstant;
 
 use crate::assemble::{Chunk, ChunkAssembler, Collector, StreamKind};
@@ -29,6 +29,8 @@ pub struct Answer {
     pub n: usize,
     /// The endpoint, for metrics.
     pub endpoint: &'static str,
+    /// The request field that holds the prompt (`messages`, `prompt`), for errors.
+    pub prompt_field: &'static str,
 }
 
 /// Counts a request that failed before it reached the engine.
@@ -41,11 +43,7 @@ pub fn record_failure(state: &AppState, endpoint: &'static str, result: &Result<
 
 /// Submits `request` and answers with its result.
 pub async fn run(state: Arc<AppState>, request: GenerateRequest, answer: Answer) -> Result<Response, ApiError> {
-    let handle = state.engine.submit(request).map_err(|e| match e {
-        SubmitError::QueueFull { .. } => ApiError::busy(e.to_string(), 1),
-        SubmitError::Invalid(message) => ApiError::invalid(message, None),
-        SubmitError::Unavailable => ApiError::unavailable(e.to_string()),
-    })?;
+    let handle = state.engine.submit(request).map_err(|e| ApiError::from_submit(e, answer.prompt_field))?;
     let prefix = match answer.kind {
         StreamKind::Chat => "chatcmpl",
         StreamKind::Completion => "cmpl",

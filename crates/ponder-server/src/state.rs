@@ -3,8 +3,9 @@
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
-use ponder_engine::{Engine, ModelThinking, RequestId};
+use ponder_engine::{Engine, RequestId};
 use ponder_models::ModelMetadata;
+use ponder_thinking::ModelThinking;
 
 use crate::config::ServerConfig;
 use crate::metrics::ServerMetrics;

@@ -88,7 +88,8 @@ impl Step {
 /// ```
 #[derive(Debug, Clone)]
 pub struct BudgetForcer {
-    plan: ThinkingPlan,
+    /// `None` for a pass-through forcer, which stays in [`Phase::Answering`].
+    plan: Option<ThinkingPlan>,
     phase: Phase,
     matcher: DelimiterMatcher,
     loop_detector: Option<LoopDetector>,
@@ -101,10 +102,33 @@ impl BudgetForcer {
     pub fn new(plan: ThinkingPlan) -> Self {
         let loop_detector = plan.loop_guard.map(LoopDetector::new);
         Self {
-            plan,
+            plan: Some(plan),
             phase: Phase::Outside,
             matcher: DelimiterMatcher::default(),
             loop_detector,
+            next_continuation: 0,
+            stats: ThinkingStats::default(),
+        }
+    }
+
+    /// A forcer for a sequence without thinking: every token enters as sampled and is
+    /// [`Label::Content`] (the caller decides which tokens stop the sequence). It gives the
+    /// decode loop one path whether a request thinks or not.
+    ///
+    /// ```
+    /// use ponder_thinking::{BudgetForcer, Label, Phase};
+    /// let mut forcer = BudgetForcer::pass_through();
+    /// assert!(forcer.start(&[1, 2]).append.is_empty());
+    /// let step = forcer.observe(7);
+    /// assert_eq!((step.append, step.emit[0].label), (vec![7], Label::Content));
+    /// assert_eq!(forcer.phase(), Phase::Answering);
+    /// ```
+    pub fn pass_through() -> Self {
+        Self {
+            plan: None,
+            phase: Phase::Answering,
+            matcher: DelimiterMatcher::default(),
+            loop_detector: None,
             next_continuation: 0,
             stats: ThinkingStats::default(),
         }
@@ -125,7 +149,8 @@ impl BudgetForcer {
     /// ```
     pub fn start(&mut self, prompt: &[TokenId]) -> Step {
         let mut step = Step::default();
-        match self.plan.format.prompt_state(prompt) {
+        let Some(state) = self.plan.as_ref().map(|plan| plan.format.prompt_state(prompt)) else { return step };
+        match state {
             PromptState::Outside => self.phase = Phase::Outside,
             PromptState::InsideThinking => self.enter_thinking(&mut step),
             PromptState::AfterThinking => self.phase = Phase::Answering,
@@ -209,9 +234,20 @@ impl BudgetForcer {
         &self.stats
     }
 
-    /// The plan this machine follows.
-    pub fn plan(&self) -> &ThinkingPlan {
-        &self.plan
+    /// The plan this machine follows; `None` for a pass-through forcer.
+    pub fn plan(&self) -> Option<&ThinkingPlan> {
+        self.plan.as_ref()
+    }
+
+    /// Whether this forcer follows a thinking plan (it is not a pass-through).
+    pub fn thinks(&self) -> bool {
+        self.plan.is_some()
+    }
+
+    /// The plan, in the phases only a thinking forcer reaches (a pass-through forcer starts
+    /// answering and never leaves it).
+    fn thinking_plan(&self) -> &ThinkingPlan {
+        self.plan.as_ref().expect("only a forcer with a plan is outside the answer phase")
     }
 
     /// Tokens in the sequence not yet emitted: a possible start of a delimiter.
@@ -221,7 +257,7 @@ impl BudgetForcer {
 
     fn observe_outside(&mut self, token: TokenId, step: &mut Step) {
         step.append.push(token);
-        if self.plan.format.is_stop(token) {
+        if self.is_stop(token) {
             for held in self.matcher.take_pending() {
                 self.emit(step, held, Label::Delimiter);
             }
@@ -229,38 +265,37 @@ impl BudgetForcer {
             self.phase = Phase::Done;
             return;
         }
-        let outcome = self.matcher.push(self.plan.format.start(), token);
+        let start = self.thinking_plan().format.start().to_vec();
+        let outcome = self.matcher.push(&start, token);
         for released in outcome.released {
             let label = self.text_label(released, Label::Content);
             self.emit(step, released, label);
         }
         if outcome.matched {
-            let start = self.plan.format.start().to_vec();
             self.emit_all(step, &start, Label::Delimiter);
             self.enter_thinking(step);
         }
     }
 
     fn observe_thinking(&mut self, token: TokenId, step: &mut Step) {
-        if self.plan.format.is_stop(token) {
+        if self.is_stop(token) {
             self.end_attempt(step, ThinkingEnd::ModelStopped);
             return;
         }
         step.append.push(token);
-        let outcome = self.matcher.push(self.plan.format.end(), token);
+        let end = self.thinking_plan().format.end().to_vec();
+        let outcome = self.matcher.push(&end, token);
         let mut looping = false;
         for released in outcome.released {
             looping |= self.emit_reasoning(step, released);
         }
         if outcome.matched {
             // The delimiter's tokens: this one and those held back before it.
-            let delimiter_len = self.plan.format.end().len();
             if self.may_end() {
-                let end = self.plan.format.end().to_vec();
                 self.emit_all(step, &end, Label::Delimiter);
                 self.end_thinking(ThinkingEnd::Model);
             } else {
-                step.retract(delimiter_len);
+                step.retract(end.len());
                 self.inject_continuation(step);
             }
             return;
@@ -274,7 +309,7 @@ impl BudgetForcer {
 
     fn observe_answering(&mut self, token: TokenId, step: &mut Step) {
         step.append.push(token);
-        if self.plan.format.is_stop(token) {
+        if self.is_stop(token) {
             self.emit(step, token, Label::Stop);
             self.phase = Phase::Done;
         } else {
@@ -290,9 +325,9 @@ impl BudgetForcer {
         let held = self.matcher.take_pending();
         step.retract(held.len());
         if self.may_end() {
-            let end = self.plan.format.inserted_end();
+            let end = self.thinking_plan().format.inserted_end();
             self.insert(step, &end, Label::Delimiter);
-            let after = self.plan.wrap_up_after.clone();
+            let after = self.thinking_plan().wrap_up_after.clone();
             self.insert(step, &after, Label::Content);
             self.end_thinking(cause);
         } else {
@@ -302,20 +337,22 @@ impl BudgetForcer {
 
     /// Whether the thinking may end now: the minimum is met, or no continuation is left.
     fn may_end(&self) -> bool {
-        let below_min = self.stats.reasoning_tokens < self.plan.min_tokens;
-        let continuations_left = self.plan.max_continuations.is_none_or(|max| self.stats.continuations < max);
-        !(below_min && continuations_left && !self.plan.continuations.is_empty())
+        let plan = self.thinking_plan();
+        let below_min = self.stats.reasoning_tokens < plan.min_tokens;
+        let continuations_left = plan.max_continuations.is_none_or(|max| self.stats.continuations < max);
+        !(below_min && continuations_left && !plan.continuations.is_empty())
     }
 
     /// Appends the next continuation (cut so the thinking stays within its cap), then forces
     /// the end if the cap is reached.
     fn inject_continuation(&mut self, step: &mut Step) {
-        let continuation = &self.plan.continuations[self.next_continuation % self.plan.continuations.len()];
+        let plan = self.thinking_plan();
+        let continuation = plan.continuations[self.next_continuation % plan.continuations.len()].clone();
+        let room = plan.force_at().saturating_sub(self.stats.reasoning_tokens) as usize;
         self.next_continuation += 1;
         self.stats.continuations += 1;
-        let room = self.plan.force_at().saturating_sub(self.stats.reasoning_tokens) as usize;
         let mut looping = false;
-        for &token in continuation.clone().iter().take(room) {
+        for &token in continuation.iter().take(room) {
             step.append.push(token);
             looping |= self.emit_reasoning(step, token);
         }
@@ -337,7 +374,7 @@ impl BudgetForcer {
     /// exactly at its cap: they are a delimiter start that did not get to finish.
     fn force_end_if_at_cap(&mut self, step: &mut Step) {
         let thinking = self.stats.reasoning_tokens as usize + self.matcher.pending().len();
-        if thinking >= self.plan.force_at() as usize {
+        if thinking >= self.thinking_plan().force_at() as usize {
             for held in self.matcher.take_pending() {
                 self.emit(step, held, Label::Reasoning);
             }
@@ -350,7 +387,7 @@ impl BudgetForcer {
     fn force_end(&mut self, step: &mut Step, cause: ThinkingEnd) {
         let held = self.matcher.take_pending();
         step.retract(held.len());
-        let plan = &self.plan;
+        let plan = self.thinking_plan();
         let forced = [
             (plan.wrap_up_before.clone(), Label::Reasoning),
             (plan.format.inserted_end(), Label::Delimiter),
@@ -374,12 +411,18 @@ impl BudgetForcer {
         let label = self.text_label(token, Label::Reasoning);
         self.emit(step, token, label);
         let looping = label == Label::Reasoning && self.loop_detector.as_mut().is_some_and(|d| d.push(token));
-        looping && self.stats.reasoning_tokens >= self.plan.min_tokens
+        looping && self.stats.reasoning_tokens >= self.thinking_plan().min_tokens
+    }
+
+    /// Whether `token` stops generation in the model's format (a pass-through forcer leaves
+    /// stops to its caller).
+    fn is_stop(&self, token: TokenId) -> bool {
+        self.plan.as_ref().is_some_and(|plan| plan.format.is_stop(token))
     }
 
     /// A stray single-token delimiter is never shown, whatever text surrounds it.
     fn text_label(&self, token: TokenId, label: Label) -> Label {
-        if self.plan.format.is_single_token_delimiter(token) {
+        if self.plan.as_ref().is_some_and(|plan| plan.format.is_single_token_delimiter(token)) {
             Label::Delimiter
         } else {
             label

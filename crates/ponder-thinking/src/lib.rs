@@ -14,7 +14,10 @@
 //!   reasoning and answer apart without ever leaking a delimiter.
 //!
 //! The crate is pure logic: token ids in, decisions out, no model and no tokenizer (texts are
-//! turned into ids through the [`TextEncoder`] a caller passes to [`ThinkingPlan::new`]).
+//! turned into ids through the [`TextEncoder`] a caller passes to [`ThinkingPlan::new`], and a
+//! model's delimiters are found through the [`Vocabulary`] it passes to
+//! [`ModelThinking::detect`]). [`ModelThinking::prepare`] is the one call that gets a request
+//! ready: it edits the prompt, resolves the budget and starts the forcer.
 //!
 //! The phases of a sequence: [`Phase::Outside`] → [`Phase::Thinking`] (opened by the prompt or
 //! by the model) → forcing (a chunk of forced ids, handed out in one [`Step`]) →
@@ -25,12 +28,14 @@ mod forcer;
 mod format;
 mod loop_guard;
 mod matcher;
+mod setup;
 mod stats;
 
 pub use budget::{BudgetError, BudgetField, TextEncoder, ThinkingBudget, ThinkingPlan, WrapUp, DEFAULT_CONTINUATION};
 pub use forcer::{BudgetForcer, Phase, Step};
 pub use format::{FormatError, PromptState, ThinkingFormat};
 pub use loop_guard::LoopGuard;
+pub use setup::{ModelThinking, PreparedPrompt, ThinkingStyle, Vocabulary};
 pub use stats::{Emitted, Label, ThinkingEnd, ThinkingStats};
 
 /// A token id in the model's vocabulary.

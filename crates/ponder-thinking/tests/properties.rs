@@ -109,7 +109,7 @@ fn run(case: &Case) -> Sim {
             break;
         }
         sim.sample(token);
-        let cap = sim.forcer.plan().cap();
+        let cap = sim.forcer.plan().unwrap().cap();
         assert!(sim.forcer.stats().reasoning_tokens <= cap, "thinking went past its cap {cap}");
     }
     sim
@@ -124,7 +124,7 @@ proptest! {
     fn thinking_length_is_always_within_the_budget(case in case()) {
         let sim = run(&case);
         let stats = *sim.forcer.stats();
-        let cap = sim.forcer.plan().cap();
+        let cap = sim.forcer.plan().unwrap().cap();
         prop_assert!(stats.reasoning_tokens <= cap);
         if stats.end.is_some() {
             let continuations_ran_out = case.max_continuations.is_some_and(|m| stats.continuations >= m);
@@ -194,7 +194,7 @@ proptest! {
         let sim = run(&case);
         let stats = sim.forcer.stats();
         if stats.end == Some(ponder_thinking::ThinkingEnd::Budget) {
-            prop_assert_eq!(stats.reasoning_tokens, sim.forcer.plan().cap());
+            prop_assert_eq!(stats.reasoning_tokens, sim.forcer.plan().unwrap().cap());
         }
     }
 }

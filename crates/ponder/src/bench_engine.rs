@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::Context;
 use ponder_engine::{Event, GenerateRequest, Launched, RequestHandle, WorkerLoad};
 use ponder_models::KvCache;
-use ponder_thinking::{PromptState, ThinkingBudget, ThinkingPlan};
+use ponder_thinking::ThinkingBudget;
 use serde::Serialize;
 
 use crate::cli::BenchEngineArgs;
@@ -255,16 +255,12 @@ fn continuation_cost(
     max_tokens: usize,
 ) -> anyhow::Result<Option<ContinuationCost>> {
     let Some(thinking) = &launched.thinking else { return Ok(None) };
-    let mut prompt = prompt.to_vec();
-    if thinking.format.prompt_state(&prompt) != PromptState::InsideThinking {
-        prompt.extend(&thinking.open);
-    }
     let budget =
         ThinkingBudget { min_tokens: max_tokens as u32, max_tokens: Some(max_tokens as u32), ..Default::default() };
-    let encode = |text: &str| launched.metadata.tokenizer.encode(text, false).unwrap_or_default();
     let limit = max_tokens + 64;
-    let mut request = GenerateRequest::greedy(prompt, limit);
-    request.thinking = Some(ThinkingPlan::new(thinking.format.clone(), &budget, &encode, limit as u32)?);
+    let prepared =
+        thinking.prepare(prompt.to_vec(), Some(true), &budget, limit as u32, &launched.metadata.tokenizer)?;
+    let request = GenerateRequest::new(prepared, limit);
     let load = launched.engine.loads()[0].clone();
     let steps_before = load.steps.load(Ordering::Relaxed);
     let started = Instant::now();

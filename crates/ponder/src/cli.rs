@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ponder_thinking::ThinkingStyle;
 
 /// Ponder: an inference server for reasoning models with per-request thinking budgets.
 #[derive(Debug, Parser)]
@@ -70,9 +71,29 @@ pub struct EngineArgs {
     /// Most requests waiting per worker; more are refused (HTTP 429).
     #[arg(long, env = "PONDER_MAX_WAITING", default_value_t = 256)]
     pub max_waiting: usize,
-    /// Thinking delimiters: `tags` (<think>…</think>) or `s1` (<|im_start|>think … <|im_start|>answer); detected when unset.
-    #[arg(long, env = "PONDER_THINKING_FORMAT")]
-    pub thinking_format: Option<String>,
+    /// Thinking delimiters; detected from the vocabulary when unset.
+    #[arg(long, env = "PONDER_THINKING_FORMAT", value_enum)]
+    pub thinking_format: Option<ThinkingFormatArg>,
+}
+
+/// `--thinking-format`: the delimiters of a model's thinking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ThinkingFormatArg {
+    /// `<think>` … `</think>` special tokens (R1 distills, QwQ, Qwen3).
+    #[value(alias = "think", alias = "r1", alias = "qwen3")]
+    Tags,
+    /// s1's `<|im_start|>think` … `<|im_start|>answer` (any ChatML model).
+    #[value(alias = "chatml")]
+    S1,
+}
+
+impl From<ThinkingFormatArg> for ThinkingStyle {
+    fn from(arg: ThinkingFormatArg) -> Self {
+        match arg {
+            ThinkingFormatArg::Tags => ThinkingStyle::Tags,
+            ThinkingFormatArg::S1 => ThinkingStyle::S1,
+        }
+    }
 }
 
 /// `ponder generate`.

@@ -5,6 +5,7 @@ use std::path::Path;
 use anyhow::Context;
 use ponder_engine::{launch, parse_devices, EngineConfig, LaunchConfig, Launched, SchedulerConfig};
 use ponder_models::{resolve_model, ResolvedModel};
+use ponder_thinking::ThinkingStyle;
 
 use crate::cli::EngineArgs;
 
@@ -27,12 +28,10 @@ pub fn start_engine(args: &EngineArgs, model: &Path) -> anyhow::Result<Launched>
             max_waiting: args.max_waiting,
         },
         max_batch_tokens: args.max_batch_tokens,
-        thinking_style: args.thinking_format.as_deref().map(str::parse).transpose().map_err(anyhow::Error::msg)?,
+        thinking_style: args.thinking_format.map(ThinkingStyle::from),
     };
     let started = std::time::Instant::now();
-    let launched = launch(model, &config)
-        .map_err(anyhow::Error::msg)
-        .with_context(|| format!("starting Ponder on {}", model.display()))?;
+    let launched = launch(model, &config).with_context(|| format!("starting Ponder on {}", model.display()))?;
     tracing::info!(
         model = %launched.metadata.name,
         devices = ?config.devices,

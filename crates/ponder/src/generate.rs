@@ -4,8 +4,8 @@ use std::io::Write;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use ponder_engine::{DeltaKind, Event, FinishReason, GenerateRequest, SamplingParams, StopConditions};
-use ponder_thinking::{PromptState, ThinkingBudget, ThinkingPlan};
+use ponder_engine::{DeltaKind, Event, FinishReason, GenerateRequest, SamplingParams};
+use ponder_thinking::{PreparedPrompt, ThinkingBudget};
 
 use crate::cli::GenerateArgs;
 use crate::engine_setup::{resolve_model_arg, start_engine};
@@ -23,38 +23,28 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
     }
     messages.push(serde_json::json!({"role": "user", "content": args.prompt}));
     let text = template.render(&messages, true, &Default::default())?;
-    let mut prompt = metadata.tokenizer.encode(&text, false)?;
+    let prompt = metadata.tokenizer.encode(&text, false)?;
 
-    let thinking = if args.thinking_min.is_some() || args.thinking_max.is_some() {
-        let Some(model_thinking) = &launched.thinking else {
-            bail!("{} has no thinking format; pass --thinking-format s1 for a ChatML model", metadata.name);
-        };
-        if model_thinking.format.prompt_state(&prompt) != PromptState::InsideThinking {
-            prompt.extend(&model_thinking.open);
+    // A budget turns thinking on; without one, a model with native thinking follows its template.
+    let asked = args.thinking_min.is_some() || args.thinking_max.is_some();
+    let prepared = match &launched.thinking {
+        Some(thinking) if asked || thinking.native => {
+            let budget = ThinkingBudget {
+                min_tokens: args.thinking_min.unwrap_or(0),
+                max_tokens: args.thinking_max,
+                wrap_up: thinking.wrap_up.clone(),
+                ..ThinkingBudget::default()
+            };
+            thinking.prepare(prompt, asked.then_some(true), &budget, args.max_tokens as u32, &metadata.tokenizer)?
         }
-        let budget = ThinkingBudget {
-            min_tokens: args.thinking_min.unwrap_or(0),
-            max_tokens: args.thinking_max,
-            wrap_up: model_thinking.wrap_up.clone(),
-            ..ThinkingBudget::default()
-        };
-        let encode = |text: &str| metadata.tokenizer.encode(text, false).unwrap_or_default();
-        Some(ThinkingPlan::new(model_thinking.format.clone(), &budget, &encode, args.max_tokens as u32)?)
-    } else {
-        launched.thinking.as_ref().filter(|t| t.native).map(|t| {
-            let encode = |text: &str| metadata.tokenizer.encode(text, false).unwrap_or_default();
-            ThinkingPlan::new(t.format.clone(), &ThinkingBudget::default(), &encode, args.max_tokens as u32)
-                .expect("an open budget always fits")
-        })
+        None if asked => {
+            bail!("{} has no thinking format; pass --thinking-format s1 for a ChatML model", metadata.name)
+        }
+        _ => PreparedPrompt::without_thinking(prompt),
     };
-
     let request = GenerateRequest {
-        prompt: prompt.clone(),
         sampling: SamplingParams { temperature: args.temperature, seed: args.seed, ..SamplingParams::default() },
-        max_tokens: args.max_tokens,
-        stop: StopConditions::default(),
-        thinking,
-        n: 1,
+        ..GenerateRequest::new(prepared, args.max_tokens)
     };
     let started = Instant::now();
     let mut handle = launched.engine.submit(request).context("submitting the request")?;

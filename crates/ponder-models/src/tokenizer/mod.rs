@@ -163,6 +163,24 @@ impl Tokenizer {
     }
 }
 
+/// Texts become ids without BOS; an input the tokenizer fails on becomes no ids.
+impl ponder_thinking::TextEncoder for Tokenizer {
+    fn encode(&self, text: &str) -> Vec<u32> {
+        Tokenizer::encode(self, text, false).unwrap_or_default()
+    }
+}
+
+/// What thinking setup needs to find a model's delimiters.
+impl ponder_thinking::Vocabulary for Tokenizer {
+    fn token_id(&self, token: &str) -> Option<u32> {
+        Tokenizer::token_id(self, token)
+    }
+
+    fn stop_ids(&self) -> Vec<u32> {
+        Tokenizer::stop_ids(self).to_vec()
+    }
+}
+
 fn add_end_of_generation_ids(inner: &tokenizers::Tokenizer, stop_ids: &mut Vec<u32>) {
     let added = inner.get_added_tokens_decoder();
     for text in END_OF_GENERATION_TEXTS {

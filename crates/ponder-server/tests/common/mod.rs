@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ponder_engine::testing::{byte_tokenizer, FakeRunner};
-use ponder_engine::{Engine, EngineConfig, ModelRunner, ModelThinking, RunnerFactory};
+use ponder_engine::{Engine, EngineConfig, ModelRunner, RunnerFactory};
 use ponder_models::config::{Architecture, ModelConfig, RopeConfig, RopeStyle};
 use ponder_models::{ChatTemplate, ModelMetadata};
 use ponder_server::{AppState, ServerConfig};
+use ponder_thinking::ModelThinking;
 
 pub use ponder_engine::testing::{letters, thinker, THINK};
 pub const MODEL: &str = "fake-model";

@@ -1,0 +1,109 @@
+//! The engine's errors: starting workers, starting the engine on a model, and refusing a
+//! request. Each variant carries the figures a caller needs to say what went wrong.
+
+use ponder_models::ModelError;
+use ponder_thinking::FormatError;
+
+/// Why the engine's workers could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// No worker was asked for.
+    #[error("no devices to run on")]
+    NoWorkers,
+    /// The operating system refused a worker thread.
+    #[error("cannot start worker {index}: {source}")]
+    Spawn {
+        /// The worker's index.
+        index: usize,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// A worker's thread ended before it said it was ready.
+    #[error("worker {index} stopped while starting")]
+    WorkerStopped {
+        /// The worker's index.
+        index: usize,
+    },
+    /// A worker could not build its model runner.
+    #[error("worker {index}: {source}")]
+    Runner {
+        /// The worker's index.
+        index: usize,
+        /// Why the runner could not be built.
+        source: ModelError,
+    },
+}
+
+/// Why [`crate::launch`] could not start an engine on a model.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    /// The model could not be read.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// The model's thinking delimiters are inconsistent.
+    #[error("thinking format: {0}")]
+    ThinkingFormat(#[from] FormatError),
+    /// A thinking format was asked for that the vocabulary cannot express.
+    #[error("the requested thinking format does not fit this model's vocabulary")]
+    ThinkingFormatUnfit,
+    /// The KV memory was given as a fraction, and free memory could not be read.
+    #[error("cannot read available memory; give --kv-cache-memory in bytes")]
+    MemoryUnknown,
+    /// The KV memory holds fewer blocks than one step needs.
+    #[error("the KV cache memory ({bytes} bytes) holds {blocks} blocks; at least {needed} are needed")]
+    KvTooSmall {
+        /// The KV memory per worker.
+        bytes: u64,
+        /// The blocks it holds.
+        blocks: usize,
+        /// The blocks one step of the worker needs.
+        needed: usize,
+    },
+    /// The workers could not start.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// Why a request was not accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SubmitError {
+    /// The prompt has no tokens.
+    #[error("the prompt is empty")]
+    EmptyPrompt,
+    /// The request asks for no choices.
+    #[error("n must be at least 1")]
+    NoChoices,
+    /// The prompt leaves no room in the model's context.
+    #[error("the prompt has {tokens} tokens, but the model's context is {context} tokens")]
+    PromptTooLong {
+        /// Prompt tokens.
+        tokens: usize,
+        /// The model's context length.
+        context: usize,
+    },
+    /// Every worker's queue is full; try again later.
+    #[error("the server is busy: {waiting} requests are waiting")]
+    QueueFull {
+        /// Sequences waiting on the least-loaded worker.
+        waiting: usize,
+    },
+    /// No worker is running.
+    #[error("no model worker is running")]
+    Unavailable,
+}
+
+/// The room a prompt of `prompt_len` tokens leaves in a context of `context` tokens: the one
+/// context check, shared by [`crate::Engine::submit`] and the layers that size a request
+/// before submitting it.
+///
+/// ```
+/// use ponder_engine::{context_room, SubmitError};
+/// assert_eq!(context_room(100, 4096), Ok(3996));
+/// assert_eq!(context_room(4096, 4096), Err(SubmitError::PromptTooLong { tokens: 4096, context: 4096 }));
+/// ```
+pub fn context_room(prompt_len: usize, context: usize) -> Result<usize, SubmitError> {
+    if prompt_len >= context {
+        return Err(SubmitError::PromptTooLong { tokens: prompt_len, context });
+    }
+    Ok(context - prompt_len)
+}
