@@ -11,14 +11,10 @@ use serde_json::{json, Value};
 use crate::assemble::StreamKind;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::parse_body;
-use crate::prepare::{
-    check_model, choices, completion_limit, decide_thinking, engine_request, sampling_params, stop_strings,
-    thinking_plan,
-};
-use crate::respond::{record_failure, run, Answer};
+use crate::respond::{record_failure, run};
 use crate::state::AppState;
-use crate::thinking::ThinkingFields;
 use crate::types::{ChatCompletionRequest, ChatCompletionResponse, ChatMessage, EndThinkingResponse, MessageContent};
+use crate::validate::{validate, Front};
 
 /// Creates a chat completion.
 ///
@@ -50,63 +46,49 @@ pub async fn chat_completions(
 
 async fn handle(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
     let request: ChatCompletionRequest = parse_body(body, state.config.max_body_bytes)?;
-    check_model(&state, request.model.as_deref())?;
     reject_unsupported(&request)?;
-    let metadata = &state.metadata;
-    let fields = ThinkingFields {
-        thinking: request.thinking.as_ref(),
-        thinking_token_budget: request.thinking_token_budget,
-        thinking_budget_tokens: request.thinking_budget_tokens,
-        reasoning_effort: request.reasoning_effort.as_deref(),
-        template_kwargs: request.chat_template_kwargs.as_ref(),
-    };
-    let (spec, on) = decide_thinking(&fields, state.thinking.as_ref(), metadata, &state.config)?;
-
-    let template = metadata
+    let template = state
+        .metadata
         .chat_template
         .as_ref()
         .ok_or_else(|| ApiError::invalid("this model has no chat template; use /v1/completions", None))?;
     let messages = template_messages(&request.messages)?;
-    let mut kwargs = request.chat_template_kwargs.clone().unwrap_or_default();
-    if let (Some(on), Some(_)) = (on, &state.thinking) {
-        kwargs.insert("enable_thinking".into(), Value::Bool(on));
-    }
-    let text = template
-        .render(&messages, true, &kwargs)
-        .map_err(|e| ApiError::invalid(format!("the chat template failed on these messages: {e}"), Some("messages")))?;
-    if state.config.log_text {
-        tracing::info!(prompt = %text, "chat prompt");
-    }
-    let prompt = metadata.tokenizer.encode(&text, false).map_err(|e| ApiError::internal(e.to_string()))?;
-
-    let requested = request
-        .max_completion_tokens
-        .map(|t| (t, "max_completion_tokens"))
-        .or(request.max_tokens.map(|t| (t, "max_tokens")));
-    let limit = completion_limit(requested, (prompt.len(), "messages"), metadata, &state.config)?;
-    let prepared = thinking_plan(spec, on, prompt, limit, metadata, state.thinking.as_ref(), &state.config)?;
-
-    let logprobs = match (request.logprobs, request.top_logprobs) {
-        (_, Some(k)) if k > 20 => {
-            return Err(ApiError::invalid("top_logprobs must be at most 20", Some("top_logprobs")))
-        }
-        (Some(true), k) => Some(k.unwrap_or(0) as usize),
-        (_, Some(_)) => return Err(ApiError::invalid("top_logprobs needs logprobs: true", Some("top_logprobs"))),
-        _ => None,
-    };
-    let sampling = sampling_params(&crate::sampling_fields!(request, logprobs), metadata.tokenizer.vocab_size())?;
-    let n = choices(request.n, &state.config)?;
-    let stop = stop_strings(request.stop.clone())?;
-    let answer = Answer {
+    let front = Front {
         kind: StreamKind::Chat,
-        stream: request.stream.unwrap_or(false),
-        include_usage: request.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(false),
-        logprobs: logprobs.is_some(),
-        n,
         endpoint: "chat",
         prompt_field: "messages",
+        raw_prompt: false,
+        max_tokens: request
+            .max_completion_tokens
+            .map(|t| (t, "max_completion_tokens"))
+            .or(request.max_tokens.map(|t| (t, "max_tokens"))),
+        logprobs: logprobs(&request)?,
+        template_kwargs: request.chat_template_kwargs.as_ref(),
     };
-    run(state.clone(), engine_request(prepared, sampling, limit, stop, n), answer).await
+    let validated = validate(&state, &request.common, front, |on| {
+        let mut kwargs = request.chat_template_kwargs.clone().unwrap_or_default();
+        if let (Some(on), Some(_)) = (on, &state.thinking) {
+            kwargs.insert("enable_thinking".into(), Value::Bool(on));
+        }
+        let text = template.render(&messages, true, &kwargs).map_err(|e| {
+            ApiError::invalid(format!("the chat template failed on these messages: {e}"), Some("messages"))
+        })?;
+        if state.config.log_text {
+            tracing::info!(prompt = %text, "chat prompt");
+        }
+        state.metadata.tokenizer.encode(&text, false).map_err(|e| ApiError::internal(e.to_string()))
+    })?;
+    run(state.clone(), validated).await
+}
+
+/// Alternatives per token when log-probabilities are wanted (`logprobs`, `top_logprobs`).
+fn logprobs(request: &ChatCompletionRequest) -> Result<Option<usize>, ApiError> {
+    match (request.logprobs, request.top_logprobs) {
+        (_, Some(k)) if k > 20 => Err(ApiError::invalid("top_logprobs must be at most 20", Some("top_logprobs"))),
+        (Some(true), k) => Ok(Some(k.unwrap_or(0) as usize)),
+        (_, Some(_)) => Err(ApiError::invalid("top_logprobs needs logprobs: true", Some("top_logprobs"))),
+        _ => Ok(None),
+    }
 }
 
 /// Fields we cannot honour are refused, not silently ignored.

@@ -11,14 +11,10 @@ use serde_json::Value;
 use crate::assemble::StreamKind;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::parse_body;
-use crate::prepare::{
-    check_model, choices, completion_limit, decide_thinking, engine_request, sampling_params, stop_strings,
-    thinking_plan,
-};
-use crate::respond::{record_failure, run, Answer};
+use crate::respond::{record_failure, run};
 use crate::state::AppState;
-use crate::thinking::ThinkingFields;
 use crate::types::{CompletionRequest, CompletionResponse};
+use crate::validate::{validate, Front};
 
 /// Creates a text completion of a raw prompt.
 ///
@@ -48,45 +44,20 @@ pub async fn completions(
 
 async fn handle(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
     let request: CompletionRequest = parse_body(body, state.config.max_body_bytes)?;
-    check_model(&state, request.model.as_deref())?;
-    let metadata = &state.metadata;
-    let prompt = prompt_tokens(&request.prompt, &state)?;
-    let fields = ThinkingFields {
-        thinking: request.thinking.as_ref(),
-        thinking_token_budget: request.thinking_token_budget,
-        thinking_budget_tokens: request.thinking_budget_tokens,
-        reasoning_effort: request.reasoning_effort.as_deref(),
-        template_kwargs: None,
-    };
-    let (spec, on) = decide_thinking(&fields, state.thinking.as_ref(), metadata, &state.config)?;
-    // A raw prompt decides by itself unless the request said.
-    let on = if spec.enabled.is_some() { on } else { None };
-    let limit = completion_limit(
-        request.max_tokens.map(|t| (t, "max_tokens")),
-        (prompt.len(), "prompt"),
-        metadata,
-        &state.config,
-    )?;
-    let prepared = thinking_plan(spec, on, prompt, limit, metadata, state.thinking.as_ref(), &state.config)?;
     if request.logprobs.is_some_and(|k| k > 20) {
         return Err(ApiError::invalid("logprobs must be at most 20", Some("logprobs")));
     }
-    let sampling = sampling_params(
-        &crate::sampling_fields!(request, request.logprobs.map(|k| k as usize)),
-        metadata.tokenizer.vocab_size(),
-    )?;
-    let n = choices(request.n, &state.config)?;
-    let stop = stop_strings(request.stop.clone())?;
-    let answer = Answer {
+    let front = Front {
         kind: StreamKind::Completion,
-        stream: request.stream.unwrap_or(false),
-        include_usage: request.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(false),
-        logprobs: false,
-        n,
         endpoint: "completions",
         prompt_field: "prompt",
+        raw_prompt: true,
+        max_tokens: request.max_tokens.map(|t| (t, "max_tokens")),
+        logprobs: request.logprobs.map(|k| k as usize),
+        template_kwargs: None,
     };
-    run(state.clone(), engine_request(prepared, sampling, limit, stop, n), answer).await
+    let validated = validate(&state, &request.common, front, |_| prompt_tokens(&request.prompt, &state))?;
+    run(state.clone(), validated).await
 }
 
 /// The prompt: a string (tokenized with the model's BOS), a list of token ids, or a list

@@ -4,11 +4,56 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::types::{ChatCompletionRequest, CompletionRequest, GenerationFields, SamplingFields, ThinkingFields};
+
+/// A request body type. Serde reports an error inside a `#[serde(flatten)]` part at the
+/// root, without the field's name, so a type with flattened parts finds the field at fault
+/// by parsing each part alone.
+pub trait RequestBody: DeserializeOwned {
+    /// The error naming the field at fault inside a flattened part, if one is at fault.
+    fn locate_flattened(_body: &Value) -> Option<ApiError> {
+        None
+    }
+}
+
+impl RequestBody for ChatCompletionRequest {
+    fn locate_flattened(body: &Value) -> Option<ApiError> {
+        GenerationFields::locate_flattened(body)
+    }
+}
+
+impl RequestBody for CompletionRequest {
+    fn locate_flattened(body: &Value) -> Option<ApiError> {
+        GenerationFields::locate_flattened(body)
+    }
+}
+
+impl RequestBody for GenerationFields {
+    fn locate_flattened(body: &Value) -> Option<ApiError> {
+        field_error::<SamplingFields>(body)
+            .or_else(|| field_error::<ThinkingFields>(body))
+            .or_else(|| field_error::<GenerationFields>(body))
+    }
+}
+
+/// The error of parsing `body` as `T`, when serde can name the field.
+fn field_error<T: DeserializeOwned>(body: &Value) -> Option<ApiError> {
+    match serde_path_to_error::deserialize::<_, T>(body) {
+        Err(e) if e.path().to_string() != "." => Some(invalid_field(&e.path().to_string(), e.inner())),
+        _ => None,
+    }
+}
+
+fn invalid_field(path: &str, error: &serde_json::Error) -> ApiError {
+    ApiError::invalid(format!("invalid value for `{path}`: {error}"), Some(path))
+}
 
 /// Parses a JSON body into `T`, with OpenAI-style errors.
-pub fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<T, ApiError> {
+pub fn parse_body<T: RequestBody>(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<T, ApiError> {
     let bytes = body.map_err(|rejection| {
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::too_large(limit)
@@ -17,16 +62,15 @@ pub fn parse_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>, limi
         }
     })?;
     let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+    let value = Value::deserialize(&mut deserializer)
+        .map_err(|e| ApiError::invalid(format!("the body is not valid JSON: {e}"), None))?;
+    serde_path_to_error::deserialize(&value).map_err(|e| {
         let path = e.path().to_string();
-        let inner = e.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            ApiError::invalid(format!("the body is not valid JSON: {inner}"), None)
-        } else if path == "." {
-            ApiError::invalid(format!("invalid request: {inner}"), None)
-        } else {
-            ApiError::invalid(format!("invalid value for `{path}`: {inner}"), Some(&path))
+        if path != "." {
+            return invalid_field(&path, e.inner());
         }
+        T::locate_flattened(&value)
+            .unwrap_or_else(|| ApiError::invalid(format!("invalid request: {}", e.into_inner()), None))
     })
 }
 
@@ -55,6 +99,21 @@ mod tests {
         assert_eq!(e.detail.param.as_deref(), Some("messages[0].role"));
         let e = parse(r#"{"model": "x"}"#).unwrap_err();
         assert!(e.detail.message.contains("messages"), "{e:?}");
+    }
+
+    #[test]
+    fn wrong_types_in_shared_fields_name_the_field() {
+        for (body, field) in [
+            (r#"{"messages": [], "n": -1}"#, "n"),
+            (r#"{"messages": [], "top_k": 1.5}"#, "top_k"),
+            (r#"{"messages": [], "thinking_token_budget": "many"}"#, "thinking_token_budget"),
+            (r#"{"messages": [], "stream_options": {"include_usage": 3}}"#, "stream_options.include_usage"),
+        ] {
+            assert_eq!(parse(body).unwrap_err().detail.param.as_deref(), Some(field), "{body}");
+        }
+        let r = parse(r#"{"messages": [], "temperature": 0.5, "n": 2, "reasoning_effort": "low"}"#).unwrap();
+        assert_eq!(r.common.sampling.temperature, Some(0.5));
+        assert_eq!((r.common.n, r.common.thinking.reasoning_effort.as_deref()), (Some(2), Some("low")));
     }
 
     #[test]

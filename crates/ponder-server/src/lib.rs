@@ -13,13 +13,13 @@ pub mod info;
 pub mod json;
 pub mod metrics;
 pub mod openapi;
-pub mod prepare;
 pub mod respond;
 pub mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod thinking;
 pub mod types;
+pub mod validate;
 
 pub use app::router;
 pub use config::ServerConfig;

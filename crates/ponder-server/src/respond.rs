@@ -8,12 +8,13 @@ use std::time::Instant;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream};
-use ponder_engine::{Event, GenerateRequest, RequestHandle};
+use ponder_engine::{Event, RequestHandle};
 use tokio::time::Instant as TokioInstant;
 
 use crate::assemble::{Chunk, ChunkAssembler, Collector, StreamKind};
 use crate::error::ApiError;
 use crate::state::{ActiveRequest, AppState};
+use crate::validate::Validated;
 
 /// How to answer a request.
 pub struct Answer {
@@ -41,8 +42,9 @@ pub fn record_failure(state: &AppState, endpoint: &'static str, result: &Result<
     }
 }
 
-/// Submits `request` and answers with its result.
-pub async fn run(state: Arc<AppState>, request: GenerateRequest, answer: Answer) -> Result<Response, ApiError> {
+/// Submits a validated request and answers with its result.
+pub async fn run(state: Arc<AppState>, validated: Validated) -> Result<Response, ApiError> {
+    let Validated { request, answer } = validated;
     let handle = state.engine.submit(request).map_err(|e| ApiError::from_submit(e, answer.prompt_field))?;
     let prefix = match answer.kind {
         StreamKind::Chat => "chatcmpl",

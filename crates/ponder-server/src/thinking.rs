@@ -17,6 +17,7 @@ use ponder_thinking::{BudgetError, BudgetField, LoopGuard, ThinkingBudget, WrapU
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
+use crate::types::ThinkingFields;
 
 /// A budget bound and the field that gave it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,24 +117,15 @@ pub fn parse_presets(text: &str) -> Result<BTreeMap<String, EffortPreset>, Strin
         .collect()
 }
 
-/// The thinking fields of a request.
-pub struct ThinkingFields<'a> {
-    /// `thinking`.
-    pub thinking: Option<&'a Value>,
-    /// `thinking_token_budget`.
-    pub thinking_token_budget: Option<u32>,
-    /// `thinking_budget_tokens`.
-    pub thinking_budget_tokens: Option<u32>,
-    /// `reasoning_effort`.
-    pub reasoning_effort: Option<&'a str>,
-    /// `chat_template_kwargs`.
-    pub template_kwargs: Option<&'a Map<String, Value>>,
-}
-
 /// Reads every spelling into one [`ThinkingSpec`]; spellings that disagree are an error.
-pub fn parse_thinking(fields: &ThinkingFields<'_>, defaults: &ThinkingDefaults) -> Result<ThinkingSpec, ApiError> {
+/// `template_kwargs` are the chat template's variables, where Qwen3's `enable_thinking` lives.
+pub fn parse_thinking(
+    fields: &ThinkingFields,
+    template_kwargs: Option<&Map<String, Value>>,
+    defaults: &ThinkingDefaults,
+) -> Result<ThinkingSpec, ApiError> {
     let mut spec = ThinkingSpec::default();
-    if let Some(value) = fields.thinking {
+    if let Some(value) = &fields.thinking {
         parse_thinking_value(value, &mut spec)?;
     }
     for (tokens, field) in [
@@ -144,7 +136,7 @@ pub fn parse_thinking(fields: &ThinkingFields<'_>, defaults: &ThinkingDefaults) 
             set_bound(&mut spec.max, Bound { tokens, field: field.into() })?;
         }
     }
-    if let Some(effort) = fields.reasoning_effort {
+    if let Some(effort) = fields.reasoning_effort.as_deref() {
         match effort {
             "none" => set_enabled(&mut spec, false, "reasoning_effort")?,
             name => {
@@ -167,7 +159,7 @@ pub fn parse_thinking(fields: &ThinkingFields<'_>, defaults: &ThinkingDefaults) 
             }
         }
     }
-    if let Some(flag) = fields.template_kwargs.and_then(|k| k.get("enable_thinking")) {
+    if let Some(flag) = template_kwargs.and_then(|k| k.get("enable_thinking")) {
         let on = flag.as_bool().ok_or_else(|| {
             ApiError::invalid(
                 "chat_template_kwargs.enable_thinking must be true or false",
@@ -261,48 +253,15 @@ fn parse_ponder(object: &Map<String, Value>, spec: &mut ThinkingSpec) -> Result<
             "max_tokens" => set_bound(&mut spec.max, Bound { tokens: as_tokens(value, &field)?, field })?,
             "max_continuations" => spec.max_continuations = Some(as_tokens(value, &field)?),
             "answer_reserve" => spec.answer_reserve = Some(as_tokens(value, &field)?),
-            "enabled" => set_enabled(spec, value.as_bool().ok_or_else(|| ApiError::invalid(format!("{field} must be true or false"), Some(&field)))?, &field)?,
-            "loop_guard" => {
-                spec.loop_guard = Some(value.as_bool().ok_or_else(|| ApiError::invalid(format!("{field} must be true or false"), Some(&field)))?)
-            }
-            "continuation" => {
-                let texts = match value {
-                    Value::String(s) => vec![s.clone()],
-                    Value::Array(items) => items
-                        .iter()
-                        .map(|v| v.as_str().map(String::from))
-                        .collect::<Option<Vec<_>>>()
-                        .ok_or_else(|| ApiError::invalid(format!("{field} must be a string or a list of strings"), Some(&field)))?,
-                    _ => return Err(ApiError::invalid(format!("{field} must be a string or a list of strings"), Some(&field))),
-                };
-                spec.continuations = Some(texts);
-            }
-            "wrap_up" => {
-                spec.wrap_up = Some(match value {
-                    Value::String(s) => WrapUp { before_end: s.clone(), after_end: String::new() },
-                    Value::Object(parts) => {
-                        let text = |key: &str| -> Result<String, ApiError> {
-                            match parts.get(key) {
-                                None | Some(Value::Null) => Ok(String::new()),
-                                Some(Value::String(s)) => Ok(s.clone()),
-                                _ => Err(ApiError::invalid(format!("{field}.{key} must be a string"), Some(&format!("{field}.{key}")))),
-                            }
-                        };
-                        if let Some(unknown) = parts.keys().find(|k| *k != "before" && *k != "after") {
-                            return Err(ApiError::invalid(
-                                format!("unknown field {field}.{unknown} (expected before, after)"),
-                                Some(&format!("{field}.{unknown}")),
-                            ));
-                        }
-                        WrapUp { before_end: text("before")?, after_end: text("after")? }
-                    }
-                    _ => return Err(ApiError::invalid(format!("{field} must be a string or {{before, after}}"), Some(&field))),
-                })
-            }
+            "enabled" => set_enabled(spec, as_flag(value, &field)?, &field)?,
+            "loop_guard" => spec.loop_guard = Some(as_flag(value, &field)?),
+            "continuation" => spec.continuations = Some(as_texts(value, &field)?),
+            "wrap_up" => spec.wrap_up = Some(as_wrap_up(value, &field)?),
             _ => {
                 return Err(ApiError::invalid(
                     format!(
-                        "unknown field {field} (expected min_tokens, max_tokens, continuation, max_continuations, wrap_up, answer_reserve, loop_guard, enabled)"
+                        "unknown field {field} (expected min_tokens, max_tokens, continuation, max_continuations, \
+                         wrap_up, answer_reserve, loop_guard, enabled)"
                     ),
                     Some(&field),
                 ))
@@ -310,6 +269,46 @@ fn parse_ponder(object: &Map<String, Value>, spec: &mut ThinkingSpec) -> Result<
         }
     }
     Ok(())
+}
+
+fn as_flag(value: &Value, field: &str) -> Result<bool, ApiError> {
+    value.as_bool().ok_or_else(|| ApiError::invalid(format!("{field} must be true or false"), Some(field)))
+}
+
+/// A string, or a list of strings.
+fn as_texts(value: &Value, field: &str) -> Result<Vec<String>, ApiError> {
+    let error = || ApiError::invalid(format!("{field} must be a string or a list of strings"), Some(field));
+    match value {
+        Value::String(s) => Ok(vec![s.clone()]),
+        Value::Array(items) => {
+            items.iter().map(|v| v.as_str().map(String::from)).collect::<Option<_>>().ok_or_else(error)
+        }
+        _ => Err(error()),
+    }
+}
+
+/// A string (forced before the end delimiter), or `{before, after}`.
+fn as_wrap_up(value: &Value, field: &str) -> Result<WrapUp, ApiError> {
+    let parts = match value {
+        Value::String(s) => return Ok(WrapUp { before_end: s.clone(), after_end: String::new() }),
+        Value::Object(parts) => parts,
+        _ => return Err(ApiError::invalid(format!("{field} must be a string or {{before, after}}"), Some(field))),
+    };
+    if let Some(unknown) = parts.keys().find(|k| *k != "before" && *k != "after") {
+        let field = format!("{field}.{unknown}");
+        return Err(ApiError::invalid(format!("unknown field {field} (expected before, after)"), Some(&field)));
+    }
+    let text = |key: &str| -> Result<String, ApiError> {
+        match parts.get(key) {
+            None | Some(Value::Null) => Ok(String::new()),
+            Some(Value::String(s)) => Ok(s.clone()),
+            _ => {
+                let field = format!("{field}.{key}");
+                Err(ApiError::invalid(format!("{field} must be a string"), Some(&field)))
+            }
+        }
+    };
+    Ok(WrapUp { before_end: text("before")?, after_end: text("after")? })
 }
 
 fn as_tokens(value: &Value, field: &str) -> Result<u32, ApiError> {
@@ -359,14 +358,8 @@ mod tests {
     use serde_json::json;
 
     fn parse(thinking: Value) -> Result<ThinkingSpec, ApiError> {
-        let fields = ThinkingFields {
-            thinking: Some(&thinking),
-            thinking_token_budget: None,
-            thinking_budget_tokens: None,
-            reasoning_effort: None,
-            template_kwargs: None,
-        };
-        parse_thinking(&fields, &ThinkingDefaults::default())
+        let fields = ThinkingFields { thinking: Some(thinking), ..Default::default() };
+        parse_thinking(&fields, None, &ThinkingDefaults::default())
     }
 
     fn bound(tokens: u32, field: &str) -> Option<Bound> {
@@ -401,29 +394,23 @@ mod tests {
         assert_eq!(parse(json!({"max_tokens": -3})).unwrap_err().detail.param.as_deref(), Some("thinking.max_tokens"));
     }
 
-    fn fields<'a>(
-        budget: Option<u32>,
-        llama: Option<u32>,
-        effort: Option<&'a str>,
-        kwargs: Option<&'a Map<String, Value>>,
-    ) -> ThinkingFields<'a> {
+    fn fields(budget: Option<u32>, llama: Option<u32>, effort: Option<&str>) -> ThinkingFields {
         ThinkingFields {
             thinking: None,
             thinking_token_budget: budget,
             thinking_budget_tokens: llama,
-            reasoning_effort: effort,
-            template_kwargs: kwargs,
+            reasoning_effort: effort.map(String::from),
         }
     }
 
     #[test]
     fn vllm_and_llama_cpp_spellings() {
         let d = ThinkingDefaults::default();
-        let spec = parse_thinking(&fields(Some(300), None, None, None), &d).unwrap();
+        let spec = parse_thinking(&fields(Some(300), None, None), None, &d).unwrap();
         assert_eq!(spec.max, bound(300, "thinking_token_budget"));
-        let spec = parse_thinking(&fields(None, Some(400), None, None), &d).unwrap();
+        let spec = parse_thinking(&fields(None, Some(400), None), None, &d).unwrap();
         assert_eq!(spec.max, bound(400, "thinking_budget_tokens"));
-        let e = parse_thinking(&fields(Some(300), Some(400), None, None), &d).unwrap_err();
+        let e = parse_thinking(&fields(Some(300), Some(400), None), None, &d).unwrap_err();
         assert_eq!(e.detail.param.as_deref(), Some("thinking_budget_tokens"));
         assert!(e.detail.message.contains("contradicts"));
     }
@@ -431,13 +418,13 @@ mod tests {
     #[test]
     fn reasoning_effort_presets() {
         let d = ThinkingDefaults::default();
-        let spec = parse_thinking(&fields(None, None, Some("low"), None), &d).unwrap();
+        let spec = parse_thinking(&fields(None, None, Some("low")), None, &d).unwrap();
         assert_eq!((spec.enabled, spec.max), (Some(true), bound(1024, "reasoning_effort")));
-        assert_eq!(parse_thinking(&fields(None, None, Some("none"), None), &d).unwrap().enabled, Some(false));
-        let e = parse_thinking(&fields(None, None, Some("extreme"), None), &d).unwrap_err();
+        assert_eq!(parse_thinking(&fields(None, None, Some("none")), None, &d).unwrap().enabled, Some(false));
+        let e = parse_thinking(&fields(None, None, Some("extreme")), None, &d).unwrap_err();
         assert_eq!(e.detail.param.as_deref(), Some("reasoning_effort"));
         // An explicit budget wins over the preset's.
-        let spec = parse_thinking(&fields(Some(50), None, Some("high"), None), &d).unwrap();
+        let spec = parse_thinking(&fields(Some(50), None, Some("high")), None, &d).unwrap();
         assert_eq!(spec.max, bound(50, "thinking_token_budget"));
     }
 
@@ -445,23 +432,23 @@ mod tests {
     fn enable_thinking_kwarg_and_conflicts() {
         let d = ThinkingDefaults::default();
         let off: Map<String, Value> = serde_json::from_value(json!({"enable_thinking": false})).unwrap();
-        assert_eq!(parse_thinking(&fields(None, None, None, Some(&off)), &d).unwrap().enabled, Some(false));
-        let e = parse_thinking(&fields(Some(100), None, None, Some(&off)), &d).unwrap_err();
+        assert_eq!(parse_thinking(&fields(None, None, None), Some(&off), &d).unwrap().enabled, Some(false));
+        let e = parse_thinking(&fields(Some(100), None, None), Some(&off), &d).unwrap_err();
         assert!(e.detail.message.contains("disabled"), "{e:?}");
-        let e = parse_thinking(&fields(None, None, Some("none"), None), &d).map(|_| ());
+        let e = parse_thinking(&fields(None, None, Some("none")), None, &d).map(|_| ());
         assert!(e.is_ok());
         let on: Map<String, Value> = serde_json::from_value(json!({"enable_thinking": true})).unwrap();
-        let e = parse_thinking(&fields(None, None, Some("none"), Some(&on)), &d).unwrap_err();
+        let e = parse_thinking(&fields(None, None, Some("none")), Some(&on), &d).unwrap_err();
         assert_eq!(e.detail.param.as_deref(), Some("chat_template_kwargs.enable_thinking"));
     }
 
     #[test]
     fn preset_budgets_are_cut_to_the_room() {
         let d = ThinkingDefaults::default();
-        let spec = parse_thinking(&fields(None, None, Some("high"), None), &d).unwrap();
+        let spec = parse_thinking(&fields(None, None, Some("high")), None, &d).unwrap();
         let budget = spec.budget(&d, 100, &WrapUp::default());
         assert_eq!(budget.max_tokens, Some(75), "100 minus a reserve of 25");
-        let explicit = parse_thinking(&fields(Some(500), None, None, None), &d).unwrap();
+        let explicit = parse_thinking(&fields(Some(500), None, None), None, &d).unwrap();
         assert_eq!(
             explicit.budget(&d, 100, &WrapUp::default()).max_tokens,
             Some(500),
@@ -472,7 +459,7 @@ mod tests {
     #[test]
     fn server_cap_is_enforced() {
         let d = ThinkingDefaults { max_tokens_cap: Some(1000), ..ThinkingDefaults::default() };
-        let e = parse_thinking(&fields(Some(5000), None, None, None), &d).unwrap_err();
+        let e = parse_thinking(&fields(Some(5000), None, None), None, &d).unwrap_err();
         assert!(e.detail.message.contains("limit of 1000"));
     }
 

@@ -6,17 +6,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-/// `POST /v1/chat/completions`. Unknown fields are ignored.
+/// The sampling fields every generation endpoint takes (flattened into its request).
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
-pub struct ChatCompletionRequest {
-    /// The model name (as listed by `/v1/models`).
-    pub model: Option<String>,
-    /// The conversation.
-    pub messages: Vec<ChatMessage>,
-    /// Most tokens to generate, thinking included (legacy name).
-    pub max_tokens: Option<u32>,
-    /// Most tokens to generate, thinking included.
-    pub max_completion_tokens: Option<u32>,
+pub struct SamplingFields {
     /// Sampling temperature, 0 to 2; 0 is greedy.
     pub temperature: Option<f32>,
     /// Nucleus sampling mass, in (0, 1].
@@ -33,12 +25,38 @@ pub struct ChatCompletionRequest {
     pub frequency_penalty: Option<f32>,
     /// Token id (as a string) to a bias added to its logit (-100 to 100).
     pub logit_bias: Option<BTreeMap<String, f32>>,
-    /// Return log-probabilities of the answer's tokens.
-    pub logprobs: Option<bool>,
-    /// How many alternatives per token (0 to 20), with `logprobs`.
-    pub top_logprobs: Option<u32>,
     /// Seed for reproducible sampling.
     pub seed: Option<u64>,
+}
+
+/// The thinking budget in every spelling Ponder accepts (flattened into each request).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct ThinkingFields {
+    /// Ponder's thinking budget (`{min_tokens, max_tokens, continuation, max_continuations,
+    /// wrap_up, answer_reserve, loop_guard}`), or Anthropic's `{type: "enabled", budget_tokens}` /
+    /// `{type: "disabled"}`, or `true` / `false`.
+    #[schema(value_type = Option<Object>)]
+    pub thinking: Option<Value>,
+    /// vLLM's name for the maximum thinking budget.
+    pub thinking_token_budget: Option<u32>,
+    /// llama.cpp's name for the maximum thinking budget.
+    pub thinking_budget_tokens: Option<u32>,
+    /// OpenAI's effort level: `none`, `minimal`, `low`, `medium` or `high` (server presets).
+    pub reasoning_effort: Option<String>,
+}
+
+/// The fields chat and text completions share: model, sampling, thinking, stop strings,
+/// choices and streaming. The request builder turns them into the engine request.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct GenerationFields {
+    /// The model name (as listed by `/v1/models`).
+    pub model: Option<String>,
+    /// Sampling.
+    #[serde(flatten)]
+    pub sampling: SamplingFields,
+    /// Thinking budget.
+    #[serde(flatten)]
+    pub thinking: ThinkingFields,
     /// Up to 4 strings that end the answer.
     #[schema(value_type = Option<Object>)]
     pub stop: Option<StopField>,
@@ -50,20 +68,24 @@ pub struct ChatCompletionRequest {
     pub stream_options: Option<StreamOptions>,
     /// An end-user identifier (logged as given, not used).
     pub user: Option<String>,
+}
+
+/// `POST /v1/chat/completions`. Unknown fields are ignored.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct ChatCompletionRequest {
+    /// The conversation.
+    pub messages: Vec<ChatMessage>,
+    /// Most tokens to generate, thinking included (legacy name).
+    pub max_tokens: Option<u32>,
+    /// Most tokens to generate, thinking included.
+    pub max_completion_tokens: Option<u32>,
+    /// Return log-probabilities of the answer's tokens.
+    pub logprobs: Option<bool>,
+    /// How many alternatives per token (0 to 20), with `logprobs`.
+    pub top_logprobs: Option<u32>,
     /// Extra variables for the chat template (`enable_thinking`).
     #[schema(value_type = Option<Object>)]
     pub chat_template_kwargs: Option<serde_json::Map<String, Value>>,
-    /// Ponder's thinking budget (`{min_tokens, max_tokens, continuation, max_continuations,
-    /// wrap_up, answer_reserve}`), or Anthropic's `{type: "enabled", budget_tokens}` /
-    /// `{type: "disabled"}`, or `true` / `false`.
-    #[schema(value_type = Option<Object>)]
-    pub thinking: Option<Value>,
-    /// vLLM's name for the maximum thinking budget.
-    pub thinking_token_budget: Option<u32>,
-    /// llama.cpp's name for the maximum thinking budget.
-    pub thinking_budget_tokens: Option<u32>,
-    /// OpenAI's effort level: `none`, `minimal`, `low`, `medium` or `high` (server presets).
-    pub reasoning_effort: Option<String>,
     /// Not supported: a non-empty list is refused.
     #[schema(value_type = Option<Object>)]
     pub tools: Option<Value>,
@@ -73,6 +95,9 @@ pub struct ChatCompletionRequest {
     /// Only `{"type": "text"}` is supported.
     #[schema(value_type = Option<Object>)]
     pub response_format: Option<Value>,
+    /// Model, sampling, thinking, stop, choices and streaming.
+    #[serde(flatten)]
+    pub common: GenerationFields,
 }
 
 /// One message of a conversation.
@@ -139,53 +164,16 @@ pub struct StreamOptions {
 /// `POST /v1/completions` (raw prompt, no chat template). Unknown fields are ignored.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct CompletionRequest {
-    /// The model name.
-    pub model: Option<String>,
     /// The prompt: a string, or a list of token ids.
     #[schema(value_type = Object)]
     pub prompt: Value,
     /// Most tokens to generate.
     pub max_tokens: Option<u32>,
-    /// Sampling temperature.
-    pub temperature: Option<f32>,
-    /// Nucleus sampling mass.
-    pub top_p: Option<f32>,
-    /// Top-k (0 or -1: all).
-    pub top_k: Option<i64>,
-    /// Min-p.
-    pub min_p: Option<f32>,
-    /// Repetition penalty.
-    pub repetition_penalty: Option<f32>,
-    /// Presence penalty.
-    pub presence_penalty: Option<f32>,
-    /// Frequency penalty.
-    pub frequency_penalty: Option<f32>,
-    /// Logit bias.
-    pub logit_bias: Option<BTreeMap<String, f32>>,
     /// Log-probabilities of this many alternatives per token.
     pub logprobs: Option<u32>,
-    /// Seed.
-    pub seed: Option<u64>,
-    /// Stop strings.
-    #[schema(value_type = Option<Object>)]
-    pub stop: Option<StopField>,
-    /// Number of choices.
-    pub n: Option<u32>,
-    /// Stream.
-    pub stream: Option<bool>,
-    /// Streaming options.
-    pub stream_options: Option<StreamOptions>,
-    /// An end-user identifier.
-    pub user: Option<String>,
-    /// Thinking budget, as for chat completions.
-    #[schema(value_type = Option<Object>)]
-    pub thinking: Option<Value>,
-    /// vLLM's name for the maximum thinking budget.
-    pub thinking_token_budget: Option<u32>,
-    /// llama.cpp's name for the maximum thinking budget.
-    pub thinking_budget_tokens: Option<u32>,
-    /// Effort preset.
-    pub reasoning_effort: Option<String>,
+    /// Model, sampling, thinking, stop, choices and streaming.
+    #[serde(flatten)]
+    pub common: GenerationFields,
 }
 
 /// Token counts.

@@ -1,0 +1,270 @@
+//! The one request builder, in the shape of TGI's `Validation::validate`. A front end parses
+//! its wire shape, makes its prompt and shapes its reply; everything between happens here,
+//! once for every endpoint: the model name, thinking on or off and its budget, the length
+//! limit, sampling, stop strings and choices become one [`GenerateRequest`] and the shape of
+//! the answer.
+
+use ponder_engine::{context_room, GenerateRequest, SamplingParams, StopConditions};
+use ponder_thinking::PreparedPrompt;
+use serde_json::{Map, Value};
+
+use crate::assemble::StreamKind;
+use crate::error::ApiError;
+use crate::respond::Answer;
+use crate::state::AppState;
+use crate::thinking::{parse_thinking, ThinkingSpec};
+use crate::types::{GenerationFields, SamplingFields, StopField};
+
+/// What a front end tells the builder about itself and its request, beyond the shared fields.
+pub struct Front<'a> {
+    /// The response shape.
+    pub kind: StreamKind,
+    /// The endpoint, for metrics.
+    pub endpoint: &'static str,
+    /// The request field holding the prompt, for errors.
+    pub prompt_field: &'static str,
+    /// Whether the prompt is raw text (not rendered by the chat template): it then thinks
+    /// only if it opens a thinking block itself, unless the request says.
+    pub raw_prompt: bool,
+    /// The completion limit the request gave, with the field it came in.
+    pub max_tokens: Option<(u32, &'static str)>,
+    /// Alternatives per token when log-probabilities are wanted.
+    pub logprobs: Option<usize>,
+    /// Chat template variables (Qwen3's `enable_thinking` is one).
+    pub template_kwargs: Option<&'a Map<String, Value>>,
+}
+
+/// A request ready to run: what the engine gets, and how to answer.
+pub struct Validated {
+    /// The engine request.
+    pub request: GenerateRequest,
+    /// The shape of the answer.
+    pub answer: Answer,
+}
+
+/// Builds the engine request from the shared `fields` and the front end's facts; `prompt`
+/// makes the prompt's tokens given the thinking decision (`Some(on)`, or `None` when a raw
+/// prompt decides by itself), so a chat template can render `enable_thinking`.
+pub fn validate(
+    state: &AppState,
+    fields: &GenerationFields,
+    front: Front<'_>,
+    prompt: impl FnOnce(Option<bool>) -> Result<Vec<u32>, ApiError>,
+) -> Result<Validated, ApiError> {
+    check_model(state, fields.model.as_deref())?;
+    let (spec, on) = decide_thinking(state, fields, &front)?;
+    let prompt = prompt(on)?;
+    let limit = completion_limit(state, front.max_tokens, (prompt.len(), front.prompt_field))?;
+    let prepared = prepare_thinking(state, spec, on, prompt, limit)?;
+    let sampling = sampling_params(&fields.sampling, front.logprobs, state.metadata.tokenizer.vocab_size())?;
+    let n = choices(fields.n, state.config.max_n)?;
+    let request = GenerateRequest {
+        prompt: prepared.prompt,
+        forcer: prepared.forcer,
+        sampling,
+        max_tokens: limit,
+        stop: StopConditions { strings: stop_strings(fields.stop.clone())?, token_ids: Vec::new() },
+        n,
+    };
+    let answer = Answer {
+        kind: front.kind,
+        stream: fields.stream.unwrap_or(false),
+        include_usage: fields.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(false),
+        logprobs: front.logprobs.is_some(),
+        n,
+        endpoint: front.endpoint,
+        prompt_field: front.prompt_field,
+    };
+    Ok(Validated { request, answer })
+}
+
+fn in_range(value: Option<f32>, field: &str, range: std::ops::RangeInclusive<f32>) -> Result<(), ApiError> {
+    match value {
+        Some(v) if !range.contains(&v) || v.is_nan() => Err(ApiError::invalid(
+            format!("{field} must be between {} and {}, got {v}", range.start(), range.end()),
+            Some(field),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Refuses a model name this server does not serve (a request may leave it out).
+fn check_model(state: &AppState, model: Option<&str>) -> Result<(), ApiError> {
+    match model {
+        Some(model) if !state.serves(model) => Err(ApiError::model_not_found(model, &state.config.served_name)),
+        _ => Ok(()),
+    }
+}
+
+/// Checks the sampling fields and turns them into [`SamplingParams`]; `logprobs` is the
+/// number of alternatives per token when log-probabilities are wanted.
+pub fn sampling_params(
+    f: &SamplingFields,
+    logprobs: Option<usize>,
+    vocab_size: usize,
+) -> Result<SamplingParams, ApiError> {
+    in_range(f.temperature, "temperature", 0.0..=2.0)?;
+    in_range(f.top_p, "top_p", 0.0..=1.0)?;
+    if f.top_p == Some(0.0) {
+        return Err(ApiError::invalid("top_p must be greater than 0", Some("top_p")));
+    }
+    in_range(f.min_p, "min_p", 0.0..=1.0)?;
+    in_range(f.presence_penalty, "presence_penalty", -2.0..=2.0)?;
+    in_range(f.frequency_penalty, "frequency_penalty", -2.0..=2.0)?;
+    in_range(f.repetition_penalty, "repetition_penalty", 0.01..=10.0)?;
+    let top_k = match f.top_k {
+        None | Some(-1) | Some(0) => 0,
+        Some(k) if k > 0 => k as usize,
+        Some(k) => return Err(ApiError::invalid(format!("top_k must be -1, 0 or positive, got {k}"), Some("top_k"))),
+    };
+    let mut logit_bias = Vec::new();
+    for (key, &bias) in f.logit_bias.iter().flatten() {
+        let field = format!("logit_bias.{key}");
+        let token: u32 = key.parse().ok().filter(|&t: &u32| (t as usize) < vocab_size).ok_or_else(|| {
+            ApiError::invalid(format!("logit_bias key `{key}` is not a token id below {vocab_size}"), Some(&field))
+        })?;
+        in_range(Some(bias), &field, -100.0..=100.0)?;
+        logit_bias.push((token, bias));
+    }
+    Ok(SamplingParams {
+        temperature: f.temperature.unwrap_or(1.0),
+        top_p: f.top_p.unwrap_or(1.0),
+        top_k,
+        min_p: f.min_p.unwrap_or(0.0),
+        repetition_penalty: f.repetition_penalty.unwrap_or(1.0),
+        presence_penalty: f.presence_penalty.unwrap_or(0.0),
+        frequency_penalty: f.frequency_penalty.unwrap_or(0.0),
+        logit_bias,
+        seed: f.seed,
+        logprobs,
+    })
+}
+
+/// Stop strings: at most 4, none empty.
+fn stop_strings(stop: Option<StopField>) -> Result<Vec<String>, ApiError> {
+    let strings = stop.map(StopField::into_vec).unwrap_or_default();
+    if strings.len() > 4 {
+        return Err(ApiError::invalid("stop takes at most 4 strings", Some("stop")));
+    }
+    if strings.iter().any(String::is_empty) {
+        return Err(ApiError::invalid("stop strings must not be empty", Some("stop")));
+    }
+    Ok(strings)
+}
+
+/// The number of choices, checked against the server's limit.
+fn choices(n: Option<u32>, max_n: u32) -> Result<usize, ApiError> {
+    match n.unwrap_or(1) {
+        0 => Err(ApiError::invalid("n must be at least 1", Some("n"))),
+        n if n > max_n => Err(ApiError::invalid(format!("n must be at most {max_n}"), Some("n"))),
+        n => Ok(n as usize),
+    }
+}
+
+/// The completion limit: the request's, else what fits the context (capped by the server).
+/// `prompt` is the prompt's length and field.
+fn completion_limit(
+    state: &AppState,
+    requested: Option<(u32, &str)>,
+    prompt: (usize, &str),
+) -> Result<usize, ApiError> {
+    let (prompt_len, prompt_field) = prompt;
+    let context = state.metadata.config.max_position_embeddings;
+    let room = context_room(prompt_len, context).map_err(|e| ApiError::from_submit(e, prompt_field))?;
+    match requested {
+        Some((0, field)) => Err(ApiError::invalid(format!("{field} must be at least 1"), Some(field))),
+        Some((tokens, field)) if tokens as usize > room => Err(ApiError::invalid_with_code(
+            format!(
+                "{field} ({tokens}) plus the prompt ({prompt_len} tokens) exceeds the model's context of {context} tokens"
+            ),
+            Some(field),
+            "context_length_exceeded",
+        )),
+        Some((tokens, _)) => Ok(tokens as usize),
+        None => Ok(room.min(state.config.default_max_tokens)),
+    }
+}
+
+/// Decides whether a request thinks: its own fields, else (for chat) the server default, or
+/// (for raw prompts) whether the prompt opened a thinking block (`None`).
+fn decide_thinking(
+    state: &AppState,
+    fields: &GenerationFields,
+    front: &Front<'_>,
+) -> Result<(ThinkingSpec, Option<bool>), ApiError> {
+    let spec = parse_thinking(&fields.thinking, front.template_kwargs, &state.config.thinking)?;
+    let on = match &state.thinking {
+        None if spec.enabled == Some(true) => {
+            return Err(ApiError::invalid(
+                format!(
+                    "the model `{}` has no thinking format; the server can force one with --thinking-format",
+                    state.metadata.name
+                ),
+                Some("thinking"),
+            ))
+        }
+        None => Some(false),
+        Some(_) if front.raw_prompt => spec.enabled,
+        Some(model) => spec.enabled.or(state.config.thinking.default_on).or(Some(model.native)),
+    };
+    Ok((spec, on))
+}
+
+/// Opens or closes the thinking block at the end of the prompt as decided (`on`: `None`
+/// follows the prompt) and resolves the budget against the completion limit.
+fn prepare_thinking(
+    state: &AppState,
+    spec: ThinkingSpec,
+    on: Option<bool>,
+    prompt: Vec<u32>,
+    limit: usize,
+) -> Result<PreparedPrompt, ApiError> {
+    let Some(model) = &state.thinking else { return Ok(PreparedPrompt::without_thinking(prompt)) };
+    let spec = if on == Some(false) { ThinkingSpec::default() } else { spec };
+    let budget = spec.budget(&state.config.thinking, limit as u32, &model.wrap_up);
+    model.prepare(prompt, on, &budget, limit as u32, &state.metadata.tokenizer).map_err(|e| spec.budget_error(&e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields() -> SamplingFields {
+        SamplingFields::default()
+    }
+
+    #[test]
+    fn defaults_and_ranges() {
+        let p = sampling_params(&fields(), None, 100).unwrap();
+        assert_eq!((p.temperature, p.top_p, p.top_k), (1.0, 1.0, 0));
+        let bad = SamplingFields { temperature: Some(3.0), ..fields() };
+        assert_eq!(sampling_params(&bad, None, 100).unwrap_err().detail.param.as_deref(), Some("temperature"));
+        let bad = SamplingFields { top_p: Some(0.0), ..fields() };
+        assert_eq!(sampling_params(&bad, None, 100).unwrap_err().detail.param.as_deref(), Some("top_p"));
+        let bad = SamplingFields { top_k: Some(-5), ..fields() };
+        assert_eq!(sampling_params(&bad, None, 100).unwrap_err().detail.param.as_deref(), Some("top_k"));
+        let bad = SamplingFields { presence_penalty: Some(f32::NAN), ..fields() };
+        assert!(sampling_params(&bad, None, 100).is_err());
+    }
+
+    #[test]
+    fn logit_bias_keys_are_token_ids() {
+        let mut bias = std::collections::BTreeMap::new();
+        bias.insert("7".to_string(), -100.0);
+        let p = sampling_params(&SamplingFields { logit_bias: Some(bias.clone()), ..fields() }, None, 100).unwrap();
+        assert_eq!(p.logit_bias, vec![(7, -100.0)]);
+        bias.insert("abc".to_string(), 1.0);
+        let e = sampling_params(&SamplingFields { logit_bias: Some(bias.clone()), ..fields() }, None, 100).unwrap_err();
+        assert_eq!(e.detail.param.as_deref(), Some("logit_bias.abc"));
+        let mut far = std::collections::BTreeMap::new();
+        far.insert("500".to_string(), 1.0);
+        assert!(sampling_params(&SamplingFields { logit_bias: Some(far), ..fields() }, None, 100).is_err());
+    }
+
+    #[test]
+    fn stop_strings_are_limited() {
+        assert_eq!(stop_strings(Some(StopField::One("x".into()))).unwrap(), vec!["x".to_string()]);
+        assert!(stop_strings(Some(StopField::Many(vec!["a".into(); 5]))).is_err());
+        assert!(stop_strings(Some(StopField::One(String::new()))).is_err());
+    }
+}
