@@ -3,12 +3,12 @@
 
 use ponder_engine::{DeltaKind, Event, FinishReason};
 use ponder_thinking::ThinkingStats;
-use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::types::{
-    AssistantMessage, ChatChoice, ChatCompletionResponse, ChoiceLogprobs, CompletionChoice, CompletionResponse,
-    ThinkingSummary, TokenLogprob, Usage,
+    AssistantMessage, ChatChoice, ChatChunkChoice, ChatCompletionChunk, ChatCompletionResponse, ChatDelta,
+    ChoiceLogprobs, CompletionChoice, CompletionChunk, CompletionChunkChoice, CompletionResponse, ThinkingSummary,
+    TokenLogprob, Usage,
 };
 
 /// `stop`, `length`, or `None` for reasons that are not sent as a finish reason.
@@ -174,10 +174,24 @@ pub struct ChunkAssembler {
 /// One SSE payload.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Chunk {
-    /// A JSON chunk.
-    Data(Value),
+    /// A chat completion chunk.
+    Chat(ChatCompletionChunk),
+    /// A text completion chunk.
+    Completion(CompletionChunk),
     /// An error, sent as a JSON error event.
     Error(ApiError),
+}
+
+impl Chunk {
+    /// The event's JSON text.
+    pub fn to_json(&self) -> String {
+        match self {
+            Chunk::Chat(chunk) => serde_json::to_string(chunk),
+            Chunk::Completion(chunk) => serde_json::to_string(chunk),
+            Chunk::Error(error) => serde_json::to_string(&error.body()),
+        }
+        .unwrap_or_default()
+    }
 }
 
 impl ChunkAssembler {
@@ -194,48 +208,79 @@ impl ChunkAssembler {
         Self { kind, id, created, model, include_usage, logprobs, role_sent: vec![false; n] }
     }
 
-    fn chunk(&self, choices: Vec<Value>, usage: Option<Value>) -> Value {
-        let object = match self.kind {
-            StreamKind::Chat => "chat.completion.chunk",
-            StreamKind::Completion => "text_completion",
-        };
-        let mut chunk =
-            json!({"id": self.id, "object": object, "created": self.created, "model": self.model, "choices": choices});
-        if let Some(usage) = usage {
-            chunk["usage"] = usage;
+    fn chat(&self, choices: Vec<ChatChunkChoice>, usage: Option<Usage>) -> Chunk {
+        Chunk::Chat(ChatCompletionChunk {
+            id: self.id.clone(),
+            object: "chat.completion.chunk".into(),
+            created: self.created,
+            model: self.model.clone(),
+            choices,
+            usage,
+        })
+    }
+
+    fn completion(&self, choices: Vec<CompletionChunkChoice>, usage: Option<Usage>) -> Chunk {
+        Chunk::Completion(CompletionChunk {
+            id: self.id.clone(),
+            object: "text_completion".into(),
+            created: self.created,
+            model: self.model.clone(),
+            choices,
+            usage,
+        })
+    }
+
+    fn chat_choice(index: usize, delta: ChatDelta) -> ChatChunkChoice {
+        ChatChunkChoice { index, delta, logprobs: None, finish_reason: None, thinking: None }
+    }
+
+    fn completion_choice(index: usize, text: String) -> CompletionChunkChoice {
+        CompletionChunkChoice {
+            index,
+            text,
+            logprobs: None,
+            finish_reason: None,
+            reasoning_content: None,
+            thinking: None,
         }
-        chunk
     }
 
     /// The chunks for one engine event (possibly none).
     pub fn push(&mut self, event: Event) -> Vec<Chunk> {
         let mut out = Vec::new();
         match event {
-            Event::Delta { choice, kind, text, logprobs } => {
-                if self.kind == StreamKind::Chat && !self.role_sent[choice] {
-                    self.role_sent[choice] = true;
-                    let role = json!({"index": choice, "delta": {"role": "assistant", "content": ""}, "logprobs": null, "finish_reason": null});
-                    out.push(Chunk::Data(self.chunk(vec![role], None)));
+            Event::Delta { choice, kind, text, logprobs } => match self.kind {
+                StreamKind::Chat => {
+                    if !self.role_sent[choice] {
+                        self.role_sent[choice] = true;
+                        let role = ChatDelta {
+                            role: Some("assistant".into()),
+                            content: Some(String::new()),
+                            ..ChatDelta::default()
+                        };
+                        out.push(self.chat(vec![Self::chat_choice(choice, role)], None));
+                    }
+                    let delta = match kind {
+                        DeltaKind::Reasoning => ChatDelta {
+                            reasoning_content: Some(text.clone()),
+                            reasoning: Some(text),
+                            ..ChatDelta::default()
+                        },
+                        DeltaKind::Content => ChatDelta { content: Some(text), ..ChatDelta::default() },
+                    };
+                    let mut part = Self::chat_choice(choice, delta);
+                    if kind == DeltaKind::Content && self.logprobs && !logprobs.is_empty() {
+                        part.logprobs =
+                            Some(ChoiceLogprobs { content: logprobs.iter().map(TokenLogprob::from).collect() });
+                    }
+                    out.push(self.chat(vec![part], None));
                 }
-                let logprobs = (self.logprobs && !logprobs.is_empty())
-                    .then(|| json!({"content": logprobs.iter().map(TokenLogprob::from).collect::<Vec<_>>()}));
-                let choice_json = match (self.kind, kind) {
-                    (StreamKind::Chat, DeltaKind::Reasoning) => {
-                        json!({"index": choice, "delta": {"reasoning_content": text, "reasoning": text}, "logprobs": null, "finish_reason": null})
-                    }
-                    (StreamKind::Chat, DeltaKind::Content) => {
-                        json!({"index": choice, "delta": {"content": text}, "logprobs": logprobs, "finish_reason": null})
-                    }
-                    (StreamKind::Completion, kind) => {
-                        let mut c = json!({"index": choice, "text": text, "logprobs": null, "finish_reason": null});
-                        if kind == DeltaKind::Reasoning {
-                            c["reasoning_content"] = json!(text);
-                        }
-                        c
-                    }
-                };
-                out.push(Chunk::Data(self.chunk(vec![choice_json], None)));
-            }
+                StreamKind::Completion => {
+                    let mut part = Self::completion_choice(choice, text.clone());
+                    part.reasoning_content = (kind == DeltaKind::Reasoning).then_some(text);
+                    out.push(self.completion(vec![part], None));
+                }
+            },
             Event::Finished { choice, reason, thinking, error } => {
                 if reason == FinishReason::Error {
                     out.push(Chunk::Error(ApiError::internal(error.unwrap_or_else(|| "generation failed".into()))));
@@ -243,20 +288,32 @@ impl ChunkAssembler {
                 }
                 let Some(finish) = finish_reason(reason) else { return out };
                 let thinking = thinking.filter(thought).map(ThinkingSummary::from);
-                let choice_json = match self.kind {
+                out.push(match self.kind {
                     StreamKind::Chat => {
-                        json!({"index": choice, "delta": {}, "logprobs": null, "finish_reason": finish, "thinking": thinking})
+                        let part = ChatChunkChoice {
+                            finish_reason: Some(finish.into()),
+                            thinking,
+                            ..Self::chat_choice(choice, ChatDelta::default())
+                        };
+                        self.chat(vec![part], None)
                     }
                     StreamKind::Completion => {
-                        json!({"index": choice, "text": "", "logprobs": null, "finish_reason": finish, "thinking": thinking})
+                        let part = CompletionChunkChoice {
+                            finish_reason: Some(finish.into()),
+                            thinking,
+                            ..Self::completion_choice(choice, String::new())
+                        };
+                        self.completion(vec![part], None)
                     }
-                };
-                out.push(Chunk::Data(self.chunk(vec![choice_json], None)));
+                });
             }
             Event::Done(usage) => {
                 if self.include_usage {
-                    let usage = serde_json::to_value(Usage::from(usage)).unwrap_or(Value::Null);
-                    out.push(Chunk::Data(self.chunk(Vec::new(), Some(usage))));
+                    let usage = Some(Usage::from(usage));
+                    out.push(match self.kind {
+                        StreamKind::Chat => self.chat(Vec::new(), usage),
+                        StreamKind::Completion => self.completion(Vec::new(), usage),
+                    });
                 }
             }
         }
@@ -267,6 +324,15 @@ impl ChunkAssembler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
+
+    /// A chunk as the client reads it.
+    fn data(chunk: Chunk) -> Value {
+        match chunk {
+            Chunk::Error(e) => panic!("{e:?}"),
+            chunk => serde_json::from_str(&chunk.to_json()).unwrap(),
+        }
+    }
 
     fn usage() -> ponder_engine::Usage {
         ponder_engine::Usage { prompt_tokens: 5, completion_tokens: 7, reasoning_tokens: 4, cached_tokens: 0 }
@@ -293,13 +359,7 @@ mod tests {
         ] {
             chunks.extend(a.push(e));
         }
-        let data: Vec<Value> = chunks
-            .into_iter()
-            .map(|c| match c {
-                Chunk::Data(v) => v,
-                Chunk::Error(e) => panic!("{e:?}"),
-            })
-            .collect();
+        let data: Vec<Value> = chunks.into_iter().map(data).collect();
         assert_eq!(data.len(), 5);
         assert_eq!(data[0]["choices"][0]["delta"]["role"], "assistant");
         assert_eq!(data[1]["choices"][0]["delta"]["reasoning_content"], "hmm");
@@ -331,10 +391,8 @@ mod tests {
     #[test]
     fn completion_chunks_carry_text() {
         let mut a = ChunkAssembler::new(StreamKind::Completion, "cmpl-1".into(), 1, "m".into(), 1, false, false);
-        let out = a.push(delta(0, DeltaKind::Content, "abc"));
-        assert!(
-            matches!(&out[0], Chunk::Data(v) if v["choices"][0]["text"] == "abc" && v["object"] == "text_completion")
-        );
+        let v = data(a.push(delta(0, DeltaKind::Content, "abc")).remove(0));
+        assert!(v["choices"][0]["text"] == "abc" && v["object"] == "text_completion", "{v}");
     }
 
     #[test]

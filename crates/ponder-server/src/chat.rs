@@ -13,7 +13,10 @@ use crate::error::{ApiError, ErrorBody};
 use crate::json::parse_body;
 use crate::respond::{record_failure, run};
 use crate::state::AppState;
-use crate::types::{ChatCompletionRequest, ChatCompletionResponse, ChatMessage, EndThinkingResponse, MessageContent};
+use crate::types::{
+    ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChatMessage, EndThinkingResponse,
+    MessageContent,
+};
 use crate::validate::{validate, Front};
 
 /// Creates a chat completion.
@@ -26,7 +29,10 @@ use crate::validate::{validate, Front};
     path = "/v1/chat/completions",
     request_body = ChatCompletionRequest,
     responses(
-        (status = 200, description = "The completion (or an SSE stream of `chat.completion.chunk`s when `stream` is true)", body = ChatCompletionResponse),
+        (status = 200, description = "The completion, or with `stream: true` a stream of server-sent events: one `ChatCompletionChunk` per `data:` line, then `data: [DONE]`", content(
+            (ChatCompletionResponse = "application/json"),
+            (ChatCompletionChunk = "text/event-stream"),
+        )),
         (status = 400, description = "Invalid request", body = ErrorBody),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 404, description = "Unknown model", body = ErrorBody),

@@ -13,7 +13,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::json::parse_body;
 use crate::respond::{record_failure, run};
 use crate::state::AppState;
-use crate::types::{CompletionRequest, CompletionResponse};
+use crate::types::{CompletionChunk, CompletionRequest, CompletionResponse};
 use crate::validate::{validate, Front};
 
 /// Creates a text completion of a raw prompt.
@@ -25,7 +25,10 @@ use crate::validate::{validate, Front};
     path = "/v1/completions",
     request_body = CompletionRequest,
     responses(
-        (status = 200, description = "The completion (or an SSE stream when `stream` is true)", body = CompletionResponse),
+        (status = 200, description = "The completion, or with `stream: true` a stream of server-sent events: one `CompletionChunk` per `data:` line, then `data: [DONE]`", content(
+            (CompletionResponse = "application/json"),
+            (CompletionChunk = "text/event-stream"),
+        )),
         (status = 400, description = "Invalid request", body = ErrorBody),
         (status = 401, description = "Missing or wrong API key", body = ErrorBody),
         (status = 404, description = "Unknown model", body = ErrorBody),

@@ -157,13 +157,10 @@ impl Streaming {
                 self.record_timing(&event);
                 let done = matches!(event, Event::Done(_));
                 for chunk in self.assembler.push(event) {
-                    self.pending.push_back(match chunk {
-                        Chunk::Data(value) => SseEvent::default().data(value.to_string()),
-                        Chunk::Error(error) => {
-                            self.state.metrics.error(&error.detail.kind);
-                            error_event(&error)
-                        }
-                    });
+                    if let Chunk::Error(error) = &chunk {
+                        self.state.metrics.error(&error.detail.kind);
+                    }
+                    self.pending.push_back(SseEvent::default().data(chunk.to_json()));
                 }
                 if done {
                     self.finish();

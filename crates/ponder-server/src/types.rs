@@ -371,6 +371,97 @@ pub struct CompletionResponse {
     pub usage: Usage,
 }
 
+/// One server-sent event of a streamed chat completion (`chat.completion.chunk`): the role
+/// first, then reasoning deltas, then content deltas, then each choice's finish reason, and,
+/// with `stream_options.include_usage`, a last chunk with no choices and the usage.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct ChatCompletionChunk {
+    /// The completion's id, the same in every chunk.
+    pub id: String,
+    /// `chat.completion.chunk`.
+    pub object: String,
+    /// Unix seconds.
+    pub created: u64,
+    /// The model.
+    pub model: String,
+    /// The choices this chunk is about (none in the usage chunk).
+    pub choices: Vec<ChatChunkChoice>,
+    /// Token counts, in the last chunk when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+/// One choice's part of a chat completion chunk.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct ChatChunkChoice {
+    /// Index of the choice.
+    pub index: usize,
+    /// What the choice adds.
+    pub delta: ChatDelta,
+    /// Log-probabilities of the content tokens in `delta`, when asked for.
+    pub logprobs: Option<ChoiceLogprobs>,
+    /// Set in the choice's last chunk: `stop` or `length`.
+    pub finish_reason: Option<String>,
+    /// Budget-forcing statistics, in the choice's last chunk when it thought.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<ThinkingSummary>,
+}
+
+/// What a chat completion chunk adds to its choice; absent fields add nothing.
+#[derive(Debug, Clone, Default, Serialize, ToSchema, PartialEq)]
+pub struct ChatDelta {
+    /// `assistant`, in the choice's first chunk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Answer text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Thinking text (DeepSeek / vLLM name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    /// Thinking text (newer clients' name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning: Option<String>,
+}
+
+/// One server-sent event of a streamed text completion (`text_completion`).
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct CompletionChunk {
+    /// The completion's id, the same in every chunk.
+    pub id: String,
+    /// `text_completion`.
+    pub object: String,
+    /// Unix seconds.
+    pub created: u64,
+    /// The model.
+    pub model: String,
+    /// The choices this chunk is about (none in the usage chunk).
+    pub choices: Vec<CompletionChunkChoice>,
+    /// Token counts, in the last chunk when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+/// One choice's part of a text completion chunk.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct CompletionChunkChoice {
+    /// Index of the choice.
+    pub index: usize,
+    /// Generated text (thinking and answer alike).
+    pub text: String,
+    /// Always null: text completions return no log-probabilities.
+    #[schema(value_type = Option<Object>)]
+    pub logprobs: Option<Value>,
+    /// Set in the choice's last chunk: `stop` or `length`.
+    pub finish_reason: Option<String>,
+    /// The same text as `text`, when it is thinking.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_content: Option<String>,
+    /// Budget-forcing statistics, in the choice's last chunk when it thought.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking: Option<ThinkingSummary>,
+}
+
 /// A served model.
 #[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
 pub struct ModelCard {

@@ -21,4 +21,9 @@ fn committed_openapi_document_matches_the_code() {
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} is documented");
     }
+    for (path, chunk) in [("/v1/chat/completions", "ChatCompletionChunk"), ("/v1/completions", "CompletionChunk")] {
+        let stream = &doc["paths"][path]["post"]["responses"]["200"]["content"]["text/event-stream"];
+        assert_eq!(stream["schema"]["$ref"], format!("#/components/schemas/{chunk}"), "{path} documents its stream");
+        assert!(doc["components"]["schemas"].get(chunk).is_some(), "{chunk} is in the document");
+    }
 }
