@@ -121,11 +121,9 @@ fn a_disconnected_stream_frees_its_slot() {
             response.chunk().await.unwrap();
         }
     });
-    let load = server.state.engine.loads()[0].clone();
+    let worker = || server.state.engine.stats()[0];
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while load.running.load(std::sync::atomic::Ordering::Relaxed) > 0
-        || load.kv_blocks_used.load(std::sync::atomic::Ordering::Relaxed) > 0
-    {
+    while worker().running > 0 || worker().kv_blocks_used > 0 {
         assert!(std::time::Instant::now() < deadline, "the disconnected stream kept its slot");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }

@@ -15,7 +15,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 
-use ponder_models::{BlockId, BlockPool};
+use ponder_models::BlockId;
 
 /// Identity of a full block of tokens together with everything before it.
 pub type BlockHash = u64;
@@ -215,8 +215,10 @@ impl BlockManager {
     }
 }
 
-impl BlockPool for BlockManager {
-    fn allocate(&mut self) -> Option<BlockId> {
+impl BlockManager {
+    /// Takes a free block (the least recently freed one), or `None` when all are in use. A
+    /// cached block handed out is forgotten by the cache.
+    pub fn allocate(&mut self) -> Option<BlockId> {
         while let Some((block, generation)) = self.free.pop_front() {
             if generation != self.generation[block as usize] || self.ref_counts[block as usize] != 0 {
                 continue;
@@ -230,7 +232,9 @@ impl BlockPool for BlockManager {
         None
     }
 
-    fn release(&mut self, block: BlockId) {
+    /// Drops one user of a block; the block is free when none remain, and stays cached
+    /// (claimable) until it is handed out again.
+    pub fn release(&mut self, block: BlockId) {
         let count = &mut self.ref_counts[block as usize];
         debug_assert!(*count > 0, "releasing a free block");
         *count = count.saturating_sub(1);
@@ -241,7 +245,8 @@ impl BlockPool for BlockManager {
         }
     }
 
-    fn free_blocks(&self) -> usize {
+    /// Number of blocks that [`allocate`](Self::allocate) can still hand out.
+    pub fn free_blocks(&self) -> usize {
         self.num_free
     }
 }
@@ -261,7 +266,7 @@ fn chain_hash(parent: Option<BlockHash>, tokens: &[u32]) -> BlockHash {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ponder_models::BlockTable;
+    use crate::block_table::BlockTable;
 
     fn prompt(n: usize) -> Vec<u32> {
         (0..n as u32).map(|i| i * 3 + 1).collect()
@@ -271,8 +276,8 @@ mod tests {
     fn compute(manager: &mut BlockManager, tokens: &[u32]) -> BlockTable {
         let bs = manager.block_size();
         let mut table = BlockTable::new();
-        table.reserve(tokens.len(), bs, manager).unwrap();
-        table.advance(tokens.len(), bs);
+        table.reserve(tokens.len(), manager).unwrap();
+        table.advance(tokens.len(), manager);
         let mut parent = None;
         for (block, chunk) in table.blocks().iter().zip(tokens.chunks_exact(bs)) {
             parent = Some(manager.register(*block, parent, chunk));
@@ -363,7 +368,7 @@ mod tests {
         let mut m = BlockManager::new(8, 4);
         let tokens = prompt(6);
         let mut table = BlockTable::new();
-        table.reserve(8, 4, &mut m).unwrap();
+        table.reserve(8, &mut m).unwrap();
         let first = m.register(table.blocks()[0], None, &tokens[..4]);
         m.register_partial(table.blocks()[1], Some(first), &tokens[4..6]);
         assert_eq!(m.cached_prefix(&[&tokens[..], &[7, 8]].concat()).len(), 1);

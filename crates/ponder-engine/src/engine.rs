@@ -13,7 +13,7 @@ use crate::error::{context_room, EngineError, SubmitError};
 use crate::events::Event;
 use crate::request::{GenerateRequest, RequestId};
 use crate::scheduler::SchedulerConfig;
-use crate::worker::{run_worker, Command, RunnerFactory, WorkerLoad};
+use crate::worker::{run_worker, Command, RunnerFactory, WorkerLoad, WorkerStats};
 
 /// Engine settings.
 #[derive(Debug, Clone, Copy)]
@@ -148,9 +148,9 @@ impl Engine {
         worker.commands.send(Command::EndThinking { id }).is_ok()
     }
 
-    /// Live numbers of each worker.
-    pub fn loads(&self) -> Vec<Arc<WorkerLoad>> {
-        self.workers.iter().map(|w| w.load.clone()).collect()
+    /// Each worker's figures now, in worker order.
+    pub fn stats(&self) -> Vec<WorkerStats> {
+        self.workers.iter().map(|w| w.load.snapshot()).collect()
     }
 
     /// Whether at least one worker is running.

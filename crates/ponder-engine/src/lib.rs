@@ -4,10 +4,11 @@
 //!
 //! The parts, each in its own module: [`sampling`] (penalties, temperature, top-k/p, min-p),
 //! [`stop`] (stop strings), [`detokenizer`] (UTF-8-safe streaming text), [`block_manager`]
-//! (KV blocks with prefix caching), [`scheduler`] (what runs each step), [`runner`] (the model
+//! (KV blocks with prefix caching), [`block_table`] (one sequence's blocks), [`scheduler`] (what runs each step), [`runner`] (the model
 //! behind a trait), the worker loop and the [`Engine`] that routes requests to workers.
 
 pub mod block_manager;
+pub mod block_table;
 pub mod detokenizer;
 mod engine;
 mod error;
@@ -19,6 +20,7 @@ pub mod runner;
 pub mod sampling;
 pub mod scheduler;
 pub mod stop;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod worker;
 
@@ -31,4 +33,4 @@ pub use request::{GenerateRequest, RequestId, StopConditions};
 pub use runner::{CandleRunner, CpuRunner, ModelRunner};
 pub use sampling::{Sampled, Sampler, SamplingParams};
 pub use scheduler::SchedulerConfig;
-pub use worker::{RunnerFactory, WorkerLoad};
+pub use worker::{RunnerFactory, WorkerStats};

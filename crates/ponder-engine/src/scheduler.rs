@@ -12,9 +12,10 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use ponder_models::{BlockCopy, BlockPool, BlockTable};
+use ponder_models::BlockCopy;
 
 use crate::block_manager::{common_prefix_len, BlockHash, BlockManager};
+use crate::block_table::BlockTable;
 
 /// A sequence's identifier inside one worker.
 pub type SeqId = u64;
@@ -201,7 +202,7 @@ impl Scheduler {
         let bs = self.blocks.block_size();
         for p in plan {
             let Some(kv) = self.seqs.get_mut(&p.seq) else { continue };
-            kv.table.advance(p.len, bs);
+            kv.table.advance(p.len, &self.blocks);
             kv.register_full_blocks(&mut self.blocks, kv.table.len().min(kv.prompt_len));
             // Registering the partial block again is a no-op while the sequence holds it.
             if kv.prompt_len % bs > 0 && kv.table.len() >= kv.prompt_len {
@@ -223,7 +224,7 @@ impl Scheduler {
         let keep = kv.tokens.len().saturating_sub(rollback).max(kv.prompt_len);
         kv.tokens.truncate(keep);
         let keep_kv = if keep < kv.registered * bs { keep / bs * bs } else { keep };
-        kv.table.truncate(keep_kv, bs, &mut self.blocks);
+        kv.table.truncate(keep_kv, &mut self.blocks);
         if kv.registered > keep_kv / bs {
             kv.registered = keep_kv / bs;
             kv.last_hash = self.blocks.last_block_hash(&kv.tokens[..kv.registered * bs]);
@@ -296,11 +297,10 @@ impl Scheduler {
     /// other running sequences not yet planned if blocks run out. Returns false when the
     /// sequence itself had to be preempted.
     fn reserve_running(&mut self, id: SeqId, take: usize, plan: &[Planned]) -> bool {
-        let bs = self.blocks.block_size();
         loop {
             let kv = self.seqs.get_mut(&id).expect("running sequence");
             let target = kv.table.len() + take;
-            if kv.table.reserve(target, bs, &mut self.blocks).is_ok() {
+            if kv.table.reserve(target, &mut self.blocks).is_ok() {
                 return true;
             }
             let victim =
@@ -328,7 +328,6 @@ impl Scheduler {
 
     /// Admits waiting sequences, first come first served, while budget and blocks allow.
     fn admit(&mut self, budget: &mut usize, plan: &mut StepPlan) {
-        let bs = self.blocks.block_size();
         let mut index = 0;
         while *budget > 0 && self.running.len() < self.config.max_running && index < self.waiting.len() {
             let id = self.waiting[index];
@@ -346,7 +345,7 @@ impl Scheduler {
             let (claimed, copy) = self.claim_cached_prefix(id);
             let kv = self.seqs.get_mut(&id).expect("waiting sequence");
             let take = kv.pending().min(*budget);
-            let needed = kv.table.blocks_needed(kv.table.len() + take, bs);
+            let needed = kv.table.blocks_needed(kv.table.len() + take, &self.blocks);
             if needed + self.config.watermark_blocks > self.blocks.free_blocks() {
                 // Not now: give the claimed prefix back and keep first-come-first-served order.
                 if claimed > 0 {
@@ -356,7 +355,7 @@ impl Scheduler {
                 }
                 break;
             }
-            kv.table.reserve(kv.table.len() + take, bs, &mut self.blocks).expect("blocks were counted");
+            kv.table.reserve(kv.table.len() + take, &mut self.blocks).expect("blocks were counted");
             self.waiting.remove(index);
             self.running.push(id);
             plan.chunks.push(self.planned(id, take));

@@ -30,9 +30,10 @@ pub(crate) enum Command {
     Shutdown,
 }
 
-/// Live numbers of a worker, shared with the router and the metrics.
+/// Live numbers of a worker, shared between its thread and the router; read through
+/// [`WorkerLoad::snapshot`].
 #[derive(Debug, Default)]
-pub struct WorkerLoad {
+pub(crate) struct WorkerLoad {
     /// Sequences sent to the worker that it has not queued yet: [`crate::Engine::submit`]
     /// adds them, the worker moves them to `waiting` as it takes them in (choices count one
     /// each).
@@ -67,6 +68,46 @@ impl WorkerLoad {
     pub fn sequences(&self) -> usize {
         self.queued() + self.running.load(Ordering::Relaxed)
     }
+
+    /// The numbers as they are now.
+    pub fn snapshot(&self) -> WorkerStats {
+        // Running first, as published: a moving request may count twice, never not at all.
+        let running = self.running.load(Ordering::Relaxed);
+        WorkerStats {
+            queued: self.queued(),
+            running,
+            kv_blocks_used: self.kv_blocks_used.load(Ordering::Relaxed),
+            kv_blocks_total: self.kv_blocks_total.load(Ordering::Relaxed),
+            preemptions: self.preemptions.load(Ordering::Relaxed),
+            prefix_queried_tokens: self.prefix_queried_tokens.load(Ordering::Relaxed),
+            prefix_hit_tokens: self.prefix_hit_tokens.load(Ordering::Relaxed),
+            steps: self.steps.load(Ordering::Relaxed),
+            alive: self.alive.load(Ordering::SeqCst),
+        }
+    }
+}
+
+/// One worker's figures at one moment ([`crate::Engine::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerStats {
+    /// Sequences sent to the worker and not yet admitted (choices count one each).
+    pub queued: usize,
+    /// Sequences admitted.
+    pub running: usize,
+    /// KV blocks in use.
+    pub kv_blocks_used: usize,
+    /// KV blocks in all.
+    pub kv_blocks_total: usize,
+    /// Preemptions so far.
+    pub preemptions: u64,
+    /// Prompt tokens looked up in the prefix cache so far.
+    pub prefix_queried_tokens: u64,
+    /// Of those, tokens found there.
+    pub prefix_hit_tokens: u64,
+    /// Forward passes run so far.
+    pub steps: u64,
+    /// Whether the worker's loop is running.
+    pub alive: bool,
 }
 
 /// A request in flight.

@@ -1,7 +1,6 @@
 //! The engine on the real demo model: batching exactness, cancellation, and budget forcing
 //! with s1-style thinking on 20 prompts.
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use ponder_engine::{launch, DeltaKind, Event, FinishReason, GenerateRequest, LaunchConfig, Launched, RequestHandle};
@@ -85,7 +84,7 @@ fn concurrent_greedy_requests_match_their_solo_runs() {
 #[test]
 fn a_cancelled_request_frees_its_blocks() {
     let launched = start();
-    let load = launched.engine.loads()[0].clone();
+    let worker = || launched.engine.stats()[0];
     let mut handle =
         launched.engine.submit(GenerateRequest::greedy(chat_prompt(&launched, QUESTIONS[0]), 4000)).unwrap();
     // Let it decode a few tokens, then hang up.
@@ -95,10 +94,10 @@ fn a_cancelled_request_frees_its_blocks() {
             seen += 1;
         }
     }
-    assert!(load.kv_blocks_used.load(Ordering::Relaxed) > 0);
+    assert!(worker().kv_blocks_used > 0);
     drop(handle);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while load.kv_blocks_used.load(Ordering::Relaxed) > 0 || load.running.load(Ordering::Relaxed) > 0 {
+    while worker().kv_blocks_used > 0 || worker().running > 0 {
         assert!(Instant::now() < deadline, "the cancelled request kept its blocks");
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -141,8 +141,7 @@ fn preemption_under_memory_pressure_keeps_outputs_exact() {
     let handles: Vec<RequestHandle> = requests.iter().map(|r| engine.submit(r.clone()).unwrap()).collect();
     let together: Vec<Outcome> = handles.into_iter().map(collect).collect();
     assert_eq!(alone.iter().map(text_of).collect::<Vec<_>>(), together.iter().map(text_of).collect::<Vec<_>>());
-    let preemptions: u64 =
-        engine.loads().iter().map(|l| l.preemptions.load(std::sync::atomic::Ordering::Relaxed)).sum();
+    let preemptions: u64 = engine.stats().iter().map(|w| w.preemptions).sum();
     assert!(preemptions > 0, "the test must actually preempt");
 }
 
@@ -221,13 +220,11 @@ fn dropping_the_handle_cancels_and_frees_the_blocks() {
     for _ in 0..5 {
         handle.events.blocking_recv().unwrap();
     }
-    let load = engine.loads()[0].clone();
-    assert!(load.kv_blocks_used.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    let worker = || engine.stats()[0];
+    assert!(worker().kv_blocks_used > 0);
     drop(handle);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while load.kv_blocks_used.load(std::sync::atomic::Ordering::Relaxed) > 0
-        || load.running.load(std::sync::atomic::Ordering::Relaxed) > 0
-    {
+    while worker().kv_blocks_used > 0 || worker().running > 0 {
         assert!(std::time::Instant::now() < deadline, "blocks were not freed");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }

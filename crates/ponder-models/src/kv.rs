@@ -1,16 +1,15 @@
-//! Block-based KV storage: the cache tensors, a block allocator, and per-sequence block tables.
+//! Block-based KV storage: the cache tensors, and the order to copy part of one block into
+//! another.
 //!
 //! The cache of each layer is one `[num_blocks * block_size, kv_dim]` tensor for keys and one
-//! for values. A sequence owns a list of blocks (its [`BlockTable`]); the token at position `p`
-//! lives in slot `blocks[p / block_size] * block_size + p % block_size`. Memory is accounted in
-//! whole blocks, so a scheduler can admit sequences by counting free blocks.
+//! for values. A sequence's tokens live in a list of blocks; the token at position `p` lives in
+//! slot `blocks[p / block_size] * block_size + p % block_size`. Which blocks a sequence owns is
+//! the engine's bookkeeping (its block manager and block tables); this module only stores.
 
 use candle_core::{DType, Device, Tensor};
 
 use crate::config::ModelConfig;
 use crate::Result;
-
-type Reserved = std::result::Result<(), OutOfBlocks>;
 
 /// The index of a block in the cache.
 pub type BlockId = u32;
@@ -100,158 +99,6 @@ impl BlockCopy {
     }
 }
 
-/// Something that hands out and takes back KV blocks.
-pub trait BlockPool {
-    /// Takes a free block, or `None` when all are in use.
-    fn allocate(&mut self) -> Option<BlockId>;
-    /// Drops one user of a block.
-    fn release(&mut self, block: BlockId);
-    /// Number of blocks that [`allocate`](Self::allocate) can still hand out.
-    fn free_blocks(&self) -> usize;
-}
-
-/// Hands out free blocks and counts how many sequences share each one.
-#[derive(Debug, Clone)]
-pub struct BlockAllocator {
-    free: Vec<BlockId>,
-    ref_counts: Vec<u32>,
-}
-
-impl BlockAllocator {
-    /// An allocator over blocks `0..num_blocks`, all free.
-    pub fn new(num_blocks: usize) -> Self {
-        Self { free: (0..num_blocks as BlockId).rev().collect(), ref_counts: vec![0; num_blocks] }
-    }
-
-    /// Adds a user to a block in use (a shared prefix).
-    pub fn share(&mut self, block: BlockId) {
-        debug_assert!(self.ref_counts[block as usize] > 0, "sharing a free block");
-        self.ref_counts[block as usize] += 1;
-    }
-
-    /// How many sequences use `block`.
-    pub fn ref_count(&self, block: BlockId) -> u32 {
-        self.ref_counts[block as usize]
-    }
-
-    /// Number of blocks in all.
-    pub fn num_blocks(&self) -> usize {
-        self.ref_counts.len()
-    }
-}
-
-impl BlockPool for BlockAllocator {
-    fn allocate(&mut self) -> Option<BlockId> {
-        let block = self.free.pop()?;
-        self.ref_counts[block as usize] = 1;
-        Some(block)
-    }
-
-    /// Drops one user of a block; the block is free when none remain.
-    fn release(&mut self, block: BlockId) {
-        let count = &mut self.ref_counts[block as usize];
-        debug_assert!(*count > 0, "releasing a free block");
-        *count = count.saturating_sub(1);
-        if *count == 0 {
-            self.free.push(block);
-        }
-    }
-
-    fn free_blocks(&self) -> usize {
-        self.free.len()
-    }
-}
-
-/// Not enough free blocks for a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("out of KV cache blocks: {needed} needed, {free} free")]
-pub struct OutOfBlocks {
-    /// Blocks the request needed.
-    pub needed: usize,
-    /// Blocks that were free.
-    pub free: usize,
-}
-
-/// The blocks of one sequence and how many of its tokens have KV stored in them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct BlockTable {
-    blocks: Vec<BlockId>,
-    len: usize,
-}
-
-impl BlockTable {
-    /// An empty table.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Tokens with KV stored.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Whether no token is stored.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    /// The blocks, in position order.
-    pub fn blocks(&self) -> &[BlockId] {
-        &self.blocks
-    }
-
-    /// Blocks to allocate before the table can hold `tokens` tokens.
-    pub fn blocks_needed(&self, tokens: usize, block_size: usize) -> usize {
-        tokens.div_ceil(block_size).saturating_sub(self.blocks.len())
-    }
-
-    /// Makes room for `tokens` tokens in all, allocating blocks; all or nothing.
-    pub fn reserve(&mut self, tokens: usize, block_size: usize, allocator: &mut impl BlockPool) -> Reserved {
-        let needed = self.blocks_needed(tokens, block_size);
-        if needed > allocator.free_blocks() {
-            return Err(OutOfBlocks { needed, free: allocator.free_blocks() });
-        }
-        for _ in 0..needed {
-            self.blocks.push(allocator.allocate().expect("free blocks were counted"));
-        }
-        Ok(())
-    }
-
-    /// Starts the table with blocks already holding `len` tokens' KV (a cached prefix whose
-    /// blocks the caller has already claimed).
-    pub fn from_cached(blocks: Vec<BlockId>, len: usize) -> Self {
-        Self { blocks, len }
-    }
-
-    /// Records that `tokens` more tokens now have KV stored (after a forward pass).
-    pub fn advance(&mut self, tokens: usize, block_size: usize) {
-        self.len += tokens;
-        debug_assert!(self.len <= self.blocks.len() * block_size, "advanced past the reserved blocks");
-    }
-
-    /// Rolls the sequence back to `len` tokens, releasing the blocks no longer needed. The
-    /// KV beyond `len` is ignored from now on and overwritten by later tokens.
-    pub fn truncate(&mut self, len: usize, block_size: usize, allocator: &mut impl BlockPool) {
-        if len >= self.len {
-            return;
-        }
-        self.len = len;
-        let keep = len.div_ceil(block_size);
-        for block in self.blocks.drain(keep..) {
-            allocator.release(block);
-        }
-    }
-
-    /// Releases every block, last first: a pool that reuses the least recently freed block
-    /// first then evicts a sequence's tail before its prefix, which more sequences share.
-    pub fn release(&mut self, allocator: &mut impl BlockPool) {
-        for block in self.blocks.drain(..).rev() {
-            allocator.release(block);
-        }
-        self.len = 0;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,63 +147,5 @@ mod tests {
         assert!(cache.copy_block_prefix(BlockCopy { src: 1, dst: 4, len: 1 }).is_err());
         assert!(cache.copy_block_prefix(BlockCopy { src: 1, dst: 2, len: 5 }).is_err());
         assert!(cache.copy_block_prefix(BlockCopy { src: 2, dst: 2, len: 1 }).is_err());
-    }
-
-    #[test]
-    fn allocator_hands_out_each_block_once() {
-        let mut a = BlockAllocator::new(3);
-        let blocks: Vec<_> = std::iter::from_fn(|| a.allocate()).collect();
-        assert_eq!(blocks, vec![0, 1, 2]);
-        assert_eq!(a.free_blocks(), 0);
-        a.release(1);
-        assert_eq!(a.allocate(), Some(1));
-    }
-
-    #[test]
-    fn shared_blocks_are_freed_by_the_last_user() {
-        let mut a = BlockAllocator::new(2);
-        let b = a.allocate().unwrap();
-        a.share(b);
-        assert_eq!(a.ref_count(b), 2);
-        a.release(b);
-        assert_eq!(a.free_blocks(), 1);
-        a.release(b);
-        assert_eq!(a.free_blocks(), 2);
-    }
-
-    #[test]
-    fn table_reserves_whole_blocks_all_or_nothing() {
-        let mut a = BlockAllocator::new(3);
-        let mut t = BlockTable::new();
-        t.reserve(5, 4, &mut a).unwrap();
-        assert_eq!(t.blocks().len(), 2);
-        assert_eq!(t.reserve(13, 4, &mut a), Err(OutOfBlocks { needed: 2, free: 1 }));
-        assert_eq!(t.blocks().len(), 2, "a failed reserve takes nothing");
-        t.reserve(8, 4, &mut a).unwrap();
-        assert_eq!(t.blocks().len(), 2);
-    }
-
-    #[test]
-    fn truncate_releases_trailing_blocks() {
-        let mut a = BlockAllocator::new(4);
-        let mut t = BlockTable::new();
-        t.reserve(10, 4, &mut a).unwrap();
-        t.advance(10, 4);
-        t.truncate(5, 4, &mut a);
-        assert_eq!((t.len(), t.blocks().len(), a.free_blocks()), (5, 2, 2));
-        t.truncate(8, 4, &mut a);
-        assert_eq!(t.len(), 5, "truncate never grows");
-        t.truncate(0, 4, &mut a);
-        assert_eq!((t.len(), t.blocks().len(), a.free_blocks()), (0, 0, 4));
-    }
-
-    #[test]
-    fn release_frees_everything() {
-        let mut a = BlockAllocator::new(4);
-        let mut t = BlockTable::new();
-        t.reserve(16, 4, &mut a).unwrap();
-        t.release(&mut a);
-        assert_eq!(a.free_blocks(), 4);
-        assert!(t.is_empty());
     }
 }

@@ -22,7 +22,7 @@ pub use config::{Architecture, ModelConfig};
 pub use cpu::{CpuModel, CpuScratch, HostKvCache};
 pub use error::{ModelError, Result};
 pub use hub::{resolve_model, HubModel, ResolvedModel};
-pub use kv::{BlockAllocator, BlockCopy, BlockId, BlockPool, BlockTable, KvCache, OutOfBlocks};
+pub use kv::{BlockCopy, BlockId, KvCache};
 pub use load::{LoadedModel, ModelMetadata};
 pub use logits::Logits;
 pub use model::batch::SequenceChunk;

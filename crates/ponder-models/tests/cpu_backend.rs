@@ -6,10 +6,7 @@ mod common;
 use candle_core::Device;
 use candle_transformers::models::quantized_qwen2;
 use common::*;
-use ponder_models::{
-    BlockAllocator, BlockCopy, BlockPool, BlockTable, CpuModel, CpuScratch, HostKvCache, Logits, ModelMetadata,
-    SequenceChunk,
-};
+use ponder_models::{BlockCopy, CpuModel, CpuScratch, HostKvCache, Logits, ModelMetadata, SequenceChunk};
 
 /// Our 8-bit activations keep an f32 scale per block where candle rounds it to f16, and
 /// round a little differently for the k-quants, so logits differ a little more than between
@@ -22,7 +19,7 @@ struct Cpu {
     model: CpuModel,
     cache: HostKvCache,
     scratch: CpuScratch,
-    allocator: BlockAllocator,
+    allocator: Blocks,
     metadata: ModelMetadata,
 }
 
@@ -31,30 +28,24 @@ impl Cpu {
         let metadata = ModelMetadata::load(&demo_model_path()).unwrap();
         let model = CpuModel::load(&demo_model_path(), &metadata.config).unwrap();
         let cache = HostKvCache::new(&metadata.config, blocks, block_size);
-        Self { model, cache, scratch: CpuScratch::default(), allocator: BlockAllocator::new(blocks), metadata }
+        Self { model, cache, scratch: CpuScratch::default(), allocator: Blocks::new(blocks), metadata }
     }
 
     /// Runs one step for several sequences; returns their logits.
     fn step(&mut self, seqs: &mut [&mut Seq], inputs: &[Vec<u32>]) -> Vec<Vec<f32>> {
         let bs = self.cache.block_size();
         for (seq, tokens) in seqs.iter_mut().zip(inputs) {
-            seq.table.reserve(seq.table.len() + tokens.len(), bs, &mut self.allocator).unwrap();
+            seq.reserve(seq.len + tokens.len(), bs, &mut self.allocator);
         }
         let chunks: Vec<SequenceChunk> = seqs
             .iter()
             .zip(inputs)
-            .map(|(seq, tokens)| SequenceChunk {
-                tokens,
-                start: seq.table.len(),
-                blocks: seq.table.blocks(),
-                want_logits: true,
-            })
+            .map(|(seq, tokens)| SequenceChunk { tokens, start: seq.len, blocks: &seq.blocks, want_logits: true })
             .collect();
         let mut logits = Logits::default();
         self.model.forward(&chunks, &mut self.cache, &mut self.scratch, &mut logits).unwrap();
         for (seq, tokens) in seqs.iter_mut().zip(inputs) {
-            seq.table.advance(tokens.len(), bs);
-            seq.tokens.extend(tokens);
+            seq.advance(tokens);
         }
         logits.to_rows()
     }
@@ -66,7 +57,7 @@ impl Cpu {
 }
 
 fn new_seq() -> Seq {
-    Seq { table: BlockTable::new(), tokens: Vec::new() }
+    Seq::new()
 }
 
 #[test]
@@ -124,7 +115,7 @@ fn logits_are_bit_identical_alone_batched_and_chunked() {
                 let next = argmax(rows.last().unwrap());
                 rows.push(cpu.step(&mut [&mut seq], &[vec![next]]).remove(0));
             }
-            seq.table.release(&mut cpu.allocator);
+            seq.release(&mut cpu.allocator);
             rows
         })
         .collect();
@@ -148,7 +139,7 @@ fn logits_are_bit_identical_alone_batched_and_chunked() {
     }
     assert_eq!(alone, rows, "a sequence's logits depend on its batch");
     for seq in &mut seqs {
-        seq.table.release(&mut cpu.allocator);
+        seq.release(&mut cpu.allocator);
     }
     // Chunked prefill gives the same last-token logits, bit for bit.
     for chunk in [1, 3, 16] {
@@ -158,7 +149,7 @@ fn logits_are_bit_identical_alone_batched_and_chunked() {
             last = cpu.step(&mut [&mut seq], &[piece.to_vec()]).remove(0);
         }
         assert_eq!(last, alone[2][0], "prefill in chunks of {chunk}");
-        seq.table.release(&mut cpu.allocator);
+        seq.release(&mut cpu.allocator);
     }
 }
 
@@ -173,14 +164,12 @@ fn rollback_is_exact() {
         logits.push(cpu.step(&mut [&mut seq], &[vec![next]]).remove(0));
     }
     let keep = prompt.len() + 2;
-    seq.table.truncate(keep, cpu.cache.block_size(), &mut cpu.allocator);
-    seq.tokens.truncate(keep);
+    seq.truncate(keep, cpu.cache.block_size(), &mut cpu.allocator);
     cpu.step(&mut [&mut seq], &[vec![11, 12, 13, 14, 15]]);
-    seq.table.truncate(keep, cpu.cache.block_size(), &mut cpu.allocator);
-    seq.tokens.truncate(keep);
+    seq.truncate(keep, cpu.cache.block_size(), &mut cpu.allocator);
     let again = cpu.step(&mut [&mut seq], &[vec![argmax(&logits[2])]]).remove(0);
     assert_eq!(again, logits[3]);
-    assert!(cpu.allocator.free_blocks() > 0);
+    assert!(cpu.allocator.free() > 0);
 }
 
 #[test]
@@ -195,19 +184,16 @@ fn a_prefix_in_shared_and_copied_blocks_gives_the_same_logits() {
 
     let mut alone = new_seq();
     let expected = cpu.step(&mut [&mut alone], std::slice::from_ref(&second)).remove(0);
-    alone.table.release(&mut cpu.allocator);
+    alone.release(&mut cpu.allocator);
 
     let mut owner = new_seq();
     cpu.step(&mut [&mut owner], std::slice::from_ref(&first));
     // The reuser shares the owner's full blocks and copies the common slots of the next one.
-    let mut blocks = owner.table.blocks()[..full].to_vec();
-    for &block in &blocks {
-        cpu.allocator.share(block);
-    }
-    let copy = BlockCopy { src: owner.table.blocks()[full], dst: cpu.allocator.allocate().unwrap(), len: partial };
+    let mut blocks = owner.blocks[..full].to_vec();
+    let copy = BlockCopy { src: owner.blocks[full], dst: cpu.allocator.take(), len: partial };
     blocks.push(copy.dst);
     cpu.cache.copy_block_prefix(copy).unwrap();
-    let mut reuser = Seq { table: BlockTable::from_cached(blocks, common), tokens: second[..common].to_vec() };
+    let mut reuser = Seq::from_cached(blocks, &second[..common]);
     let reused = cpu.step(&mut [&mut reuser], &[second[common..].to_vec()]).remove(0);
     assert_eq!(reused, expected, "logits after a reused prefix differ from computing it");
 }

@@ -6,7 +6,7 @@ mod common;
 use candle_core::Device;
 use candle_transformers::models::quantized_qwen2;
 use common::*;
-use ponder_models::{BlockAllocator, BlockPool, BlockTable, KvCache, LoadedModel};
+use ponder_models::{KvCache, LoadedModel};
 
 /// Largest allowed |difference| of any logit (logits here span about ±25), and of the mean
 /// over the vocabulary. Quantized matmuls re-quantize activations to 8 bits, so any change in
@@ -45,8 +45,8 @@ fn logits_and_greedy_continuation_match_quantized_qwen2() {
     let mut reference = reference();
     let prompt = prompt(&loaded);
     let cache = KvCache::new(loaded.config(), 64, 16, &Device::Cpu).unwrap();
-    let mut allocator = BlockAllocator::new(64);
-    let mut seq = Seq { table: BlockTable::new(), tokens: Vec::new() };
+    let mut allocator = Blocks::new(64);
+    let mut seq = Seq::new();
 
     let ours = step(&loaded.model, &cache, &mut allocator, &mut [&mut seq], std::slice::from_ref(&prompt)).remove(0);
     let theirs =
@@ -83,8 +83,8 @@ fn logits_and_greedy_continuation_match_quantized_qwen2() {
 /// in `joins` (their prompt is prefilled in the same step as the others' decodes).
 fn greedy_together(loaded: &LoadedModel, prompts: &[Vec<u32>], joins: &[usize], steps: usize) -> Vec<Vec<u32>> {
     let cache = KvCache::new(loaded.config(), 256, 16, &Device::Cpu).unwrap();
-    let mut allocator = BlockAllocator::new(256);
-    let mut seqs: Vec<Seq> = prompts.iter().map(|_| Seq { table: BlockTable::new(), tokens: Vec::new() }).collect();
+    let mut allocator = Blocks::new(256);
+    let mut seqs: Vec<Seq> = prompts.iter().map(|_| Seq::new()).collect();
     let mut next: Vec<Option<u32>> = vec![None; prompts.len()];
     let mut generated: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
     for round in 0..steps + joins.iter().max().unwrap() {
@@ -153,8 +153,8 @@ fn chunked_prefill_matches_one_prefill() {
     let prompt = prompt(&loaded);
     let run = |chunk: usize| {
         let cache = KvCache::new(loaded.config(), 16, 16, &Device::Cpu).unwrap();
-        let mut allocator = BlockAllocator::new(16);
-        let mut seq = Seq { table: BlockTable::new(), tokens: Vec::new() };
+        let mut allocator = Blocks::new(16);
+        let mut seq = Seq::new();
         let mut last = Vec::new();
         for piece in prompt.chunks(chunk) {
             last = step(&loaded.model, &cache, &mut allocator, &mut [&mut seq], &[piece.to_vec()]).remove(0);
@@ -174,25 +174,23 @@ fn rollback_gives_the_logits_of_never_having_gone_past() {
     let loaded = load();
     let prompt = prompt(&loaded);
     let cache = KvCache::new(loaded.config(), 16, 4, &Device::Cpu).unwrap();
-    let mut allocator = BlockAllocator::new(16);
-    let mut seq = Seq { table: BlockTable::new(), tokens: Vec::new() };
+    let mut allocator = Blocks::new(16);
+    let mut seq = Seq::new();
     let mut logits =
         vec![step(&loaded.model, &cache, &mut allocator, &mut [&mut seq], std::slice::from_ref(&prompt)).remove(0)];
     for _ in 0..10 {
         let token = argmax(logits.last().unwrap());
         logits.push(step(&loaded.model, &cache, &mut allocator, &mut [&mut seq], &[vec![token]]).remove(0));
     }
-    let free_before = allocator.free_blocks();
+    let free_before = allocator.free();
     // Go back to the prompt plus 3 generated tokens (10 tokens freed, crossing block edges).
     let keep = prompt.len() + 3;
-    seq.table.truncate(keep, cache.block_size(), &mut allocator);
-    seq.tokens.truncate(keep);
-    assert!(allocator.free_blocks() > free_before, "truncation released blocks");
+    seq.truncate(keep, cache.block_size(), &mut allocator);
+    assert!(allocator.free() > free_before, "truncation released blocks");
     // Feed a different token first, then roll back again and re-feed the original.
     let detour = step(&loaded.model, &cache, &mut allocator, &mut [&mut seq], &[vec![42, 43, 44]]).remove(0);
     assert_ne!(argmax(&detour), u32::MAX);
-    seq.table.truncate(keep, cache.block_size(), &mut allocator);
-    seq.tokens.truncate(keep);
+    seq.truncate(keep, cache.block_size(), &mut allocator);
     let original_next = argmax(&logits[3]);
     let again = step(&loaded.model, &cache, &mut allocator, &mut [&mut seq], &[vec![original_next]]).remove(0);
     let diff = max_abs_diff(&again, &logits[4]);

@@ -10,7 +10,7 @@ use candle_core::{Device, Tensor};
 use candle_transformers::models::quantized_qwen2;
 use common::*;
 use ponder_models::gguf::GgufFile;
-use ponder_models::{BlockAllocator, BlockTable, KvCache, LoadedModel, Model, ModelError};
+use ponder_models::{KvCache, LoadedModel, Model, ModelError};
 
 const HIDDEN: usize = 256;
 const FFN: usize = 256;
@@ -94,8 +94,8 @@ fn check_dtype(dtype: GgmlDType) {
 
     let prompt: Vec<u32> = vec![3, 200, 17, 99, 42, 5, 5, 128];
     let cache = KvCache::new(&config, 4, 16, &Device::Cpu).unwrap();
-    let mut allocator = BlockAllocator::new(4);
-    let mut seq = Seq { table: BlockTable::new(), tokens: Vec::new() };
+    let mut allocator = Blocks::new(4);
+    let mut seq = Seq::new();
     let reference_logits =
         |reference: &mut quantized_qwen2::ModelWeights, tokens: &[u32], position: usize| -> Vec<f32> {
             reference

@@ -11,7 +11,7 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::{llama, qwen2, qwen3};
 use common::*;
 use ponder_models::hf::HfDirectory;
-use ponder_models::{BlockAllocator, BlockTable, KvCache, Model, ModelError};
+use ponder_models::{KvCache, Model, ModelError};
 use serde_json::json;
 
 /// Dense f32 models differ from the reference only by summation order.
@@ -187,8 +187,8 @@ fn check_against_reference(config: serde_json::Value, dtype: DType, shards: usiz
 
     let prompt: Vec<u32> = vec![1, 17, 42, 99, 3, 250, 8, 8, 77, 120, 5, 64];
     let cache = KvCache::new(&model_config, 8, 8, &Device::Cpu).unwrap();
-    let mut allocator = BlockAllocator::new(8);
-    let mut seq = Seq { table: BlockTable::new(), tokens: Vec::new() };
+    let mut allocator = Blocks::new(8);
+    let mut seq = Seq::new();
     let mut ours = step(&model, &cache, &mut allocator, &mut [&mut seq], std::slice::from_ref(&prompt)).remove(0);
     let mut theirs = reference.logits(&prompt, 0);
     let mut worst = max_abs_diff(&ours, &theirs);

@@ -45,7 +45,7 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Response {
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format", body = String)), tag = "ponder")]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let body = state.metrics.render(&state.engine.loads());
+    let body = state.metrics.render(&state.engine.stats());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 

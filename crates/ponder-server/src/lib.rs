@@ -1,27 +1,33 @@
 //! Ponder's HTTP server: the OpenAI-compatible API over the engine, with per-request
 //! thinking budgets in every common spelling, SSE streaming, API keys, Prometheus metrics
 //! and a generated OpenAPI document.
+//!
+//! The face is small: [`router`] over an [`AppState`] built from a running engine and a
+//! [`ServerConfig`], and the OpenAPI document. Inside, each front end (`chat`,
+//! `completions`) parses its wire shape and hands the shared fields to the one request
+//! builder (`validate`); `respond` runs the request and `assemble` shapes its answer.
 
-pub mod app;
-pub mod assemble;
-pub mod auth;
-pub mod chat;
-pub mod completions;
-pub mod config;
-pub mod error;
-pub mod info;
-pub mod json;
-pub mod metrics;
-pub mod openapi;
-pub mod respond;
-pub mod state;
+mod app;
+mod assemble;
+mod auth;
+mod chat;
+mod completions;
+mod config;
+mod error;
+mod info;
+mod json;
+mod metrics;
+mod openapi;
+mod respond;
+mod state;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod thinking;
-pub mod types;
-pub mod validate;
+mod thinking;
+mod types;
+mod validate;
 
 pub use app::router;
 pub use config::ServerConfig;
 pub use openapi::openapi_json;
 pub use state::AppState;
+pub use thinking::{parse_presets, EffortPreset, ThinkingDefaults};

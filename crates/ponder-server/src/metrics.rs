@@ -1,11 +1,10 @@
 //! Prometheus metrics, kept in the server's own recorder (no process-global state).
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use metrics::{counter, gauge, histogram, with_local_recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
-use ponder_engine::WorkerLoad;
+use ponder_engine::WorkerStats;
 use ponder_thinking::ThinkingStats;
 
 /// The server's metrics.
@@ -69,17 +68,17 @@ impl ServerMetrics {
         });
     }
 
-    /// The Prometheus text, with the engine's live numbers.
-    pub fn render(&self, loads: &[std::sync::Arc<WorkerLoad>]) -> String {
+    /// The Prometheus text, with the engine's figures (one snapshot per worker).
+    pub fn render(&self, workers: &[WorkerStats]) -> String {
         self.record(|| {
-            let sum = |f: fn(&WorkerLoad) -> usize| loads.iter().map(|l| f(l)).sum::<usize>() as f64;
-            gauge!("ponder_queue_length").set(sum(WorkerLoad::queued));
-            gauge!("ponder_running_sequences").set(sum(|l| l.running.load(Ordering::Relaxed)));
-            gauge!("ponder_kv_blocks_used").set(sum(|l| l.kv_blocks_used.load(Ordering::Relaxed)));
-            gauge!("ponder_kv_blocks_total").set(sum(|l| l.kv_blocks_total.load(Ordering::Relaxed)));
-            gauge!("ponder_preemptions").set(sum(|l| l.preemptions.load(Ordering::Relaxed) as usize));
-            gauge!("ponder_engine_steps").set(sum(|l| l.steps.load(Ordering::Relaxed) as usize));
-            gauge!("ponder_workers_alive").set(sum(|l| usize::from(l.alive.load(Ordering::Relaxed))));
+            let sum = |f: fn(&WorkerStats) -> u64| workers.iter().map(f).sum::<u64>() as f64;
+            gauge!("ponder_queue_length").set(sum(|w| w.queued as u64));
+            gauge!("ponder_running_sequences").set(sum(|w| w.running as u64));
+            gauge!("ponder_kv_blocks_used").set(sum(|w| w.kv_blocks_used as u64));
+            gauge!("ponder_kv_blocks_total").set(sum(|w| w.kv_blocks_total as u64));
+            gauge!("ponder_preemptions").set(sum(|w| w.preemptions));
+            gauge!("ponder_engine_steps").set(sum(|w| w.steps));
+            gauge!("ponder_workers_alive").set(sum(|w| u64::from(w.alive)));
         });
         self.handle.render()
     }

@@ -66,7 +66,7 @@ pub struct GenerationFields {
     pub stream: Option<bool>,
     /// Streaming options.
     pub stream_options: Option<StreamOptions>,
-    /// An end-user identifier (logged as given, not used).
+    /// An end-user identifier (logged at debug level as given, not used otherwise).
     pub user: Option<String>,
 }
 
@@ -91,6 +91,7 @@ pub struct ChatCompletionRequest {
     pub tools: Option<Value>,
     /// Not supported (ignored when no tools are given).
     #[schema(value_type = Option<Object>)]
+    #[allow(dead_code)] // Read once tool calls are served.
     pub tool_choice: Option<Value>,
     /// Only `{"type": "text"}` is supported.
     #[schema(value_type = Option<Object>)]

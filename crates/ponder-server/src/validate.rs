@@ -52,6 +52,7 @@ pub fn validate(
     prompt: impl FnOnce(Option<bool>) -> Result<Vec<u32>, ApiError>,
 ) -> Result<Validated, ApiError> {
     check_model(state, fields.model.as_deref())?;
+    tracing::debug!(endpoint = front.endpoint, user = fields.user.as_deref(), "request");
     let (spec, on) = decide_thinking(state, fields, &front)?;
     let prompt = prompt(on)?;
     let limit = completion_limit(state, front.max_tokens, (prompt.len(), front.prompt_field))?;

@@ -83,7 +83,7 @@ fn budgets_hold_in_every_spelling() {
 #[test]
 fn reasoning_effort_presets_come_from_the_config() {
     let server = fake_server(thinker(50, 3), EngineConfig::default(), |c| {
-        c.thinking.presets = ponder_server::thinking::parse_presets("low=0:8,high=30:40").unwrap();
+        c.thinking.presets = ponder_server::parse_presets("low=0:8,high=30:40").unwrap();
     });
     let (_, low) = server
         .post("/v1/chat/completions", json!({"messages": chat("hi"), "max_tokens": 200, "reasoning_effort": "low"}));
@@ -332,11 +332,9 @@ fn a_disconnected_stream_frees_its_slot() {
         response.chunk().await.unwrap();
         drop(response);
     });
-    let load = server.state.engine.loads()[0].clone();
+    let worker = || server.state.engine.stats()[0];
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while load.running.load(std::sync::atomic::Ordering::Relaxed) > 0
-        || load.kv_blocks_used.load(std::sync::atomic::Ordering::Relaxed) > 0
-    {
+    while worker().running > 0 || worker().kv_blocks_used > 0 {
         assert!(std::time::Instant::now() < deadline, "the disconnected request kept its slot");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }

@@ -2,11 +2,10 @@
 //! decode tokens/s and per-step latency at several numbers of concurrent sequences, the cost
 //! of an injected continuation, and peak memory against the KV budget.
 
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use anyhow::Context;
-use ponder_engine::{Event, GenerateRequest, Launched, RequestHandle, WorkerLoad};
+use ponder_engine::{Engine, Event, GenerateRequest, Launched, RequestHandle};
 use ponder_models::KvCache;
 use ponder_thinking::ThinkingBudget;
 use serde::Serialize;
@@ -181,13 +180,14 @@ struct Arrivals {
 }
 
 /// Reads one request's events to the end, noting when its text arrived.
-fn follow(mut handle: RequestHandle, load: &WorkerLoad) -> Arrivals {
+fn follow(mut handle: RequestHandle, engine: &Engine) -> Arrivals {
     let mut arrivals = Arrivals { first: None, last: None, completion_tokens: 0, kv_peak_blocks: 0 };
     while let Some(event) = handle.events.blocking_recv() {
-        arrivals.kv_peak_blocks = arrivals.kv_peak_blocks.max(load.kv_blocks_used.load(Ordering::Relaxed));
+        let worker = engine.stats()[0];
+        arrivals.kv_peak_blocks = arrivals.kv_peak_blocks.max(worker.kv_blocks_used);
         match event {
             Event::Delta { .. } => {
-                let now = (Instant::now(), load.steps.load(Ordering::Relaxed));
+                let now = (Instant::now(), worker.steps);
                 arrivals.first.get_or_insert(now);
                 arrivals.last = Some(now);
             }
@@ -204,18 +204,18 @@ fn follow(mut handle: RequestHandle, load: &WorkerLoad) -> Arrivals {
 /// Runs requests together to the end (one reader thread each, so arrival times are
 /// exact); returns the timing and the peak of KV blocks in use.
 fn run_batch(launched: &Launched, requests: Vec<GenerateRequest>) -> anyhow::Result<(ConcurrencyResult, usize)> {
-    let load = launched.engine.loads()[0].clone();
+    let steps = || launched.engine.stats()[0].steps;
     let sequences = requests.len();
-    let steps_before = load.steps.load(Ordering::Relaxed);
+    let steps_before = steps();
     let started = Instant::now();
     let handles = requests.into_iter().map(|r| launched.engine.submit(r)).collect::<Result<Vec<_>, _>>()?;
     let arrivals: Vec<Arrivals> = std::thread::scope(|scope| {
-        let readers: Vec<_> = handles.into_iter().map(|h| scope.spawn(|| follow(h, &load))).collect();
+        let readers: Vec<_> = handles.into_iter().map(|h| scope.spawn(|| follow(h, &launched.engine))).collect();
         readers.into_iter().map(|r| r.join().expect("reader thread")).collect()
     });
     let peak = arrivals.iter().map(|a| a.kv_peak_blocks).max().unwrap_or(0);
     let seconds = started.elapsed().as_secs_f64();
-    let steps = load.steps.load(Ordering::Relaxed) - steps_before;
+    let steps = steps() - steps_before;
     let generated = arrivals.iter().map(|a| a.completion_tokens).sum();
     // Every sequence decodes from the last first arrival to the first last arrival.
     let from = arrivals.iter().filter_map(|a| a.first).max_by_key(|(at, _)| *at);
@@ -261,8 +261,8 @@ fn continuation_cost(
     let prepared =
         thinking.prepare(prompt.to_vec(), Some(true), &budget, limit as u32, &launched.metadata.tokenizer)?;
     let request = GenerateRequest::new(prepared, limit);
-    let load = launched.engine.loads()[0].clone();
-    let steps_before = load.steps.load(Ordering::Relaxed);
+    let steps = || launched.engine.stats()[0].steps;
+    let steps_before = steps();
     let started = Instant::now();
     let mut handle = launched.engine.submit(request)?;
     let mut stats = None;
@@ -278,7 +278,7 @@ fn continuation_cost(
         }
     }
     let seconds = started.elapsed().as_secs_f64();
-    let steps = load.steps.load(Ordering::Relaxed) - steps_before;
+    let steps = steps() - steps_before;
     let stats = stats.unwrap_or_default();
     // A continuation replaces the sampled end of thinking in the same step; only tokens that
     // had to be rolled back (the start of a multi-token delimiter) cost a step each.

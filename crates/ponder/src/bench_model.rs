@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use candle_core::Device;
+use ponder_engine::block_manager::BlockManager;
+use ponder_engine::block_table::BlockTable;
 use ponder_engine::{CandleRunner, CpuRunner, ModelRunner};
-use ponder_models::{BlockAllocator, BlockTable, CpuModel, Logits, ModelMetadata, SequenceChunk};
+use ponder_models::{CpuModel, Logits, ModelMetadata, SequenceChunk};
 use serde::Serialize;
 
 use crate::cli::BenchModelArgs;
@@ -61,9 +63,9 @@ pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
     let prompt: Vec<u32> = (0..args.prefill_tokens).map(|i| token(0, i)).collect();
     let mut logits = Logits::default();
     let prefill = median((0..args.repeats).map(|_| {
-        let mut allocator = BlockAllocator::new(num_blocks);
+        let mut pool = BlockManager::new(num_blocks, BLOCK_SIZE);
         let mut table = BlockTable::new();
-        table.reserve(prompt.len(), BLOCK_SIZE, &mut allocator).expect("blocks");
+        table.reserve(prompt.len(), &mut pool).expect("blocks");
         let start = Instant::now();
         let chunk = SequenceChunk { tokens: &prompt, start: 0, blocks: table.blocks(), want_logits: true };
         runner.forward(&[chunk], &mut logits).expect("prefill");
@@ -114,12 +116,12 @@ fn decode_step_seconds(
     steps: usize,
     token: &dyn Fn(usize, usize) -> u32,
 ) -> f64 {
-    let mut allocator = BlockAllocator::new(num_blocks);
+    let mut pool = BlockManager::new(num_blocks, BLOCK_SIZE);
     let mut logits = Logits::default();
     let mut tables: Vec<BlockTable> = (0..batch).map(|_| BlockTable::new()).collect();
     let prompts: Vec<Vec<u32>> = (0..batch).map(|s| (0..DECODE_PROMPT).map(|i| token(s + 1, i)).collect()).collect();
     for table in &mut tables {
-        table.reserve(DECODE_PROMPT + steps, BLOCK_SIZE, &mut allocator).expect("blocks");
+        table.reserve(DECODE_PROMPT + steps, &mut pool).expect("blocks");
     }
     let chunks: Vec<SequenceChunk> = prompts
         .iter()
@@ -128,7 +130,7 @@ fn decode_step_seconds(
         .collect();
     runner.forward(&chunks, &mut logits).expect("prefill");
     for table in &mut tables {
-        table.advance(DECODE_PROMPT, BLOCK_SIZE);
+        table.advance(DECODE_PROMPT, &pool);
     }
     let start = Instant::now();
     for step in 0..steps {
@@ -145,12 +147,12 @@ fn decode_step_seconds(
             .collect();
         runner.forward(&chunks, &mut logits).expect("decode");
         for table in &mut tables {
-            table.advance(1, BLOCK_SIZE);
+            table.advance(1, &pool);
         }
     }
     let elapsed = start.elapsed().as_secs_f64() / steps as f64;
     for table in &mut tables {
-        table.release(&mut allocator);
+        table.release(&mut pool);
     }
     elapsed
 }

@@ -10,7 +10,7 @@ use anyhow::Context;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Router;
-use ponder_server::thinking::{parse_presets, ThinkingDefaults};
+use ponder_server::{parse_presets, ThinkingDefaults};
 use ponder_server::{AppState, ServerConfig};
 
 use crate::cli::ServeArgs;
