@@ -26,8 +26,13 @@ pub struct EngineConfig {
 
 impl Default for EngineConfig {
     fn default() -> Self {
-        Self { scheduler: SchedulerConfig::default(), max_waiting: 256 }
+        Self { scheduler: SchedulerConfig::default(), max_waiting: Self::DEFAULT_MAX_WAITING }
     }
+}
+
+impl EngineConfig {
+    /// The default most sequences waiting per worker.
+    pub const DEFAULT_MAX_WAITING: usize = 256;
 }
 
 /// One worker to start: how it builds its model runner, and how it batches (the step size

@@ -114,8 +114,8 @@ impl Default for LaunchConfig {
     fn default() -> Self {
         Self {
             devices: vec![DeviceSpec::Cpu],
-            kv_memory: KvMemory::Bytes(2 << 30),
-            block_size: 16,
+            kv_memory: Self::DEFAULT_KV_MEMORY.parse().expect("the default KV memory parses"),
+            block_size: Self::DEFAULT_BLOCK_SIZE,
             engine: EngineConfig::default(),
             max_batch_tokens: None,
             thinking_style: None,
@@ -124,6 +124,11 @@ impl Default for LaunchConfig {
 }
 
 impl LaunchConfig {
+    /// The default KV cache memory per worker.
+    pub const DEFAULT_KV_MEMORY: &'static str = "2GiB";
+    /// The default tokens per KV block.
+    pub const DEFAULT_BLOCK_SIZE: usize = 16;
+
     /// The batching limits of the worker on `device`.
     pub fn scheduler_for(&self, device: &DeviceSpec) -> SchedulerConfig {
         SchedulerConfig {

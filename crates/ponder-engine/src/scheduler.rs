@@ -36,8 +36,13 @@ pub struct SchedulerConfig {
 /// 2048 on a GPU) unless `LaunchConfig::max_batch_tokens` is given.
 impl Default for SchedulerConfig {
     fn default() -> Self {
-        Self { max_batch_tokens: 512, max_running: 64, watermark_blocks: 1 }
+        Self { max_batch_tokens: 512, max_running: Self::DEFAULT_MAX_RUNNING, watermark_blocks: 1 }
     }
+}
+
+impl SchedulerConfig {
+    /// The default most sequences running at once.
+    pub const DEFAULT_MAX_RUNNING: usize = 64;
 }
 
 /// One sequence's part of a planned step.

@@ -28,16 +28,25 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
+    /// The default largest request body, in bytes.
+    pub const DEFAULT_MAX_BODY_BYTES: usize = 8 << 20;
+    /// The default longest time a request may take, in seconds.
+    pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: u64 = 600;
+    /// The default completion limit of a request that gives none.
+    pub const DEFAULT_MAX_TOKENS: usize = 4096;
+    /// The default most choices per request.
+    pub const DEFAULT_MAX_N: u32 = 16;
+
     /// Defaults for a model name.
     pub fn new(served_name: impl Into<String>) -> Self {
         Self {
             served_name: served_name.into(),
             api_keys: Vec::new(),
-            max_body_bytes: 8 << 20,
-            request_timeout: Some(Duration::from_secs(600)),
+            max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+            request_timeout: Some(Duration::from_secs(Self::DEFAULT_REQUEST_TIMEOUT_SECONDS)),
             keep_alive: Duration::from_secs(10),
-            default_max_tokens: 4096,
-            max_n: 16,
+            default_max_tokens: Self::DEFAULT_MAX_TOKENS,
+            max_n: Self::DEFAULT_MAX_N,
             thinking: ThinkingDefaults::default(),
             log_text: false,
         }

@@ -81,20 +81,21 @@ pub struct ThinkingDefaults {
     pub wrap_up: Option<WrapUp>,
 }
 
+impl ThinkingDefaults {
+    /// The default `reasoning_effort` presets, as `name=min:max` (the `--reasoning-effort-presets` syntax).
+    pub const DEFAULT_EFFORT_PRESETS: &'static str = "minimal=0:256,low=0:1024,medium=0:4096,high=0:16384";
+    /// The default most tokens of the completion limit kept for the answer.
+    pub const DEFAULT_ANSWER_RESERVE: u32 = 256;
+}
+
 impl Default for ThinkingDefaults {
     fn default() -> Self {
-        let preset = |min_tokens, max_tokens| EffortPreset { min_tokens, max_tokens };
         Self {
             default_on: None,
             max_tokens_cap: None,
             continuations: vec![DEFAULT_CONTINUATION.to_string()],
-            presets: BTreeMap::from([
-                ("minimal".to_string(), preset(0, 256)),
-                ("low".to_string(), preset(0, 1024)),
-                ("medium".to_string(), preset(0, 4096)),
-                ("high".to_string(), preset(0, 16384)),
-            ]),
-            answer_reserve: 256,
+            presets: parse_presets(Self::DEFAULT_EFFORT_PRESETS).expect("the default presets parse"),
+            answer_reserve: Self::DEFAULT_ANSWER_RESERVE,
             wrap_up: None,
         }
     }

@@ -15,7 +15,9 @@ use ponder_engine::{CandleRunner, CpuRunner, ModelRunner};
 use ponder_models::{CpuModel, Logits, ModelMetadata, SequenceChunk};
 use serde::Serialize;
 
-use crate::cli::BenchModelArgs;
+use clap::ValueEnum;
+
+use crate::cli::{Backend, BenchModelArgs};
 
 const BLOCK_SIZE: usize = 16;
 /// Prompt length of each sequence in the decode measurement.
@@ -46,15 +48,17 @@ pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
     let tokens_per_seq = (DECODE_PROMPT + args.decode_steps).max(args.prefill_tokens);
     let num_blocks = max_batch * tokens_per_seq.div_ceil(BLOCK_SIZE) + 1;
     let start = Instant::now();
-    let mut runner: Box<dyn ModelRunner> = match args.backend.as_str() {
-        "cpu" => Box::new(CpuRunner::new(Arc::new(CpuModel::load(&model, &metadata.config)?), num_blocks, BLOCK_SIZE)),
-        "candle" => {
+    let mut runner: Box<dyn ModelRunner> = match args.backend {
+        Backend::Cpu => {
+            Box::new(CpuRunner::new(Arc::new(CpuModel::load(&model, &metadata.config)?), num_blocks, BLOCK_SIZE))
+        }
+        Backend::Candle => {
             Box::new(CandleRunner::new(Arc::new(metadata.load_weights(&Device::Cpu)?), num_blocks, BLOCK_SIZE)?)
         }
-        other => anyhow::bail!("unknown backend `{other}` (cpu or candle)"),
     };
+    let backend = args.backend.to_possible_value().map_or_else(String::new, |v| v.get_name().to_string());
     let load_seconds = start.elapsed().as_secs_f64();
-    eprintln!("loaded {} ({} backend) in {load_seconds:.2} s", metadata.name, args.backend);
+    eprintln!("loaded {} ({backend} backend) in {load_seconds:.2} s", metadata.name);
 
     let vocab = metadata.config.vocab_size as u32;
     // Ordinary text ids, varied so no two sequences are alike.
@@ -86,7 +90,7 @@ pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
     }
     let report = Report {
         model: metadata.name.clone(),
-        backend: args.backend.clone(),
+        backend,
         threads: rayon_threads(),
         load_seconds,
         prefill_tokens: args.prefill_tokens,

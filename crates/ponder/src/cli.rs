@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use ponder_thinking::ThinkingStyle;
+use ponder_engine::{EngineConfig, LaunchConfig, SchedulerConfig};
+use ponder_server::{ServerConfig, ThinkingDefaults};
+use ponder_sweep::Mode;
+use ponder_thinking::{ThinkingStyle, DEFAULT_CONTINUATION};
 
 /// Ponder: an inference server for reasoning models with per-request thinking budgets.
 #[derive(Debug, Parser)]
@@ -56,24 +59,85 @@ pub struct EngineArgs {
     #[arg(long, env = "PONDER_DEVICES", default_value = "auto")]
     pub devices: String,
     /// KV cache memory per worker: bytes (`2GiB`, `512MiB`) or a fraction of free memory (`0.3`).
-    #[arg(long, env = "PONDER_KV_CACHE_MEMORY", default_value = "2GiB")]
+    #[arg(long, env = "PONDER_KV_CACHE_MEMORY", default_value = LaunchConfig::DEFAULT_KV_MEMORY)]
     pub kv_cache_memory: String,
     /// Tokens per KV cache block.
-    #[arg(long, env = "PONDER_BLOCK_SIZE", default_value_t = 16)]
+    #[arg(long, env = "PONDER_BLOCK_SIZE", default_value_t = LaunchConfig::DEFAULT_BLOCK_SIZE)]
     pub block_size: usize,
     /// Most tokens in one forward pass (prefill chunks and decodes together), for every
     /// worker; default per worker: 64 on the CPU, 2048 on a GPU.
     #[arg(long, env = "PONDER_MAX_BATCH_TOKENS")]
     pub max_batch_tokens: Option<usize>,
     /// Most sequences decoding at once per worker.
-    #[arg(long, env = "PONDER_MAX_RUNNING", default_value_t = 64)]
+    #[arg(long, env = "PONDER_MAX_RUNNING", default_value_t = SchedulerConfig::DEFAULT_MAX_RUNNING)]
     pub max_running: usize,
     /// Most requests waiting per worker; more are refused (HTTP 429).
-    #[arg(long, env = "PONDER_MAX_WAITING", default_value_t = 256)]
+    #[arg(long, env = "PONDER_MAX_WAITING", default_value_t = EngineConfig::DEFAULT_MAX_WAITING)]
     pub max_waiting: usize,
     /// Thinking delimiters; detected from the vocabulary when unset.
     #[arg(long, env = "PONDER_THINKING_FORMAT", value_enum)]
     pub thinking_format: Option<ThinkingFormatArg>,
+}
+
+/// `--backend` of `ponder bench model`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Backend {
+    /// Ponder's own kernels (GGUF files only).
+    Cpu,
+    /// candle's ops.
+    Candle,
+}
+
+/// `--thinking-default`: whether a request that says nothing about thinking thinks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ThinkingDefault {
+    /// Models with native thinking tokens do.
+    Auto,
+    /// Every request thinks.
+    On,
+    /// No request thinks unless it asks.
+    Off,
+}
+
+impl ThinkingDefault {
+    /// The server setting: `None` leaves it to the model.
+    pub fn thinks(self) -> Option<bool> {
+        match self {
+            ThinkingDefault::Auto => None,
+            ThinkingDefault::On => Some(true),
+            ThinkingDefault::Off => Some(false),
+        }
+    }
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `--mode` of `ponder sweep`: how a budget is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SweepMode {
+    /// min = max = budget (s1's budget forcing).
+    Forcing,
+    /// max = budget only.
+    CapOnly,
+    /// Several samples sharing the budget, majority vote.
+    Parallel,
+}
+
+impl From<SweepMode> for Mode {
+    fn from(mode: SweepMode) -> Self {
+        match mode {
+            SweepMode::Forcing => Mode::Forcing,
+            SweepMode::CapOnly => Mode::CapOnly,
+            SweepMode::Parallel => Mode::Parallel,
+        }
+    }
 }
 
 /// `--thinking-format`: the delimiters of a model's thinking.
@@ -146,9 +210,9 @@ pub struct BenchModelArgs {
     /// Write the results as JSON here too.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// `cpu` (Ponder's kernels, GGUF only) or `candle`.
-    #[arg(long, default_value = "cpu")]
-    pub backend: String,
+    /// Which implementation runs the model.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    pub backend: Backend,
 }
 
 /// `ponder serve`.
@@ -170,32 +234,31 @@ pub struct ServeArgs {
     #[arg(long = "api-key", env = "PONDER_API_KEY", value_delimiter = ',')]
     pub api_keys: Vec<String>,
     /// Largest request body in bytes.
-    #[arg(long, env = "PONDER_MAX_BODY_BYTES", default_value_t = 8 << 20)]
+    #[arg(long, env = "PONDER_MAX_BODY_BYTES", default_value_t = ServerConfig::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
     /// Longest a request may take, in seconds (0: no limit).
-    #[arg(long, env = "PONDER_REQUEST_TIMEOUT", default_value_t = 600)]
+    #[arg(long, env = "PONDER_REQUEST_TIMEOUT", default_value_t = ServerConfig::DEFAULT_REQUEST_TIMEOUT_SECONDS)]
     pub request_timeout: u64,
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long, env = "PONDER_SHUTDOWN_GRACE", default_value_t = 30)]
     pub shutdown_grace: u64,
     /// Completion limit when a request gives none.
-    #[arg(long, env = "PONDER_DEFAULT_MAX_TOKENS", default_value_t = 4096)]
+    #[arg(long, env = "PONDER_DEFAULT_MAX_TOKENS", default_value_t = ServerConfig::DEFAULT_MAX_TOKENS)]
     pub default_max_tokens: usize,
     /// Most choices (`n`) per request.
-    #[arg(long, env = "PONDER_MAX_N", default_value_t = 16)]
+    #[arg(long, env = "PONDER_MAX_N", default_value_t = ServerConfig::DEFAULT_MAX_N)]
     pub max_n: u32,
-    /// Whether requests that say nothing think: `auto` (models with native thinking tokens
-    /// do), `on` or `off`.
-    #[arg(long, env = "PONDER_THINKING_DEFAULT", default_value = "auto")]
-    pub thinking_default: String,
+    /// Whether requests that say nothing think.
+    #[arg(long, env = "PONDER_THINKING_DEFAULT", value_enum, default_value_t = ThinkingDefault::Auto)]
+    pub thinking_default: ThinkingDefault,
     /// The largest maximum thinking budget a request may ask for.
     #[arg(long, env = "PONDER_THINKING_MAX_TOKENS")]
     pub thinking_max_tokens: Option<u32>,
     /// Tokens of the completion limit kept for the answer: min(this, limit / 4).
-    #[arg(long, env = "PONDER_ANSWER_RESERVE", default_value_t = 256)]
+    #[arg(long, env = "PONDER_ANSWER_RESERVE", default_value_t = ThinkingDefaults::DEFAULT_ANSWER_RESERVE)]
     pub answer_reserve: u32,
     /// Default continuation texts injected when thinking ends too early (comma-separated).
-    #[arg(long, env = "PONDER_CONTINUATION", value_delimiter = ',', default_value = "Wait")]
+    #[arg(long, env = "PONDER_CONTINUATION", value_delimiter = ',', default_value = DEFAULT_CONTINUATION)]
     pub continuation: Vec<String>,
     /// Text forced before the end delimiter when thinking is cut short (default: none).
     #[arg(long, env = "PONDER_WRAP_UP")]
@@ -206,15 +269,11 @@ pub struct ServeArgs {
     #[arg(long, env = "PONDER_WRAP_UP_AFTER")]
     pub wrap_up_after: Option<String>,
     /// `reasoning_effort` presets as `name=min:max`, comma-separated.
-    #[arg(
-        long,
-        env = "PONDER_REASONING_EFFORT_PRESETS",
-        default_value = "minimal=0:256,low=0:1024,medium=0:4096,high=0:16384"
-    )]
+    #[arg(long, env = "PONDER_REASONING_EFFORT_PRESETS", default_value = ThinkingDefaults::DEFAULT_EFFORT_PRESETS)]
     pub reasoning_effort_presets: String,
-    /// Log format: `text` or `json`.
-    #[arg(long, env = "PONDER_LOG_FORMAT", default_value = "text")]
-    pub log_format: String,
+    /// Log format.
+    #[arg(long, env = "PONDER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     /// Log prompts (off by default: prompts are private).
     #[arg(long, env = "PONDER_LOG_PROMPTS")]
     pub log_prompts: bool,
@@ -283,9 +342,9 @@ pub struct SweepArgs {
     /// Thinking budgets.
     #[arg(long, value_delimiter = ',', default_value = "0,256,512,1024")]
     pub budgets: Vec<u32>,
-    /// Modes: forcing (min = max = budget), cap-only (max = budget), parallel (votes).
-    #[arg(long, value_delimiter = ',', default_value = "forcing")]
-    pub mode: Vec<String>,
+    /// Modes, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "forcing")]
+    pub mode: Vec<SweepMode>,
     /// Requests in flight at once.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,

@@ -16,7 +16,7 @@ use clap::Parser;
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
     threads::configure(cli.threads);
-    let json_logs = matches!(&cli.command, cli::Command::Serve(args) if args.log_format == "json");
+    let json_logs = matches!(&cli.command, cli::Command::Serve(args) if args.log_format == cli::LogFormat::Json);
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "ponder=info,ponder_server=info,ponder_engine=info,warn".into());
     let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);

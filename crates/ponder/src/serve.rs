@@ -26,12 +26,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 }
 
 fn server_config(args: &ServeArgs, served_name: String) -> anyhow::Result<ServerConfig> {
-    let default_on = match args.thinking_default.as_str() {
-        "auto" => None,
-        "on" => Some(true),
-        "off" => Some(false),
-        other => anyhow::bail!("--thinking-default must be auto, on or off, not `{other}`"),
-    };
     Ok(ServerConfig {
         served_name,
         api_keys: args.api_keys.iter().filter(|k| !k.is_empty()).cloned().collect(),
@@ -41,7 +35,7 @@ fn server_config(args: &ServeArgs, served_name: String) -> anyhow::Result<Server
         default_max_tokens: args.default_max_tokens,
         max_n: args.max_n,
         thinking: ThinkingDefaults {
-            default_on,
+            default_on: args.thinking_default.thinks(),
             max_tokens_cap: args.thinking_max_tokens,
             continuations: args.continuation.clone(),
             presets: parse_presets(&args.reasoning_effort_presets).map_err(anyhow::Error::msg)?,

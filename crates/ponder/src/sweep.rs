@@ -7,8 +7,7 @@ use ponder_sweep::{Mode, SweepConfig};
 use crate::cli::SweepArgs;
 
 pub fn run(args: SweepArgs) -> anyhow::Result<()> {
-    let modes =
-        args.mode.iter().map(|m| m.parse::<Mode>()).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?;
+    let modes = args.mode.iter().map(|&m| Mode::from(m)).collect();
     let config = SweepConfig {
         endpoint: args.endpoint,
         model: args.model,
