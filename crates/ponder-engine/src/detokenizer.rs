@@ -10,19 +10,35 @@ pub struct IncrementalDecoder {
     window: Vec<u32>,
     /// How many tokens of `window` are already emitted.
     emitted: usize,
+    /// Write special tokens out instead of dropping them.
+    keep_special: bool,
 }
 
 impl IncrementalDecoder {
-    /// A decoder with nothing seen.
+    /// A decoder with nothing seen; special tokens produce no text.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A decoder that writes special tokens out (for answers whose tool calls are framed by
+    /// special tokens).
+    pub fn keeping_special() -> Self {
+        Self { keep_special: true, ..Self::default() }
+    }
+
+    fn decode(&self, tokenizer: &Tokenizer, ids: &[u32]) -> ponder_models::Result<String> {
+        if self.keep_special {
+            tokenizer.decode_with_special(ids)
+        } else {
+            tokenizer.decode(ids)
+        }
     }
 
     /// Adds one token; returns the text it completes, if any.
     pub fn push(&mut self, tokenizer: &Tokenizer, token: u32) -> ponder_models::Result<Option<String>> {
         self.window.push(token);
-        let before = tokenizer.decode(&self.window[..self.emitted])?;
-        let after = tokenizer.decode(&self.window)?;
+        let before = self.decode(tokenizer, &self.window[..self.emitted])?;
+        let after = self.decode(tokenizer, &self.window)?;
         if after.ends_with('\u{FFFD}') || after.len() <= before.len() {
             return Ok(None);
         }
@@ -39,8 +55,8 @@ impl IncrementalDecoder {
     /// The text of tokens still held back at the end of the stream (an incomplete character
     /// decodes as U+FFFD, as the tokenizer decodes it).
     pub fn finish(&mut self, tokenizer: &Tokenizer) -> ponder_models::Result<String> {
-        let before = tokenizer.decode(&self.window[..self.emitted])?;
-        let after = tokenizer.decode(&self.window)?;
+        let before = self.decode(tokenizer, &self.window[..self.emitted])?;
+        let after = self.decode(tokenizer, &self.window)?;
         self.window.clear();
         self.emitted = 0;
         Ok(after.get(before.len()..).unwrap_or_default().to_string())

@@ -11,6 +11,17 @@ pub enum DeltaKind {
     Reasoning,
     /// The answer (`content`).
     Content,
+    /// A tool call of the answer opens: the text is the function's name. Comes once per
+    /// call, before its arguments.
+    ToolName {
+        /// The call's index in the answer (0, 1, …).
+        index: usize,
+    },
+    /// More of a tool call's arguments (JSON text).
+    ToolArguments {
+        /// The call's index in the answer.
+        index: usize,
+    },
 }
 
 /// Why a choice ended.

@@ -1,7 +1,9 @@
 //! Turning one choice's labelled tokens into text deltas: reasoning and content are decoded
-//! apart (so neither splits the other's characters), stop strings apply to the content.
+//! apart (so neither splits the other's characters), stop strings apply to the content, and
+//! tool calls, when the answer may hold some, are taken out of it.
 
 use ponder_models::Tokenizer;
+use ponder_structured::{AnswerPiece, ToolCallFormat, ToolCallParser};
 use ponder_thinking::{Emitted, Label};
 
 use crate::detokenizer::IncrementalDecoder;
@@ -18,6 +20,29 @@ pub(crate) struct Produced {
 }
 
 impl Produced {
+    /// Answer text, with tool calls taken out by `tools` when it is set.
+    fn push_answer(&mut self, tools: Option<&mut ToolCallParser>, text: &str, logprobs: Vec<TokenLogprob>) {
+        match tools {
+            None => self.push(DeltaKind::Content, text, logprobs),
+            Some(parser) => {
+                let pieces = parser.push(text);
+                self.push_pieces(pieces, logprobs);
+            }
+        }
+    }
+
+    fn push_pieces(&mut self, pieces: Vec<AnswerPiece>, mut logprobs: Vec<TokenLogprob>) {
+        for piece in pieces {
+            match piece {
+                AnswerPiece::Text(text) => self.push(DeltaKind::Content, &text, std::mem::take(&mut logprobs)),
+                AnswerPiece::CallName { index, name } => self.push(DeltaKind::ToolName { index }, &name, Vec::new()),
+                AnswerPiece::CallArguments { index, text } => {
+                    self.push(DeltaKind::ToolArguments { index }, &text, Vec::new())
+                }
+            }
+        }
+    }
+
     fn push(&mut self, kind: DeltaKind, text: &str, logprobs: Vec<TokenLogprob>) {
         if text.is_empty() && logprobs.is_empty() {
             return;
@@ -39,15 +64,21 @@ pub(crate) struct Output {
     content: IncrementalDecoder,
     stop: StopStrings,
     stopped: bool,
+    /// Takes tool calls out of the answer, when it may hold some.
+    tools: Option<ToolCallParser>,
 }
 
 impl Output {
-    pub fn new(stop_strings: &[String]) -> Self {
+    /// The output of a choice with these stop strings, whose answer may hold tool calls in
+    /// `tools` format (their markers may be special tokens, so the answer keeps them as text).
+    pub fn new(stop_strings: &[String], tools: Option<ToolCallFormat>) -> Self {
+        let content = if tools.is_some() { IncrementalDecoder::keeping_special() } else { IncrementalDecoder::new() };
         Self {
             reasoning: IncrementalDecoder::new(),
-            content: IncrementalDecoder::new(),
+            content,
             stop: StopStrings::new(stop_strings),
             stopped: false,
+            tools: tools.map(ToolCallParser::new),
         }
     }
 
@@ -80,7 +111,7 @@ impl Output {
                     };
                     let text = self.content.push(tokenizer, e.token)?.unwrap_or_default();
                     let check = self.stop.push(&text);
-                    produced.push(DeltaKind::Content, &check.emit, logprobs);
+                    produced.push_answer(self.tools.as_mut(), &check.emit, logprobs);
                     if check.stopped {
                         self.stopped = true;
                         produced.stopped = true;
@@ -100,10 +131,13 @@ impl Output {
         if !self.stopped {
             let tail = self.content.finish(tokenizer)?;
             let check = self.stop.push(&tail);
-            produced.push(DeltaKind::Content, &check.emit, Vec::new());
+            produced.push_answer(self.tools.as_mut(), &check.emit, Vec::new());
             if !check.stopped {
-                produced.push(DeltaKind::Content, &self.stop.finish(), Vec::new());
+                produced.push_answer(self.tools.as_mut(), &self.stop.finish(), Vec::new());
             }
+        }
+        if let Some(parser) = &mut self.tools {
+            produced.push_pieces(parser.finish(), Vec::new());
         }
         Ok(produced)
     }
@@ -121,7 +155,7 @@ mod tests {
     #[test]
     fn reasoning_and_content_are_separate_streams() {
         let tok = byte_tokenizer();
-        let mut out = Output::new(&[]);
+        let mut out = Output::new(&[], None);
         let mut tokens = emitted("think", Label::Reasoning);
         tokens.push(Emitted { token: 259, label: Label::Delimiter });
         tokens.extend(emitted("answer", Label::Content));
@@ -138,7 +172,7 @@ mod tests {
     #[test]
     fn stop_strings_cut_the_content_only() {
         let tok = byte_tokenizer();
-        let mut out = Output::new(&["END".to_string()]);
+        let mut out = Output::new(&["END".to_string()], None);
         let mut tokens = emitted("no END here", Label::Reasoning);
         tokens.extend(emitted("yes END there", Label::Content));
         let produced = out.push(&tok, &tokens, None).unwrap();
@@ -151,16 +185,38 @@ mod tests {
     #[test]
     fn held_back_content_is_flushed_at_the_end() {
         let tok = byte_tokenizer();
-        let mut out = Output::new(&["END".to_string()]);
+        let mut out = Output::new(&["END".to_string()], None);
         let produced = out.push(&tok, &emitted("abc EN", Label::Content), None).unwrap();
         assert_eq!(produced.deltas[0].1, "abc ");
         assert_eq!(out.finish(&tok).unwrap().deltas, vec![(DeltaKind::Content, "EN".to_string(), vec![])]);
     }
 
     #[test]
+    fn tool_calls_come_out_of_the_answer_and_special_markers_are_kept() {
+        let tok = byte_tokenizer();
+        let mut out = Output::new(&[], Some(ToolCallFormat::Hermes));
+        let answer = "Sure.<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}}\n</tool_call>";
+        let mut deltas = out.push(&tok, &emitted(answer, Label::Content), None).unwrap().deltas;
+        deltas.extend(out.finish(&tok).unwrap().deltas);
+        let kinds: Vec<(DeltaKind, &str)> = deltas.iter().map(|(k, t, _)| (*k, t.as_str())).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (DeltaKind::Content, "Sure."),
+                (DeltaKind::ToolName { index: 0 }, "f"),
+                (DeltaKind::ToolArguments { index: 0 }, "{\"a\": 1}"),
+            ]
+        );
+        // A special token in the answer is written out when tool calls are parsed.
+        let mut keeps = Output::new(&[], Some(ToolCallFormat::Hermes));
+        let special = [Emitted { token: crate::testing::THINK, label: Label::Content }];
+        assert_eq!(keeps.push(&tok, &special, None).unwrap().deltas[0].1, "<think>");
+    }
+
+    #[test]
     fn logprobs_attach_to_their_token() {
         let tok = byte_tokenizer();
-        let mut out = Output::new(&[]);
+        let mut out = Output::new(&[], None);
         let lp = TokenLogprob { token: "b".into(), bytes: vec![b'b'], logprob: -0.5, top: vec![] };
         let produced = out.push(&tok, &emitted("ab", Label::Content), Some((u32::from(b'b'), lp.clone()))).unwrap();
         assert_eq!(produced.deltas, vec![(DeltaKind::Content, "ab".to_string(), vec![lp])]);

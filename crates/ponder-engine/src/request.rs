@@ -1,5 +1,6 @@
 //! What a caller asks the engine for.
 
+use ponder_structured::{AnswerMatcher, ToolCallFormat};
 use ponder_thinking::{BudgetForcer, PreparedPrompt};
 
 use crate::sampling::SamplingParams;
@@ -24,6 +25,12 @@ pub struct GenerateRequest {
     pub stop: StopConditions,
     /// Number of choices; they share the prompt's KV blocks.
     pub n: usize,
+    /// What the answer must fit (a schema, a grammar, tool calls), from its first token on:
+    /// the thinking is free. Each choice follows its own copy.
+    pub constraint: Option<AnswerMatcher>,
+    /// The format tool calls come in, when the answer may hold some: they are taken out of
+    /// the answer text as [`crate::DeltaKind::ToolName`] and `ToolArguments` deltas.
+    pub tool_calls: Option<ToolCallFormat>,
 }
 
 impl GenerateRequest {
@@ -36,6 +43,8 @@ impl GenerateRequest {
             max_tokens,
             stop: StopConditions::default(),
             n: 1,
+            constraint: None,
+            tool_calls: None,
         }
     }
 

@@ -30,6 +30,15 @@ pub fn byte_tokenizer() -> Tokenizer {
     Tokenizer::from_parts(inner, vec![257])
 }
 
+/// A constraint compiler over [`byte_tokenizer`]'s vocabulary (260 ids, `<|im_end|>` stops).
+pub fn byte_constraints() -> ponder_structured::ConstraintCompiler {
+    let tokenizer = byte_tokenizer();
+    let json = tokenizer.inner().to_string(false).expect("the byte tokenizer serializes");
+    let vocabulary =
+        ponder_structured::Vocabulary { tokenizer_json: &json, stop_ids: tokenizer.stop_ids(), logits_width: 260 };
+    ponder_structured::ConstraintCompiler::new(vocabulary).expect("the byte vocabulary compiles")
+}
+
 /// GPT-2's printable stand-in for a byte.
 fn byte_char(b: u8) -> String {
     let printable = |b: u8| (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);

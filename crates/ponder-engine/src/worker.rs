@@ -7,7 +7,8 @@ use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 
 use ponder_models::{Logits, ModelError, SequenceChunk, Tokenizer};
-use ponder_thinking::{BudgetForcer, Emitted, Label, Step};
+use ponder_structured::{AnswerMatcher, ConstraintError, TokenMask};
+use ponder_thinking::{BudgetForcer, Emitted, Label, Phase, Step};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::events::{Event, FinishReason, TokenLogprob, Usage};
@@ -128,6 +129,29 @@ struct Sequence {
     output: Output,
     stop_ids: Vec<u32>,
     want_logprobs: bool,
+    /// What the answer must fit; consulted once the thinking is over (or never began).
+    constraint: Option<AnswerMatcher>,
+}
+
+impl Sequence {
+    /// Whether the next token is masked: the sequence has a constraint and is not thinking.
+    fn masked(&self) -> bool {
+        self.constraint.is_some() && self.forcer.phase() != Phase::Thinking
+    }
+}
+
+/// The masks of the constrained sequences among `ids`, computed (on another thread, while
+/// the forward pass runs) from the tokens the answers have so far.
+fn compute_masks(
+    seqs: &mut HashMap<SeqId, Sequence>,
+    ids: &[SeqId],
+) -> Vec<(SeqId, Result<TokenMask, ConstraintError>)> {
+    ids.iter()
+        .filter_map(|id| {
+            let constraint = seqs.get_mut(id)?.constraint.as_mut()?;
+            Some((*id, constraint.mask()))
+        })
+        .collect()
 }
 
 /// The state of a worker thread.
@@ -270,9 +294,10 @@ impl Worker {
                     max_tokens: request.max_tokens,
                     sampler: Sampler::new(sampling, &request.prompt),
                     forcer: request.forcer.clone(),
-                    output: Output::new(&request.stop.strings),
+                    output: Output::new(&request.stop.strings, request.tool_calls),
                     stop_ids: stop_ids.clone(),
                     want_logprobs,
+                    constraint: request.constraint.clone(),
                 },
             );
             self.scheduler.add(seq, request.prompt.clone(), first);
@@ -306,8 +331,21 @@ impl Worker {
                 want_logits: p.want_logits,
             })
             .collect();
-        let result =
-            self.runner.copy_block_prefixes(&plan.copies).and_then(|()| self.runner.forward(&chunks, &mut self.logits));
+        // The tokens a constrained sequence may sample next are known now; their masks are
+        // computed beside the forward pass instead of after it.
+        let masked: Vec<SeqId> = plan
+            .chunks
+            .iter()
+            .filter(|p| p.want_logits && self.seqs.get(&p.seq).is_some_and(Sequence::masked))
+            .map(|p| p.seq)
+            .collect();
+        let (runner, logits, seqs) = (&mut self.runner, &mut self.logits, &mut self.seqs);
+        let (result, masks) = std::thread::scope(|scope| {
+            let masks = (!masked.is_empty()).then(|| scope.spawn(|| compute_masks(seqs, &masked)));
+            let result = runner.copy_block_prefixes(&plan.copies).and_then(|()| runner.forward(&chunks, logits));
+            (result, masks.map(|m| m.join().expect("mask thread")).unwrap_or_default())
+        });
+        drop(chunks);
         self.load.steps.fetch_add(1, Ordering::Relaxed);
         if let Err(error) = result {
             tracing::error!("forward pass failed: {error}");
@@ -317,6 +355,7 @@ impl Worker {
             return;
         }
         self.scheduler.after_forward(&plan.chunks);
+        let mut masks: HashMap<SeqId, Result<TokenMask, ConstraintError>> = masks.into_iter().collect();
         let wanting = plan.chunks.iter().filter(|p| p.want_logits);
         // Taken out for the loop (`advance` needs the whole worker) and put back for reuse.
         let mut logits = std::mem::take(&mut self.logits);
@@ -324,14 +363,21 @@ impl Worker {
             if !self.seqs.contains_key(&p.seq) {
                 continue;
             }
-            self.advance(p.seq, row);
+            match masks.remove(&p.seq).transpose() {
+                Ok(mask) => self.advance(p.seq, row, mask.as_ref()),
+                Err(error) => self.finish(p.seq, FinishReason::Error, Some(error.to_string())),
+            }
         }
         self.logits = logits;
     }
 
-    /// Samples the next token of a sequence and lets budget forcing decide what enters.
-    fn advance(&mut self, seq: SeqId, logits: &mut [f32]) {
+    /// Samples the next token of a sequence (among those `mask` allows) and lets budget
+    /// forcing decide what enters.
+    fn advance(&mut self, seq: SeqId, logits: &mut [f32], mask: Option<&TokenMask>) {
         let s = self.seqs.get_mut(&seq).expect("sequence");
+        if let Some(mask) = mask {
+            mask.apply(logits);
+        }
         let sampled = s.sampler.sample(logits);
         let step = s.forcer.observe(sampled.token);
         self.apply_step(seq, step, Some(sampled));
@@ -368,6 +414,15 @@ impl Worker {
         }
         for &token in &step.append {
             s.sampler.record(token);
+        }
+        // The constraint follows every token that enters the answer, forced ones included.
+        if let Some(constraint) = &mut s.constraint {
+            let mut answer = step.emit.iter().filter(|e| e.label == Label::Content);
+            if let Err(error) = answer.try_for_each(|e| constraint.consume(e.token)) {
+                self.scheduler.append(seq, step.rollback, &step.append);
+                self.finish(seq, FinishReason::Error, Some(error.to_string()));
+                return;
+            }
         }
         let logprob = sampled.filter(|_| s.want_logprobs).and_then(|x| self_logprob(&self.tokenizer, &x));
         let produced = s.output.push(&self.tokenizer, &step.emit, logprob);

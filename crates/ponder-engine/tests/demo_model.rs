@@ -32,6 +32,7 @@ fn collect(mut handle: RequestHandle) -> Outcome {
         match event {
             Event::Delta { kind: DeltaKind::Reasoning, text, .. } => out.reasoning.push_str(&text),
             Event::Delta { kind: DeltaKind::Content, text, .. } => out.content.push_str(&text),
+            Event::Delta { .. } => unreachable!("these requests offer no tools"),
             Event::Finished { reason, thinking, .. } => {
                 out.finish = Some(reason);
                 out.thinking = thinking;

@@ -7,8 +7,8 @@ use ponder_thinking::ThinkingStats;
 use crate::error::ApiError;
 use crate::types::{
     AssistantMessage, ChatChoice, ChatChunkChoice, ChatCompletionChunk, ChatCompletionResponse, ChatDelta,
-    ChoiceLogprobs, CompletionChoice, CompletionChunk, CompletionChunkChoice, CompletionResponse, ThinkingSummary,
-    TokenLogprob, Usage,
+    ChoiceLogprobs, CompletionChoice, CompletionChunk, CompletionChunkChoice, CompletionResponse, FunctionCall,
+    FunctionCallDelta, ThinkingSummary, TokenLogprob, ToolCall, ToolCallDelta, Usage,
 };
 
 /// `stop`, `length`, or `None` for reasons that are not sent as a finish reason.
@@ -18,6 +18,21 @@ pub fn finish_reason(reason: FinishReason) -> Option<&'static str> {
         FinishReason::Length => Some("length"),
         FinishReason::Cancelled | FinishReason::Error => None,
     }
+}
+
+/// The finish reason a chat choice reports: a choice that ended by itself after calling tools
+/// finished with `tool_calls`.
+fn chat_finish_reason(reason: FinishReason, called: bool) -> Option<&'static str> {
+    match (reason, called) {
+        (FinishReason::Stop, true) => Some("tool_calls"),
+        (reason, _) => finish_reason(reason),
+    }
+}
+
+/// The id of a choice's tool call: unique per request, choice and call.
+pub fn tool_call_id(request_id: &str, choice: usize, index: usize) -> String {
+    let tag = request_id.rsplit('-').next().unwrap_or(request_id);
+    format!("call_{tag}_{choice}_{index}")
 }
 
 /// Whether a choice thought at all (statistics are only reported then).
@@ -31,6 +46,8 @@ struct ChoiceOutput {
     reasoning: String,
     content: String,
     logprobs: Vec<TokenLogprob>,
+    /// Tool calls: name and arguments text.
+    calls: Vec<(String, String)>,
     finish: Option<FinishReason>,
     thinking: Option<ThinkingStats>,
     error: Option<String>,
@@ -57,6 +74,12 @@ impl Collector {
                 match kind {
                     DeltaKind::Reasoning => c.reasoning.push_str(&text),
                     DeltaKind::Content => c.content.push_str(&text),
+                    DeltaKind::ToolName { .. } => c.calls.push((text, String::new())),
+                    DeltaKind::ToolArguments { index } => {
+                        if let Some(call) = c.calls.get_mut(index) {
+                            call.1.push_str(&text);
+                        }
+                    }
                 }
                 c.logprobs.extend(logprobs.iter().map(TokenLogprob::from));
                 false
@@ -107,15 +130,28 @@ impl Collector {
             .enumerate()
             .map(|(index, c)| {
                 let reasoning = (!c.reasoning.is_empty()).then_some(c.reasoning);
+                let called = !c.calls.is_empty();
+                let tool_calls: Vec<ToolCall> = c
+                    .calls
+                    .into_iter()
+                    .enumerate()
+                    .map(|(call, (name, arguments))| ToolCall {
+                        id: tool_call_id(&id, index, call),
+                        kind: "function".into(),
+                        function: FunctionCall { name, arguments },
+                    })
+                    .collect();
                 ChatChoice {
                     index,
                     message: AssistantMessage {
                         role: "assistant".into(),
-                        content: Some(c.content),
+                        // A reply that is only calls has no content, as OpenAI's.
+                        content: (!called || !c.content.is_empty()).then_some(c.content),
                         reasoning_content: reasoning.clone(),
                         reasoning,
+                        tool_calls: called.then_some(tool_calls),
                     },
-                    finish_reason: c.finish.and_then(finish_reason).map(String::from),
+                    finish_reason: c.finish.and_then(|r| chat_finish_reason(r, called)).map(String::from),
                     logprobs: logprobs.then_some(ChoiceLogprobs { content: c.logprobs }),
                     thinking: c.thinking.filter(thought).map(ThinkingSummary::from),
                 }
@@ -169,6 +205,8 @@ pub struct ChunkAssembler {
     include_usage: bool,
     logprobs: bool,
     role_sent: Vec<bool>,
+    /// Whether each choice called a tool.
+    called: Vec<bool>,
 }
 
 /// One SSE payload.
@@ -205,7 +243,7 @@ impl ChunkAssembler {
         include_usage: bool,
         logprobs: bool,
     ) -> Self {
-        Self { kind, id, created, model, include_usage, logprobs, role_sent: vec![false; n] }
+        Self { kind, id, created, model, include_usage, logprobs, role_sent: vec![false; n], called: vec![false; n] }
     }
 
     fn chat(&self, choices: Vec<ChatChunkChoice>, usage: Option<Usage>) -> Chunk {
@@ -260,6 +298,15 @@ impl ChunkAssembler {
                         };
                         out.push(self.chat(vec![Self::chat_choice(choice, role)], None));
                     }
+                    let call = |index, id: Option<String>, name, arguments| ChatDelta {
+                        tool_calls: Some(vec![ToolCallDelta {
+                            index,
+                            kind: id.as_ref().map(|_| "function".to_string()),
+                            id,
+                            function: FunctionCallDelta { name, arguments },
+                        }]),
+                        ..ChatDelta::default()
+                    };
                     let delta = match kind {
                         DeltaKind::Reasoning => ChatDelta {
                             reasoning_content: Some(text.clone()),
@@ -267,6 +314,11 @@ impl ChunkAssembler {
                             ..ChatDelta::default()
                         },
                         DeltaKind::Content => ChatDelta { content: Some(text), ..ChatDelta::default() },
+                        DeltaKind::ToolName { index } => {
+                            self.called[choice] = true;
+                            call(index, Some(tool_call_id(&self.id, choice, index)), Some(text), String::new())
+                        }
+                        DeltaKind::ToolArguments { index } => call(index, None, None, text),
                     };
                     let mut part = Self::chat_choice(choice, delta);
                     if kind == DeltaKind::Content && self.logprobs && !logprobs.is_empty() {
@@ -275,6 +327,9 @@ impl ChunkAssembler {
                     }
                     out.push(self.chat(vec![part], None));
                 }
+                // Text completions offer no tools.
+                StreamKind::Completion
+                    if matches!(kind, DeltaKind::ToolName { .. } | DeltaKind::ToolArguments { .. }) => {}
                 StreamKind::Completion => {
                     let mut part = Self::completion_choice(choice, text.clone());
                     part.reasoning_content = (kind == DeltaKind::Reasoning).then_some(text);
@@ -286,7 +341,11 @@ impl ChunkAssembler {
                     out.push(Chunk::Error(ApiError::internal(error.unwrap_or_else(|| "generation failed".into()))));
                     return out;
                 }
-                let Some(finish) = finish_reason(reason) else { return out };
+                let finish = match self.kind {
+                    StreamKind::Chat => chat_finish_reason(reason, self.called[choice]),
+                    StreamKind::Completion => finish_reason(reason),
+                };
+                let Some(finish) = finish else { return out };
                 let thinking = thinking.filter(thought).map(ThinkingSummary::from);
                 out.push(match self.kind {
                     StreamKind::Chat => {
@@ -370,6 +429,51 @@ mod tests {
         assert_eq!(data[4]["choices"], json!([]));
         assert_eq!(data[4]["usage"]["completion_tokens_details"]["reasoning_tokens"], 4);
         assert!(data.iter().all(|d| d["object"] == "chat.completion.chunk" && d["id"] == "chatcmpl-x"));
+    }
+
+    #[test]
+    fn tool_calls_stream_as_openai_streams_them_and_finish_with_tool_calls() {
+        let mut a = ChunkAssembler::new(StreamKind::Chat, "chatcmpl-ab12".into(), 1, "m".into(), 1, false, false);
+        let mut chunks = Vec::new();
+        for e in [
+            delta(0, DeltaKind::ToolName { index: 0 }, "get_weather"),
+            delta(0, DeltaKind::ToolArguments { index: 0 }, "{\"city\": "),
+            delta(0, DeltaKind::ToolArguments { index: 0 }, "\"Oslo\"}"),
+            Event::Finished { choice: 0, reason: FinishReason::Stop, thinking: None, error: None },
+        ] {
+            chunks.extend(a.push(e));
+        }
+        let data: Vec<Value> = chunks.into_iter().map(data).collect();
+        let first = &data[1]["choices"][0]["delta"]["tool_calls"][0];
+        assert_eq!(
+            first,
+            &json!({"index": 0, "id": "call_ab12_0_0", "type": "function", "function": {"name": "get_weather", "arguments": ""}})
+        );
+        let piece = &data[2]["choices"][0]["delta"]["tool_calls"][0];
+        assert_eq!(piece, &json!({"index": 0, "function": {"arguments": "{\"city\": "}}));
+        assert_eq!(data[4]["choices"][0]["finish_reason"], "tool_calls");
+    }
+
+    #[test]
+    fn a_reply_of_calls_has_null_content_and_its_calls() {
+        let mut c = Collector::new(1);
+        for e in [
+            delta(0, DeltaKind::ToolName { index: 0 }, "f"),
+            delta(0, DeltaKind::ToolArguments { index: 0 }, "{}"),
+            Event::Finished { choice: 0, reason: FinishReason::Stop, thinking: None, error: None },
+            Event::Done(usage()),
+        ] {
+            c.push(e);
+        }
+        let r = c.chat_response("chatcmpl-x1".into(), 0, "m".into(), false).unwrap();
+        let message = &r.choices[0].message;
+        assert_eq!(message.content, None);
+        let calls = message.tool_calls.as_ref().unwrap();
+        assert_eq!(
+            (calls[0].id.as_str(), calls[0].function.name.as_str(), calls[0].function.arguments.as_str()),
+            ("call_x1_0_0", "f", "{}")
+        );
+        assert_eq!(r.choices[0].finish_reason.as_deref(), Some("tool_calls"));
     }
 
     #[test]

@@ -113,6 +113,61 @@ pub struct ChatMessage {
     pub reasoning_content: Option<String>,
     /// An optional participant name.
     pub name: Option<String>,
+    /// The tool calls of an earlier assistant turn.
+    pub tool_calls: Option<Vec<ToolCall>>,
+    /// The call a `tool` message answers.
+    pub tool_call_id: Option<String>,
+}
+
+/// A call of one of the caller's functions.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema, PartialEq)]
+pub struct ToolCall {
+    /// `call_…`; a `tool` message answers it by this id.
+    pub id: String,
+    /// `function`.
+    #[serde(rename = "type", default = "function_type")]
+    pub kind: String,
+    /// The function and its arguments.
+    pub function: FunctionCall,
+}
+
+fn function_type() -> String {
+    "function".into()
+}
+
+/// A function's name and the arguments of a call, a JSON object as a string.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema, PartialEq)]
+pub struct FunctionCall {
+    /// The function.
+    pub name: String,
+    /// The arguments: a JSON object, as text.
+    pub arguments: String,
+}
+
+/// A tool call's part of a streamed chunk: the first carries its `id`, `type` and name, the
+/// later ones pieces of its arguments.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct ToolCallDelta {
+    /// The call's index among the choice's calls.
+    pub index: usize,
+    /// `call_…`, in the call's first chunk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// `function`, in the call's first chunk.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// The name (first chunk) or a piece of the arguments.
+    pub function: FunctionCallDelta,
+}
+
+/// A piece of a streamed function call.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct FunctionCallDelta {
+    /// The function's name, in the call's first chunk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The next piece of the arguments (empty in the first chunk).
+    pub arguments: String,
 }
 
 /// Message content: plain text or typed parts.
@@ -306,6 +361,9 @@ pub struct AssistantMessage {
     pub reasoning_content: Option<String>,
     /// The thinking (newer clients' name).
     pub reasoning: Option<String>,
+    /// The calls the model made; `content` is null when it wrote nothing else.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCall>>,
 }
 
 /// One choice of a chat completion.
@@ -315,7 +373,7 @@ pub struct ChatChoice {
     pub index: usize,
     /// The reply.
     pub message: AssistantMessage,
-    /// `stop` or `length`.
+    /// `stop`, `length`, or `tool_calls` when the model called tools.
     pub finish_reason: Option<String>,
     /// Log-probabilities, when asked for.
     pub logprobs: Option<ChoiceLogprobs>,
@@ -401,7 +459,7 @@ pub struct ChatChunkChoice {
     pub delta: ChatDelta,
     /// Log-probabilities of the content tokens in `delta`, when asked for.
     pub logprobs: Option<ChoiceLogprobs>,
-    /// Set in the choice's last chunk: `stop` or `length`.
+    /// Set in the choice's last chunk: `stop`, `length` or `tool_calls`.
     pub finish_reason: Option<String>,
     /// Budget-forcing statistics, in the choice's last chunk when it thought.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -423,6 +481,9 @@ pub struct ChatDelta {
     /// Thinking text (newer clients' name).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning: Option<String>,
+    /// Tool calls opening, or more of their arguments.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_calls: Option<Vec<ToolCallDelta>>,
 }
 
 /// One server-sent event of a streamed text completion (`text_completion`).

@@ -66,6 +66,8 @@ pub fn validate(
         max_tokens: limit,
         stop: StopConditions { strings: stop_strings(fields.stop.clone())?, token_ids: Vec::new() },
         n,
+        constraint: None,
+        tool_calls: None,
     };
     let answer = Answer {
         kind: front.kind,

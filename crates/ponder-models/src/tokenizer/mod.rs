@@ -117,6 +117,12 @@ impl Tokenizer {
         self.inner.decode(ids, true).map_err(|e| ModelError::Tokenizer(e.to_string()))
     }
 
+    /// The text of `ids`, special tokens written out (`<tool_call>`, `<｜tool▁sep｜>`: the
+    /// markers some models write tool calls with).
+    pub fn decode_with_special(&self, ids: &[u32]) -> Result<String> {
+        self.inner.decode(ids, false).map_err(|e| ModelError::Tokenizer(e.to_string()))
+    }
+
     /// The id of a token given by its exact text (`<think>`), if the vocabulary has it.
     pub fn token_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)
