@@ -17,6 +17,7 @@ const NOW_VARIABLE: &str = "__ponder_now";
 /// `json.dumps` does.
 pub struct ChatTemplate {
     env: Environment<'static>,
+    source: String,
     bos_token: String,
     eos_token: String,
 }
@@ -36,7 +37,12 @@ impl ChatTemplate {
         env.add_function("strftime_now", strftime_now);
         env.add_filter("tojson", tojson);
         env.add_template_owned(TEMPLATE_NAME, source.to_string()).map_err(|e| ModelError::Template(describe(&e)))?;
-        Ok(Self { env, bos_token: bos_token.into(), eos_token: eos_token.into() })
+        Ok(Self { env, source: source.to_string(), bos_token: bos_token.into(), eos_token: eos_token.into() })
+    }
+
+    /// The template's text (what it does with tools, for example, is read from it).
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// Renders `messages` (OpenAI-style objects with `role` and `content`). `kwargs` are

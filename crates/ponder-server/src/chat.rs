@@ -13,9 +13,10 @@ use crate::error::{ApiError, ErrorBody};
 use crate::json::parse_body;
 use crate::respond::{record_failure, run};
 use crate::state::AppState;
+use crate::structured::{answer_format, tool_request, AnswerRequest};
 use crate::types::{
     ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChatMessage, EndThinkingResponse,
-    MessageContent,
+    MessageContent, ToolCall,
 };
 use crate::validate::{validate, Front};
 
@@ -59,6 +60,7 @@ async fn handle(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Re
         .as_ref()
         .ok_or_else(|| ApiError::invalid("this model has no chat template; use /v1/completions", None))?;
     let messages = template_messages(&request.messages)?;
+    let tools = tool_request(request.tools.as_ref(), request.tool_choice.as_ref(), request.parallel_tool_calls)?;
     let front = Front {
         kind: StreamKind::Chat,
         endpoint: "chat",
@@ -70,11 +72,16 @@ async fn handle(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Re
             .or(request.max_tokens.map(|t| (t, "max_tokens"))),
         logprobs: logprobs(&request)?,
         template_kwargs: request.chat_template_kwargs.as_ref(),
+        answer: AnswerRequest { format: answer_format(&request.common.structured)?, tools: tools.clone() },
     };
     let validated = validate(&state, &request.common, front, |on| {
         let mut kwargs = request.chat_template_kwargs.clone().unwrap_or_default();
         if let (Some(on), Some(_)) = (on, &state.thinking) {
             kwargs.insert("enable_thinking".into(), Value::Bool(on));
+        }
+        // The tools reach the model through its template, as Hugging Face passes them.
+        if let (Some(_), Some(offered)) = (&tools, &request.tools) {
+            kwargs.insert("tools".into(), offered.clone());
         }
         let text = template.render(&messages, true, &kwargs).map_err(|e| {
             ApiError::invalid(format!("the chat template failed on these messages: {e}"), Some("messages"))
@@ -97,22 +104,10 @@ fn logprobs(request: &ChatCompletionRequest) -> Result<Option<usize>, ApiError> 
     }
 }
 
-/// Fields we cannot honour are refused, not silently ignored.
+/// A conversation needs a message.
 fn reject_unsupported(request: &ChatCompletionRequest) -> Result<(), ApiError> {
     if request.messages.is_empty() {
         return Err(ApiError::invalid("messages must not be empty", Some("messages")));
-    }
-    if matches!(&request.tools, Some(Value::Array(tools)) if !tools.is_empty()) {
-        return Err(ApiError::invalid("tool calling is not supported yet", Some("tools")));
-    }
-    if let Some(format) = &request.response_format {
-        let kind = format.get("type").and_then(Value::as_str);
-        if kind != Some("text") {
-            return Err(ApiError::invalid(
-                "only response_format {\"type\": \"text\"} is supported",
-                Some("response_format"),
-            ));
-        }
     }
     Ok(())
 }
@@ -159,9 +154,36 @@ fn template_messages(messages: &[ChatMessage]) -> Result<Vec<Value>, ApiError> {
             if let Some(name) = &message.name {
                 value["name"] = json!(name);
             }
+            if let Some(calls) = &message.tool_calls {
+                value["tool_calls"] = template_tool_calls(calls, i)?;
+            }
+            if let Some(id) = &message.tool_call_id {
+                value["tool_call_id"] = json!(id);
+            }
             Ok(value)
         })
         .collect()
+}
+
+/// An assistant turn's tool calls as templates read them (as Hugging Face's and vLLM's do):
+/// the arguments an object, not the JSON text OpenAI sends.
+fn template_tool_calls(calls: &[ToolCall], message: usize) -> Result<Value, ApiError> {
+    calls
+        .iter()
+        .enumerate()
+        .map(|(j, call)| {
+            let arguments: Value = serde_json::from_str(&call.function.arguments).map_err(|_| {
+                let field = format!("messages[{message}].tool_calls[{j}].function.arguments");
+                ApiError::invalid("tool call arguments must be a JSON object as text", Some(&field))
+            })?;
+            Ok(json!({
+                "id": call.id,
+                "type": call.kind,
+                "function": {"name": call.function.name, "arguments": arguments},
+            }))
+        })
+        .collect::<Result<Vec<Value>, ApiError>>()
+        .map(Value::Array)
 }
 
 /// Ends the thinking of a running chat completion now: the wrap-up and end delimiter are

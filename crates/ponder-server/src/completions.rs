@@ -13,6 +13,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::json::parse_body;
 use crate::respond::{record_failure, run};
 use crate::state::AppState;
+use crate::structured::{answer_format, AnswerRequest};
 use crate::types::{CompletionChunk, CompletionRequest, CompletionResponse};
 use crate::validate::{validate, Front};
 
@@ -58,6 +59,7 @@ async fn handle(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Re
         max_tokens: request.max_tokens.map(|t| (t, "max_tokens")),
         logprobs: request.logprobs.map(|k| k as usize),
         template_kwargs: None,
+        answer: AnswerRequest { format: answer_format(&request.common.structured)?, tools: None },
     };
     let validated = validate(&state, &request.common, front, |_| prompt_tokens(&request.prompt, &state))?;
     run(state.clone(), validated).await

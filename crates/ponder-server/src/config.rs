@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use ponder_structured::ToolCallFormat;
+
 use crate::thinking::ThinkingDefaults;
 
 /// How the HTTP server behaves.
@@ -25,6 +27,8 @@ pub struct ServerConfig {
     pub thinking: ThinkingDefaults,
     /// Log prompt and output text (off by default).
     pub log_text: bool,
+    /// How the model writes tool calls; `None` detects it from the chat template.
+    pub tool_call_format: Option<ToolCallFormat>,
 }
 
 impl ServerConfig {
@@ -49,6 +53,7 @@ impl ServerConfig {
             max_n: Self::DEFAULT_MAX_N,
             thinking: ThinkingDefaults::default(),
             log_text: false,
+            tool_call_format: None,
         }
     }
 }

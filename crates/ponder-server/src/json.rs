@@ -8,7 +8,9 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::types::{ChatCompletionRequest, CompletionRequest, GenerationFields, SamplingFields, ThinkingFields};
+use crate::types::{
+    ChatCompletionRequest, CompletionRequest, GenerationFields, SamplingFields, StructuredFields, ThinkingFields,
+};
 
 /// A request body type. Serde reports an error inside a `#[serde(flatten)]` part at the
 /// root, without the field's name, so a type with flattened parts finds the field at fault
@@ -36,6 +38,7 @@ impl RequestBody for GenerationFields {
     fn locate_flattened(body: &Value) -> Option<ApiError> {
         field_error::<SamplingFields>(body)
             .or_else(|| field_error::<ThinkingFields>(body))
+            .or_else(|| field_error::<StructuredFields>(body))
             .or_else(|| field_error::<GenerationFields>(body))
     }
 }

@@ -20,6 +20,7 @@ mod metrics;
 mod openapi;
 mod respond;
 mod state;
+mod structured;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod thinking;

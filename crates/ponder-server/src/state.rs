@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use ponder_engine::{Engine, RequestId};
 use ponder_models::ModelMetadata;
+use ponder_structured::{ConstraintCompiler, ConstraintError, ToolCallFormat, Vocabulary};
 use ponder_thinking::ModelThinking;
 
 use crate::config::ServerConfig;
@@ -22,6 +23,10 @@ pub struct AppState {
     pub config: ServerConfig,
     /// Metrics.
     pub metrics: ServerMetrics,
+    /// Compiles structured outputs and tool grammars over the model's vocabulary (or why it cannot).
+    pub constraints: Result<ConstraintCompiler, ConstraintError>,
+    /// How the model writes tool calls: the configured format, else the chat template's.
+    pub tool_format: Option<ToolCallFormat>,
     /// Unix seconds when the server started.
     pub started: u64,
     /// A per-process tag in response ids, so ids differ across restarts.
@@ -45,12 +50,21 @@ impl AppState {
             hasher.write_u64(started);
             format!("{:08x}", hasher.finish() as u32)
         };
+        let tool_format = config
+            .tool_call_format
+            .or_else(|| metadata.chat_template.as_ref().and_then(|t| ToolCallFormat::detect(t.source())));
+        let constraints = constraint_compiler(&metadata);
+        if let Err(error) = &constraints {
+            tracing::warn!("{error}");
+        }
         Self {
             engine,
             metadata,
             thinking,
             config,
             metrics: ServerMetrics::default(),
+            constraints,
+            tool_format,
             started,
             id_tag,
             active: Mutex::new(HashSet::new()),
@@ -83,6 +97,19 @@ impl AppState {
     pub fn serves(&self, model: &str) -> bool {
         model == self.config.served_name || model == self.metadata.name
     }
+}
+
+/// A constraint compiler over the model's vocabulary: its tokenizer, its stop tokens, and
+/// the width of its logits.
+fn constraint_compiler(metadata: &ModelMetadata) -> Result<ConstraintCompiler, ConstraintError> {
+    let tokenizer = &metadata.tokenizer;
+    let json = tokenizer.inner().to_string(false).map_err(|e| ConstraintError::Unavailable(e.to_string()))?;
+    let vocabulary = Vocabulary {
+        tokenizer_json: &json,
+        stop_ids: tokenizer.stop_ids(),
+        logits_width: metadata.config.vocab_size.max(tokenizer.vocab_size()),
+    };
+    ConstraintCompiler::new(vocabulary)
 }
 
 /// Keeps a request in the active set while alive.

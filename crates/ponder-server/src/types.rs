@@ -45,8 +45,31 @@ pub struct ThinkingFields {
     pub reasoning_effort: Option<String>,
 }
 
-/// The fields chat and text completions share: model, sampling, thinking, stop strings,
-/// choices and streaming. The request builder turns them into the engine request.
+/// What the answer must fit, in OpenAI's and vLLM's spellings (flattened into each request;
+/// give at most one).
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+pub struct StructuredFields {
+    /// OpenAI's `{"type": "text"}`, `{"type": "json_object"}`, or `{"type": "json_schema",
+    /// "json_schema": {"name", "schema", "strict"}}`.
+    #[schema(value_type = Option<Object>)]
+    pub response_format: Option<Value>,
+    /// vLLM's: exactly one of `json` (a schema), `regex`, `choice` (strings), `grammar` (Lark),
+    /// `json_object: true`.
+    #[schema(value_type = Option<Object>)]
+    pub structured_outputs: Option<Value>,
+    /// vLLM's older name: a JSON schema (object or text).
+    #[schema(value_type = Option<Object>)]
+    pub guided_json: Option<Value>,
+    /// vLLM's older name: a regular expression the answer matches.
+    pub guided_regex: Option<String>,
+    /// vLLM's older name: the answer is one of these strings.
+    pub guided_choice: Option<Vec<String>>,
+    /// vLLM's older name: a Lark grammar (llguidance's dialect).
+    pub guided_grammar: Option<String>,
+}
+
+/// The fields chat and text completions share: model, sampling, thinking, structured
+/// outputs, stop strings, choices and streaming. The request builder turns them into the engine request.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct GenerationFields {
     /// The model name (as listed by `/v1/models`).
@@ -57,6 +80,9 @@ pub struct GenerationFields {
     /// Thinking budget.
     #[serde(flatten)]
     pub thinking: ThinkingFields,
+    /// What the answer must fit.
+    #[serde(flatten)]
+    pub structured: StructuredFields,
     /// Up to 4 strings that end the answer.
     #[schema(value_type = Option<Object>)]
     pub stop: Option<StopField>,
@@ -86,16 +112,17 @@ pub struct ChatCompletionRequest {
     /// Extra variables for the chat template (`enable_thinking`).
     #[schema(value_type = Option<Object>)]
     pub chat_template_kwargs: Option<serde_json::Map<String, Value>>,
-    /// Not supported: a non-empty list is refused.
-    #[schema(value_type = Option<Object>)]
+    /// Functions the model may call: `[{"type": "function", "function": {"name",
+    /// "description", "parameters", "strict"}}]`; they reach the model through its chat template.
+    #[schema(value_type = Option<Vec<Object>>)]
     pub tools: Option<Value>,
-    /// Not supported (ignored when no tools are given).
+    /// `auto` (default with tools), `none`, `required`, or `{"type": "function", "function":
+    /// {"name"}}`. Required and named calls are constrained to the tools' schemas; with `auto`
+    /// a call is constrained once the model opens it.
     #[schema(value_type = Option<Object>)]
-    #[allow(dead_code)] // Read once tool calls are served.
     pub tool_choice: Option<Value>,
-    /// Only `{"type": "text"}` is supported.
-    #[schema(value_type = Option<Object>)]
-    pub response_format: Option<Value>,
+    /// Whether one answer may hold several calls (default true).
+    pub parallel_tool_calls: Option<bool>,
     /// Model, sampling, thinking, stop, choices and streaming.
     #[serde(flatten)]
     pub common: GenerationFields,

@@ -5,6 +5,7 @@
 //! the answer.
 
 use ponder_engine::{context_room, GenerateRequest, SamplingParams, StopConditions};
+use ponder_structured::{AnswerFormat, AnswerMatcher, ToolCallFormat, ToolChoice, ToolUse};
 use ponder_thinking::PreparedPrompt;
 use serde_json::{Map, Value};
 
@@ -12,6 +13,7 @@ use crate::assemble::StreamKind;
 use crate::error::ApiError;
 use crate::respond::Answer;
 use crate::state::AppState;
+use crate::structured::AnswerRequest;
 use crate::thinking::{parse_thinking, ThinkingSpec};
 use crate::types::{GenerationFields, SamplingFields, StopField};
 
@@ -32,6 +34,8 @@ pub struct Front<'a> {
     pub logprobs: Option<usize>,
     /// Chat template variables (Qwen3's `enable_thinking` is one).
     pub template_kwargs: Option<&'a Map<String, Value>>,
+    /// What the answer must fit: a format, tools, both or neither.
+    pub answer: AnswerRequest,
 }
 
 /// A request ready to run: what the engine gets, and how to answer.
@@ -54,9 +58,10 @@ pub fn validate(
     check_model(state, fields.model.as_deref())?;
     tracing::debug!(endpoint = front.endpoint, user = fields.user.as_deref(), "request");
     let (spec, on) = decide_thinking(state, fields, &front)?;
+    let (constraint, tool_calls) = constrain(state, &front.answer)?;
     let prompt = prompt(on)?;
     let limit = completion_limit(state, front.max_tokens, (prompt.len(), front.prompt_field))?;
-    let prepared = prepare_thinking(state, spec, on, prompt, limit)?;
+    let prepared = prepare_thinking(state, spec, on, prompt, limit, constraint.is_some())?;
     let sampling = sampling_params(&fields.sampling, front.logprobs, state.metadata.tokenizer.vocab_size())?;
     let n = choices(fields.n, state.config.max_n)?;
     let request = GenerateRequest {
@@ -66,8 +71,8 @@ pub fn validate(
         max_tokens: limit,
         stop: StopConditions { strings: stop_strings(fields.stop.clone())?, token_ids: Vec::new() },
         n,
-        constraint: None,
-        tool_calls: None,
+        constraint,
+        tool_calls,
     };
     let answer = Answer {
         kind: front.kind,
@@ -214,18 +219,73 @@ fn decide_thinking(
 }
 
 /// Opens or closes the thinking block at the end of the prompt as decided (`on`: `None`
-/// follows the prompt) and resolves the budget against the completion limit.
+/// follows the prompt) and resolves the budget against the completion limit. A constrained
+/// answer gets no text forced after the end delimiter (s1's `Final Answer:` would not fit a
+/// schema): its first token is the grammar's.
 fn prepare_thinking(
     state: &AppState,
     spec: ThinkingSpec,
     on: Option<bool>,
     prompt: Vec<u32>,
     limit: usize,
+    constrained: bool,
 ) -> Result<PreparedPrompt, ApiError> {
     let Some(model) = &state.thinking else { return Ok(PreparedPrompt::without_thinking(prompt)) };
     let spec = if on == Some(false) { ThinkingSpec::default() } else { spec };
-    let budget = spec.budget(&state.config.thinking, limit as u32, &model.wrap_up);
+    let mut budget = spec.budget(&state.config.thinking, limit as u32, &model.wrap_up);
+    if constrained {
+        budget.wrap_up.after_end.clear();
+    }
     model.prepare(prompt, on, &budget, limit as u32, &state.metadata.tokenizer).map_err(|e| spec.budget_error(&e))
+}
+
+/// Compiles what the answer must fit into a matcher (a cached grammar is a clone), and says
+/// which format tool calls come in when tools are offered.
+fn constrain(
+    state: &AppState,
+    answer: &AnswerRequest,
+) -> Result<(Option<AnswerMatcher>, Option<ToolCallFormat>), ApiError> {
+    let format_field = answer.format.as_ref().map_or("tools", |(_, field)| field.as_str());
+    if !answer.is_constrained() {
+        return Ok((None, None));
+    }
+    let compiler = state.constraints.as_ref().map_err(|e| ApiError::invalid(e.to_string(), Some(format_field)))?;
+    let Some(tools) = &answer.tools else {
+        let (format, field) = answer.format.as_ref().expect("a constrained answer without tools has a format");
+        let matcher = compiler.answer(format).map_err(|e| ApiError::invalid(format!("{field}: {e}"), Some(field)))?;
+        return Ok((Some(matcher), None));
+    };
+    let format = state.tool_format.ok_or_else(|| {
+        ApiError::invalid(
+            format!(
+                "the model's chat template writes tool calls in no format the server knows; start it with \
+                 --tool-call-parser ({})",
+                ToolCallFormat::NAMES
+            ),
+            Some("tools"),
+        )
+    })?;
+    if let (Some((other, field)), ToolChoice::Auto) = (&answer.format, &tools.choice) {
+        if !matches!(other, AnswerFormat::JsonObject | AnswerFormat::JsonSchema { .. }) {
+            return Err(ApiError::invalid("only a JSON answer format can be combined with tools", Some(field)));
+        }
+    }
+    let tool_use =
+        ToolUse { format, tools: tools.tools.clone(), choice: tools.choice.clone(), parallel: tools.parallel };
+    let matcher = compiler.tools(&tool_use, answer.format.as_ref().map(|(f, _)| f)).map_err(|error| {
+        // The combined grammar failed: find the tool whose parameters are at fault.
+        let culprit = tools.tools.iter().position(|t| {
+            compiler.answer(&AnswerFormat::JsonSchema { schema: t.parameters.clone(), strict: t.strict }).is_err()
+        });
+        match culprit {
+            Some(i) => ApiError::invalid(
+                format!("tools[{i}].function.parameters: {error}"),
+                Some(&format!("tools[{i}].function.parameters")),
+            ),
+            None => ApiError::invalid(format!("tools: {error}"), Some(format_field)),
+        }
+    })?;
+    Ok((Some(matcher), Some(format)))
 }
 
 #[cfg(test)]

@@ -145,8 +145,8 @@ fn validation_errors_are_openai_shaped_400s_naming_the_field() {
         (json!({"messages": []}), "messages"),
         (json!({"messages": [{"role": "wizard", "content": "x"}]}), "messages[0].role"),
         (json!({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}), "messages[0].content[0]"),
-        (json!({"messages": chat("x"), "tools": [{"type": "function"}]}), "tools"),
-        (json!({"messages": chat("x"), "response_format": {"type": "json_object"}}), "response_format"),
+        (json!({"messages": chat("x"), "tools": [{"type": "function"}]}), "tools[0].function"),
+        (json!({"messages": chat("x"), "response_format": {"type": "yaml"}}), "response_format.type"),
         (
             json!({"messages": chat("x"), "max_tokens": 100, "thinking": {"min_tokens": 50, "max_tokens": 40}}),
             "thinking.min_tokens",

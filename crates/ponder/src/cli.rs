@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ponder_engine::{EngineConfig, LaunchConfig, SchedulerConfig};
 use ponder_server::{ServerConfig, ThinkingDefaults};
+use ponder_structured::ToolCallFormat;
 use ponder_sweep::Mode;
 use ponder_thinking::{ThinkingStyle, DEFAULT_CONTINUATION};
 
@@ -106,6 +107,30 @@ impl ThinkingDefault {
             ThinkingDefault::Auto => None,
             ThinkingDefault::On => Some(true),
             ThinkingDefault::Off => Some(false),
+        }
+    }
+}
+
+/// `--tool-call-parser`: a tool-call format, by vLLM's names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ToolCallParser {
+    /// `<tool_call>{"name", "arguments"}</tool_call>` (Hermes, Qwen2.5, Qwen3).
+    #[value(alias = "qwen")]
+    Hermes,
+    /// A bare `{"name", "parameters"}` answer (Llama 3.x).
+    #[value(name = "llama3_json")]
+    Llama3Json,
+    /// DeepSeek-R1's `<｜tool▁calls▁begin｜>` format.
+    #[value(name = "deepseek_r1", alias = "deepseek_v3")]
+    DeepseekR1,
+}
+
+impl From<ToolCallParser> for ToolCallFormat {
+    fn from(parser: ToolCallParser) -> Self {
+        match parser {
+            ToolCallParser::Hermes => ToolCallFormat::Hermes,
+            ToolCallParser::Llama3Json => ToolCallFormat::Llama3Json,
+            ToolCallParser::DeepseekR1 => ToolCallFormat::DeepSeekR1,
         }
     }
 }
@@ -274,6 +299,10 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "PONDER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// How the model writes tool calls (vLLM's parser names); detected from the chat template
+    /// when unset.
+    #[arg(long, env = "PONDER_TOOL_CALL_PARSER", value_enum)]
+    pub tool_call_parser: Option<ToolCallParser>,
     /// Log prompts (off by default: prompts are private).
     #[arg(long, env = "PONDER_LOG_PROMPTS")]
     pub log_prompts: bool,

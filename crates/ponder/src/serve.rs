@@ -46,6 +46,7 @@ fn server_config(args: &ServeArgs, served_name: String) -> anyhow::Result<Server
             }),
         },
         log_text: args.log_prompts,
+        tool_call_format: args.tool_call_parser.map(Into::into),
     })
 }
 

@@ -1,7 +1,7 @@
 //! A real server over HTTP on a random port, backed by the real engine running a scripted
 //! fake model (next token = a function of the context) with a byte-level tokenizer.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +16,9 @@ use ponder_thinking::ModelThinking;
 pub use ponder_engine::testing::{letters, thinker, THINK};
 pub const MODEL: &str = "fake-model";
 
+/// A ChatML template that also renders tools, assistant tool calls and tool results.
+pub const TOOLS_TEMPLATE: &str = "{% if tools %}<|im_start|>system\nTools: {% for t in tools %}{{ t | tojson }}{% endfor %}<|im_end|>\n{% endif %}{% for m in messages %}<|im_start|>{{ m.role }}\n{% if m.content %}{{ m.content }}{% endif %}{% for c in m.tool_calls or [] %}<tool_call>{{ c.function | tojson }}</tool_call>{% endfor %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+
 const TEMPLATE: &str = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
 
 pub use ponder_server::testing::TestServer;
@@ -25,6 +28,16 @@ pub use ponder_server::testing::TestServer;
 pub fn fake_server(
     rule: impl Fn(&[u32]) -> u32 + Send + Sync + Clone + 'static,
     engine: EngineConfig,
+    configure: impl FnOnce(&mut ServerConfig),
+) -> TestServer {
+    fake_server_with_template(rule, engine, TEMPLATE, configure)
+}
+
+/// [`fake_server`] with another chat template.
+pub fn fake_server_with_template(
+    rule: impl Fn(&[u32]) -> u32 + Send + Sync + Clone + 'static,
+    engine: EngineConfig,
+    template: &str,
     configure: impl FnOnce(&mut ServerConfig),
 ) -> TestServer {
     let factory: RunnerFactory =
@@ -48,7 +61,7 @@ pub fn fake_server(
             qkv_bias: false,
             qk_norm: false,
         },
-        chat_template: Some(ChatTemplate::new(TEMPLATE, "", "<|im_end|>").unwrap()),
+        chat_template: Some(ChatTemplate::new(template, "", "<|im_end|>").unwrap()),
         tokenizer,
         name: MODEL.into(),
         path: PathBuf::from("fake"),
