@@ -214,6 +214,16 @@ mod tests {
     }
 
     #[test]
+    fn a_call_written_in_the_thinking_stays_reasoning() {
+        let tok = byte_tokenizer();
+        let mut out = Output::new(&[], Some(ToolCallFormat::Hermes));
+        let call = "<tool_call>\n{\"name\": \"f\", \"arguments\": {}}\n</tool_call>";
+        let mut deltas = out.push(&tok, &emitted(call, Label::Reasoning), None).unwrap().deltas;
+        deltas.extend(out.finish(&tok).unwrap().deltas);
+        assert_eq!(deltas, vec![(DeltaKind::Reasoning, call.to_string(), vec![])]);
+    }
+
+    #[test]
     fn logprobs_attach_to_their_token() {
         let tok = byte_tokenizer();
         let mut out = Output::new(&[], None);

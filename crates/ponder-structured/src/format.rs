@@ -38,13 +38,48 @@ pub(crate) fn json_options(strict: bool) -> Value {
     })
 }
 
-/// `schema` with the JSON writing options attached.
+/// `schema` with the JSON writing options attached; under `strict`, its objects are closed.
 pub(crate) fn with_json_options(schema: &Value, strict: bool) -> Value {
     let mut schema = schema.clone();
+    if strict {
+        close_objects(&mut schema);
+    }
     if let Value::Object(object) = &mut schema {
         object.insert("x-guidance".into(), json_options(strict));
     }
     schema
+}
+
+/// Under OpenAI's strict mode an object holds only the properties it lists: every object
+/// schema that does not say otherwise gets `additionalProperties: false` (a Pydantic model's
+/// schema leaves it out, and a model would otherwise be free to add keys until its limit).
+pub(crate) fn close_objects(schema: &mut Value) {
+    match schema {
+        Value::Object(object) => {
+            let is_object =
+                object.get("type").and_then(Value::as_str) == Some("object") || object.contains_key("properties");
+            if is_object && !object.contains_key("additionalProperties") {
+                object.insert("additionalProperties".into(), Value::Bool(false));
+            }
+            for (key, value) in object.iter_mut() {
+                match key.as_str() {
+                    // Maps of subschemas.
+                    "properties" | "$defs" | "definitions" | "patternProperties" => {
+                        if let Value::Object(map) = value {
+                            map.values_mut().for_each(close_objects);
+                        }
+                    }
+                    // A subschema or a list of them.
+                    "items" | "prefixItems" | "anyOf" | "oneOf" | "allOf" | "not" | "additionalProperties" => {
+                        close_objects(value)
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(close_objects),
+        _ => {}
+    }
 }
 
 /// A string as a Lark literal (JSON's escapes are Lark's).
@@ -91,6 +126,24 @@ mod tests {
         assert!(text.contains("\"lenient\":true"), "json_object is lenient: {text}");
         let strict = AnswerFormat::JsonSchema { schema: json!({"type": "integer"}), strict: true };
         assert!(serde_json::to_value(strict.grammar()).unwrap().to_string().contains("\"lenient\":false"));
+    }
+
+    #[test]
+    fn strict_closes_every_object_that_does_not_say() {
+        let mut schema = json!({
+            "type": "object",
+            "properties": {"inner": {"$ref": "#/$defs/Inner"}, "list": {"type": "array", "items": {"type": "object", "properties": {}}}},
+            "$defs": {"Inner": {"type": "object", "properties": {"a": {"type": "integer"}}}, "Open": {"type": "object", "additionalProperties": true}},
+        });
+        close_objects(&mut schema);
+        assert_eq!(schema["additionalProperties"], false);
+        assert_eq!(schema["properties"]["list"]["items"]["additionalProperties"], false);
+        assert_eq!(schema["$defs"]["Inner"]["additionalProperties"], false);
+        assert_eq!(schema["$defs"]["Open"]["additionalProperties"], true, "what a schema says stays");
+        assert!(
+            schema["properties"]["inner"].get("additionalProperties").is_none(),
+            "a reference is not an object schema"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use llguidance::api::TopLevelGrammar;
 use serde_json::{json, Value};
 
-use crate::format::{json_options, lark_literal, AnswerFormat};
+use crate::format::{close_objects, json_options, lark_literal, AnswerFormat};
 use crate::ConstraintError;
 
 /// One function the caller offers the model.
@@ -151,6 +151,15 @@ impl ToolCallFormat {
     }
 }
 
+/// A tool's parameter schema, its objects closed when the tool is strict.
+fn strict_parameters(tool: &ToolSpec) -> Value {
+    let mut schema = tool.parameters.clone();
+    if tool.strict {
+        close_objects(&mut schema);
+    }
+    schema
+}
+
 /// Splits marker text into Lark items: special tokens as `<token>`, the rest as literals.
 fn lark_items(text: &str, specials: &[&str]) -> Vec<String> {
     let mut items = Vec::new();
@@ -211,7 +220,7 @@ impl ToolUse {
                     .map(|t| {
                         json!({
                             "type": "object",
-                            "properties": {"name": {"const": t.name}, key: t.parameters},
+                            "properties": {"name": {"const": t.name}, key: strict_parameters(t)},
                             "required": ["name", key],
                             "additionalProperties": false,
                         })
@@ -226,7 +235,7 @@ impl ToolUse {
                 let alternatives: Vec<String> = (0..tools.len()).map(|i| format!("call_{i}")).collect();
                 rules.push(format!("call: {}", alternatives.join(" | ")));
                 for (i, tool) in tools.iter().enumerate() {
-                    let mut schema = tool.parameters.clone();
+                    let mut schema = strict_parameters(tool);
                     schema["x-guidance"] = json_options(tool.strict);
                     let head = format!("{}{}{}", markers.open, tool.name, markers.name_end);
                     rules.push(format!("call_{i}: {} args_{i} {}", items(&head), items(markers.close)));
@@ -253,6 +262,9 @@ impl ToolUse {
                     ));
                 };
                 let mut schema = schema;
+                if strict {
+                    close_objects(&mut schema);
+                }
                 schema["x-guidance"] = json_options(strict);
                 rules.push(format!("start: answer | {calls}"));
                 rules.push(format!("answer: %json {schema}"));
