@@ -4,10 +4,12 @@
 #   2. decode at batch 1 while another process keeps one core busy;
 #   3. serving: `ponder bench serve` against `ponder serve` and `llama-server`, concurrency 1 and 8,
 #      every request with the same prompt and with distinct prompts;
-#   4. the engine: `ponder bench engine` (concurrency 1..32, continuation cost, peak RSS).
+#   4. the engine: `ponder bench engine` (concurrency 1..32, continuation cost, peak RSS);
+#   5. structured outputs: `ponder bench constraint` (compile and mask times), and `ponder bench
+#      serve` with plain answers and with a JSON schema, alternated, concurrency 1 and 8.
 # LLAMA_BIN names a directory with llama.cpp's `llama-bench` and `llama-server` (built outside
 # the repo); without it the llama.cpp rows are skipped. Output goes to stdout and $OUT (default
-# bench-results/). SECTIONS picks parts (default "runner busy serve engine").
+# bench-results/). SECTIONS picks parts (default "runner busy serve engine structured").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model="${PONDER_DEMO_MODEL:-$(scripts/fetch-demo-model.sh)}"
@@ -15,7 +17,7 @@ bin="${PONDER_BIN:-target/release/ponder}"
 out="${OUT:-bench-results}"
 threads="${THREADS:-2}"
 llama="${LLAMA_BIN:-}"
-sections=" ${SECTIONS:-runner busy serve engine} "
+sections=" ${SECTIONS:-runner busy serve engine structured} "
 wants() { [[ "$sections" == *" $1 "* ]]; }
 mkdir -p "$out"
 cargo build --release --bin ponder >/dev/null 2>&1 || cargo build --release --bin ponder
@@ -81,4 +83,34 @@ fi
 if wants engine; then
 say "engine: ponder bench engine"
 "$bin" bench engine --model "$model" --threads "$threads" --kv-cache-memory 1GiB | tee "$out/engine.txt"
+fi
+
+if wants structured; then
+say "structured outputs: ponder bench constraint"
+"$bin" bench constraint --model "$model" | tee "$out/constraint.json"
+say "structured outputs: plain vs json_schema, alternated"
+"$bin" serve --model "$model" --port 8403 --threads "$threads" --kv-cache-memory 1GiB >"$out/ponder-serve-structured.log" 2>&1 &
+server=$!
+wait_for http://127.0.0.1:8403/health
+for round in 1 2 3; do
+  for c in 1 8; do
+    for kind in plain schema; do
+      format=()
+      [ "$kind" = schema ] && format=(--response-format scripts/bench/essay-schema.json)
+      "$bin" bench serve --url http://127.0.0.1:8403/v1 --concurrency "$c" --requests $((c * 3)) \
+        --max-tokens 128 "${format[@]}" >"$out/structured-$kind-c$c-r$round.json"
+    done
+  done
+done
+kill -TERM $server && wait $server || true
+python3 - "$out" <<'PY'
+import json, statistics, sys
+out = sys.argv[1]
+for c in (1, 8):
+    rate = lambda kind: [json.load(open(f"{out}/structured-{kind}-c{c}-r{r}.json"))["output_tokens_per_second"] for r in (1, 2, 3)]
+    plain, schema = rate("plain"), rate("schema")
+    ratios = [s / p for s, p in zip(schema, plain)]
+    print(f"c={c}: plain {statistics.median(plain):.1f} tok/s, json_schema {statistics.median(schema):.1f} tok/s, "
+          f"ratio {statistics.median(ratios):.2f} (rounds {', '.join(f'{r:.2f}' for r in ratios)})")
+PY
 fi

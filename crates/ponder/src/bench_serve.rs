@@ -38,6 +38,8 @@ struct Report {
     model: String,
     concurrency: usize,
     distinct_prompts: bool,
+    /// The response format every request asked for, if any.
+    response_format: Option<String>,
     requests: usize,
     errors: usize,
     /// The first failed request's reason, when any failed.
@@ -47,6 +49,17 @@ struct Report {
     output_tokens_per_second: f64,
     ttft_ms: Percentiles,
     inter_token_latency_ms: Percentiles,
+}
+
+/// The `response_format` of `--response-format`: `json_object`, or a schema file.
+fn response_format(spec: Option<&str>) -> anyhow::Result<Option<Value>> {
+    let Some(spec) = spec else { return Ok(None) };
+    if spec == "json_object" {
+        return Ok(Some(json!({"type": "json_object"})));
+    }
+    let text = std::fs::read_to_string(spec).with_context(|| format!("reading the schema {spec}"))?;
+    let schema: Value = serde_json::from_str(&text).with_context(|| format!("{spec} is not JSON"))?;
+    Ok(Some(json!({"type": "json_schema", "json_schema": {"name": "bench", "schema": schema, "strict": true}})))
 }
 
 pub fn run(args: BenchServeArgs) -> anyhow::Result<()> {
@@ -73,19 +86,24 @@ async fn bench(args: BenchServeArgs) -> anyhow::Result<()> {
         }
     };
     let model_name = model.clone();
+    let response_format = response_format(args.response_format.as_deref())?;
     let (prompt, max_tokens, distinct) = (args.prompt.clone(), args.max_tokens, args.distinct_prompts);
     // Request `i`'s body: the same user message, or (with --distinct-prompts) one that differs
     // from its first words, so only the chat template's shared start can come from a cache.
     let body_for = move |i: usize| {
         let content = if distinct { format!("Request {i}: {prompt}") } else { prompt.clone() };
-        json!({
+        let mut body = json!({
             "model": model,
             "messages": [{"role": "user", "content": content}],
             "max_tokens": max_tokens,
             "temperature": 0,
             "stream": true,
             "stream_options": {"include_usage": true},
-        })
+        });
+        if let Some(format) = &response_format {
+            body["response_format"] = format.clone();
+        }
+        body
     };
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -124,6 +142,7 @@ async fn bench(args: BenchServeArgs) -> anyhow::Result<()> {
         model: model_name,
         concurrency: args.concurrency,
         distinct_prompts: args.distinct_prompts,
+        response_format: args.response_format.clone(),
         requests: samples.len(),
         errors: samples.len() - ok.len(),
         first_error: samples.iter().find_map(|s| s.error.clone()),

@@ -47,6 +47,25 @@ pub enum BenchCommand {
     Serve(BenchServeArgs),
     /// The serving engine: throughput and step latency by concurrency, continuation cost, memory.
     Engine(BenchEngineArgs),
+    /// Structured outputs: compile time of a schema and mask time per token, on a model's vocabulary.
+    Constraint(BenchConstraintArgs),
+}
+
+/// `ponder bench constraint`.
+#[derive(Debug, Args)]
+pub struct BenchConstraintArgs {
+    /// The model whose vocabulary the masks are over (only its tokenizer is read).
+    #[arg(long, env = "PONDER_MODEL")]
+    pub model: PathBuf,
+    /// A JSON schema file (default: a built-in order schema with nested objects, arrays and enums).
+    #[arg(long, requires = "document")]
+    pub schema: Option<PathBuf>,
+    /// A JSON document that fits the schema; its tokens are fed one by one, timing each mask.
+    #[arg(long)]
+    pub document: Option<PathBuf>,
+    /// Walks of the document (the mask times of all are pooled).
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
 }
 
 /// Where and how the model runs (shared by `serve` and `generate`).
@@ -354,6 +373,10 @@ pub struct BenchServeArgs {
     /// Per-request timeout in seconds.
     #[arg(long, default_value_t = 600)]
     pub timeout: u64,
+    /// Constrain every answer: `json_object`, or a file holding a JSON schema (sent as a
+    /// strict `json_schema` response format).
+    #[arg(long)]
+    pub response_format: Option<String>,
 }
 
 /// `ponder sweep`.

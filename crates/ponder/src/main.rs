@@ -1,5 +1,6 @@
 //! The `ponder` command: serve, generate, benchmark.
 
+mod bench_constraint;
 mod bench_engine;
 mod bench_model;
 mod bench_serve;
@@ -37,5 +38,6 @@ fn main() -> anyhow::Result<()> {
         cli::Command::Bench(cli::BenchCommand::Model(args)) => bench_model::run(args),
         cli::Command::Bench(cli::BenchCommand::Serve(args)) => bench_serve::run(args),
         cli::Command::Bench(cli::BenchCommand::Engine(args)) => bench_engine::run(args),
+        cli::Command::Bench(cli::BenchCommand::Constraint(args)) => bench_constraint::run(args),
     }
 }
