@@ -17,6 +17,7 @@ COPY crates/ponder-engine/Cargo.toml crates/ponder-engine/Cargo.toml
 COPY crates/ponder-kernels/Cargo.toml crates/ponder-kernels/Cargo.toml
 COPY crates/ponder-models/Cargo.toml crates/ponder-models/Cargo.toml
 COPY crates/ponder-server/Cargo.toml crates/ponder-server/Cargo.toml
+COPY crates/ponder-structured/Cargo.toml crates/ponder-structured/Cargo.toml
 COPY crates/ponder-sweep/Cargo.toml crates/ponder-sweep/Cargo.toml
 COPY crates/ponder-thinking/Cargo.toml crates/ponder-thinking/Cargo.toml
 COPY tests/Cargo.toml tests/Cargo.toml
