@@ -150,6 +150,18 @@ impl crate::runner::ModelRunner for FakeRunner {
     }
 }
 
+/// `rule`, slowed by `delay` each time it is asked: a model slow enough that a test can act
+/// (end the thinking, hang up) while a request runs.
+pub fn slowed(
+    rule: impl Fn(&[u32]) -> u32 + Send + Sync + Clone + 'static,
+    delay: std::time::Duration,
+) -> impl Fn(&[u32]) -> u32 + Send + Sync + Clone + 'static {
+    move |ctx: &[u32]| {
+        std::thread::sleep(delay);
+        rule(ctx)
+    }
+}
+
 /// A scripted "language": a lower-case letter derived from the whole context (FNV-1a), so
 /// any change of context changes what follows.
 pub fn letters(context: &[u32]) -> u32 {

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use ponder_engine::testing::{byte_constraints, letters, thinker, END_THINK, IM_END, THINK};
+use ponder_engine::testing::{byte_constraints, letters, slowed, thinker, END_THINK, IM_END, THINK};
 use ponder_engine::{DeltaKind, EngineConfig, Event, FinishReason, GenerateRequest};
 use ponder_structured::{AnswerFormat, ToolCallFormat, ToolChoice, ToolSpec, ToolUse};
 use ponder_thinking::{ThinkingBudget, ThinkingEnd};
@@ -112,13 +112,7 @@ fn the_constraint_starts_after_a_stop_token_inside_the_thinking_is_swapped() {
 
 #[test]
 fn the_constraint_starts_after_end_thinking_is_asked_for() {
-    let slow_thinker = {
-        let inner = thinker(100_000, 0);
-        move |ctx: &[u32]| {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-            inner(ctx)
-        }
-    };
+    let slow_thinker = slowed(thinker(100_000, 0), std::time::Duration::from_millis(1));
     let (engine, _) = engine_with(slow_thinker, 1024, 4, EngineConfig::default());
     let mut handle = engine.submit(thinking(ThinkingBudget::default(), 3000)).unwrap();
     let mut seen = String::new();

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use ponder_engine::testing::{byte_tokenizer, letters, thinker, StepLog, IM_END, THINK};
+use ponder_engine::testing::{byte_tokenizer, letters, slowed, thinker, StepLog, IM_END, THINK};
 use ponder_engine::{
     DeltaKind, Engine, EngineConfig, Event, FinishReason, GenerateRequest, RequestHandle, SchedulerConfig, SubmitError,
     WorkerSetup,
@@ -281,13 +281,7 @@ fn the_cap_forces_the_end_with_the_wrap_up_in_one_chunk() {
 
 #[test]
 fn end_thinking_now_forces_the_end_of_a_running_request() {
-    let slow_thinker = {
-        let inner = thinker(100_000, 0);
-        move |ctx: &[u32]| {
-            std::thread::sleep(std::time::Duration::from_millis(1));
-            inner(ctx)
-        }
-    };
+    let slow_thinker = slowed(thinker(100_000, 0), std::time::Duration::from_millis(1));
     let (engine, _) = engine_with(slow_thinker, 1024, 4, EngineConfig::default());
     let budget = ThinkingBudget { loop_guard: None, ..Default::default() };
     let request = thinking_request([prompt("Q?"), vec![THINK]].concat(), budget, 3000);

@@ -273,13 +273,7 @@ fn n_choices_and_logprobs() {
 
 #[test]
 fn end_thinking_stops_a_running_request() {
-    let slow = {
-        let inner = thinker(100_000, 3);
-        move |ctx: &[u32]| {
-            std::thread::sleep(std::time::Duration::from_millis(2));
-            inner(ctx)
-        }
-    };
+    let slow = slowed(thinker(100_000, 3), std::time::Duration::from_millis(2));
     let server = simple_server(slow);
     let body = server.block_on(async {
         let client = reqwest::Client::new();

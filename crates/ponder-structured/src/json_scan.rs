@@ -10,14 +10,35 @@ pub(crate) struct Span {
     pub end: Option<usize>,
 }
 
+/// Whether a scan is inside a JSON string, and just after a backslash there.
+#[derive(Debug, Clone, Copy, Default)]
+struct StringState {
+    inside: bool,
+    escape: bool,
+}
+
+impl StringState {
+    /// Takes one character inside a string; returns whether it closed the string.
+    fn closes(&mut self, c: char) -> bool {
+        if self.escape {
+            self.escape = false;
+        } else if c == '\\' {
+            self.escape = true;
+        } else if c == '"' {
+            self.inside = false;
+            return true;
+        }
+        false
+    }
+}
+
 /// Scans a JSON object as it streams in, noting the span of each depth-1 value by key.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ObjectScan {
     /// Bytes scanned so far.
     scanned: usize,
     depth: usize,
-    in_string: bool,
-    escape: bool,
+    string: StringState,
     string_start: usize,
     /// At depth 1, the next string is a key.
     expecting_key: bool,
@@ -50,13 +71,8 @@ impl ObjectScan {
     }
 
     fn step(&mut self, text: &str, i: usize, c: char) {
-        if self.in_string {
-            if self.escape {
-                self.escape = false;
-            } else if c == '\\' {
-                self.escape = true;
-            } else if c == '"' {
-                self.in_string = false;
+        if self.string.inside {
+            if self.string.closes(c) {
                 if self.depth == 1 && self.expecting_key {
                     self.key = serde_json::from_str(&text[self.string_start..=i]).ok();
                 } else if self.depth == 1 && self.value.is_some_and(|(start, _)| start == self.string_start) {
@@ -76,7 +92,7 @@ impl ObjectScan {
                 _ => self.broken = true,
             },
             '"' => {
-                self.in_string = true;
+                self.string.inside = true;
                 self.string_start = i;
                 self.begin_value(i, false);
             }
@@ -151,8 +167,7 @@ impl ObjectScan {
 pub(crate) struct ValueScan {
     scanned: usize,
     depth: usize,
-    in_string: bool,
-    escape: bool,
+    string: StringState,
     started: bool,
     end: Option<usize>,
 }
@@ -165,24 +180,17 @@ impl ValueScan {
         }
         for (offset, c) in text[self.scanned..].char_indices() {
             let i = self.scanned + offset;
-            if self.in_string {
-                if self.escape {
-                    self.escape = false;
-                } else if c == '\\' {
-                    self.escape = true;
-                } else if c == '"' {
-                    self.in_string = false;
-                    if self.depth == 0 {
-                        self.end = Some(i + 1);
-                        return;
-                    }
+            if self.string.inside {
+                if self.string.closes(c) && self.depth == 0 {
+                    self.end = Some(i + 1);
+                    return;
                 }
                 continue;
             }
             match c {
                 '"' => {
                     self.started = true;
-                    self.in_string = true;
+                    self.string.inside = true;
                 }
                 '{' | '[' => {
                     self.started = true;

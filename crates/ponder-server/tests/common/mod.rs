@@ -13,7 +13,7 @@ use ponder_models::{ChatTemplate, ModelMetadata};
 use ponder_server::{AppState, ServerConfig};
 use ponder_thinking::ModelThinking;
 
-pub use ponder_engine::testing::{letters, thinker, THINK};
+pub use ponder_engine::testing::{letters, slowed, thinker, THINK};
 pub const MODEL: &str = "fake-model";
 
 /// A ChatML template that also renders tools, assistant tool calls and tool results.
