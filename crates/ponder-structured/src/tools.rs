@@ -245,14 +245,15 @@ impl ToolUse {
         }
         let separator = items(markers.separator);
         let more_calls = if self.parallel { format!(" ({separator} call)*") } else { String::new() };
-        let framed = |calls: String| {
-            [items(markers.calls_open), calls, items(markers.calls_close)]
+        // Calls between an opening and the calls' close.
+        let framed = |open: &str, calls: String| {
+            [items(open), calls, items(markers.calls_close)]
                 .into_iter()
                 .filter(|part| !part.is_empty())
                 .collect::<Vec<_>>()
                 .join(" ")
         };
-        let calls = framed(format!("call{more_calls}"));
+        let calls = framed(markers.calls_open, format!("call{more_calls}"));
         match (&self.choice, answer) {
             (ToolChoice::Required | ToolChoice::Named(_), _) => rules.push(format!("start: {calls}")),
             (ToolChoice::Auto, Some(format)) => {
@@ -285,14 +286,9 @@ impl ToolUse {
                     let (open, calls_open) = (markers.open, markers.calls_open);
                     let first = if let Some(rest) = open.strip_prefix(trigger) {
                         rules.push(format!("first: {} body {}", items(rest), items(markers.close)));
-                        framed(format!("first{more_calls}"))
+                        framed(calls_open, format!("first{more_calls}"))
                     } else {
-                        let rest = calls_open.strip_prefix(trigger).unwrap_or_default();
-                        [items(rest), format!("call{more_calls}"), items(markers.calls_close)]
-                            .into_iter()
-                            .filter(|part| !part.is_empty())
-                            .collect::<Vec<_>>()
-                            .join(" ")
+                        framed(calls_open.strip_prefix(trigger).unwrap_or_default(), format!("call{more_calls}"))
                     };
                     rules.push(format!("start: TEXT | head {first}"));
                     rules.push(format!("head[lazy]: TEXT {}", lark_literal(trigger)));
