@@ -14,6 +14,7 @@ pub mod kv;
 mod load;
 pub mod logits;
 pub mod model;
+pub mod prompt;
 pub mod tokenizer;
 pub mod weights;
 
@@ -27,4 +28,5 @@ pub use load::{LoadedModel, ModelMetadata};
 pub use logits::Logits;
 pub use model::batch::SequenceChunk;
 pub use model::Model;
+pub use prompt::{encode_chat, PromptError};
 pub use tokenizer::Tokenizer;

@@ -8,6 +8,8 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use serde_json::{json, Value};
 
+use ponder_models::{encode_chat, ModelError, PromptError};
+
 use crate::assemble::StreamKind;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::parse_body;
@@ -83,13 +85,18 @@ async fn handle(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Re
         if let (Some(_), Some(offered)) = (&tools, &request.tools) {
             kwargs.insert("tools".into(), offered.clone());
         }
-        let text = template.render(&messages, true, &kwargs).map_err(|e| {
-            ApiError::invalid(format!("the chat template failed on these messages: {e}"), Some("messages"))
-        })?;
         if state.config.log_text {
+            let text = template.render(&messages, true, &kwargs).unwrap_or_default();
             tracing::info!(prompt = %text, "chat prompt");
         }
-        state.metadata.tokenizer.encode(&text, false).map_err(|e| ApiError::internal(e.to_string()))
+        // The caller's text is plain text: only the template's own control tokens are control tokens.
+        encode_chat(template, &state.metadata.tokenizer, &messages, true, &kwargs).map_err(|e| match e {
+            PromptError::Model(ModelError::Template(e)) => {
+                ApiError::invalid(format!("the chat template failed on these messages: {e}"), Some("messages"))
+            }
+            PromptError::Model(e) => ApiError::internal(e.to_string()),
+            rewritten @ PromptError::Rewritten { .. } => ApiError::invalid(rewritten.to_string(), Some("messages")),
+        })
     })?;
     run(state.clone(), validated).await
 }

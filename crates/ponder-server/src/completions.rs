@@ -74,7 +74,13 @@ fn prompt_tokens(prompt: &Value, state: &AppState) -> Result<Vec<u32>, ApiError>
             if text.is_empty() {
                 return Err(ApiError::invalid("prompt must not be empty", Some("prompt")));
             }
-            state.metadata.tokenizer.encode(text, true).map_err(|e| ApiError::internal(e.to_string()))
+            let tokenizer = &state.metadata.tokenizer;
+            let ids = if state.config.raw_special_tokens {
+                tokenizer.encode(text, true)
+            } else {
+                tokenizer.encode_plain(text, true)
+            };
+            ids.map_err(|e| ApiError::internal(e.to_string()))
         }
         Value::Array(items) if items.len() == 1 && !items[0].is_number() => prompt_tokens(&items[0], state),
         Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_number) => items

@@ -29,6 +29,9 @@ pub struct ServerConfig {
     pub log_text: bool,
     /// How the model writes tool calls; `None` detects it from the chat template.
     pub tool_call_format: Option<ToolCallFormat>,
+    /// Whether special-token texts in a raw `/v1/completions` prompt are the control tokens
+    /// (s1-style raw prompts write `<|im_start|>think` themselves). Chat messages never are.
+    pub raw_special_tokens: bool,
 }
 
 impl ServerConfig {
@@ -54,6 +57,7 @@ impl ServerConfig {
             thinking: ThinkingDefaults::default(),
             log_text: false,
             tool_call_format: None,
+            raw_special_tokens: true,
         }
     }
 }

@@ -318,6 +318,10 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "PONDER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Whether special-token texts in a raw `/v1/completions` prompt are control tokens (s1-style
+    /// raw prompts write `<|im_start|>think`); chat messages are always plain text.
+    #[arg(long, env = "PONDER_RAW_SPECIAL_TOKENS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub raw_special_tokens: bool,
     /// How the model writes tool calls (vLLM's parser names); detected from the chat template
     /// when unset.
     #[arg(long, env = "PONDER_TOOL_CALL_PARSER", value_enum)]

@@ -22,8 +22,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
         messages.push(serde_json::json!({"role": "system", "content": system}));
     }
     messages.push(serde_json::json!({"role": "user", "content": args.prompt}));
-    let text = template.render(&messages, true, &Default::default())?;
-    let prompt = metadata.tokenizer.encode(&text, false)?;
+    let prompt = ponder_models::encode_chat(template, &metadata.tokenizer, &messages, true, &Default::default())?;
 
     // A budget turns thinking on; without one, a model with native thinking follows its template.
     let asked = args.thinking_min.is_some() || args.thinking_max.is_some();

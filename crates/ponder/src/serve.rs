@@ -47,6 +47,7 @@ fn server_config(args: &ServeArgs, served_name: String) -> anyhow::Result<Server
         },
         log_text: args.log_prompts,
         tool_call_format: args.tool_call_parser.map(Into::into),
+        raw_special_tokens: args.raw_special_tokens,
     })
 }
 

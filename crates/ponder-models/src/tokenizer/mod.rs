@@ -29,6 +29,10 @@ const END_OF_GENERATION_TEXTS: &[&str] = &[
 #[derive(Clone)]
 pub struct Tokenizer {
     inner: tokenizers::Tokenizer,
+    /// The same tokenizer with special-token texts taken as ordinary text (for caller text).
+    plain: tokenizers::Tokenizer,
+    /// The texts of the special (control) tokens.
+    special_texts: Vec<String>,
     bos: Option<u32>,
     add_bos: bool,
     stop_ids: Vec<u32>,
@@ -53,7 +57,8 @@ impl Tokenizer {
             .collect();
         add_end_of_generation_ids(&inner, &mut stop_ids);
         let text_of = |id: Option<u32>| id.and_then(|id| inner.id_to_token(id)).unwrap_or_default();
-        Ok(Self { bos_text: text_of(bos), eos_text: text_of(eos), inner, bos, add_bos, stop_ids })
+        let (bos_text, eos_text) = (text_of(bos), text_of(eos));
+        Ok(Self::assemble(inner, bos, add_bos, stop_ids, bos_text, eos_text))
     }
 
     /// Loads `tokenizer.json` from a Hugging Face directory, with `tokenizer_config.json`
@@ -90,14 +95,48 @@ impl Tokenizer {
         // Whether the tokenizer adds BOS on its own is what its post-processor does to "".
         let add_bos =
             bos.is_some_and(|bos| inner.encode("", true).map(|e| e.get_ids().first() == Some(&bos)).unwrap_or(false));
-        Ok(Self { inner, bos, add_bos, stop_ids, bos_text, eos_text })
+        Ok(Self::assemble(inner, bos, add_bos, stop_ids, bos_text, eos_text))
     }
 
     /// Wraps a `tokenizers` tokenizer built elsewhere (tests, custom vocabularies): no BOS,
     /// the given stop ids, and special-token texts from the vocabulary where present.
     pub fn from_parts(inner: tokenizers::Tokenizer, stop_ids: Vec<u32>) -> Self {
         let eos_text = stop_ids.first().and_then(|&id| inner.id_to_token(id)).unwrap_or_default();
-        Self { inner, bos: None, add_bos: false, stop_ids, bos_text: String::new(), eos_text }
+        Self::assemble(inner, None, false, stop_ids, String::new(), eos_text)
+    }
+
+    fn assemble(
+        inner: tokenizers::Tokenizer,
+        bos: Option<u32>,
+        add_bos: bool,
+        stop_ids: Vec<u32>,
+        bos_text: String,
+        eos_text: String,
+    ) -> Self {
+        let mut plain = inner.clone();
+        plain.set_encode_special_tokens(true);
+        let mut special_texts: Vec<String> =
+            inner.get_added_tokens_decoder().into_values().filter(|t| t.special).map(|t| t.content).collect();
+        special_texts.sort();
+        Self { inner, plain, special_texts, bos, add_bos, stop_ids, bos_text, eos_text }
+    }
+
+    /// Token ids of `text` as ordinary text: a special token's text in it (`<|im_end|>`) is
+    /// split like any other text, never taken as the control token. For text a caller wrote.
+    /// With `add_bos`, the BOS token is prepended when the model expects one.
+    pub fn encode_plain(&self, text: &str, add_bos: bool) -> Result<Vec<u32>> {
+        let encoding = self.plain.encode(text, false).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        let mut ids = Vec::with_capacity(encoding.len() + 1);
+        if add_bos && self.add_bos {
+            ids.extend(self.bos);
+        }
+        ids.extend_from_slice(encoding.get_ids());
+        Ok(ids)
+    }
+
+    /// The first special token's text found in `text`, if any.
+    pub fn special_text_in(&self, text: &str) -> Option<&str> {
+        self.special_texts.iter().map(String::as_str).find(|special| text.contains(special))
     }
 
     /// Token ids of `text`. Special-token texts in it (`<|im_start|>`) become their single ids.
