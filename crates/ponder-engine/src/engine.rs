@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use ponder_models::Tokenizer;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
-use crate::error::{context_room, EngineError, SubmitError};
+use crate::error::{ContextLimit, EngineError, SubmitError};
 use crate::events::Event;
 use crate::request::{GenerateRequest, RequestId};
 use crate::scheduler::SchedulerConfig;
@@ -55,6 +55,8 @@ pub struct RequestHandle {
 struct WorkerHandle {
     commands: Sender<Command>,
     load: Arc<WorkerLoad>,
+    /// Tokens one sequence may hold in the worker's KV cache.
+    kv_capacity: usize,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -100,11 +102,11 @@ impl Engine {
                 .name(format!("ponder-worker-{index}"))
                 .spawn(move || run_worker(factory, tokenizer, scheduler, receiver, thread_load, ready_tx))
                 .map_err(|source| EngineError::Spawn { index, source })?;
-            ready_rx
+            let kv_capacity = ready_rx
                 .recv()
                 .map_err(|_| EngineError::WorkerStopped { index })?
                 .map_err(|source| EngineError::Runner { index, source })?;
-            workers.push(WorkerHandle { commands, load, thread: Some(thread) });
+            workers.push(WorkerHandle { commands, load, kv_capacity, thread: Some(thread) });
         }
         if workers.is_empty() {
             return Err(EngineError::NoWorkers);
@@ -112,22 +114,26 @@ impl Engine {
         Ok(Self { workers, next_request: AtomicU64::new(0), max_waiting, max_positions })
     }
 
-    /// Sends a request to the least-loaded worker.
-    pub fn submit(&self, request: GenerateRequest) -> Result<RequestHandle, SubmitError> {
+    /// Sends a request to the least-loaded worker whose KV cache can hold it to its end; the
+    /// request's `max_tokens` is cut to what that cache leaves after the prompt.
+    pub fn submit(&self, mut request: GenerateRequest) -> Result<RequestHandle, SubmitError> {
         if request.prompt.is_empty() {
             return Err(SubmitError::EmptyPrompt);
         }
         if request.n == 0 {
             return Err(SubmitError::NoChoices);
         }
-        context_room(request.prompt.len(), self.max_positions)?;
+        self.context_limit().room(request.prompt.len())?;
+        let prompt_len = request.prompt.len();
         let (index, worker) = self
             .workers
             .iter()
             .enumerate()
-            .filter(|(_, w)| w.load.alive.load(Ordering::SeqCst))
+            .filter(|(_, w)| w.load.alive.load(Ordering::SeqCst) && w.kv_capacity > prompt_len)
             .min_by_key(|(_, w)| w.load.sequences())
             .ok_or(SubmitError::Unavailable)?;
+        // A sequence that outgrows the cache could only preempt itself, forever.
+        request.max_tokens = request.max_tokens.min(worker.kv_capacity - prompt_len);
         // Counted before the check, so concurrent submits cannot overfill the queue together.
         worker.load.in_transit.fetch_add(request.n, Ordering::Relaxed);
         let queued = worker.load.queued();
@@ -163,9 +169,11 @@ impl Engine {
         self.workers.iter().any(|w| w.load.alive.load(Ordering::SeqCst))
     }
 
-    /// The model's context length.
-    pub fn max_positions(&self) -> usize {
-        self.max_positions
+    /// The longest sequence a request may have: the model's context, or what the largest
+    /// worker's KV cache holds when that is less.
+    pub fn context_limit(&self) -> ContextLimit {
+        let capacity = self.workers.iter().map(|w| w.kv_capacity).max().unwrap_or(0);
+        ContextLimit::new(self.max_positions, capacity)
     }
 
     /// Lets every worker finish the requests in hand, then stops them.

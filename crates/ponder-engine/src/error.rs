@@ -81,6 +81,16 @@ pub enum SubmitError {
         /// The model's context length.
         context: usize,
     },
+    /// The request needs more KV cache than any worker has: it could never run to its end.
+    #[error(
+        "the prompt has {tokens} tokens, but a worker's KV cache holds only {capacity} tokens; shorten the prompt or start the server with more --kv-cache-memory"
+    )]
+    KvCacheTooSmall {
+        /// Prompt tokens.
+        tokens: usize,
+        /// Tokens the largest worker's KV cache holds.
+        capacity: usize,
+    },
     /// Every worker's queue is full; try again later.
     #[error("the server is busy: {waiting} requests are waiting")]
     QueueFull {
@@ -92,18 +102,40 @@ pub enum SubmitError {
     Unavailable,
 }
 
-/// The room a prompt of `prompt_len` tokens leaves in a context of `context` tokens: the one
-/// context check, shared by [`crate::Engine::submit`] and the layers that size a request
-/// before submitting it.
-///
-/// ```
-/// use ponder_engine::{context_room, SubmitError};
-/// assert_eq!(context_room(100, 4096), Ok(3996));
-/// assert_eq!(context_room(4096, 4096), Err(SubmitError::PromptTooLong { tokens: 4096, context: 4096 }));
-/// ```
-pub fn context_room(prompt_len: usize, context: usize) -> Result<usize, SubmitError> {
-    if prompt_len >= context {
-        return Err(SubmitError::PromptTooLong { tokens: prompt_len, context });
+/// The longest sequence (prompt and generated tokens) a request may have: the model's
+/// context, or, when it is smaller, what the largest worker's KV cache holds (a sequence that
+/// outgrows the cache could never finish).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContextLimit {
+    /// Tokens.
+    pub tokens: usize,
+    /// Whether the KV cache, not the model, sets the limit.
+    pub kv_cache: bool,
+}
+
+impl ContextLimit {
+    /// The limit of a model with a context of `context` tokens on workers whose KV caches hold
+    /// `capacity` tokens at most.
+    pub fn new(context: usize, capacity: usize) -> Self {
+        Self { tokens: context.min(capacity), kv_cache: capacity < context }
     }
-    Ok(context - prompt_len)
+
+    /// The room a prompt of `prompt_len` tokens leaves: the one context check, shared by
+    /// [`crate::Engine::submit`] and the layers that size a request before submitting it.
+    ///
+    /// ```
+    /// use ponder_engine::{ContextLimit, SubmitError};
+    /// let model = ContextLimit::new(4096, 100_000);
+    /// assert_eq!(model.room(100), Ok(3996));
+    /// assert_eq!(model.room(4096), Err(SubmitError::PromptTooLong { tokens: 4096, context: 4096 }));
+    /// let cache = ContextLimit::new(4096, 672);
+    /// assert_eq!(cache.room(700), Err(SubmitError::KvCacheTooSmall { tokens: 700, capacity: 672 }));
+    /// ```
+    pub fn room(&self, prompt_len: usize) -> Result<usize, SubmitError> {
+        match (prompt_len >= self.tokens, self.kv_cache) {
+            (false, _) => Ok(self.tokens - prompt_len),
+            (true, false) => Err(SubmitError::PromptTooLong { tokens: prompt_len, context: self.tokens }),
+            (true, true) => Err(SubmitError::KvCacheTooSmall { tokens: prompt_len, capacity: self.tokens }),
+        }
+    }
 }

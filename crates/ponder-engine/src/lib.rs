@@ -26,7 +26,7 @@ mod worker;
 
 pub use detokenizer::IncrementalDecoder;
 pub use engine::{Engine, EngineConfig, RequestHandle, WorkerSetup};
-pub use error::{context_room, EngineError, LaunchError, SubmitError};
+pub use error::{ContextLimit, EngineError, LaunchError, SubmitError};
 pub use events::{DeltaKind, Event, FinishReason, TokenLogprob, Usage};
 pub use launch::{launch, parse_devices, DeviceSpec, KvMemory, LaunchConfig, Launched};
 pub use request::{GenerateRequest, RequestId, StopConditions};

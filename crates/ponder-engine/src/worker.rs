@@ -176,13 +176,13 @@ pub(crate) fn run_worker(
     scheduler_config: SchedulerConfig,
     commands: Receiver<Command>,
     load: Arc<WorkerLoad>,
-    ready: std::sync::mpsc::Sender<Result<(), ModelError>>,
+    ready: std::sync::mpsc::Sender<Result<usize, ModelError>>,
 ) {
     let mut worker = match factory() {
         Ok(runner) => {
             let worker = Worker::new(runner, tokenizer.clone(), scheduler_config, load.clone());
             load.alive.store(true, Ordering::SeqCst);
-            let _ = ready.send(Ok(()));
+            let _ = ready.send(Ok(worker.kv_capacity()));
             worker
         }
         Err(e) => {
@@ -250,6 +250,11 @@ impl Worker {
         };
         worker.publish_load();
         worker
+    }
+
+    /// Tokens one sequence may hold in this worker's KV cache.
+    fn kv_capacity(&self) -> usize {
+        self.runner.num_blocks() * self.runner.block_size()
     }
 
     /// Handles a command; returns true for shutdown.

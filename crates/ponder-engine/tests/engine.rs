@@ -221,8 +221,10 @@ fn invalid_requests_are_refused() {
     let mut zero = GenerateRequest::greedy(prompt("x"), 5);
     zero.n = 0;
     assert!(matches!(engine.submit(zero), Err(SubmitError::NoChoices)));
+    // A cache larger than the model's context, so the context is the limit.
+    let (roomy, _) = engine_with(letters, 2048, 4, EngineConfig::default());
     assert!(matches!(
-        engine.submit(GenerateRequest::greedy(vec![1; 5000], 5)),
+        roomy.submit(GenerateRequest::greedy(vec![1; 5000], 5)),
         Err(SubmitError::PromptTooLong { tokens: 5000, context: 4096 })
     ));
 }
@@ -297,4 +299,44 @@ fn end_thinking_now_forces_the_end_of_a_running_request() {
     let out = collect(handle);
     assert_eq!(out.content[0], "\n\nok");
     assert_eq!(out.thinking[0].unwrap().end, Some(ponder_thinking::ThinkingEnd::Requested));
+}
+
+/// Collects a request, failing the test (not hanging it) if the engine wedges.
+fn collect_within(handle: RequestHandle, seconds: u64) -> Outcome {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(collect(handle)));
+    rx.recv_timeout(std::time::Duration::from_secs(seconds)).expect("the request did not finish: the engine wedged")
+}
+
+#[test]
+fn a_prompt_larger_than_the_kv_cache_is_refused_with_both_figures() {
+    // 16 blocks of 4 tokens: 64 tokens of KV.
+    let (engine, _) = engine_with(letters, 16, 4, EngineConfig::default());
+    assert_eq!(engine.context_limit(), ponder_engine::ContextLimit { tokens: 64, kv_cache: true });
+    match engine.submit(GenerateRequest::greedy(vec![u32::from(b'x'); 70], 5)) {
+        Err(error @ SubmitError::KvCacheTooSmall { tokens: 70, capacity: 64 }) => {
+            assert!(error.to_string().contains("70") && error.to_string().contains("64"));
+        }
+        other => panic!("{:?}", other.map(|h| h.id)),
+    }
+}
+
+#[test]
+fn a_request_that_would_outgrow_the_cache_ends_at_its_length_limit() {
+    let (engine, _) = engine_with(letters, 16, 4, EngineConfig::default());
+    let out = collect_within(engine.submit(GenerateRequest::greedy(vec![u32::from(b'x'); 50], 1000)).unwrap(), 30);
+    assert_eq!(out.finish, vec![Some(FinishReason::Length)]);
+    assert_eq!(out.usage.completion_tokens, 14, "cut to the 64 tokens the cache holds");
+}
+
+#[test]
+fn a_request_that_fits_only_alone_does_not_starve_the_rest() {
+    let (engine, _) = engine_with(letters, 16, 4, EngineConfig::default());
+    let big = engine.submit(GenerateRequest::greedy(vec![u32::from(b'b'); 44], 20)).unwrap();
+    let small: Vec<RequestHandle> =
+        (0..4).map(|i| engine.submit(GenerateRequest::greedy(prompt(&format!("s{i}")), 10)).unwrap()).collect();
+    assert_eq!(collect_within(big, 30).finish, vec![Some(FinishReason::Length)]);
+    for handle in small {
+        assert_eq!(collect_within(handle, 30).finish, vec![Some(FinishReason::Length)]);
+    }
 }

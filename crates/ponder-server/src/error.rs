@@ -143,7 +143,7 @@ impl ApiError {
         match error {
             SubmitError::EmptyPrompt => Self::invalid(message, Some(prompt_field)),
             SubmitError::NoChoices => Self::invalid(message, Some("n")),
-            SubmitError::PromptTooLong { .. } => {
+            SubmitError::PromptTooLong { .. } | SubmitError::KvCacheTooSmall { .. } => {
                 Self::invalid_with_code(message, Some(prompt_field), "context_length_exceeded")
             }
             SubmitError::QueueFull { .. } => Self::busy(message, 1),

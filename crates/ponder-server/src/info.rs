@@ -22,7 +22,7 @@ pub async fn models(State(state): State<Arc<AppState>>) -> Json<ModelList> {
             object: "model".into(),
             created: state.started,
             owned_by: "ponder".into(),
-            max_model_len: state.metadata.config.max_position_embeddings,
+            max_model_len: state.engine.context_limit().tokens,
         }],
     })
 }

@@ -562,7 +562,8 @@ pub struct ModelCard {
     pub created: u64,
     /// `ponder`.
     pub owned_by: String,
-    /// Longest context, in tokens.
+    /// Longest sequence (prompt and answer), in tokens: the model's context, or what the KV
+    /// cache holds when that is less.
     pub max_model_len: usize,
 }
 

@@ -4,7 +4,7 @@
 //! limit, sampling, stop strings and choices become one [`GenerateRequest`] and the shape of
 //! the answer.
 
-use ponder_engine::{context_room, GenerateRequest, SamplingParams, StopConditions};
+use ponder_engine::{GenerateRequest, SamplingParams, StopConditions};
 use ponder_structured::{AnswerFormat, AnswerMatcher, ToolCallFormat, ToolChoice, ToolUse};
 use ponder_thinking::PreparedPrompt;
 use serde_json::{Map, Value};
@@ -177,13 +177,15 @@ fn completion_limit(
     prompt: (usize, &str),
 ) -> Result<usize, ApiError> {
     let (prompt_len, prompt_field) = prompt;
-    let context = state.metadata.config.max_position_embeddings;
-    let room = context_room(prompt_len, context).map_err(|e| ApiError::from_submit(e, prompt_field))?;
+    let limit = state.engine.context_limit();
+    let room = limit.room(prompt_len).map_err(|e| ApiError::from_submit(e, prompt_field))?;
+    let holder = if limit.kv_cache { "the server's KV cache holds" } else { "the model's context is" };
     match requested {
         Some((0, field)) => Err(ApiError::invalid(format!("{field} must be at least 1"), Some(field))),
         Some((tokens, field)) if tokens as usize > room => Err(ApiError::invalid_with_code(
             format!(
-                "{field} ({tokens}) plus the prompt ({prompt_len} tokens) exceeds the model's context of {context} tokens"
+                "{field} ({tokens}) plus the prompt ({prompt_len} tokens) exceeds the {} tokens {holder}",
+                limit.tokens
             ),
             Some(field),
             "context_length_exceeded",
