@@ -304,7 +304,9 @@ fn end_thinking_now_forces_the_end_of_a_running_request() {
 /// Collects a request, failing the test (not hanging it) if the engine wedges.
 fn collect_within(handle: RequestHandle, seconds: u64) -> Outcome {
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(collect(handle)));
+    std::thread::spawn(move || {
+        let _ = tx.send(collect(handle));
+    });
     rx.recv_timeout(std::time::Duration::from_secs(seconds)).expect("the request did not finish: the engine wedged")
 }
 
