@@ -179,7 +179,9 @@ impl Scheduler {
         // Generating sequences first (decodes, forced chunks), then prompts being prefilled.
         let (generating, prefilling): (Vec<SeqId>, Vec<SeqId>) =
             self.running.iter().partition(|id| self.seqs[id].table.len() >= self.seqs[id].prompt_len);
-        for id in generating.into_iter().chain(prefilling) {
+        let prefill_cap = self.prefill_share(prefilling.len());
+        let generating_len = generating.len();
+        for (order, id) in generating.into_iter().chain(prefilling).enumerate() {
             if budget == 0 {
                 break;
             }
@@ -190,7 +192,8 @@ impl Scheduler {
             if pending == 0 {
                 continue;
             }
-            let take = pending.min(budget);
+            let cap = if order < generating_len { budget } else { prefill_cap };
+            let take = pending.min(budget).min(cap);
             if !self.reserve_running(id, take, &plan.chunks) {
                 continue;
             }
@@ -199,6 +202,22 @@ impl Scheduler {
         }
         self.admit(&mut budget, &mut plan);
         plan
+    }
+
+    /// The most one prompt being prefilled takes of a step. Alone, all of it; while another
+    /// prompt is being prefilled or a new one could be admitted, half, so the others get their
+    /// share: a short prompt's first token waits a step or two, not for a long prefill to end
+    /// (vLLM's partial prefills do the same).
+    fn prefill_share(&self, prefilling: usize) -> usize {
+        let admissible = self.waiting.iter().any(|&id| {
+            let after_sibling = self.seqs[&id].after.is_some_and(|sibling| self.seqs.contains_key(&sibling));
+            !after_sibling && !self.waits_for_a_shared_prefill(id)
+        });
+        if prefilling > 1 || admissible {
+            (self.config.max_batch_tokens / 2).max(1)
+        } else {
+            self.config.max_batch_tokens
+        }
     }
 
     /// Records that the planned chunks ran: their KV is stored, and newly computed prompt
@@ -482,6 +501,43 @@ mod tests {
         );
         let third = run_step(&mut s);
         assert_eq!(third[1], Planned { seq: 2, start: 14, len: 6, want_logits: true });
+    }
+
+    #[test]
+    fn a_short_prompt_is_admitted_beside_a_long_prefill() {
+        let mut s = Scheduler::new(config(8), 256, 4);
+        s.add(1, prompt(1, 400), None);
+        run_step(&mut s);
+        s.add(2, prompt(2, 3), None);
+        // The long prefill takes half the step; the short prompt is computed whole beside it.
+        assert_eq!(
+            run_step(&mut s),
+            vec![
+                Planned { seq: 1, start: 8, len: 4, want_logits: false },
+                Planned { seq: 2, start: 0, len: 3, want_logits: true },
+            ]
+        );
+        // Then it decodes first, and the long prefill has the rest again.
+        assert_eq!(
+            run_step(&mut s),
+            vec![
+                Planned { seq: 2, start: 3, len: 1, want_logits: true },
+                Planned { seq: 1, start: 12, len: 7, want_logits: false },
+            ]
+        );
+    }
+
+    #[test]
+    fn two_long_prefills_share_the_step() {
+        let mut s = Scheduler::new(config(8), 256, 4);
+        s.add(1, prompt(1, 100), None);
+        s.add(2, prompt(2, 100), None);
+        let mut steps = 0;
+        while s.seqs[&2].table.len() == 0 {
+            run_step(&mut s);
+            steps += 1;
+        }
+        assert!(steps <= 2, "the second prompt started after {steps} steps");
     }
 
     #[test]
