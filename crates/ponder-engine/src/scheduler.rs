@@ -533,7 +533,7 @@ mod tests {
         s.add(1, prompt(1, 100), None);
         s.add(2, prompt(2, 100), None);
         let mut steps = 0;
-        while s.seqs[&2].table.len() == 0 {
+        while s.seqs[&2].table.is_empty() {
             run_step(&mut s);
             steps += 1;
         }
