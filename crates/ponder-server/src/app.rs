@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::{middleware, Router};
+use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
@@ -26,6 +27,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(info::metrics))
         .route("/openapi.json", get(info::openapi))
         .layer(DefaultBodyLimit::max(limit))
+        .layer(RequestBodyTimeoutLayer::new(state.config.body_timeout))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

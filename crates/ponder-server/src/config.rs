@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use ponder_structured::ToolCallFormat;
 
+use crate::listen::ConnectionLimits;
 use crate::thinking::ThinkingDefaults;
 
 /// How the HTTP server behaves.
@@ -29,6 +30,10 @@ pub struct ServerConfig {
     pub log_text: bool,
     /// How the model writes tool calls; `None` detects it from the chat template.
     pub tool_call_format: Option<ToolCallFormat>,
+    /// Connection limits: header (and idle) timeout, most connections.
+    pub connections: ConnectionLimits,
+    /// Longest wait between two pieces of a request body.
+    pub body_timeout: Duration,
     /// Whether special-token texts in a raw `/v1/completions` prompt are the control tokens
     /// (s1-style raw prompts write `<|im_start|>think` themselves). Chat messages never are.
     pub raw_special_tokens: bool,
@@ -41,6 +46,8 @@ impl ServerConfig {
     pub const DEFAULT_REQUEST_TIMEOUT_SECONDS: u64 = 600;
     /// The default completion limit of a request that gives none.
     pub const DEFAULT_MAX_TOKENS: usize = 4096;
+    /// The default longest wait between two pieces of a request body, in seconds.
+    pub const DEFAULT_BODY_TIMEOUT_SECONDS: u64 = 30;
     /// The default most choices per request.
     pub const DEFAULT_MAX_N: u32 = 16;
 
@@ -58,6 +65,8 @@ impl ServerConfig {
             log_text: false,
             tool_call_format: None,
             raw_special_tokens: true,
+            connections: ConnectionLimits::default(),
+            body_timeout: Duration::from_secs(Self::DEFAULT_BODY_TIMEOUT_SECONDS),
         }
     }
 }

@@ -126,6 +126,17 @@ impl ApiError {
         )
     }
 
+    /// 408: the request body stopped arriving.
+    pub fn body_timeout() -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout_error",
+            "the request body stopped arriving before it was complete",
+            None,
+            Some("body_timeout"),
+        )
+    }
+
     /// 503: no model worker is ready.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "server_error", message, None, Some("unavailable"))

@@ -55,11 +55,25 @@ fn invalid_field(path: &str, error: &serde_json::Error) -> ApiError {
     ApiError::invalid(format!("invalid value for `{path}`: {error}"), Some(path))
 }
 
+/// Whether the body stopped arriving (the router's body timeout).
+fn timed_out(rejection: &BytesRejection) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(error) = source {
+        if error.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        source = error.source();
+    }
+    false
+}
+
 /// Parses a JSON body into `T`, with OpenAI-style errors.
 pub fn parse_body<T: RequestBody>(body: Result<Bytes, BytesRejection>, limit: usize) -> Result<T, ApiError> {
     let bytes = body.map_err(|rejection| {
         if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::too_large(limit)
+        } else if timed_out(&rejection) {
+            ApiError::body_timeout()
         } else {
             ApiError::invalid(format!("cannot read the request body: {rejection}"), None)
         }

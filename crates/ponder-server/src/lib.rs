@@ -16,6 +16,7 @@ mod config;
 mod error;
 mod info;
 mod json;
+mod listen;
 mod metrics;
 mod openapi;
 mod respond;
@@ -29,6 +30,7 @@ mod validate;
 
 pub use app::router;
 pub use config::ServerConfig;
+pub use listen::{serve, ConnectionLimits};
 pub use openapi::openapi_json;
 pub use state::AppState;
 pub use thinking::{parse_presets, EffortPreset, ThinkingDefaults};

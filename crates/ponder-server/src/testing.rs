@@ -22,7 +22,8 @@ impl TestServer {
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let app = crate::router(state.clone());
-        runtime.spawn(async move { axum::serve(listener, app).await });
+        let limits = state.config.connections;
+        runtime.spawn(crate::serve(listener, app, limits, std::future::pending()));
         Self { base, state, runtime }
     }
 

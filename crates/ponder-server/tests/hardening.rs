@@ -62,3 +62,85 @@ fn a_raw_prompt_parses_control_tokens_unless_told_not_to() {
     let plain = fake_server(letters, EngineConfig::default(), |c| c.raw_special_tokens = false);
     assert_eq!(raw(&plain), 2 + AS_TEXT);
 }
+
+/// A server whose connection limits are short enough to watch.
+fn timeout_server(max_connections: usize) -> TestServer {
+    fake_server(letters, EngineConfig::default(), |c| {
+        c.connections =
+            ponder_server::ConnectionLimits { header_timeout: std::time::Duration::from_millis(300), max_connections };
+        c.body_timeout = std::time::Duration::from_millis(300);
+    })
+}
+
+fn connect(server: &TestServer) -> std::net::TcpStream {
+    let stream = std::net::TcpStream::connect(server.base.trim_start_matches("http://")).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    stream
+}
+
+/// Reads until the server closes the connection (or 5 s pass, which fails); returns what came.
+fn read_to_close(stream: &mut std::net::TcpStream) -> String {
+    use std::io::Read;
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return String::from_utf8_lossy(&text).into_owned(),
+            Ok(n) => text.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return String::from_utf8_lossy(&text).into_owned()
+            }
+            Err(e) => panic!("the server kept the connection open: {e}"),
+        }
+    }
+}
+
+#[test]
+fn a_silent_connection_and_unfinished_headers_are_closed() {
+    use std::io::Write;
+    let server = timeout_server(64);
+    let started = std::time::Instant::now();
+    let mut silent = connect(&server);
+    read_to_close(&mut silent);
+    assert!(started.elapsed() >= std::time::Duration::from_millis(250), "closed before its timeout");
+    let mut slow = connect(&server);
+    slow.write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n").unwrap();
+    read_to_close(&mut slow);
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_its_answer() {
+    use std::io::Write;
+    let server = timeout_server(64);
+    let mut stream = connect(&server);
+    stream.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let text = read_to_close(&mut stream);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+}
+
+#[test]
+fn a_body_that_stops_half_way_gets_a_408() {
+    use std::io::Write;
+    let server = timeout_server(64);
+    let mut stream = connect(&server);
+    stream
+        .write_all(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"messages\":")
+        .unwrap();
+    let text = read_to_close(&mut stream);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("\"timeout_error\""), "OpenAI's error shape: {text}");
+}
+
+#[test]
+fn past_the_connection_limit_new_clients_wait_until_idle_ones_are_reaped() {
+    use std::io::Write;
+    let server = timeout_server(2);
+    let mut idle: Vec<_> = (0..2).map(|_| connect(&server)).collect();
+    let mut third = connect(&server);
+    third.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let text = read_to_close(&mut third);
+    assert!(text.starts_with("HTTP/1.1 200"), "the third client is served once a slot frees: {text}");
+    for stream in &mut idle {
+        read_to_close(stream);
+    }
+}

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ponder_engine::{EngineConfig, LaunchConfig, SchedulerConfig};
-use ponder_server::{ServerConfig, ThinkingDefaults};
+use ponder_server::{ConnectionLimits, ServerConfig, ThinkingDefaults};
 use ponder_structured::ToolCallFormat;
 use ponder_sweep::Mode;
 use ponder_thinking::{ThinkingStyle, DEFAULT_CONTINUATION};
@@ -283,6 +283,16 @@ pub struct ServeArgs {
     /// Longest a request may take, in seconds (0: no limit).
     #[arg(long, env = "PONDER_REQUEST_TIMEOUT", default_value_t = ServerConfig::DEFAULT_REQUEST_TIMEOUT_SECONDS)]
     pub request_timeout: u64,
+    /// Seconds a client has to send a request's headers, counted from the connection's start
+    /// or from its previous response (so an idle keep-alive connection closes after it too).
+    #[arg(long, env = "PONDER_HEADER_TIMEOUT", default_value_t = ConnectionLimits::DEFAULT_HEADER_TIMEOUT_SECONDS)]
+    pub header_timeout: u64,
+    /// Seconds a request body may stall between two pieces before the request gets a 408.
+    #[arg(long, env = "PONDER_BODY_TIMEOUT", default_value_t = ServerConfig::DEFAULT_BODY_TIMEOUT_SECONDS)]
+    pub body_timeout: u64,
+    /// Most connections open at once; more wait in the kernel's backlog.
+    #[arg(long, env = "PONDER_MAX_CONNECTIONS", default_value_t = ConnectionLimits::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long, env = "PONDER_SHUTDOWN_GRACE", default_value_t = 30)]
     pub shutdown_grace: u64,

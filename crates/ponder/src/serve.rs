@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Router;
 use ponder_server::{parse_presets, ThinkingDefaults};
-use ponder_server::{AppState, ServerConfig};
+use ponder_server::{AppState, ConnectionLimits, ServerConfig};
 
 use crate::cli::ServeArgs;
 use crate::engine_setup::{resolve_model_arg, start_engine};
@@ -48,6 +48,11 @@ fn server_config(args: &ServeArgs, served_name: String) -> anyhow::Result<Server
         log_text: args.log_prompts,
         tool_call_format: args.tool_call_parser.map(Into::into),
         raw_special_tokens: args.raw_special_tokens,
+        connections: ConnectionLimits {
+            header_timeout: Duration::from_secs(args.header_timeout),
+            max_connections: args.max_connections,
+        },
+        body_timeout: Duration::from_secs(args.body_timeout),
     })
 }
 
@@ -92,7 +97,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
     tracing::info!(model = %state.config.served_name, %address, "serving");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app).with_graceful_shutdown({
+    let server = ponder_server::serve(listener, app, state.config.connections, {
         let mut stop_rx = stop_rx.clone();
         async move {
             let _ = stop_rx.wait_for(|stop| *stop).await;
