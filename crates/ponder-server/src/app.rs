@@ -9,23 +9,30 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
-use crate::{auth, chat, completions, info};
+use crate::{auth, chat, completions, guard, info};
 
-/// The application: OpenAI routes behind the optional API key; health, metrics and the
-/// OpenAPI document open.
+/// The application: OpenAI routes behind the optional API key; health, the OpenAPI document
+/// and (unless `metrics_require_key`) metrics open; every refusal an OpenAI-shaped error.
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.max_body_bytes;
-    let api = Router::new()
+    let mut api = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/chat/completions/{id}/end_thinking", post(chat::end_thinking))
         .route("/v1/completions", post(completions::completions))
-        .route("/v1/models", get(info::models))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key));
+        .route("/v1/models", get(info::models));
+    let mut open = Router::new().route("/health", get(info::health)).route("/openapi.json", get(info::openapi));
+    if state.config.metrics_require_key {
+        api = api.route("/metrics", get(info::metrics));
+    } else {
+        open = open.route("/metrics", get(info::metrics));
+    }
+    let api = api.route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key));
     Router::new()
         .merge(api)
-        .route("/health", get(info::health))
-        .route("/metrics", get(info::metrics))
-        .route("/openapi.json", get(info::openapi))
+        .merge(open)
+        .fallback(guard::not_found)
+        .method_not_allowed_fallback(guard::method_not_allowed)
+        .layer(middleware::from_fn(guard::check_shape))
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestBodyTimeoutLayer::new(state.config.body_timeout))
         .layer(TraceLayer::new_for_http())

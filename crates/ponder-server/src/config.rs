@@ -30,6 +30,8 @@ pub struct ServerConfig {
     pub log_text: bool,
     /// How the model writes tool calls; `None` detects it from the chat template.
     pub tool_call_format: Option<ToolCallFormat>,
+    /// Whether `/metrics` needs an API key too (when keys are set).
+    pub metrics_require_key: bool,
     /// Connection limits: header (and idle) timeout, most connections.
     pub connections: ConnectionLimits,
     /// Longest wait between two pieces of a request body.
@@ -65,6 +67,7 @@ impl ServerConfig {
             log_text: false,
             tool_call_format: None,
             raw_special_tokens: true,
+            metrics_require_key: false,
             connections: ConnectionLimits::default(),
             body_timeout: Duration::from_secs(Self::DEFAULT_BODY_TIMEOUT_SECONDS),
         }

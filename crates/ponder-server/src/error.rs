@@ -126,6 +126,11 @@ impl ApiError {
         )
     }
 
+    /// A request refused for its form (405, 414, 415, 431), with a code saying why.
+    pub fn refused(status: StatusCode, message: impl Into<String>, code: &str) -> Self {
+        Self::new(status, "invalid_request_error", message, None, Some(code))
+    }
+
     /// 408: the request body stopped arriving.
     pub fn body_timeout() -> Self {
         Self::new(

@@ -80,7 +80,11 @@ pub fn parse_body<T: RequestBody>(body: Result<Bytes, BytesRejection>, limit: us
     })?;
     let mut deserializer = serde_json::Deserializer::from_slice(&bytes);
     let value = Value::deserialize(&mut deserializer)
+        .and_then(|value| deserializer.end().map(|()| value))
         .map_err(|e| ApiError::invalid(format!("the body is not valid JSON: {e}"), None))?;
+    if !value.is_object() {
+        return Err(ApiError::invalid("the body must be a JSON object", None));
+    }
     serde_path_to_error::deserialize(&value).map_err(|e| {
         let path = e.path().to_string();
         if path != "." {
@@ -131,6 +135,15 @@ mod tests {
         let r = parse(r#"{"messages": [], "temperature": 0.5, "n": 2, "reasoning_effort": "low"}"#).unwrap();
         assert_eq!(r.common.sampling.temperature, Some(0.5));
         assert_eq!((r.common.n, r.common.thinking.reasoning_effort.as_deref()), (Some(2), Some("low")));
+    }
+
+    #[test]
+    fn trailing_text_and_bodies_that_are_not_objects_are_refused() {
+        for body in [r#"{"messages": []} trailing"#, r#"{"messages": []}{}"#, r#"[[], null]"#, "42"] {
+            let e = parse(body).unwrap_err();
+            assert_eq!(e.status.as_u16(), 400, "{body}");
+        }
+        assert!(parse("  {\"messages\": []}\n ").is_ok(), "whitespace around the object is fine");
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod chat;
 mod completions;
 mod config;
 mod error;
+mod guard;
 mod info;
 mod json;
 mod listen;

@@ -171,6 +171,7 @@ fn validation_errors_are_openai_shaped_400s_naming_the_field() {
     let (status, body) = server.block_on(async {
         let r = reqwest::Client::new()
             .post(format!("{}/v1/chat/completions", server.base))
+            .header("Content-Type", "application/json")
             .body("{oops")
             .send()
             .await

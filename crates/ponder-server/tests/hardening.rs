@@ -144,3 +144,72 @@ fn past_the_connection_limit_new_clients_wait_until_idle_ones_are_reaped() {
         read_to_close(stream);
     }
 }
+
+/// Sends raw bytes as one request and returns the status line's code and the body.
+fn raw(server: &TestServer, request: &[u8]) -> (u16, Value) {
+    use std::io::Write;
+    let mut stream = connect(server);
+    stream.write_all(request).unwrap();
+    let text = read_to_close(&mut stream);
+    let status = text.get(9..12).and_then(|code| code.parse().ok()).unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default();
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+fn post_raw(content_type: Option<&str>, body: &str) -> Vec<u8> {
+    let kind = content_type.map(|t| format!("Content-Type: {t}\r\n")).unwrap_or_default();
+    format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{kind}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[test]
+fn malformed_requests_get_openai_shaped_errors_never_empty_bodies() {
+    let server = simple_server(letters);
+    let body = r#"{"messages": [{"role": "user", "content": "x"}], "max_tokens": 1}"#;
+    let long_path = format!("GET /{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "a".repeat(9000));
+    let big_header =
+        format!("GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n", "b".repeat(40_000));
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (post_raw(Some("application/json"), &format!("{body} trailing")), 400, "invalid_request_error"),
+        (post_raw(Some("application/json"), "[1, 2]"), 400, "invalid_request_error"),
+        (post_raw(None, body), 415, "unsupported_media_type"),
+        (post_raw(Some("text/plain"), body), 415, "unsupported_media_type"),
+        (b"GET /v1/nothing-here HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(), 404, "not_found"),
+        (
+            b"DELETE /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec(),
+            405,
+            "method_not_allowed",
+        ),
+        (long_path.into_bytes(), 414, "uri_too_long"),
+        (big_header.into_bytes(), 431, "headers_too_large"),
+    ];
+    for (request, status, code) in cases {
+        let (got, body) = raw(&server, &request);
+        assert_eq!(got, status, "{}: {body}", String::from_utf8_lossy(&request[..60.min(request.len())]));
+        let shape = body["error"]["code"].as_str().or(body["error"]["type"].as_str());
+        assert!(shape == Some(code) || body["error"]["type"] == code, "{status}: {body}");
+        assert!(body["error"]["message"].is_string(), "{body}");
+    }
+    // A charset parameter is fine.
+    assert_eq!(raw(&server, &post_raw(Some("application/json; charset=utf-8"), body)).0, 200);
+}
+
+#[test]
+fn metrics_can_require_the_api_key() {
+    let open = fake_server(letters, EngineConfig::default(), |c| c.api_keys = vec!["k".into()]);
+    assert_eq!(open.get("/metrics").0, 200, "open by default, as before");
+    let closed = fake_server(letters, EngineConfig::default(), |c| {
+        c.api_keys = vec!["k".into()];
+        c.metrics_require_key = true;
+    });
+    assert_eq!(closed.get("/metrics").0, 401);
+    let status = closed.block_on(async {
+        let response =
+            reqwest::Client::new().get(format!("{}/metrics", closed.base)).bearer_auth("k").send().await.unwrap();
+        response.status().as_u16()
+    });
+    assert_eq!(status, 200);
+}

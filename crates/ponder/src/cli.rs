@@ -277,6 +277,9 @@ pub struct ServeArgs {
     /// environment variable); none means no authentication.
     #[arg(long = "api-key", env = "PONDER_API_KEY", value_delimiter = ',')]
     pub api_keys: Vec<String>,
+    /// With API keys set, `/metrics` needs one too (it is open by default, for scrapers).
+    #[arg(long, env = "PONDER_METRICS_REQUIRE_KEY")]
+    pub metrics_require_key: bool,
     /// Largest request body in bytes.
     #[arg(long, env = "PONDER_MAX_BODY_BYTES", default_value_t = ServerConfig::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,

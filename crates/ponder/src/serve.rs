@@ -53,6 +53,7 @@ fn server_config(args: &ServeArgs, served_name: String) -> anyhow::Result<Server
             max_connections: args.max_connections,
         },
         body_timeout: Duration::from_secs(args.body_timeout),
+        metrics_require_key: args.metrics_require_key,
     })
 }
 
