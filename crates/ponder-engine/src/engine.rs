@@ -57,6 +57,8 @@ struct WorkerHandle {
     load: Arc<WorkerLoad>,
     /// Tokens one sequence may hold in the worker's KV cache.
     kv_capacity: usize,
+    /// Most sequences running at once in the worker.
+    max_running: usize,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -106,7 +108,8 @@ impl Engine {
                 .recv()
                 .map_err(|_| EngineError::WorkerStopped { index })?
                 .map_err(|source| EngineError::Runner { index, source })?;
-            workers.push(WorkerHandle { commands, load, kv_capacity, thread: Some(thread) });
+            let max_running = scheduler.max_running;
+            workers.push(WorkerHandle { commands, load, kv_capacity, max_running, thread: Some(thread) });
         }
         if workers.is_empty() {
             return Err(EngineError::NoWorkers);
@@ -136,8 +139,10 @@ impl Engine {
         request.max_tokens = request.max_tokens.min(worker.kv_capacity - prompt_len);
         // Counted before the check, so concurrent submits cannot overfill the queue together.
         worker.load.in_transit.fetch_add(request.n, Ordering::Relaxed);
-        let queued = worker.load.queued();
-        if queued > self.max_waiting {
+        // Room is the waiting line plus the running slots still free: a burst into an idle
+        // worker is admitted, not refused for a short line.
+        let (queued, sequences) = (worker.load.queued(), worker.load.sequences());
+        if sequences > self.max_waiting + worker.max_running {
             worker.load.in_transit.fetch_sub(request.n, Ordering::Relaxed);
             return Err(SubmitError::QueueFull { waiting: queued - request.n });
         }

@@ -215,6 +215,16 @@ fn a_full_queue_is_refused() {
 }
 
 #[test]
+fn a_burst_into_free_running_slots_is_admitted_even_with_no_waiting_line() {
+    let config = EngineConfig { scheduler: SchedulerConfig { max_running: 4, ..Default::default() }, max_waiting: 0 };
+    let (engine, _) = engine_with(slowed(letters, std::time::Duration::from_millis(2)), 256, 4, config);
+    let accepted: Vec<_> =
+        (0..6).map(|i| engine.submit(GenerateRequest::greedy(prompt(&format!("r{i}")), 20))).collect();
+    assert!(accepted[..4].iter().all(Result::is_ok), "four free slots take four requests");
+    assert!(matches!(accepted[4], Err(SubmitError::QueueFull { .. })), "no line past the slots");
+}
+
+#[test]
 fn invalid_requests_are_refused() {
     let engine = engine(letters);
     assert!(matches!(engine.submit(GenerateRequest::greedy(vec![], 5)), Err(SubmitError::EmptyPrompt)));
