@@ -55,6 +55,8 @@ pub(crate) struct WorkerLoad {
     pub prefix_hit_tokens: AtomicU64,
     /// Forward passes run.
     pub steps: AtomicU64,
+    /// Tokens generated, every sequence's, cancelled and failed ones included.
+    pub generated_tokens: AtomicU64,
     /// Whether the worker's loop is running (false once it has stopped for good).
     pub alive: AtomicBool,
 }
@@ -83,6 +85,7 @@ impl WorkerLoad {
             prefix_queried_tokens: self.prefix_queried_tokens.load(Ordering::Relaxed),
             prefix_hit_tokens: self.prefix_hit_tokens.load(Ordering::Relaxed),
             steps: self.steps.load(Ordering::Relaxed),
+            generated_tokens: self.generated_tokens.load(Ordering::Relaxed),
             alive: self.alive.load(Ordering::SeqCst),
         }
     }
@@ -107,6 +110,8 @@ pub struct WorkerStats {
     pub prefix_hit_tokens: u64,
     /// Forward passes run so far.
     pub steps: u64,
+    /// Tokens generated so far, by every sequence (cancelled ones too).
+    pub generated_tokens: u64,
     /// Whether the worker's loop is running.
     pub alive: bool,
 }
@@ -473,6 +478,7 @@ impl Worker {
             }
         }
         let generated = self.scheduler.tokens(seq).len().saturating_sub(s.prompt_len);
+        self.load.generated_tokens.fetch_add(generated as u64, Ordering::Relaxed);
         let cached = self.scheduler.cached_tokens(seq);
         self.scheduler.remove(seq);
         let thinking = s.forcer.thinks().then(|| *s.forcer.stats());

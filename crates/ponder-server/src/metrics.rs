@@ -56,7 +56,6 @@ impl ServerMetrics {
     pub fn finished(&self, usage: &ponder_engine::Usage, thinking: &[ThinkingStats]) {
         self.record(|| {
             counter!("ponder_prompt_tokens_total").increment(usage.prompt_tokens as u64);
-            counter!("ponder_generated_tokens_total").increment(usage.completion_tokens as u64);
             counter!("ponder_reasoning_tokens_total").increment(usage.reasoning_tokens as u64);
             counter!("ponder_prefix_cache_hit_tokens_total").increment(usage.cached_tokens as u64);
             for stats in thinking {
@@ -79,6 +78,8 @@ impl ServerMetrics {
             gauge!("ponder_preemptions").set(sum(|w| w.preemptions));
             gauge!("ponder_engine_steps").set(sum(|w| w.steps));
             gauge!("ponder_workers_alive").set(sum(|w| u64::from(w.alive)));
+            // Counted by the engine, so a request whose client went away counts too.
+            counter!("ponder_generated_tokens_total").absolute(workers.iter().map(|w| w.generated_tokens).sum());
         });
         self.handle.render()
     }

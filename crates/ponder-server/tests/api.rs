@@ -333,6 +333,12 @@ fn a_disconnected_stream_frees_its_slot() {
         assert!(std::time::Instant::now() < deadline, "the disconnected request kept its slot");
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    // Its tokens count in the metrics although no one read its last event.
+    let generated = worker().generated_tokens;
+    assert!(generated > 0);
+    let metrics = server.get("/metrics").1;
+    let line = metrics.lines().find(|l| l.starts_with("ponder_generated_tokens_total")).unwrap();
+    assert_eq!(line.split_whitespace().last().unwrap().parse::<u64>().unwrap(), generated, "{line}");
 }
 
 #[test]
