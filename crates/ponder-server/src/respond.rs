@@ -72,6 +72,32 @@ pub async fn run(state: Arc<AppState>, validated: Validated) -> Result<Response,
     }
 }
 
+/// The next engine event of a request, or why none will come: the engine went away, the
+/// request ran out of time, or the server is closing (its shutdown grace is over).
+async fn next_event(
+    state: &AppState,
+    handle: &mut RequestHandle,
+    deadline: Option<TokioInstant>,
+) -> Result<Event, ApiError> {
+    let mut closing = state.closing();
+    let recv = async {
+        match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline, handle.events.recv()).await,
+            None => Ok(handle.events.recv().await),
+        }
+    };
+    tokio::select! {
+        next = recv => match next {
+            Ok(Some(event)) => Ok(event),
+            Ok(None) => Err(ApiError::internal("the engine stopped before the request finished")),
+            Err(_) => Err(ApiError::timeout(state.config.request_timeout.map_or(0, |t| t.as_secs()))),
+        },
+        _ = closing.wait_for(|closing| *closing) => {
+            Err(ApiError::unavailable("the server is shutting down and its grace period for this request is over"))
+        }
+    }
+}
+
 /// Waits for every event of a non-streamed request.
 async fn collect(
     state: &AppState,
@@ -83,18 +109,7 @@ async fn collect(
     let started = Instant::now();
     let mut first = true;
     loop {
-        let next = match deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline, handle.events.recv()).await,
-            None => Ok(handle.events.recv().await),
-        };
-        let event = match next {
-            Ok(Some(event)) => event,
-            Ok(None) => return Err(ApiError::internal("the engine stopped before the request finished")),
-            Err(_) => {
-                let seconds = state.config.request_timeout.map_or(0, |t| t.as_secs());
-                return Err(ApiError::timeout(seconds));
-            }
-        };
+        let event = next_event(state, &mut handle, deadline).await?;
         if first && matches!(event, Event::Delta { .. }) {
             state.metrics.time_to_first_token(started.elapsed());
             first = false;
@@ -148,12 +163,8 @@ impl Streaming {
         if self.finished {
             return false;
         }
-        let next = match self.deadline {
-            Some(deadline) => tokio::time::timeout_at(deadline, self.handle.events.recv()).await,
-            None => Ok(self.handle.events.recv().await),
-        };
-        match next {
-            Ok(Some(event)) => {
+        match next_event(&self.state, &mut self.handle, self.deadline).await {
+            Ok(event) => {
                 self.record_timing(&event);
                 let done = matches!(event, Event::Done(_));
                 for chunk in self.assembler.push(event) {
@@ -166,15 +177,10 @@ impl Streaming {
                     self.finish();
                 }
             }
-            Ok(None) => {
-                self.pending
-                    .push_back(error_event(&ApiError::internal("the engine stopped before the request finished")));
-                self.finish();
-            }
-            Err(_) => {
-                let seconds = self.state.config.request_timeout.map_or(0, |t| t.as_secs());
-                self.state.metrics.error("timeout_error");
-                self.pending.push_back(error_event(&ApiError::timeout(seconds)));
+            Err(error) => {
+                // A stream always ends with an error event and `[DONE]`, never just cut.
+                self.state.metrics.error(&error.detail.kind);
+                self.pending.push_back(error_event(&error));
                 self.finish();
             }
         }

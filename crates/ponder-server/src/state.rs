@@ -33,6 +33,8 @@ pub struct AppState {
     id_tag: String,
     /// Requests in flight (for `end_thinking`).
     active: Mutex<HashSet<RequestId>>,
+    /// Set when the shutdown grace is over: requests still answering end now, with an error.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl AppState {
@@ -68,6 +70,7 @@ impl AppState {
             started,
             id_tag,
             active: Mutex::new(HashSet::new()),
+            closing: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -91,6 +94,17 @@ impl AppState {
     /// Whether a request is in flight.
     pub fn is_active(&self, id: RequestId) -> bool {
         self.active.lock().expect("active set").contains(&id)
+    }
+
+    /// Ends every request still being answered: each stream gets an error event and `[DONE]`,
+    /// each waiting response a 503. For the end of the shutdown grace.
+    pub fn close_requests(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Watches for [`close_requests`](Self::close_requests).
+    pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
     }
 
     /// Whether a model name refers to the served model.

@@ -213,3 +213,34 @@ fn metrics_can_require_the_api_key() {
     });
     assert_eq!(status, 200);
 }
+
+#[test]
+fn requests_cut_by_the_end_of_the_grace_end_with_an_error_and_done() {
+    let server = simple_server(slowed(letters, std::time::Duration::from_millis(5)));
+    let body =
+        json!({"messages": [{"role": "user", "content": "x"}], "max_tokens": 2000, "thinking": false, "stream": true});
+    let text = server.block_on(async {
+        let mut response = reqwest::Client::new()
+            .post(format!("{}/v1/chat/completions", server.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let mut text = String::from_utf8(response.chunk().await.unwrap().unwrap().to_vec()).unwrap();
+        server.state.close_requests();
+        while let Some(chunk) = response.chunk().await.unwrap() {
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+        text
+    });
+    let events: Vec<&str> = text.lines().filter_map(|l| l.strip_prefix("data: ")).collect();
+    assert_eq!(events.last(), Some(&"[DONE]"), "{text}");
+    let error: Value = serde_json::from_str(events[events.len() - 2]).unwrap();
+    assert_eq!(error["error"]["code"], "unavailable", "{error}");
+    // A request that is not streamed gets a 503 (closing, once set, stays set).
+    let (status, body) = server.post(
+        "/v1/chat/completions",
+        json!({"messages": [{"role": "user", "content": "y"}], "max_tokens": 2000, "thinking": false}),
+    );
+    assert_eq!((status, body["error"]["code"].as_str()), (503, Some("unavailable")), "{body}");
+}

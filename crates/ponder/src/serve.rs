@@ -112,7 +112,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             tracing::info!(grace_seconds = grace.as_secs(), "shutting down: finishing in-flight requests");
             let _ = stop_tx.send(true);
             tokio::time::sleep(grace).await;
-        } => tracing::warn!("grace period over; stopping with requests still in flight"),
+            // Requests still answering end with an error event and `[DONE]` (or a 503), not a
+            // cut connection; a moment lets those last bytes out.
+            state.close_requests();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        } => tracing::warn!("grace period over; stopped requests still in flight"),
     }
     drop(stop_rx);
     tracing::info!("stopped");
