@@ -37,15 +37,25 @@ impl Client {
 
     /// The first model the endpoint lists.
     pub async fn first_model(&self, endpoint: &str) -> Result<String, SweepError> {
-        let mut request = self.http.get(format!("{}/models", endpoint.trim_end_matches('/')));
+        let url = format!("{}/models", endpoint.trim_end_matches('/'));
+        let mut request = self.http.get(&url);
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
         }
-        let models: Value = request.send().await.map_err(http)?.json().await.map_err(http)?;
+        let hint = "--endpoint is the API's base URL, ending in /v1 (http://127.0.0.1:8000/v1)";
+        let response = request.send().await.map_err(http)?;
+        let status = response.status();
+        let text = response.text().await.map_err(http)?;
+        if !status.is_success() {
+            let text: String = text.chars().take(200).collect();
+            return Err(SweepError::Http(format!("GET {url} answered {status} {text}; {hint}")));
+        }
+        let models: Value = serde_json::from_str(&text)
+            .map_err(|_| SweepError::Http(format!("GET {url} did not answer a JSON model list; {hint}")))?;
         models["data"][0]["id"]
             .as_str()
             .map(String::from)
-            .ok_or_else(|| SweepError::Http("the endpoint lists no model".into()))
+            .ok_or_else(|| SweepError::Http(format!("GET {url} lists no model; {hint}")))
     }
 
     /// Sends `body`, retrying on connection errors, 429 and 5xx with exponential backoff.
