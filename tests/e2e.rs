@@ -2,6 +2,7 @@
 //! HTTP: chat and raw completions, streaming, thinking budgets in several spellings,
 //! concurrency, disconnects, back-pressure, API keys, metrics, and the prefix cache across
 //! chat turns.
+#![forbid(unsafe_code)]
 
 use ponder_e2e::{default_demo_server, demo_server};
 use ponder_engine::{EngineConfig, SchedulerConfig};

@@ -1,4 +1,5 @@
 //! Starting the real server on the demo model, on a random local port.
+#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 

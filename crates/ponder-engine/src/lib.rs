@@ -6,6 +6,7 @@
 //! [`stop`] (stop strings), [`detokenizer`] (UTF-8-safe streaming text), [`block_manager`]
 //! (KV blocks with prefix caching), [`block_table`] (one sequence's blocks), [`scheduler`] (what runs each step), [`runner`] (the model
 //! behind a trait), the worker loop and the [`Engine`] that routes requests to workers.
+#![forbid(unsafe_code)]
 
 pub mod block_manager;
 pub mod block_table;

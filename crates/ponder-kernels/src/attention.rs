@@ -84,7 +84,7 @@ mod tests {
         let blocks = [3, 1];
         let q = [0.5, -1.0, 0.25, 2.0, -0.75, 0.3, 1.5, 0.0];
         let mut out = [0.0; 8];
-        attend_heads(Isa::Scalar, &q, 4, kv, &blocks, 3, 1, 0.5, &mut Vec::new(), &mut out);
+        attend_heads(Isa::SCALAR, &q, 4, kv, &blocks, 3, 1, 0.5, &mut Vec::new(), &mut out);
         // Dense reference: positions 0, 1, 2 are slots 6, 7, 2.
         let slot_of = [6, 7, 2];
         for h in 0..2 {

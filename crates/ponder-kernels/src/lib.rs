@@ -20,26 +20,74 @@ pub mod scalar;
 pub use formats::QuantType;
 pub use matmul::{matmul, MatmulJob, QuantMatrix, QuantizedActivations};
 
-/// The instruction set the kernels use.
+/// The instruction set the kernels use: a token that can only be made by [`Isa::detect`]
+/// (or be [`Isa::SCALAR`]), so holding an AVX2 `Isa` proves the CPU has AVX2, FMA and F16C.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Isa(Level);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Isa {
-    /// Portable code.
+enum Level {
     Scalar,
-    /// x86-64 with AVX2 and FMA.
     Avx2,
 }
 
 impl Isa {
+    /// Portable code, on any CPU.
+    pub const SCALAR: Self = Self(Level::Scalar);
+
     /// The best instruction set this CPU supports (`PONDER_KERNELS=scalar` forces the
     /// portable code, for comparisons).
     pub fn detect() -> Self {
         if std::env::var("PONDER_KERNELS").is_ok_and(|v| v == "scalar") {
-            return Self::Scalar;
+            return Self::SCALAR;
         }
         #[cfg(target_arch = "x86_64")]
         if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c") {
-            return Self::Avx2;
+            return Self(Level::Avx2);
         }
-        Self::Scalar
+        Self::SCALAR
+    }
+
+    /// Whether the SIMD kernels run (false for the portable code).
+    pub fn is_simd(self) -> bool {
+        self.0 != Level::Scalar
+    }
+
+    /// The instruction set's name: `scalar` or `avx2`.
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            Level::Scalar => "scalar",
+            Level::Avx2 => "avx2",
+        }
+    }
+
+    /// Whether this is AVX2, which only [`Isa::detect`] makes after finding AVX2, FMA and
+    /// F16C on this CPU: the condition for calling the `avx2` kernels.
+    pub(crate) fn has_avx2(self) -> bool {
+        self.0 == Level::Avx2
+    }
+}
+
+impl std::fmt::Debug for Isa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::fmt::Display for Isa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_portable_isa_is_not_simd() {
+        assert!(!Isa::SCALAR.is_simd());
+        assert!(!Isa::SCALAR.has_avx2());
+        assert_eq!(format!("{:?} {}", Isa::SCALAR, Isa::SCALAR), "scalar scalar");
     }
 }

@@ -56,14 +56,19 @@ impl QuantMatrix {
             if row >= rows {
                 return B::ZERO;
             }
-            // SAFETY: `bytes` holds `rows * per_row` blocks; `read_unaligned` needs no alignment.
+            // SAFETY: `new` checked that `bytes` holds `rows * per_row` blocks of `B`, which it
+            // picked from `kind` among the four GGUF block types: `repr(C)` plain data without
+            // padding, any bit pattern valid. `row < rows`, `b < per_row`, so the read is in
+            // bounds; `read_unaligned` needs no alignment.
             unsafe { std::ptr::read_unaligned((bytes.as_ptr() as *const B).add(row * per_row + b)) }
         };
         let out = data.as_mut_ptr() as *mut B::Packed;
         for g in 0..groups {
             for b in 0..per_row {
                 let blocks: [B; GROUP_ROWS] = std::array::from_fn(|r| block_at(g * GROUP_ROWS + r, b));
-                // SAFETY: `data` holds `groups * per_row` packed blocks, 8-byte aligned.
+                // SAFETY: `data` holds `groups * per_row` packed blocks (rounded up to whole
+                // `u64`s) and `g < groups`, `b < per_row`; a `u64` buffer is 8-byte aligned, and
+                // every packed type's alignment is at most 8 (`repr(C)` of f16, u8, i8, u32).
                 unsafe { out.add(g * per_row + b).write(B::pack(std::array::from_fn(|r| &blocks[r]))) };
             }
         }
@@ -92,10 +97,14 @@ impl QuantMatrix {
 
     /// Rows `8g..8g + 8`, interleaved (`B` must be this matrix's block type).
     fn group<B: Interleaved>(&self, g: usize) -> &[B::Packed] {
-        debug_assert_eq!(std::mem::size_of::<B>(), self.kind.block_bytes());
+        // The four block types differ in size, so this also checks `B` is the matrix's type.
+        assert_eq!(std::mem::size_of::<B>(), self.kind.block_bytes(), "not this matrix's block type");
+        assert!(g < self.rows.div_ceil(GROUP_ROWS), "group {g} of a {}-row matrix", self.rows);
         let per_row = self.cols / self.kind.block_elems();
-        // SAFETY: `data` holds `rows.div_ceil(8) * per_row` packed blocks (made in
-        // `interleave`); the packed types are `repr(C)`, alignment ≤ 8, any bit pattern valid.
+        // SAFETY: `interleave::<B>` filled `data` with `rows.div_ceil(8) * per_row` packed
+        // blocks of `B` (its type checked above), and group `g` is one of them; the packed
+        // types are `repr(C)` plain data, alignment at most 8 (`data` is `u64`s), any bit
+        // pattern valid, and `data` is not written after `interleave`.
         unsafe { std::slice::from_raw_parts((self.data.as_ptr() as *const B::Packed).add(g * per_row), per_row) }
     }
 
@@ -143,13 +152,17 @@ impl QuantizedActivations {
         self.has_q8k = kinds.iter().any(|k| k.uses_super_blocks());
         if self.has_q8 {
             self.q8.resize(rows * cols / QK, ActQ8::default());
-            in_parallel(x, &mut self.q8, QK, |x, out| match isa {
-                // SAFETY: the ISA was detected.
-                Isa::Avx2 => unsafe { avx2::quantize_q8(x, out) },
-                Isa::Scalar => scalar::quantize_q8(x, out),
+            in_parallel(x, &mut self.q8, QK, |x, out| {
+                if isa.has_avx2() {
+                    // SAFETY: an AVX2 `Isa` is made only by `Isa::detect`, after finding AVX2, FMA and F16C,
+                    // the target features of the `avx2` kernels.
+                    unsafe { avx2::quantize_q8(x, out) }
+                } else {
+                    scalar::quantize_q8(x, out)
+                }
             });
         }
-        self.wide_groups = if isa == Isa::Avx2 && kinds.contains(&QuantType::Q5_0) {
+        self.wide_groups = if isa.has_avx2() && kinds.contains(&QuantType::Q5_0) {
             rows / WIDE_TILE_ROWS * avx2::WIDE_GROUPS
         } else {
             0
@@ -159,10 +172,14 @@ impl QuantizedActivations {
         }
         if self.has_q8k {
             self.q8k.resize(rows * cols / QK_K, ActQ8K::default());
-            in_parallel(x, &mut self.q8k, QK_K, |x, out| match isa {
-                // SAFETY: the ISA was detected.
-                Isa::Avx2 => unsafe { avx2::quantize_q8k(x, out) },
-                Isa::Scalar => scalar::quantize_q8k(x, out),
+            in_parallel(x, &mut self.q8k, QK_K, |x, out| {
+                if isa.has_avx2() {
+                    // SAFETY: an AVX2 `Isa` is made only by `Isa::detect`, after finding AVX2, FMA and F16C,
+                    // the target features of the `avx2` kernels.
+                    unsafe { avx2::quantize_q8k(x, out) }
+                } else {
+                    scalar::quantize_q8k(x, out)
+                }
             });
         }
     }
@@ -207,12 +224,50 @@ fn in_parallel<T: Send>(x: &[f32], out: &mut [T], block_elems: usize, quantize: 
         .for_each(|(x, out)| quantize(x, out));
 }
 
-/// A pointer to an output buffer that tasks write disjoint parts of.
+/// One job's output (`rows × cols` floats, row-major), which parallel tasks write disjoint
+/// column ranges of at once: the one raw pointer of the matmul, since a task's columns are
+/// not one contiguous piece that a slice could hand out.
 #[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: every task writes its own columns only.
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
+struct SharedOutput {
+    ptr: *mut f32,
+    rows: usize,
+    cols: usize,
+}
+
+// SAFETY: a `SharedOutput` is only made in `matmul` from a `&mut [f32]` borrowed for the
+// whole parallel region, and each task writes only its own columns (`run_rows`' contract),
+// so sending or sharing it between the pool's threads makes no data race.
+unsafe impl Send for SharedOutput {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for SharedOutput {}
+
+impl SharedOutput {
+    /// Views `out` (`rows × cols`) for tasks that write disjoint columns of it.
+    fn new(out: &mut [f32], rows: usize, cols: usize) -> Self {
+        assert_eq!(out.len(), rows * cols, "matmul output has the wrong size");
+        Self { ptr: out.as_mut_ptr(), rows, cols }
+    }
+
+    /// Writes `values` into row `row` from column `col` on. Panics outside the output.
+    ///
+    /// # Safety
+    /// The buffer must still be borrowed for this output (alive, unaliased by anything but
+    /// the tasks of one `matmul`), and no other thread may read or write these columns of
+    /// this row meanwhile.
+    unsafe fn write(self, row: usize, col: usize, values: &[f32]) {
+        assert!(row < self.rows && col + values.len() <= self.cols, "write outside the matmul output");
+        // SAFETY: the target lies inside the buffer (checked above); the buffer is alive and
+        // nobody else touches these floats (the caller's contract).
+        let target = unsafe { self.ptr.add(row * self.cols + col) };
+        match <&[f32; GROUP_ROWS]>::try_from(values) {
+            // A whole group: one 32-byte store rather than a `memmove` call.
+            // SAFETY: as above; `write_unaligned` needs no alignment.
+            Ok(lanes) => unsafe { target.cast::<[f32; GROUP_ROWS]>().write_unaligned(*lanes) },
+            // SAFETY: as above; `values` is a different allocation (a task's own buffer).
+            Err(_) => unsafe { std::ptr::copy_nonoverlapping(values.as_ptr(), target, values.len()) },
+        }
+    }
+}
 
 /// Weight rows per parallel task.
 const ROWS_PER_TASK: usize = 32;
@@ -237,11 +292,11 @@ pub fn matmul(isa: Isa, acts: &QuantizedActivations, jobs: &mut [MatmulJob<'_>])
             job.weights.kind
         );
     }
-    let tasks: Vec<(usize, OutPtr, usize)> = jobs
+    let tasks: Vec<(usize, SharedOutput, usize)> = jobs
         .iter_mut()
         .enumerate()
         .flat_map(|(j, job)| {
-            let out = OutPtr(job.out.as_mut_ptr());
+            let out = SharedOutput::new(job.out, m, job.weights.rows);
             (0..job.weights.rows).step_by(ROWS_PER_TASK).map(move |start| (j, out, start))
         })
         .collect();
@@ -249,32 +304,38 @@ pub fn matmul(isa: Isa, acts: &QuantizedActivations, jobs: &mut [MatmulJob<'_>])
     tasks.par_iter().for_each(|&(j, out, start)| {
         let w = weights[j];
         let end = (start + ROWS_PER_TASK).min(w.rows);
-        // SAFETY: `out` points at `m × w.rows` floats; this task writes columns start..end.
+        // SAFETY: `jobs` (and so every output) stays mutably borrowed until the parallel
+        // region ends; each task has its own `start`, so its columns `start..end` of job `j`'s
+        // output are written by it alone.
         unsafe { run_rows(isa, w, acts, out, start, end) };
     });
 }
 
-/// Computes output columns `start..end` for every activation row.
+/// Computes output columns `start..end` of `out` (`acts.rows × w.rows`) for every
+/// activation row.
 ///
 /// # Safety
-/// `out` must point at `acts.rows × w.rows` floats no one else writes in these columns.
-unsafe fn run_rows(isa: Isa, w: &QuantMatrix, acts: &QuantizedActivations, out: OutPtr, start: usize, end: usize) {
-    let n_total = w.rows;
+/// As [`SharedOutput::write`] for columns `start..end` of every row: `out`'s buffer is
+/// alive, and no other thread touches those columns until this returns.
+unsafe fn run_rows(
+    isa: Isa,
+    w: &QuantMatrix,
+    acts: &QuantizedActivations,
+    out: SharedOutput,
+    start: usize,
+    end: usize,
+) {
     // Writes `values` into activation row `row`'s outputs from column `col` on.
     let store = |row: usize, col: usize, values: &[f32]| {
-        let target = out.0.add(row * n_total + col);
-        match <&[f32; GROUP_ROWS]>::try_from(values) {
-            // A whole group: one 32-byte store rather than a `memmove` call.
-            Ok(lanes) => (target as *mut [f32; GROUP_ROWS]).write_unaligned(*lanes),
-            Err(_) => std::ptr::copy_nonoverlapping(values.as_ptr(), target, values.len()),
-        }
+        assert!(start <= col && col + values.len() <= end, "a task wrote outside its columns");
+        // SAFETY: columns `start..end` (checked above) are this call's alone, by its contract.
+        unsafe { out.write(row, col, values) }
     };
     let q8 = |r| acts.q8_row(r);
     let q8k = |r| acts.q8k_row(r);
     // Q5_0 on AVX2 takes its first rows in the wide kernel's tiles of 16; the rest, and every
     // other type, go through the narrow kernels.
-    let wide_rows =
-        if w.kind == QuantType::Q5_0 && isa == Isa::Avx2 { run_wide_q5_0(w, acts, &store, start, end) } else { 0 };
+    let wide_rows = if w.kind == QuantType::Q5_0 { run_wide_q5_0(isa, w, acts, &store, start, end) } else { 0 };
     let span = (start, end, wide_rows..acts.rows);
     match w.kind {
         QuantType::Q5_0 => run_groups::<BlockQ5_0, _>(isa, w, q8, &store, span, scalar::dot_q5_0, avx2::rows_q5_0x8),
@@ -288,16 +349,15 @@ unsafe fn run_rows(isa: Isa, w: &QuantMatrix, acts: &QuantizedActivations, out: 
 pub(crate) const TILE_ROWS: usize = 16;
 
 /// An AVX2 kernel: eight interleaved weight rows × the activation rows `x` (at most
-/// [`TILE_ROWS`]), into `out` (as long as `x`).
+/// [`TILE_ROWS`]), into `out` (as long as `x`). Only the `avx2` kernels are passed as one:
+/// safe functions but for the CPU features they need.
 type GroupTileFn<P, A> = unsafe fn(w: &[P], x: &[&[A]], out: &mut [[f32; GROUP_ROWS]]);
 
 /// Computes output columns `start..end` (`start` a multiple of 8) for activation rows
 /// `rows` (`span = (start, end, rows)`), eight weight rows at a time: with the scalar
 /// reference on each unpacked row, or in AVX2 tiles.
 ///
-/// # Safety
-/// As [`run_rows`].
-unsafe fn run_groups<'a, B: Interleaved, A: 'a>(
+fn run_groups<'a, B: Interleaved, A: 'a>(
     isa: Isa,
     w: &QuantMatrix,
     act_row: impl Fn(usize) -> &'a [A],
@@ -316,14 +376,15 @@ unsafe fn run_groups<'a, B: Interleaved, A: 'a>(
             let first = g * GROUP_ROWS;
             let lanes = (end - first).min(GROUP_ROWS);
             let mut out = [[0f32; GROUP_ROWS]; TILE_ROWS];
-            match isa {
-                Isa::Scalar => {
-                    for (row_out, x_row) in out.iter_mut().zip(x).take(mr) {
-                        *row_out = scalar::dot_interleaved::<B, A>(group, x_row, scalar_dot);
-                    }
+            if isa.has_avx2() {
+                // SAFETY: `tile` is one of the `avx2` kernels, whose only condition is the CPU
+                // features they are compiled for (AVX2, FMA, F16C), and an AVX2 `Isa` is made
+                // only by `Isa::detect` after finding them.
+                unsafe { tile(group, &x[..mr], &mut out[..mr]) }
+            } else {
+                for (row_out, x_row) in out.iter_mut().zip(x).take(mr) {
+                    *row_out = scalar::dot_interleaved::<B, A>(group, x_row, scalar_dot);
                 }
-                // SAFETY: `Isa::Avx2` is only chosen when the CPU has AVX2, FMA and F16C.
-                Isa::Avx2 => tile(group, &x[..mr], &mut out[..mr]),
             }
             for (i, row_out) in out.iter().enumerate().take(mr) {
                 store(r + i, first, &row_out[..lanes]);
@@ -336,17 +397,19 @@ unsafe fn run_groups<'a, B: Interleaved, A: 'a>(
 /// Computes output columns `start..end` of a Q5_0 matrix for the activation rows laid side
 /// by side in groups of eight ([`QuantizedActivations::q8x8`]), `avx2::WIDE_GROUPS` groups
 /// at a time with the wide AVX2 kernel. Returns how many rows (from row 0) it covered: a
-/// multiple of [`WIDE_TILE_ROWS`], none where the activations have no wide groups.
-///
-/// # Safety
-/// As [`run_rows`].
-unsafe fn run_wide_q5_0(
+/// multiple of [`WIDE_TILE_ROWS`], none where the activations have no wide groups or the
+/// ISA is not AVX2.
+fn run_wide_q5_0(
+    isa: Isa,
     w: &QuantMatrix,
     acts: &QuantizedActivations,
     store: &impl Fn(usize, usize, &[f32]),
     start: usize,
     end: usize,
 ) -> usize {
+    if !isa.has_avx2() {
+        return 0;
+    }
     let tiles = acts.wide_groups / avx2::WIDE_GROUPS;
     for t in 0..tiles {
         let x = std::array::from_fn(|g| acts.q8x8_group(avx2::WIDE_GROUPS * t + g));
@@ -354,7 +417,9 @@ unsafe fn run_wide_q5_0(
             let first = wg * GROUP_ROWS;
             let lanes = (end - first).min(GROUP_ROWS);
             let mut out = [[0f32; GROUP_ROWS]; WIDE_TILE_ROWS];
-            avx2::rows_q5_0x8_wide(w.group::<BlockQ5_0>(wg), x, &mut out);
+            // SAFETY: `isa` is AVX2 (checked above), made only by `Isa::detect` after finding
+            // AVX2, FMA and F16C, the target features of this kernel.
+            unsafe { avx2::rows_q5_0x8_wide(w.group::<BlockQ5_0>(wg), x, &mut out) };
             for (i, row_out) in out.iter().enumerate() {
                 store(WIDE_TILE_ROWS * t + i, first, &row_out[..lanes]);
             }

@@ -17,10 +17,12 @@ pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
 pub fn silu_mul(isa: Isa, gate: &mut [f32], up: &[f32]) {
     const PIECE: usize = 2048;
     assert_eq!(gate.len(), up.len(), "silu_mul operands differ in length");
-    gate.par_chunks_mut(PIECE).zip(up.par_chunks(PIECE)).for_each(|(gate, up)| match isa {
-        // SAFETY: the ISA was detected.
-        Isa::Avx2 => unsafe { avx2::silu_mul(gate, up) },
-        Isa::Scalar => {
+    gate.par_chunks_mut(PIECE).zip(up.par_chunks(PIECE)).for_each(|(gate, up)| {
+        if isa.has_avx2() {
+            // SAFETY: an AVX2 `Isa` is made only by `Isa::detect`, after finding AVX2, FMA and F16C,
+            // the target features of the `avx2` kernels.
+            unsafe { avx2::silu_mul(gate, up) }
+        } else {
             for (g, &u) in gate.iter_mut().zip(up) {
                 *g = *g / (1.0 + (-*g).exp()) * u;
             }
@@ -30,21 +32,20 @@ pub fn silu_mul(isa: Isa, gate: &mut [f32], up: &[f32]) {
 
 /// `x ← softmax(x)`: `e^(x_i - max) / Σ e^(x_j - max)`.
 pub fn softmax(isa: Isa, x: &mut [f32]) {
-    match isa {
-        // SAFETY: the ISA was detected.
-        Isa::Avx2 => unsafe { avx2::softmax(x) },
-        Isa::Scalar => {
-            let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
-            let mut sum = 0.0;
-            for v in x.iter_mut() {
-                *v = (*v - max).exp();
-                sum += *v;
-            }
-            let inv = 1.0 / sum;
-            for v in x.iter_mut() {
-                *v *= inv;
-            }
-        }
+    if isa.has_avx2() {
+        // SAFETY: an AVX2 `Isa` is made only by `Isa::detect`, after finding AVX2, FMA and F16C,
+        // the target features of the `avx2` kernels.
+        return unsafe { avx2::softmax(x) };
+    }
+    let max = x.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let mut sum = 0.0;
+    for v in x.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    for v in x.iter_mut() {
+        *v *= inv;
     }
 }
 
@@ -70,27 +71,29 @@ pub fn rope(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32], interleave
     }
 }
 
-/// Dot product of equal-length slices.
+/// Dot product of equal-length slices. Panics if their lengths differ.
 #[inline]
 pub fn dot(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
-    match isa {
-        // SAFETY: the ISA was detected.
-        Isa::Avx2 => unsafe { avx2::dot_f32(a, b) },
-        Isa::Scalar => a.iter().zip(b).map(|(x, y)| x * y).sum(),
+    assert_eq!(a.len(), b.len(), "dot product of slices of different lengths");
+    if isa.has_avx2() {
+        // SAFETY: an AVX2 `Isa` is made only by `Isa::detect`, after finding AVX2, FMA and F16C,
+        // the target features of the `avx2` kernels.
+        return unsafe { avx2::dot_f32(a, b) };
     }
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
-/// `out += w * v`.
+/// `out += w * v`. Panics if the lengths differ.
 #[inline]
 pub fn axpy(isa: Isa, w: f32, v: &[f32], out: &mut [f32]) {
-    match isa {
-        // SAFETY: the ISA was detected.
-        Isa::Avx2 => unsafe { avx2::axpy(w, v, out) },
-        Isa::Scalar => {
-            for (o, &x) in out.iter_mut().zip(v) {
-                *o += w * x;
-            }
-        }
+    assert_eq!(v.len(), out.len(), "axpy of slices of different lengths");
+    if isa.has_avx2() {
+        // SAFETY: an AVX2 `Isa` is made only by `Isa::detect`, after finding AVX2, FMA and F16C,
+        // the target features of the `avx2` kernels.
+        return unsafe { avx2::axpy(w, v, out) };
+    }
+    for (o, &x) in out.iter_mut().zip(v) {
+        *o += w * x;
     }
 }
 
@@ -118,7 +121,7 @@ mod tests {
 
     #[test]
     fn silu_mul_and_add() {
-        for isa in [Isa::Scalar, Isa::detect()] {
+        for isa in [Isa::SCALAR, Isa::detect()] {
             let mut g = [0.0, 1.0];
             silu_mul(isa, &mut g, &[5.0, 2.0]);
             assert_eq!(g[0], 0.0);
@@ -131,7 +134,7 @@ mod tests {
 
     #[test]
     fn simd_silu_matches_libm() {
-        if Isa::detect() != Isa::Avx2 {
+        if !Isa::detect().has_avx2() {
             return;
         }
         // Every 1/64 from -100 to 100 (the exp's whole clamped range and beyond), 12,801
@@ -139,8 +142,8 @@ mod tests {
         let g: Vec<f32> = (-6400..=6400).map(|i| i as f32 / 64.0).collect();
         let u: Vec<f32> = (0..g.len()).map(|i| 1.0 + (i % 7) as f32 * 0.25).collect();
         let (mut simd, mut libm) = (g.clone(), g.clone());
-        silu_mul(Isa::Avx2, &mut simd, &u);
-        silu_mul(Isa::Scalar, &mut libm, &u);
+        silu_mul(Isa::detect(), &mut simd, &u);
+        silu_mul(Isa::SCALAR, &mut libm, &u);
         for (i, (&s, &l)) in simd.iter().zip(&libm).enumerate() {
             // Below g = -87.3 the clamped exp leaves a tiny value where libm gives -0.
             let tolerance = 4.0 * f32::EPSILON * l.abs() + 1e-30;
@@ -148,20 +151,20 @@ mod tests {
         }
         // An element's result does not depend on where it lies (tail or not).
         let mut one = [g[12_800]];
-        silu_mul(Isa::Avx2, &mut one, &u[12_800..]);
+        silu_mul(Isa::detect(), &mut one, &u[12_800..]);
         assert_eq!(one[0].to_bits(), simd[12_800].to_bits());
     }
 
     #[test]
     fn simd_softmax_matches_scalar() {
-        if Isa::detect() != Isa::Avx2 {
+        if !Isa::detect().has_avx2() {
             return;
         }
         for len in [1, 7, 8, 9, 150, 517] {
             let x: Vec<f32> = (0..len).map(|i| ((i * 37) % 101) as f32 * 0.3 - 12.0).collect();
             let (mut simd, mut scalar) = (x.clone(), x.clone());
-            softmax(Isa::Avx2, &mut simd);
-            softmax(Isa::Scalar, &mut scalar);
+            softmax(Isa::detect(), &mut simd);
+            softmax(Isa::SCALAR, &mut scalar);
             for (s, l) in simd.iter().zip(&scalar) {
                 assert!((s - l).abs() <= 1e-6 * l.max(1e-3), "len {len}: {s} vs {l}");
             }
@@ -171,7 +174,7 @@ mod tests {
 
     #[test]
     fn simd_exp_is_accurate() {
-        if Isa::detect() != Isa::Avx2 {
+        if !Isa::detect().has_avx2() {
             return;
         }
         for i in -8730..=8830 {
@@ -192,16 +195,35 @@ mod tests {
 
     #[test]
     fn simd_dot_and_axpy_match_scalar() {
-        if Isa::detect() != Isa::Avx2 {
+        if !Isa::detect().has_avx2() {
             return;
         }
         let a: Vec<f32> = (0..67).map(|i| (i as f32 * 0.37).sin()).collect();
         let b: Vec<f32> = (0..67).map(|i| (i as f32 * 0.11).cos()).collect();
-        assert!((dot(Isa::Avx2, &a, &b) - dot(Isa::Scalar, &a, &b)).abs() < 1e-4);
+        assert!((dot(Isa::detect(), &a, &b) - dot(Isa::SCALAR, &a, &b)).abs() < 1e-4);
         let mut x = b.clone();
         let mut y = b.clone();
-        axpy(Isa::Avx2, 0.5, &a, &mut x);
-        axpy(Isa::Scalar, 0.5, &a, &mut y);
+        axpy(Isa::detect(), 0.5, &a, &mut x);
+        axpy(Isa::SCALAR, 0.5, &a, &mut y);
         assert_eq!(x, y, "FMA of one product is exact either way");
+    }
+
+    #[test]
+    fn vector_helpers_refuse_slices_of_different_lengths() {
+        // Every ISA panics rather than read past the shorter slice.
+        for isa in [Isa::SCALAR, Isa::detect()] {
+            let short = [1.0; 3];
+            let long = [1.0; 17];
+            let panics = |f: &dyn Fn()| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).is_err();
+            assert!(panics(&|| {
+                dot(isa, &long, &short);
+            }));
+            assert!(panics(&|| {
+                dot(isa, &short, &long);
+            }));
+            assert!(panics(&|| axpy(isa, 1.0, &short, &mut [0.0; 17])));
+            assert!(panics(&|| axpy(isa, 1.0, &long, &mut [0.0; 3])));
+            assert!(panics(&|| silu_mul(isa, &mut [0.0; 17], &short)));
+        }
     }
 }

@@ -68,7 +68,7 @@ fn run(isa: Isa, w: &QuantMatrix, x: &[f32], rows: usize) -> Vec<f32> {
 }
 
 fn simd_available() -> bool {
-    Isa::detect() == Isa::Avx2
+    Isa::detect().is_simd()
 }
 
 #[test]
@@ -84,8 +84,8 @@ fn quantized_activations_are_identical_on_every_isa() {
         x[7] = 127.0 / 254.0 * x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
         let mut a = QuantizedActivations::default();
         let mut b = QuantizedActivations::default();
-        a.quantize(Isa::Avx2, &x, 1, 512, &[QuantType::Q8_0, QuantType::Q4K]);
-        b.quantize(Isa::Scalar, &x, 1, 512, &[QuantType::Q8_0, QuantType::Q4K]);
+        a.quantize(Isa::detect(), &x, 1, 512, &[QuantType::Q8_0, QuantType::Q4K]);
+        b.quantize(Isa::SCALAR, &x, 1, 512, &[QuantType::Q8_0, QuantType::Q4K]);
         assert_eq!(format!("{a:?}"), format!("{b:?}"));
     }
 }
@@ -109,8 +109,8 @@ fn integer_dot_products_are_exact() {
                     x[row * 512 + block * QK] = 127.0;
                 }
             }
-            let simd = run(Isa::Avx2, &w, &x, ROWS);
-            let reference = run(Isa::Scalar, &w, &x, ROWS);
+            let simd = run(Isa::detect(), &w, &x, ROWS);
+            let reference = run(Isa::SCALAR, &w, &x, ROWS);
             assert_eq!(simd, reference, "{kind:?} seed {seed}");
         }
     }
@@ -127,8 +127,8 @@ proptest! {
             let cols = 2 * QK_K;
             let w = random_matrix(kind, n, cols, seed, None);
             let x = random_activations(rows, cols, seed.wrapping_mul(7));
-            let simd = run(Isa::Avx2, &w, &x, rows);
-            let reference = run(Isa::Scalar, &w, &x, rows);
+            let simd = run(Isa::detect(), &w, &x, rows);
+            let reference = run(Isa::SCALAR, &w, &x, rows);
             let mut weights = vec![0.0; cols];
             for j in 0..n {
                 w.dequantize_row(j, &mut weights);
@@ -229,7 +229,7 @@ fn check_interleaved<B, A: Default + Clone>(
         let mut acts = vec![A::default(); per_row];
         quantize(&x, &mut acts);
         let plain = dot(&blocks[r * per_row..(r + 1) * per_row], &acts);
-        assert_eq!(run(Isa::Scalar, &w, &x, 1)[r], plain, "{kind:?} row {r}");
+        assert_eq!(run(Isa::SCALAR, &w, &x, 1)[r], plain, "{kind:?} row {r}");
     }
 }
 

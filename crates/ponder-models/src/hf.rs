@@ -24,6 +24,10 @@ pub struct HfDirectory {
 
 impl HfDirectory {
     /// Opens `dir`: reads `config.json` and maps every safetensors shard.
+    // The crate's one unsafe block: mapping the weights instead of reading them keeps a
+    // model's bytes out of the heap (paged in on use, shared with the page cache), as candle,
+    // llama.cpp and vLLM do.
+    #[allow(unsafe_code)]
     pub fn open(dir: &Path, device: &Device) -> Result<Self> {
         let config_path = dir.join("config.json");
         let config_json = read_json(&config_path, "model config")?;
@@ -31,7 +35,11 @@ impl HfDirectory {
         for shard in &shards {
             check_safetensors_extent(shard)?;
         }
-        // SAFETY: the files are mapped read-only; Ponder never writes model files while serving.
+        // SAFETY: a mapping is only sound while no one changes the file under it (a shorter
+        // file would fault, new bytes would change tensors under shared references). The
+        // shards are mapped read-only, their extents checked above, and Ponder never writes
+        // model files; replacing a model directory in place while it is loaded is documented
+        // as unsupported (write a new directory and point `--model` at it).
         let tensors = unsafe { MmapedSafetensors::multi(&shards) }
             .map_err(|e| ModelError::Format { file: dir.into(), detail: format!("cannot read safetensors: {e}") })?;
         let names = tensors.tensors().into_iter().map(|(name, _)| name).collect();

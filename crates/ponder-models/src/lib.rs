@@ -1,6 +1,8 @@
 //! Models for Ponder: loading GGUF files and Hugging Face directories of the Llama / Qwen2 /
 //! Qwen3 family, their tokenizers and chat templates, block-based KV storage, and one forward
 //! pass over a ragged batch of sequences.
+// Unsafe code only where a block says why: mapping weight files (`hf.rs`).
+#![deny(unsafe_code)]
 
 pub mod chat_template;
 pub mod config;

@@ -157,6 +157,7 @@ impl Reference for LlamaRef {
 }
 
 fn reference(dir: &Path, config: &serde_json::Value) -> Box<dyn Reference> {
+    // SAFETY: the test's own temporary files, written before and not changed while mapped.
     let vb = unsafe { VarBuilder::from_mmaped_safetensors(&shards_of(dir), DType::F32, &Device::Cpu).unwrap() };
     match config["model_type"].as_str().unwrap() {
         "qwen2" => Box::new(Qwen2Ref(

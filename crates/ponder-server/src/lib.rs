@@ -6,6 +6,7 @@
 //! [`ServerConfig`], and the OpenAPI document. Inside, each front end (`chat`,
 //! `completions`) parses its wire shape and hands the shared fields to the one request
 //! builder (`validate`); `respond` runs the request and `assemble` shapes its answer.
+#![forbid(unsafe_code)]
 
 mod app;
 mod assemble;

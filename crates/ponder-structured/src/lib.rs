@@ -13,6 +13,7 @@
 //!
 //! Nothing here knows about thinking: the engine consults a matcher only once the answer has
 //! begun, and tells it every token that enters the answer.
+#![forbid(unsafe_code)]
 
 mod compiler;
 mod format;

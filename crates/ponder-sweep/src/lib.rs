@@ -11,6 +11,7 @@
 //! exact match. The report gives per budget accuracy and thinking statistics, and s1's
 //! metrics: Control, Scaling and Performance. Results go to `results.jsonl` (a rerun skips
 //! finished runs), `summary.json` and `scaling.svg`.
+#![forbid(unsafe_code)]
 
 mod client;
 pub mod dataset;

@@ -22,6 +22,7 @@
 //! The phases of a sequence: [`Phase::Outside`] → [`Phase::Thinking`] (opened by the prompt or
 //! by the model) → forcing (a chunk of forced ids, handed out in one [`Step`]) →
 //! [`Phase::Answering`] → [`Phase::Done`] (a stop token).
+#![forbid(unsafe_code)]
 
 mod budget;
 mod forcer;

@@ -1,4 +1,5 @@
 //! The `ponder` command: serve, generate, benchmark.
+#![forbid(unsafe_code)]
 
 mod bench_constraint;
 mod bench_engine;

@@ -98,20 +98,6 @@ struct HeadTask {
     kv_head: usize,
 }
 
-/// A pointer to a buffer that parallel tasks write disjoint parts of.
-#[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
-// SAFETY: tasks write disjoint ranges only.
-unsafe impl Send for SharedOut {}
-unsafe impl Sync for SharedOut {}
-
-impl SharedOut {
-    /// The pointer (a method, so closures capture the `Sync` wrapper, not the raw pointer).
-    fn get(self) -> *mut f32 {
-        self.0
-    }
-}
-
 impl CpuModel {
     /// Loads a GGUF file for the CPU backend.
     pub fn load(path: &Path, config: &ModelConfig) -> Result<Self> {
@@ -316,6 +302,7 @@ impl CpuModel {
         let c = &self.config;
         let (q_dim, head_dim) = (c.q_dim(), c.head_dim);
         let group_width = c.num_heads / c.num_kv_heads * head_dim;
+        debug_assert_eq!(q_dim, c.num_kv_heads * group_width);
         let scale = 1.0 / (head_dim as f32).sqrt();
         let mut tasks = Vec::new();
         let mut row = 0;
@@ -327,13 +314,13 @@ impl CpuModel {
                 row += 1;
             }
         }
-        let target = SharedOut(out.as_mut_ptr());
+        // Task `i` is (row, KV head) in row-major order, so its outputs are the `i`-th
+        // `group_width` floats: the output splits into one piece per task.
+        let out = &mut out[..tasks.len() * group_width];
         let isa = self.isa;
-        tasks.par_iter().for_each_init(Vec::new, |scores, task| {
+        tasks.par_iter().zip(out.par_chunks_mut(group_width)).for_each_init(Vec::new, |scores, (task, out_group)| {
             let offset = task.row * q_dim + task.kv_head * group_width;
             let q_group = &q[offset..offset + group_width];
-            // SAFETY: each task owns the outputs of its (row, KV head group).
-            let out_group = unsafe { std::slice::from_raw_parts_mut(target.get().add(offset), group_width) };
             let chunk = &chunks[task.chunk];
             let context = task.position + 1;
             attend_heads(isa, q_group, head_dim, kv, chunk.blocks, context, task.kv_head, scale, scores, out_group);
