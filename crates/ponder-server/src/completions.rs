@@ -82,7 +82,13 @@ fn prompt_tokens(prompt: &Value, state: &AppState) -> Result<Vec<u32>, ApiError>
             };
             ids.map_err(|e| ApiError::internal(e.to_string()))
         }
-        Value::Array(items) if items.len() == 1 && !items[0].is_number() => prompt_tokens(&items[0], state),
+        // One prompt in a list: a string, or a list of ids (not nested further).
+        Value::Array(items) if items.len() == 1 && (items[0].is_string() || items[0].is_array()) => match &items[0] {
+            Value::Array(ids) if !ids.iter().all(Value::is_number) => {
+                Err(ApiError::invalid("prompt must be a string or a list of token ids", Some("prompt")))
+            }
+            one => prompt_tokens(one, state),
+        },
         Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_number) => items
             .iter()
             .map(|v| v.as_u64().filter(|&t| (t as usize) < vocab).map(|t| t as u32))

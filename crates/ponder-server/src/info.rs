@@ -2,15 +2,14 @@
 
 use std::sync::Arc;
 
+use crate::openapi::document;
+use crate::openapi_exact::{narrow_to, ServedLimits};
+use crate::state::AppState;
+use crate::types::{Health, ModelCard, ModelList};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use utoipa::OpenApi;
-
-use crate::openapi::ApiDoc;
-use crate::state::AppState;
-use crate::types::{Health, ModelCard, ModelList};
 
 /// Lists the served model.
 #[utoipa::path(get, path = "/v1/models", responses((status = 200, body = ModelList)), tag = "openai")]
@@ -49,9 +48,21 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
-/// This API's OpenAPI document.
-#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "OpenAPI 3 document")), tag = "ponder")]
-pub async fn openapi() -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], ApiDoc::openapi().to_pretty_json().unwrap_or_default())
-        .into_response()
+/// This API's OpenAPI document, narrowed to this server: its model names, context and
+/// choice limit.
+#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "OpenAPI 3.1 document")), tag = "ponder")]
+pub async fn openapi(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    let mut model_names = vec![state.config.served_name.clone()];
+    if state.metadata.name != state.config.served_name {
+        model_names.push(state.metadata.name.clone());
+    }
+    let limits = ServedLimits {
+        model_names,
+        context_tokens: state.engine.context_limit().tokens,
+        max_n: state.config.max_n,
+        effort_presets: state.config.thinking.presets.keys().cloned().collect(),
+    };
+    let mut doc = document();
+    narrow_to(&mut doc, &limits);
+    Json(doc)
 }

@@ -21,6 +21,7 @@ mod json;
 mod listen;
 mod metrics;
 mod openapi;
+mod openapi_exact;
 mod respond;
 mod state;
 mod structured;

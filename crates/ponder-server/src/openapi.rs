@@ -57,7 +57,14 @@ use crate::types::*;
 )]
 pub struct ApiDoc;
 
+/// The document, its request schemas made exact ([`crate::openapi_exact::refine`]).
+pub fn document() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serializes");
+    crate::openapi_exact::refine(&mut doc);
+    doc
+}
+
 /// The document as pretty JSON (what `ponder openapi` prints).
 pub fn openapi_json() -> String {
-    ApiDoc::openapi().to_pretty_json().expect("the OpenAPI document serializes")
+    serde_json::to_string_pretty(&document()).expect("the OpenAPI document serializes")
 }

@@ -11,8 +11,9 @@ use utoipa::ToSchema;
 pub struct SamplingFields {
     /// Sampling temperature, 0 to 2; 0 is greedy.
     pub temperature: Option<f32>,
-    /// Nucleus sampling mass, in (0, 1].
-    pub top_p: Option<f32>,
+    /// Nucleus sampling mass, in (0, 1]. Read as `f64`, so a tiny positive mass is not
+    /// rounded to a refused 0.
+    pub top_p: Option<f64>,
     /// Keep only the `top_k` most likely tokens (0 or -1: all).
     pub top_k: Option<i64>,
     /// Drop tokens less likely than `min_p` times the most likely one.

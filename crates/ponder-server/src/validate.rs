@@ -112,9 +112,8 @@ pub fn sampling_params(
     vocab_size: usize,
 ) -> Result<SamplingParams, ApiError> {
     in_range(f.temperature, "temperature", 0.0..=2.0)?;
-    in_range(f.top_p, "top_p", 0.0..=1.0)?;
-    if f.top_p == Some(0.0) {
-        return Err(ApiError::invalid("top_p must be greater than 0", Some("top_p")));
+    if let Some(p) = f.top_p.filter(|p| !(*p > 0.0 && *p <= 1.0)) {
+        return Err(ApiError::invalid(format!("top_p must be greater than 0 and at most 1, got {p}"), Some("top_p")));
     }
     in_range(f.min_p, "min_p", 0.0..=1.0)?;
     in_range(f.presence_penalty, "presence_penalty", -2.0..=2.0)?;
@@ -136,7 +135,8 @@ pub fn sampling_params(
     }
     Ok(SamplingParams {
         temperature: f.temperature.unwrap_or(1.0),
-        top_p: f.top_p.unwrap_or(1.0),
+        // A mass below f32's smallest is the smallest: the most likely token alone.
+        top_p: f.top_p.map_or(1.0, |p| (p as f32).max(f32::MIN_POSITIVE)),
         top_k,
         min_p: f.min_p.unwrap_or(0.0),
         repetition_penalty: f.repetition_penalty.unwrap_or(1.0),
@@ -306,6 +306,8 @@ mod tests {
         assert_eq!(sampling_params(&bad, None, 100).unwrap_err().detail.param.as_deref(), Some("temperature"));
         let bad = SamplingFields { top_p: Some(0.0), ..fields() };
         assert_eq!(sampling_params(&bad, None, 100).unwrap_err().detail.param.as_deref(), Some("top_p"));
+        let tiny = SamplingFields { top_p: Some(5e-324), ..fields() };
+        assert_eq!(sampling_params(&tiny, None, 100).unwrap().top_p, f32::MIN_POSITIVE, "not rounded to 0");
         let bad = SamplingFields { top_k: Some(-5), ..fields() };
         assert_eq!(sampling_params(&bad, None, 100).unwrap_err().detail.param.as_deref(), Some("top_k"));
         let bad = SamplingFields { presence_penalty: Some(f32::NAN), ..fields() };

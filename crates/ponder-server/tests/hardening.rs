@@ -244,3 +244,22 @@ fn requests_cut_by_the_end_of_the_grace_end_with_an_error_and_done() {
     );
     assert_eq!((status, body["error"]["code"].as_str()), (503, Some("unavailable")), "{body}");
 }
+
+#[test]
+fn the_openapi_document_and_the_server_agree_on_prompt_shapes() {
+    let server = simple_server(letters);
+    let completion = |prompt: Value| server.post("/v1/completions", json!({"prompt": prompt, "max_tokens": 1})).0;
+    // The four shapes the document allows.
+    for prompt in [json!("hi"), json!([7, 8]), json!(["hi"]), json!([[7, 8]])] {
+        assert_eq!(completion(prompt.clone()), 200, "{prompt}");
+    }
+    // Nested deeper, or lists of lists of text: the document refuses them, so does the server.
+    for prompt in [json!([["hi"]]), json!([[[7]]]), json!([[]]), json!([{}])] {
+        assert_eq!(completion(prompt.clone()), 400, "{prompt}");
+    }
+    // The served document names this server's model and limits.
+    let doc: Value = serde_json::from_str(&server.get("/openapi.json").1).unwrap();
+    let fields = &doc["components"]["schemas"]["GenerationFields"]["allOf"];
+    let model = fields.as_array().unwrap().iter().find_map(|part| part["properties"].get("model")).unwrap();
+    assert!(model["enum"].as_array().unwrap().len() >= 2, "{model}");
+}

@@ -1,0 +1,119 @@
+"""Schemathesis hooks for scripts/fuzz.sh: keep generated requests inside the rules that the
+OpenAPI document lists but JSON Schema cannot state (the `info.description` of
+/openapi.json; `CROSS_FIELD_RULES` in crates/ponder-server/src/openapi_exact.rs).
+
+Each filter below is one of those rules; a request it drops would get a 400 that is right,
+not a schema mismatch. Everything else the fuzzer makes is sent as it is."""
+
+import json
+import os
+
+import schemathesis
+
+CONTEXT = int(os.environ["PONDER_FUZZ_CONTEXT"])
+VOCAB = int(os.environ["PONDER_FUZZ_VOCAB"])
+# Room the chat template's own tokens take around the messages (generous).
+TEMPLATE_TOKENS = 64
+STRUCTURED = ("response_format", "structured_outputs", "guided_json", "guided_regex", "guided_choice", "guided_grammar")
+
+
+def prompt_tokens_at_most(body):
+    """An upper bound on the prompt's tokens: no token is shorter than a byte."""
+    if "prompt" in body:
+        prompt = body["prompt"]
+        if isinstance(prompt, list) and prompt and isinstance(prompt[0], list):
+            prompt = prompt[0]
+        if isinstance(prompt, list) and all(isinstance(t, int) for t in prompt):
+            return len(prompt) + 1
+        return len(json.dumps(prompt).encode()) + 1
+    return len(json.dumps(body.get("messages", [])).encode()) + len(json.dumps(body.get("tools") or []).encode()) + TEMPLATE_TOKENS
+
+
+def fits_the_context(body):
+    limit = body.get("max_completion_tokens") or body.get("max_tokens") or 1
+    return prompt_tokens_at_most(body) + limit <= CONTEXT
+
+
+def bias_keys_are_token_ids(body):
+    return all(int(key) < VOCAB for key in (body.get("logit_bias") or {}))
+
+
+def one_answer_format(body):
+    given = [f for f in STRUCTURED if body.get(f) is not None and body.get(f) != {"type": "text"}]
+    return len(given) <= 1
+
+
+def compiles(body):
+    """Only grammars the fuzzer cannot get wrong: no regexes or Lark, schemas `{}` or
+    `{"type": "object"}` (the structured-output tests cover real ones)."""
+    simple = ({}, {"type": "object"})
+    if body.get("guided_regex") is not None or body.get("guided_grammar") is not None:
+        return False
+    outputs = body.get("structured_outputs")
+    if isinstance(outputs, dict) and ("regex" in outputs or "grammar" in outputs):
+        return False
+    schemas = [body.get("guided_json"), (outputs or {}).get("json") if isinstance(outputs, dict) else None]
+    rf = body.get("response_format")
+    if isinstance(rf, dict) and isinstance(rf.get("json_schema"), dict):
+        schemas.append(rf["json_schema"].get("schema"))
+    for tool in body.get("tools") or []:
+        schemas.append(((tool or {}).get("function") or {}).get("parameters"))
+    return all(s is None or s in simple or s in [json.dumps(x) for x in simple] for s in schemas)
+
+
+def thinking_budget_is_consistent(body):
+    """A budget only with thinking on, small, and its minimum not above its maximum."""
+    thinking = body.get("thinking")
+    budgets = [body.get("thinking_token_budget"), body.get("thinking_budget_tokens")]
+    minimum = None
+    off = body.get("reasoning_effort") == "none" or (body.get("chat_template_kwargs") or {}).get("enable_thinking") is False
+    if thinking is False:
+        off = True
+    if isinstance(thinking, dict):
+        if thinking.get("type") == "disabled" or thinking.get("enabled") is False:
+            off = True
+        budgets += [thinking.get("max_tokens"), thinking.get("budget_tokens")]
+        minimum = thinking.get("min_tokens")
+        if thinking.get("answer_reserve") is not None or thinking.get("max_continuations") is not None:
+            budgets.append(thinking.get("answer_reserve"))
+    given = [b for b in budgets if b is not None]
+    if minimum is None and not given:
+        return True
+    if off:
+        return False
+    limit = body.get("max_completion_tokens") or body.get("max_tokens") or 16
+    if any(b > limit for b in given) or (minimum is not None and minimum > min(given + [limit])):
+        return False
+    # Two spellings of the maximum must agree.
+    return len(set(given)) <= 1 or all(b == given[0] for b in given)
+
+
+def tools_are_consistent(body):
+    tools = body.get("tools") or []
+    names = [((t or {}).get("function") or {}).get("name") for t in tools]
+    if len(set(names)) != len(names):
+        return False
+    choice = body.get("tool_choice")
+    if choice is None:
+        return True
+    if not tools:
+        return False
+    if isinstance(choice, dict):
+        return (choice.get("function") or {}).get("name") in names
+    return True
+
+
+RULES = (fits_the_context, bias_keys_are_token_ids, one_answer_format, compiles, thinking_budget_is_consistent, tools_are_consistent)
+
+
+@schemathesis.hook
+def filter_case(context, case):
+    """Every phase's cases (the coverage phase does not run body filters)."""
+    body = case.body
+    if not isinstance(body, dict):
+        return True
+    try:
+        return all(rule(body) for rule in RULES)
+    except (TypeError, ValueError, AttributeError):
+        # A body of the wrong shape: the schema decides, not these rules.
+        return True
