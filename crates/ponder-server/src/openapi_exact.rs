@@ -110,7 +110,8 @@ fn response_format() -> Value {
 }
 
 fn structured_outputs() -> Value {
-    let one = |key: &str, schema: Value| json!({"type": "object", "required": [key], "properties": {key: schema}, "additionalProperties": false});
+    // The other keys may be there as nulls (which count as not given).
+    let one = |key: &str, schema: Value| json!({"type": "object", "required": [key], "properties": {key: schema}, "additionalProperties": {"type": "null"}});
     nullable(json!({"oneOf": [
         one("json", json_schema_value()),
         one("regex", json!({"type": "string"})),
@@ -192,7 +193,7 @@ fn refinements() -> Vec<(&'static str, &'static str, Value)> {
             "logit_bias",
             nullable(json!({
                 "type": "object",
-                "propertyNames": {"pattern": "^[0-9]{1,9}$"},
+                "propertyNames": {"pattern": "^[0-9]+$"},
                 "additionalProperties": {"type": "number", "minimum": -100, "maximum": 100}
             })),
         ),

@@ -6,26 +6,28 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-/// The sampling fields every generation endpoint takes (flattened into its request).
+/// The sampling fields every generation endpoint takes (flattened into its request). The
+/// numbers are read as `f64` and checked before they become the engine's `f32`s, so a value
+/// just outside a range is refused rather than rounded into it.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct SamplingFields {
     /// Sampling temperature, 0 to 2; 0 is greedy.
-    pub temperature: Option<f32>,
+    pub temperature: Option<f64>,
     /// Nucleus sampling mass, in (0, 1]. Read as `f64`, so a tiny positive mass is not
     /// rounded to a refused 0.
     pub top_p: Option<f64>,
     /// Keep only the `top_k` most likely tokens (0 or -1: all).
     pub top_k: Option<i64>,
     /// Drop tokens less likely than `min_p` times the most likely one.
-    pub min_p: Option<f32>,
+    pub min_p: Option<f64>,
     /// Penalty for tokens already present (1 is off).
-    pub repetition_penalty: Option<f32>,
+    pub repetition_penalty: Option<f64>,
     /// Penalty for tokens already generated, once each (-2 to 2).
-    pub presence_penalty: Option<f32>,
+    pub presence_penalty: Option<f64>,
     /// Penalty for tokens already generated, per occurrence (-2 to 2).
-    pub frequency_penalty: Option<f32>,
+    pub frequency_penalty: Option<f64>,
     /// Token id (as a string) to a bias added to its logit (-100 to 100).
-    pub logit_bias: Option<BTreeMap<String, f32>>,
+    pub logit_bias: Option<BTreeMap<String, f64>>,
     /// Seed for reproducible sampling.
     pub seed: Option<u64>,
 }

@@ -86,7 +86,7 @@ pub fn validate(
     Ok(Validated { request, answer })
 }
 
-fn in_range(value: Option<f32>, field: &str, range: std::ops::RangeInclusive<f32>) -> Result<(), ApiError> {
+fn in_range(value: Option<f64>, field: &str, range: std::ops::RangeInclusive<f64>) -> Result<(), ApiError> {
     match value {
         Some(v) if !range.contains(&v) || v.is_nan() => Err(ApiError::invalid(
             format!("{field} must be between {} and {}, got {v}", range.start(), range.end()),
@@ -127,21 +127,22 @@ pub fn sampling_params(
     let mut logit_bias = Vec::new();
     for (key, &bias) in f.logit_bias.iter().flatten() {
         let field = format!("logit_bias.{key}");
-        let token: u32 = key.parse().ok().filter(|&t: &u32| (t as usize) < vocab_size).ok_or_else(|| {
+        let digits = !key.is_empty() && key.bytes().all(|b| b.is_ascii_digit());
+        let token = key.parse().ok().filter(|&t: &u32| digits && (t as usize) < vocab_size).ok_or_else(|| {
             ApiError::invalid(format!("logit_bias key `{key}` is not a token id below {vocab_size}"), Some(&field))
         })?;
         in_range(Some(bias), &field, -100.0..=100.0)?;
-        logit_bias.push((token, bias));
+        logit_bias.push((token, bias as f32));
     }
     Ok(SamplingParams {
-        temperature: f.temperature.unwrap_or(1.0),
+        temperature: f.temperature.unwrap_or(1.0) as f32,
         // A mass below f32's smallest is the smallest: the most likely token alone.
         top_p: f.top_p.map_or(1.0, |p| (p as f32).max(f32::MIN_POSITIVE)),
         top_k,
-        min_p: f.min_p.unwrap_or(0.0),
-        repetition_penalty: f.repetition_penalty.unwrap_or(1.0),
-        presence_penalty: f.presence_penalty.unwrap_or(0.0),
-        frequency_penalty: f.frequency_penalty.unwrap_or(0.0),
+        min_p: f.min_p.unwrap_or(0.0) as f32,
+        repetition_penalty: f.repetition_penalty.unwrap_or(1.0) as f32,
+        presence_penalty: f.presence_penalty.unwrap_or(0.0) as f32,
+        frequency_penalty: f.frequency_penalty.unwrap_or(0.0) as f32,
         logit_bias,
         seed: f.seed,
         logprobs,
@@ -308,9 +309,11 @@ mod tests {
         assert_eq!(sampling_params(&bad, None, 100).unwrap_err().detail.param.as_deref(), Some("top_p"));
         let tiny = SamplingFields { top_p: Some(5e-324), ..fields() };
         assert_eq!(sampling_params(&tiny, None, 100).unwrap().top_p, f32::MIN_POSITIVE, "not rounded to 0");
+        let just_below = SamplingFields { repetition_penalty: Some(0.009_999_999_9), ..fields() };
+        assert!(sampling_params(&just_below, None, 100).is_err(), "refused, not rounded up to 0.01");
         let bad = SamplingFields { top_k: Some(-5), ..fields() };
         assert_eq!(sampling_params(&bad, None, 100).unwrap_err().detail.param.as_deref(), Some("top_k"));
-        let bad = SamplingFields { presence_penalty: Some(f32::NAN), ..fields() };
+        let bad = SamplingFields { presence_penalty: Some(f64::NAN), ..fields() };
         assert!(sampling_params(&bad, None, 100).is_err());
     }
 
@@ -320,6 +323,9 @@ mod tests {
         bias.insert("7".to_string(), -100.0);
         let p = sampling_params(&SamplingFields { logit_bias: Some(bias.clone()), ..fields() }, None, 100).unwrap();
         assert_eq!(p.logit_bias, vec![(7, -100.0)]);
+        let mut signed = bias.clone();
+        signed.insert("+7".to_string(), 1.0);
+        assert!(sampling_params(&SamplingFields { logit_bias: Some(signed), ..fields() }, None, 100).is_err());
         bias.insert("abc".to_string(), 1.0);
         let e = sampling_params(&SamplingFields { logit_bias: Some(bias.clone()), ..fields() }, None, 100).unwrap_err();
         assert_eq!(e.detail.param.as_deref(), Some("logit_bias.abc"));
