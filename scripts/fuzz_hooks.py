@@ -38,6 +38,10 @@ def bias_keys_are_token_ids(body):
     return all(int(key) < VOCAB for key in (body.get("logit_bias") or {}))
 
 
+def top_logprobs_with_logprobs(body):
+    return body.get("top_logprobs") is None or "messages" not in body or body.get("logprobs") is True
+
+
 def one_answer_format(body):
     given = [f for f in STRUCTURED if body.get(f) is not None and body.get(f) != {"type": "text"}]
     return len(given) <= 1
@@ -103,7 +107,7 @@ def tools_are_consistent(body):
     return True
 
 
-RULES = (fits_the_context, bias_keys_are_token_ids, one_answer_format, compiles, thinking_budget_is_consistent, tools_are_consistent)
+RULES = (fits_the_context, bias_keys_are_token_ids, top_logprobs_with_logprobs, one_answer_format, compiles, thinking_budget_is_consistent, tools_are_consistent)
 
 
 @schemathesis.hook

@@ -10,7 +10,8 @@ thinking budget (min and max, or Anthropic's spelling, or an effort level), thin
 streaming or not, a few long prompts (about 2,000 tokens); 10% of the streaming clients
 hang up after the first event. Every minute it prints the KV blocks in use (from /metrics)
 and the server's resident memory (from /proc, when `--pid` is given); at the end a table per
-window (`--window` minutes): requests, errors, and time to first token p50/p99 of the
+window (`--window` minutes): requests, errors (5xx, broken connections, error events),
+refusals (4xx: the mix is built so there should be none), and time to first token p50/p99 of the
 streaming requests that were read to the end. Standard library only."""
 
 import argparse
@@ -39,14 +40,21 @@ def request_body(rng):
     """One request of the mix, and whether it streams."""
     long_prompt = rng.random() < 0.03
     content = LONG_PROMPT if long_prompt else rng.choice(QUESTIONS)
-    body = {"messages": [{"role": "user", "content": content}], "max_tokens": rng.choice([48, 96, 160])}
+    answer = rng.choice([32, 64, 96])
+    body = {"messages": [{"role": "user", "content": content}], "max_tokens": answer}
     budget = rng.random()
+    # Every budget fits: max_tokens leaves the answer its reserve (a quarter) beyond it.
     if budget < 0.35:
         low = rng.choice([0, 16, 32])
-        body["thinking"] = {"min_tokens": low, "max_tokens": low + rng.choice([16, 48])}
+        high = low + rng.choice([16, 48])
+        body["thinking"] = {"min_tokens": low, "max_tokens": high}
+        body["max_tokens"] = high + answer
     elif budget < 0.5:
-        body["thinking"] = {"type": "enabled", "budget_tokens": rng.choice([24, 64])}
+        tokens = rng.choice([24, 64])
+        body["thinking"] = {"type": "enabled", "budget_tokens": tokens}
+        body["max_tokens"] = tokens + answer
     elif budget < 0.65:
+        # Effort presets are "up to" budgets, cut to what max_tokens leaves.
         body["reasoning_effort"] = rng.choice(["minimal", "low"])
     elif budget < 0.8:
         body["thinking"] = False
@@ -61,7 +69,7 @@ class Results:
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.requests = []  # (start, ok, ttft or None, kind)
+        self.requests = []  # (start, ok, ttft or None, kind): kind "refused" for a 4xx
 
     def add(self, start, ok, ttft, kind):
         with self.lock:
@@ -81,7 +89,8 @@ def one_request(url, body, stream, disconnect, results, api_key):
         response = connection.getresponse()
         if response.status != 200:
             response.read()
-            results.add(start, False, None, kind)
+            refused = 400 <= response.status < 500
+            results.add(start, refused, None, "refused" if refused else kind)
             return
         if not stream:
             json.loads(response.read())
@@ -189,8 +198,8 @@ def main():
         thread.join(timeout=600)
 
     print(f"\n{args.streams} streams, {args.minutes:g} minutes; per {args.window:g}-minute window:\n")
-    print("| window | requests | errors | disconnected | TTFT p50 | TTFT p99 |")
-    print("|---|---|---|---|---|---|")
+    print("| window | requests | errors | refused (4xx) | disconnected | TTFT p50 | TTFT p99 |")
+    print("|---|---|---|---|---|---|---|")
     window = args.window * 60
     rows = int(args.minutes * 60 // window + (1 if args.minutes * 60 % window else 0))
     for w in range(rows):
@@ -198,8 +207,9 @@ def main():
         ttfts = [r[2] for r in inside if r[2] is not None]
         errors = sum(1 for r in inside if not r[1])
         dropped = sum(1 for r in inside if r[3] == "disconnected")
+        refused = sum(1 for r in inside if r[3] == "refused")
         print(
-            f"| {w * args.window:g}-{(w + 1) * args.window:g} min | {len(inside)} | {errors} | {dropped} "
+            f"| {w * args.window:g}-{(w + 1) * args.window:g} min | {len(inside)} | {errors} | {refused} | {dropped} "
             f"| {percentile(ttfts, 50):.2f} s | {percentile(ttfts, 99):.2f} s |"
         )
     rss = [s[3] for s in samples if s[3] is not None]

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 pub const CROSS_FIELD_RULES: &[&str] = &[
     "the prompt plus max_tokens (or max_completion_tokens) fits the context (`max_model_len` in /v1/models)",
     "logit_bias keys are token ids below the vocabulary size",
+    "top_logprobs comes with logprobs: true",
     "at most one of response_format, structured_outputs and guided_* constrains the answer",
     "regexes, Lark grammars and JSON schemas compile",
     "a thinking budget is given only when thinking is on, its minimum not above its maximum",
