@@ -89,7 +89,7 @@ def thinking_budget_is_consistent(body):
     if any(b > limit for b in given) or (minimum is not None and minimum > min(given + [limit])):
         return False
     # Two spellings of the maximum must agree.
-    return len(set(given)) <= 1 or all(b == given[0] for b in given)
+    return len(set(given)) <= 1
 
 
 def tools_are_consistent(body):
