@@ -86,6 +86,8 @@ pub enum Event {
         reason: FinishReason,
         /// Budget-forcing statistics, when the request had a thinking budget.
         thinking: Option<ThinkingStats>,
+        /// The request's stop string that ended the answer, when one did.
+        stop_string: Option<String>,
         /// Set when `reason` is `Error`.
         error: Option<String>,
     },

@@ -63,7 +63,8 @@ pub(crate) struct Output {
     reasoning: IncrementalDecoder,
     content: IncrementalDecoder,
     stop: StopStrings,
-    stopped: bool,
+    /// The stop string that ended the content.
+    stopped: Option<String>,
     /// Takes tool calls out of the answer, when it may hold some.
     tools: Option<ToolCallParser>,
 }
@@ -77,7 +78,7 @@ impl Output {
             reasoning: IncrementalDecoder::new(),
             content,
             stop: StopStrings::new(stop_strings),
-            stopped: false,
+            stopped: None,
             tools: tools.map(ToolCallParser::new),
         }
     }
@@ -92,7 +93,7 @@ impl Output {
     ) -> ponder_models::Result<Produced> {
         let mut produced = Produced::default();
         for e in emitted {
-            if self.stopped {
+            if self.stopped.is_some() {
                 break;
             }
             match e.label {
@@ -112,8 +113,8 @@ impl Output {
                     let text = self.content.push(tokenizer, e.token)?.unwrap_or_default();
                     let check = self.stop.push(&text);
                     produced.push_answer(self.tools.as_mut(), &check.emit, logprobs);
-                    if check.stopped {
-                        self.stopped = true;
+                    if check.stopped.is_some() {
+                        self.stopped = check.stopped;
                         produced.stopped = true;
                     }
                 }
@@ -123,16 +124,22 @@ impl Output {
         Ok(produced)
     }
 
+    /// The stop string that ended the content, if one did.
+    pub fn stop_string(&self) -> Option<&str> {
+        self.stopped.as_deref()
+    }
+
     /// Flushes what is held back when the choice ends: incomplete characters, and content
     /// held back as a possible stop string (unless a stop string was found).
     pub fn finish(&mut self, tokenizer: &Tokenizer) -> ponder_models::Result<Produced> {
         let mut produced = Produced::default();
         produced.push(DeltaKind::Reasoning, &self.reasoning.finish(tokenizer)?, Vec::new());
-        if !self.stopped {
+        if self.stopped.is_none() {
             let tail = self.content.finish(tokenizer)?;
             let check = self.stop.push(&tail);
             produced.push_answer(self.tools.as_mut(), &check.emit, Vec::new());
-            if !check.stopped {
+            self.stopped.clone_from(&check.stopped);
+            if check.stopped.is_none() {
                 produced.push_answer(self.tools.as_mut(), &self.stop.finish(), Vec::new());
             }
         }
@@ -177,6 +184,7 @@ mod tests {
         tokens.extend(emitted("yes END there", Label::Content));
         let produced = out.push(&tok, &tokens, None).unwrap();
         assert!(produced.stopped);
+        assert_eq!(out.stop_string(), Some("END"));
         assert_eq!(produced.deltas[0].1, "no END here");
         assert_eq!(produced.deltas[1].1, "yes ");
         assert_eq!(out.finish(&tok).unwrap().deltas, vec![]);

@@ -13,8 +13,8 @@ pub struct StopStrings {
 pub struct StopCheck {
     /// Text that is safe to show.
     pub emit: String,
-    /// A stop string was found; nothing after it may be shown.
-    pub stopped: bool,
+    /// The stop string that was found; nothing after it may be shown.
+    pub stopped: Option<String>,
 }
 
 impl StopStrings {
@@ -26,18 +26,21 @@ impl StopStrings {
     /// Adds text; returns what can be shown now.
     pub fn push(&mut self, text: &str) -> StopCheck {
         if self.stops.is_empty() {
-            return StopCheck { emit: text.to_string(), stopped: false };
+            return StopCheck { emit: text.to_string(), stopped: None };
         }
         let mut buffer = std::mem::take(&mut self.held);
         buffer.push_str(text);
-        let earliest = self.stops.iter().filter_map(|stop| buffer.find(stop.as_str())).min();
-        if let Some(at) = earliest {
+        // The earliest match wins; of two starting at one place, the one listed first.
+        let earliest =
+            self.stops.iter().filter_map(|stop| Some((buffer.find(stop.as_str())?, stop))).min_by_key(|m| m.0);
+        if let Some((at, stop)) = earliest {
+            let stop = stop.clone();
             buffer.truncate(at);
-            return StopCheck { emit: buffer, stopped: true };
+            return StopCheck { emit: buffer, stopped: Some(stop) };
         }
         let hold = self.longest_partial_suffix(&buffer);
         self.held = buffer.split_off(buffer.len() - hold);
-        StopCheck { emit: buffer, stopped: false }
+        StopCheck { emit: buffer, stopped: None }
     }
 
     /// The held-back text, when the stream ends without a stop string.
@@ -58,58 +61,59 @@ impl StopStrings {
 mod tests {
     use super::*;
 
-    fn run(stops: &[&str], pieces: &[&str]) -> (String, bool) {
+    fn run(stops: &[&str], pieces: &[&str]) -> (String, Option<String>) {
         let stops: Vec<String> = stops.iter().map(|s| s.to_string()).collect();
         let mut watcher = StopStrings::new(&stops);
         let mut out = String::new();
         for piece in pieces {
             let check = watcher.push(piece);
             out.push_str(&check.emit);
-            if check.stopped {
-                return (out, true);
+            if check.stopped.is_some() {
+                return (out, check.stopped);
             }
         }
         out.push_str(&watcher.finish());
-        (out, false)
+        (out, None)
     }
 
     #[test]
     fn no_stops_passes_everything() {
-        assert_eq!(run(&[], &["a", "b"]), ("ab".into(), false));
+        assert_eq!(run(&[], &["a", "b"]), ("ab".into(), None));
     }
 
     #[test]
     fn stop_string_inside_one_piece() {
-        assert_eq!(run(&["END"], &["abcENDdef"]), ("abc".into(), true));
+        assert_eq!(run(&["END"], &["abcENDdef"]), ("abc".into(), Some("END".into())));
     }
 
     #[test]
     fn stop_string_across_pieces_is_never_shown() {
         let stops = vec!["###".to_string()];
         let mut watcher = StopStrings::new(&stops);
-        assert_eq!(watcher.push("hello #"), StopCheck { emit: "hello ".into(), stopped: false });
-        assert_eq!(watcher.push("#"), StopCheck { emit: "".into(), stopped: false });
-        assert_eq!(watcher.push("# rest"), StopCheck { emit: "".into(), stopped: true });
+        assert_eq!(watcher.push("hello #"), StopCheck { emit: "hello ".into(), stopped: None });
+        assert_eq!(watcher.push("#"), StopCheck { emit: "".into(), stopped: None });
+        assert_eq!(watcher.push("# rest"), StopCheck { emit: "".into(), stopped: Some("###".into()) });
     }
 
     #[test]
     fn broken_partial_match_is_released() {
-        assert_eq!(run(&["###"], &["a #", "# b"]), ("a ## b".into(), false));
+        assert_eq!(run(&["###"], &["a #", "# b"]), ("a ## b".into(), None));
     }
 
     #[test]
     fn held_text_is_released_at_the_end() {
-        assert_eq!(run(&["STOP"], &["a ST"]), ("a ST".into(), false));
+        assert_eq!(run(&["STOP"], &["a ST"]), ("a ST".into(), None));
     }
 
     #[test]
     fn earliest_of_several_stops_wins() {
-        assert_eq!(run(&["cd", "b"], &["abcd"]), ("a".into(), true));
+        assert_eq!(run(&["cd", "b"], &["abcd"]), ("a".into(), Some("b".into())));
+        assert_eq!(run(&["ab", "a"], &["xabc"]), ("x".into(), Some("ab".into())));
     }
 
     #[test]
     fn unicode_boundaries_are_respected() {
-        assert_eq!(run(&["日本語"], &["こんにちは日", "本語です"]), ("こんにちは".into(), true));
-        assert_eq!(run(&["🙂!"], &["a🙂", "b"]), ("a🙂b".into(), false));
+        assert_eq!(run(&["日本語"], &["こんにちは日", "本語です"]), ("こんにちは".into(), Some("日本語".into())));
+        assert_eq!(run(&["🙂!"], &["a🙂", "b"]), ("a🙂b".into(), None));
     }
 }

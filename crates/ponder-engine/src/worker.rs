@@ -482,13 +482,14 @@ impl Worker {
         let cached = self.scheduler.cached_tokens(seq);
         self.scheduler.remove(seq);
         let thinking = s.forcer.thinks().then(|| *s.forcer.stats());
+        let stop_string = s.output.stop_string().map(String::from);
         let Some(request) = self.requests.get_mut(&s.request) else { return };
         request.usage.completion_tokens += generated;
         request.usage.reasoning_tokens += thinking.map_or(0, |t| t.reasoning_tokens as usize);
         if s.choice == 0 {
             request.usage.cached_tokens = cached;
         }
-        let _ = request.events.send(Event::Finished { choice: s.choice, reason, thinking, error });
+        let _ = request.events.send(Event::Finished { choice: s.choice, reason, thinking, stop_string, error });
         request.choices_left -= 1;
         if request.choices_left == 0 {
             let request = self.requests.remove(&s.request).expect("request");

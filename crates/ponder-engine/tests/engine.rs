@@ -117,13 +117,15 @@ fn stop_tokens_and_stop_strings_end_a_choice_unseen() {
     let out = run(&engine, GenerateRequest::greedy(prompt("go:"), 50));
     assert_eq!(out.content[0], "abc");
     assert_eq!(out.finish, vec![Some(FinishReason::Stop)]);
+    assert_eq!(out.stop_strings, vec![None], "a stop token is not a stop string");
     assert_eq!(out.usage.completion_tokens, 4);
 
     let mut request = GenerateRequest::greedy(prompt("go:"), 50);
-    request.stop.strings = vec!["bc".into()];
+    request.stop.strings = vec!["zz".into(), "bc".into()];
     let out = run(&engine, request);
     assert_eq!(out.content[0], "a");
     assert_eq!(out.finish, vec![Some(FinishReason::Stop)]);
+    assert_eq!(out.stop_strings, vec![Some("bc".to_string())], "the stop string that matched is reported");
 
     let mut request = GenerateRequest::greedy(prompt("go:"), 50);
     request.stop.token_ids = vec![u32::from(b'b')];

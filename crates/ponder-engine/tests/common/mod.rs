@@ -61,6 +61,8 @@ pub struct Outcome {
     pub calls: Vec<Vec<(String, String)>>,
     pub finish: Vec<Option<FinishReason>>,
     pub thinking: Vec<Option<ThinkingStats>>,
+    /// The stop string that ended each choice, if one did.
+    pub stop_strings: Vec<Option<String>>,
     pub usage: Usage,
 }
 
@@ -86,13 +88,15 @@ pub fn collect(mut handle: RequestHandle) -> Outcome {
                 grow(target, choice);
                 target[choice].push_str(&text);
             }
-            Event::Finished { choice, reason, thinking, .. } => {
+            Event::Finished { choice, reason, thinking, stop_string, .. } => {
                 if out.finish.len() <= choice {
                     out.finish.resize(choice + 1, None);
                     out.thinking.resize(choice + 1, None);
+                    out.stop_strings.resize(choice + 1, None);
                 }
                 out.finish[choice] = Some(reason);
                 out.thinking[choice] = thinking;
+                out.stop_strings[choice] = stop_string;
             }
             Event::Done(usage) => {
                 out.usage = usage;
