@@ -26,7 +26,8 @@ def prompt_tokens_at_most(body):
         if isinstance(prompt, list) and all(isinstance(t, int) for t in prompt):
             return len(prompt) + 1
         return len(json.dumps(prompt).encode()) + 1
-    return len(json.dumps(body.get("messages", [])).encode()) + len(json.dumps(body.get("tools") or []).encode()) + TEMPLATE_TOKENS
+    parts = (body.get("messages", []), body.get("tools") or [], body.get("system") or "")
+    return sum(len(json.dumps(part).encode()) for part in parts) + TEMPLATE_TOKENS
 
 
 def fits_the_context(body):
@@ -62,6 +63,7 @@ def compiles(body):
         schemas.append(rf["json_schema"].get("schema"))
     for tool in body.get("tools") or []:
         schemas.append(((tool or {}).get("function") or {}).get("parameters"))
+        schemas.append((tool or {}).get("input_schema"))
     return all(s is None or s in simple or s in [json.dumps(x) for x in simple] for s in schemas)
 
 
@@ -94,7 +96,8 @@ def thinking_budget_is_consistent(body):
 
 def tools_are_consistent(body):
     tools = body.get("tools") or []
-    names = [((t or {}).get("function") or {}).get("name") for t in tools]
+    # OpenAI's `{function: {name}}`, Anthropic's `{name}`.
+    names = [((t or {}).get("function") or {}).get("name") or (t or {}).get("name") for t in tools]
     if len(set(names)) != len(names):
         return False
     choice = body.get("tool_choice")
@@ -102,12 +105,39 @@ def tools_are_consistent(body):
         return True
     if not tools:
         return False
-    if isinstance(choice, dict):
+    if isinstance(choice, dict) and "function" in choice:
         return (choice.get("function") or {}).get("name") in names
+    if isinstance(choice, dict) and choice.get("type") == "tool":
+        return choice.get("name") in names
     return True
 
 
-RULES = (fits_the_context, bias_keys_are_token_ids, top_logprobs_with_logprobs, one_answer_format, compiles, thinking_budget_is_consistent, tools_are_consistent)
+def blocks_in_their_turns(body):
+    """Anthropic's messages: tool_use and thinking blocks in assistant turns, tool_result
+    blocks in user turns."""
+    assistant_only = ("tool_use", "thinking", "redacted_thinking")
+    for message in body.get("messages") or []:
+        content = (message or {}).get("content")
+        if not isinstance(content, list):
+            continue
+        kinds = [(block or {}).get("type") for block in content]
+        if message.get("role") == "user" and any(k in assistant_only for k in kinds):
+            return False
+        if message.get("role") == "assistant" and "tool_result" in kinds:
+            return False
+    return True
+
+
+RULES = (
+    fits_the_context,
+    bias_keys_are_token_ids,
+    top_logprobs_with_logprobs,
+    one_answer_format,
+    compiles,
+    thinking_budget_is_consistent,
+    tools_are_consistent,
+    blocks_in_their_turns,
+)
 
 
 @schemathesis.hook

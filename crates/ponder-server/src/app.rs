@@ -9,16 +9,19 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
-use crate::{auth, chat, completions, guard, info};
+use crate::{anthropic, auth, chat, completions, guard, info};
 
-/// The application: OpenAI routes behind the optional API key; health, the OpenAPI document
-/// and (unless `metrics_require_key`) metrics open; every refusal an OpenAI-shaped error.
+/// The application: OpenAI and Anthropic routes behind the optional API key; health, the
+/// OpenAPI document and (unless `metrics_require_key`) metrics open; every refusal an error
+/// in its API's shape (Anthropic's under `/v1/messages`, OpenAI's elsewhere).
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.max_body_bytes;
     let mut api = Router::new()
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/chat/completions/{id}/end_thinking", post(chat::end_thinking))
         .route("/v1/completions", post(completions::completions))
+        .route("/v1/messages", post(anthropic::messages))
+        .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
         .route("/v1/models", get(info::models));
     let mut open = Router::new().route("/health", get(info::health)).route("/openapi.json", get(info::openapi));
     if state.config.metrics_require_key {
@@ -33,6 +36,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .fallback(guard::not_found)
         .method_not_allowed_fallback(guard::method_not_allowed)
         .layer(middleware::from_fn(guard::check_shape))
+        .layer(middleware::from_fn(anthropic::in_anthropic_shape))
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestBodyTimeoutLayer::new(state.config.body_timeout))
         .layer(TraceLayer::new_for_http())

@@ -4,12 +4,17 @@
 use ponder_engine::{DeltaKind, Event, FinishReason};
 use ponder_thinking::ThinkingStats;
 
+use axum::response::sse::Event as SseEvent;
+use serde_json::Value;
+
 use crate::error::ApiError;
+use crate::respond::Answer;
 use crate::types::{
     AssistantMessage, ChatChoice, ChatChunkChoice, ChatCompletionChunk, ChatCompletionResponse, ChatDelta,
     ChoiceLogprobs, CompletionChoice, CompletionChunk, CompletionChunkChoice, CompletionResponse, FunctionCall,
     FunctionCallDelta, ThinkingSummary, TokenLogprob, ToolCall, ToolCallDelta, Usage,
 };
+use crate::wire::{Frame, ReplyHeader, StreamAssembler, Wire};
 
 /// `stop`, `length`, or `None` for reasons that are not sent as a finish reason.
 pub fn finish_reason(reason: FinishReason) -> Option<&'static str> {
@@ -36,21 +41,29 @@ pub fn tool_call_id(request_id: &str, choice: usize, index: usize) -> String {
 }
 
 /// Whether a choice thought at all (statistics are only reported then).
-fn thought(stats: &ThinkingStats) -> bool {
+pub fn thought(stats: &ThinkingStats) -> bool {
     stats.reasoning_tokens > 0 || stats.end.is_some()
 }
 
 /// What one choice produced.
 #[derive(Debug, Default, Clone)]
-struct ChoiceOutput {
-    reasoning: String,
-    content: String,
-    logprobs: Vec<TokenLogprob>,
+pub struct ChoiceOutput {
+    /// The thinking text.
+    pub reasoning: String,
+    /// The answer text.
+    pub content: String,
+    /// Log-probabilities of the answer's tokens, when asked for.
+    pub logprobs: Vec<TokenLogprob>,
     /// Tool calls: name and arguments text.
-    calls: Vec<(String, String)>,
-    finish: Option<FinishReason>,
-    thinking: Option<ThinkingStats>,
-    error: Option<String>,
+    pub calls: Vec<(String, String)>,
+    /// Why the choice ended.
+    pub finish: Option<FinishReason>,
+    /// Budget-forcing statistics.
+    pub thinking: Option<ThinkingStats>,
+    /// The stop string that ended the answer.
+    pub stop_string: Option<String>,
+    /// What failed, when the choice failed.
+    pub error: Option<String>,
 }
 
 /// Collects the events of a non-streamed request.
@@ -84,10 +97,11 @@ impl Collector {
                 c.logprobs.extend(logprobs.iter().map(TokenLogprob::from));
                 false
             }
-            Event::Finished { choice, reason, thinking, error } => {
+            Event::Finished { choice, reason, thinking, stop_string, error } => {
                 let c = &mut self.choices[choice];
                 c.finish = Some(reason);
                 c.thinking = thinking;
+                c.stop_string = stop_string;
                 c.error = error;
                 false
             }
@@ -113,6 +127,12 @@ impl Collector {
             return Err(ApiError::internal(message));
         }
         self.usage.ok_or_else(|| ApiError::internal("the engine stopped before the request finished"))
+    }
+
+    /// Every choice's output and the token counts, or the error of a failed request.
+    pub fn into_choices(self) -> Result<(Vec<ChoiceOutput>, ponder_engine::Usage), ApiError> {
+        let usage = self.check()?;
+        Ok((self.choices, usage))
     }
 
     /// The chat completion response.
@@ -193,6 +213,50 @@ pub enum StreamKind {
     Chat,
     /// `text_completion` with `text`.
     Completion,
+}
+
+impl Wire for StreamKind {
+    fn id_prefix(&self) -> &'static str {
+        match self {
+            StreamKind::Chat => "chatcmpl",
+            StreamKind::Completion => "cmpl",
+        }
+    }
+
+    fn body(&self, collected: Collector, header: ReplyHeader, answer: &Answer) -> Result<Value, ApiError> {
+        let ReplyHeader { id, created, model, .. } = header;
+        match self {
+            StreamKind::Chat => serde_json::to_value(collected.chat_response(id, created, model, answer.logprobs)?),
+            StreamKind::Completion => serde_json::to_value(collected.completion_response(id, created, model)?),
+        }
+        .map_err(|e| ApiError::internal(e.to_string()))
+    }
+
+    fn assembler(&self, header: ReplyHeader, answer: &Answer) -> Box<dyn StreamAssembler> {
+        let ReplyHeader { id, created, model, .. } = header;
+        Box::new(ChunkAssembler::new(*self, id, created, model, answer.n, answer.include_usage, answer.logprobs))
+    }
+}
+
+/// OpenAI's streams: one JSON chunk per `data:` line, errors as an error body, `[DONE]` last.
+impl StreamAssembler for ChunkAssembler {
+    fn push(&mut self, event: Event) -> Vec<Frame> {
+        self.chunks(event)
+            .into_iter()
+            .map(|chunk| match chunk {
+                Chunk::Error(error) => Frame::Error(error),
+                chunk => Frame::Event(SseEvent::default().data(chunk.to_json())),
+            })
+            .collect()
+    }
+
+    fn error_event(&self, error: &ApiError) -> SseEvent {
+        SseEvent::default().data(serde_json::to_string(&error.body()).unwrap_or_default())
+    }
+
+    fn end(&mut self) -> Vec<SseEvent> {
+        vec![SseEvent::default().data("[DONE]")]
+    }
 }
 
 /// Builds the SSE chunks of a streamed request.
@@ -284,7 +348,7 @@ impl ChunkAssembler {
     }
 
     /// The chunks for one engine event (possibly none).
-    pub fn push(&mut self, event: Event) -> Vec<Chunk> {
+    pub fn chunks(&mut self, event: Event) -> Vec<Chunk> {
         let mut out = Vec::new();
         match event {
             Event::Delta { choice, kind, text, logprobs } => match self.kind {
@@ -336,7 +400,7 @@ impl ChunkAssembler {
                     out.push(self.completion(vec![part], None));
                 }
             },
-            Event::Finished { choice, reason, thinking, error } => {
+            Event::Finished { choice, reason, thinking, error, .. } => {
                 if reason == FinishReason::Error {
                     out.push(Chunk::Error(ApiError::internal(error.unwrap_or_else(|| "generation failed".into()))));
                     return out;
@@ -412,11 +476,12 @@ mod tests {
                 choice: 0,
                 reason: FinishReason::Stop,
                 thinking: Some(ThinkingStats { reasoning_tokens: 4, ..Default::default() }),
+                stop_string: None,
                 error: None,
             },
             Event::Done(usage()),
         ] {
-            chunks.extend(a.push(e));
+            chunks.extend(a.chunks(e));
         }
         let data: Vec<Value> = chunks.into_iter().map(data).collect();
         assert_eq!(data.len(), 5);
@@ -439,9 +504,9 @@ mod tests {
             delta(0, DeltaKind::ToolName { index: 0 }, "get_weather"),
             delta(0, DeltaKind::ToolArguments { index: 0 }, "{\"city\": "),
             delta(0, DeltaKind::ToolArguments { index: 0 }, "\"Oslo\"}"),
-            Event::Finished { choice: 0, reason: FinishReason::Stop, thinking: None, error: None },
+            Event::Finished { choice: 0, reason: FinishReason::Stop, thinking: None, stop_string: None, error: None },
         ] {
-            chunks.extend(a.push(e));
+            chunks.extend(a.chunks(e));
         }
         let data: Vec<Value> = chunks.into_iter().map(data).collect();
         let first = &data[1]["choices"][0]["delta"]["tool_calls"][0];
@@ -460,7 +525,7 @@ mod tests {
         for e in [
             delta(0, DeltaKind::ToolName { index: 0 }, "f"),
             delta(0, DeltaKind::ToolArguments { index: 0 }, "{}"),
-            Event::Finished { choice: 0, reason: FinishReason::Stop, thinking: None, error: None },
+            Event::Finished { choice: 0, reason: FinishReason::Stop, thinking: None, stop_string: None, error: None },
             Event::Done(usage()),
         ] {
             c.push(e);
@@ -479,23 +544,30 @@ mod tests {
     #[test]
     fn usage_chunk_only_when_asked_and_errors_become_error_events() {
         let mut a = ChunkAssembler::new(StreamKind::Chat, "id".into(), 1, "m".into(), 2, false, false);
-        assert!(a.push(Event::Done(usage())).is_empty());
-        let out = a.push(Event::Finished {
+        assert!(a.chunks(Event::Done(usage())).is_empty());
+        let out = a.chunks(Event::Finished {
             choice: 1,
             reason: FinishReason::Error,
             thinking: None,
+            stop_string: None,
             error: Some("boom".into()),
         });
         assert!(matches!(&out[0], Chunk::Error(e) if e.detail.message == "boom"));
         assert!(a
-            .push(Event::Finished { choice: 0, reason: FinishReason::Cancelled, thinking: None, error: None })
+            .push(Event::Finished {
+                choice: 0,
+                reason: FinishReason::Cancelled,
+                thinking: None,
+                stop_string: None,
+                error: None
+            })
             .is_empty());
     }
 
     #[test]
     fn completion_chunks_carry_text() {
         let mut a = ChunkAssembler::new(StreamKind::Completion, "cmpl-1".into(), 1, "m".into(), 1, false, false);
-        let v = data(a.push(delta(0, DeltaKind::Content, "abc")).remove(0));
+        let v = data(a.chunks(delta(0, DeltaKind::Content, "abc")).remove(0));
         assert!(v["choices"][0]["text"] == "abc" && v["object"] == "text_completion", "{v}");
     }
 
@@ -506,8 +578,20 @@ mod tests {
                 delta(0, DeltaKind::Reasoning, "think "),
                 delta(1, DeltaKind::Content, "b"),
                 delta(0, DeltaKind::Content, "a"),
-                Event::Finished { choice: 0, reason: FinishReason::Stop, thinking: None, error: None },
-                Event::Finished { choice: 1, reason: FinishReason::Length, thinking: None, error: None },
+                Event::Finished {
+                    choice: 0,
+                    reason: FinishReason::Stop,
+                    thinking: None,
+                    stop_string: None,
+                    error: None,
+                },
+                Event::Finished {
+                    choice: 1,
+                    reason: FinishReason::Length,
+                    thinking: None,
+                    stop_string: None,
+                    error: None,
+                },
                 Event::Done(usage()),
             ]
         };
@@ -536,6 +620,7 @@ mod tests {
             choice: 0,
             reason: FinishReason::Error,
             thinking: None,
+            stop_string: None,
             error: Some("model error".into()),
         });
         c.push(Event::Done(usage()));

@@ -8,11 +8,10 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use ponder_models::{encode_chat, ModelError, PromptError};
-
 use crate::assemble::StreamKind;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::parse_body;
+use crate::prompt::{chat_prompt, chat_template};
 use crate::respond::{record_failure, run};
 use crate::state::AppState;
 use crate::structured::{answer_format, tool_request, AnswerRequest};
@@ -56,17 +55,13 @@ pub async fn chat_completions(
 async fn handle(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
     let request: ChatCompletionRequest = parse_body(body, state.config.max_body_bytes)?;
     reject_unsupported(&request)?;
-    let template = state
-        .metadata
-        .chat_template
-        .as_ref()
-        .ok_or_else(|| ApiError::invalid("this model has no chat template; use /v1/completions", None))?;
+    chat_template(&state)?;
     let messages = template_messages(&request.messages)?;
     let tools = tool_request(request.tools.as_ref(), request.tool_choice.as_ref(), request.parallel_tool_calls)?;
     let front = Front {
-        kind: StreamKind::Chat,
         endpoint: "chat",
         prompt_field: "messages",
+        stop_field: "stop",
         raw_prompt: false,
         max_tokens: request
             .max_completion_tokens
@@ -77,28 +72,10 @@ async fn handle(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Re
         answer: AnswerRequest { format: answer_format(&request.common.structured)?, tools: tools.clone() },
     };
     let validated = validate(&state, &request.common, front, |on| {
-        let mut kwargs = request.chat_template_kwargs.clone().unwrap_or_default();
-        if let (Some(on), Some(_)) = (on, &state.thinking) {
-            kwargs.insert("enable_thinking".into(), Value::Bool(on));
-        }
-        // The tools reach the model through its template, as Hugging Face passes them.
-        if let (Some(_), Some(offered)) = (&tools, &request.tools) {
-            kwargs.insert("tools".into(), offered.clone());
-        }
-        if state.config.log_text {
-            let text = template.render(&messages, true, &kwargs).unwrap_or_default();
-            tracing::info!(prompt = %text, "chat prompt");
-        }
-        // The caller's text is plain text: only the template's own control tokens are control tokens.
-        encode_chat(template, &state.metadata.tokenizer, &messages, true, &kwargs).map_err(|e| match e {
-            PromptError::Model(ModelError::Template(e)) => {
-                ApiError::invalid(format!("the chat template failed on these messages: {e}"), Some("messages"))
-            }
-            PromptError::Model(e) => ApiError::internal(e.to_string()),
-            rewritten @ PromptError::Rewritten { .. } => ApiError::invalid(rewritten.to_string(), Some("messages")),
-        })
+        let offered = tools.as_ref().and(request.tools.as_ref());
+        chat_prompt(&state, &messages, request.chat_template_kwargs.as_ref(), on, offered)
     })?;
-    run(state.clone(), validated).await
+    run(state.clone(), validated, &StreamKind::Chat).await
 }
 
 /// Alternatives per token when log-probabilities are wanted (`logprobs`, `top_logprobs`).

@@ -52,9 +52,9 @@ async fn handle(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Re
         return Err(ApiError::invalid("logprobs must be at most 20", Some("logprobs")));
     }
     let front = Front {
-        kind: StreamKind::Completion,
         endpoint: "completions",
         prompt_field: "prompt",
+        stop_field: "stop",
         raw_prompt: true,
         max_tokens: request.max_tokens.map(|t| (t, "max_tokens")),
         logprobs: request.logprobs.map(|k| k as usize),
@@ -62,7 +62,7 @@ async fn handle(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Re
         answer: AnswerRequest { format: answer_format(&request.common.structured)?, tools: None },
     };
     let validated = validate(&state, &request.common, front, |_| prompt_tokens(&request.prompt, &state))?;
-    run(state.clone(), validated).await
+    run(state.clone(), validated, &StreamKind::Completion).await
 }
 
 /// The prompt: a string (tokenized with the model's BOS), a list of token ids, or a list
@@ -91,12 +91,36 @@ fn prompt_tokens(prompt: &Value, state: &AppState) -> Result<Vec<u32>, ApiError>
         },
         Value::Array(items) if !items.is_empty() && items.iter().all(Value::is_number) => items
             .iter()
-            .map(|v| v.as_u64().filter(|&t| (t as usize) < vocab).map(|t| t as u32))
+            .map(|v| token_id(v, vocab))
             .collect::<Option<Vec<u32>>>()
             .ok_or_else(|| ApiError::invalid(format!("prompt token ids must be below {vocab}"), Some("prompt"))),
         Value::Array(items) if items.len() > 1 => {
             Err(ApiError::invalid("batched prompts are not supported; send one prompt per request", Some("prompt")))
         }
         _ => Err(ApiError::invalid("prompt must be a string or a list of token ids", Some("prompt"))),
+    }
+}
+
+/// A token id below `vocab`: a JSON integer, written `7` or `7.0` (JSON Schema counts both
+/// as integers).
+fn token_id(value: &Value, vocab: usize) -> Option<u32> {
+    let id = value.as_u64().or_else(|| value.as_f64().filter(|f| *f >= 0.0 && f.fract() == 0.0).map(|f| f as u64))?;
+    u32::try_from(id).ok().filter(|&id| (id as usize) < vocab)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn token_ids_are_integers_below_the_vocabulary_however_written() {
+        assert_eq!(token_id(&json!(7), 10), Some(7));
+        assert_eq!(token_id(&json!(7.0), 10), Some(7));
+        assert_eq!(token_id(&json!(7.5), 10), None);
+        assert_eq!(token_id(&json!(-1), 10), None);
+        assert_eq!(token_id(&json!(10), 10), None);
+        assert_eq!(token_id(&json!(u64::MAX), usize::MAX), None);
+        assert_eq!(token_id(&json!("7"), 10), None);
     }
 }

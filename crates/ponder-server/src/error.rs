@@ -74,7 +74,7 @@ impl ApiError {
         Self::new(
             StatusCode::UNAUTHORIZED,
             "authentication_error",
-            "a valid API key is required (Authorization: Bearer <key>)",
+            "a valid API key is required (Authorization: Bearer <key>, or x-api-key: <key>)",
             None,
             Some("invalid_api_key"),
         )
@@ -173,6 +173,8 @@ impl ApiError {
     }
 }
 
+/// The OpenAI-shaped response; the error itself rides along in the response's extensions,
+/// so that a front end with another error shape can re-render it.
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, axum::Json(self.body())).into_response();
@@ -181,6 +183,7 @@ impl IntoResponse for ApiError {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
             }
         }
+        response.extensions_mut().insert(self);
         response
     }
 }

@@ -61,6 +61,7 @@ pub async fn openapi(State(state): State<Arc<AppState>>) -> Json<serde_json::Val
         context_tokens: state.engine.context_limit().tokens,
         max_n: state.config.max_n,
         effort_presets: state.config.thinking.presets.keys().cloned().collect(),
+        vocab_size: state.metadata.tokenizer.vocab_size(),
     };
     let mut doc = document();
     narrow_to(&mut doc, &limits);

@@ -1,13 +1,15 @@
-//! Ponder's HTTP server: the OpenAI-compatible API over the engine, with per-request
+//! Ponder's HTTP server: the OpenAI- and Anthropic-compatible APIs over the engine, with per-request
 //! thinking budgets in every common spelling, SSE streaming, API keys, Prometheus metrics
 //! and a generated OpenAPI document.
 //!
 //! The face is small: [`router`] over an [`AppState`] built from a running engine and a
 //! [`ServerConfig`], and the OpenAPI document. Inside, each front end (`chat`,
-//! `completions`) parses its wire shape and hands the shared fields to the one request
-//! builder (`validate`); `respond` runs the request and `assemble` shapes its answer.
+//! `completions`, `anthropic`) parses its wire shape and hands the shared fields to the one
+//! request builder (`validate`); `respond` runs the request and the front end's `Wire`
+//! (`assemble` for OpenAI's shapes, `anthropic::reply`) shapes its answer.
 #![forbid(unsafe_code)]
 
+mod anthropic;
 mod app;
 mod assemble;
 mod auth;
@@ -22,6 +24,7 @@ mod listen;
 mod metrics;
 mod openapi;
 mod openapi_exact;
+mod prompt;
 mod respond;
 mod state;
 mod structured;
@@ -30,6 +33,7 @@ pub mod testing;
 mod thinking;
 mod types;
 mod validate;
+mod wire;
 
 pub use app::router;
 pub use config::ServerConfig;

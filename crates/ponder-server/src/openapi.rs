@@ -2,6 +2,11 @@
 
 use utoipa::OpenApi;
 
+use crate::anthropic::types::{
+    AnthropicErrorBody, AnthropicErrorDetail, BlockDelta, CountTokensRequest, CountTokensResponse, InputBlock,
+    InputMessage, Message, MessageDeltaBody, MessageUsage, MessagesRequest, Metadata, OutputBlock, StreamEvent, Tool,
+    ToolChoice,
+};
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::types::*;
 
@@ -10,12 +15,14 @@ use crate::types::*;
 #[openapi(
     info(
         title = "Ponder",
-        description = "OpenAI-compatible inference server for reasoning models, with per-request thinking budgets (budget forcing)."
+        description = "OpenAI- and Anthropic-compatible inference server for reasoning models, with per-request thinking budgets (budget forcing)."
     ),
     paths(
         crate::chat::chat_completions,
         crate::chat::end_thinking,
         crate::completions::completions,
+        crate::anthropic::messages,
+        crate::anthropic::count_tokens,
         crate::info::models,
         crate::info::health,
         crate::info::metrics,
@@ -49,9 +56,26 @@ use crate::types::*;
         EndThinkingResponse,
         ErrorBody,
         ErrorDetail,
+        MessagesRequest,
+        CountTokensRequest,
+        CountTokensResponse,
+        Metadata,
+        InputMessage,
+        InputBlock,
+        Tool,
+        ToolChoice,
+        Message,
+        OutputBlock,
+        MessageUsage,
+        StreamEvent,
+        BlockDelta,
+        MessageDeltaBody,
+        AnthropicErrorBody,
+        AnthropicErrorDetail,
     )),
     tags(
         (name = "openai", description = "OpenAI-compatible endpoints"),
+        (name = "anthropic", description = "Anthropic-compatible endpoints (the Messages API)"),
         (name = "ponder", description = "Operations and Ponder's extensions")
     )
 )]

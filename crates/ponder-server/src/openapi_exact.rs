@@ -19,18 +19,19 @@ pub const CROSS_FIELD_RULES: &[&str] = &[
     "regexes, Lark grammars and JSON schemas compile",
     "a thinking budget is given only when thinking is on, its minimum not above its maximum",
     "tool names are unique, tool_choice names one of them, and the model's tool-call format is known",
+    "in /v1/messages, tool_use and thinking blocks stand in assistant turns and tool_result blocks in user turns",
 ];
 
 /// A nullable version of `schema` (OpenAPI 3.1: `null` is one more alternative).
-fn nullable(schema: Value) -> Value {
+pub(crate) fn nullable(schema: Value) -> Value {
     json!({"oneOf": [schema, {"type": "null"}]})
 }
 
-fn number(minimum: f64, maximum: f64) -> Value {
+pub(crate) fn number(minimum: f64, maximum: f64) -> Value {
     nullable(json!({"type": "number", "minimum": minimum, "maximum": maximum}))
 }
 
-fn tokens(minimum: u64) -> Value {
+pub(crate) fn tokens(minimum: u64) -> Value {
     nullable(json!({"type": "integer", "minimum": minimum, "maximum": u32::MAX}))
 }
 
@@ -39,7 +40,9 @@ fn texts() -> Value {
     json!({"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]})
 }
 
-fn thinking() -> Value {
+/// `thinking` in every spelling: a switch, Ponder's budget, or Anthropic's (with Ponder's
+/// fields beside `type` when it thinks).
+pub(crate) fn thinking() -> Value {
     let ponder = json!({
         "type": "object",
         "description": "Ponder's budget.",
@@ -60,21 +63,29 @@ fn thinking() -> Value {
         },
         "not": {"required": ["type"]}
     });
-    let anthropic_on = json!({
-        "type": "object",
-        "description": "Anthropic's spelling.",
-        "required": ["type"],
-        "properties": {
-            "type": {"const": "enabled"},
-            "budget_tokens": {"type": "integer", "minimum": 0, "maximum": u32::MAX}
+    let anthropic = |kind: &str, budget: bool| {
+        let mut schema = ponder.clone();
+        schema["description"] = json!("Anthropic's spelling, with Ponder's fields as an extension.");
+        schema.as_object_mut().expect("an object").remove("not");
+        schema["required"] = json!(["type"]);
+        let properties = schema["properties"].as_object_mut().expect("properties");
+        properties.remove("enabled");
+        properties.insert("type".into(), json!({"const": kind}));
+        properties.insert("display".into(), json!({"type": "string"}));
+        if budget {
+            properties.insert("budget_tokens".into(), json!({"type": "integer", "minimum": 0, "maximum": u32::MAX}));
         }
-    });
+        schema
+    };
     let anthropic_off = json!({
         "type": "object",
         "required": ["type"],
-        "properties": {"type": {"const": "disabled"}}
+        "additionalProperties": false,
+        "properties": {"type": {"const": "disabled"}, "display": {"type": "string"}}
     });
-    json!({"oneOf": [{"type": "boolean"}, {"type": "null"}, ponder, anthropic_on, anthropic_off]})
+    json!({"oneOf": [
+        {"type": "boolean"}, {"type": "null"}, ponder, anthropic("enabled", true), anthropic("adaptive", false), anthropic_off
+    ]})
 }
 
 /// `none`, or one of the server's effort presets.
@@ -181,6 +192,12 @@ fn prompt() -> Value {
 /// `(schema, property, exact schema)` for every refined property. Descriptions stay the
 /// derived ones.
 fn refinements() -> Vec<(&'static str, &'static str, Value)> {
+    let mut all = openai_refinements();
+    all.extend(crate::anthropic::schema::refinements());
+    all
+}
+
+fn openai_refinements() -> Vec<(&'static str, &'static str, Value)> {
     vec![
         ("SamplingFields", "temperature", number(0.0, 2.0)),
         ("SamplingFields", "top_p", nullable(json!({"type": "number", "exclusiveMinimum": 0, "maximum": 1}))),
@@ -272,10 +289,12 @@ pub struct ServedLimits {
     pub max_n: u32,
     /// The `reasoning_effort` presets besides `none`.
     pub effort_presets: Vec<String>,
+    /// Token ids are below this.
+    pub vocab_size: usize,
 }
 
-/// Narrows `doc` to one server: `model` is one of its names, `n` at most its limit, and no
-/// completion limit above its context.
+/// Narrows `doc` to one server: `model` is one of its names, `n` at most its limit, no
+/// completion limit above its context, and token ids within its vocabulary.
 pub fn narrow_to(doc: &mut Value, limits: &ServedLimits) {
     let set = |doc: &mut Value, schema: &str, property: &str, key: &str, value: Value| {
         let place = properties(doc, schema).and_then(|p| p.get_mut(property)).expect("refined property");
@@ -303,11 +322,16 @@ pub fn narrow_to(doc: &mut Value, limits: &ServedLimits) {
     ] {
         set(doc, schema, property, "maximum", json!(limits.context_tokens));
     }
+    crate::anthropic::schema::narrow_to(doc, limits);
+    let prompt = properties(doc, "CompletionRequest").and_then(|p| p.get_mut("prompt")).expect("refined property");
+    let highest = json!(limits.vocab_size.saturating_sub(1));
+    prompt["oneOf"][1]["items"]["maximum"] = highest.clone();
+    prompt["oneOf"][3]["items"]["items"]["maximum"] = highest;
 }
 
 /// The `properties` of a component schema, whether it is an object or the object part of an
 /// `allOf` (a type with flattened fields).
-fn properties<'a>(doc: &'a mut Value, schema: &str) -> Option<&'a mut serde_json::Map<String, Value>> {
+pub(crate) fn properties<'a>(doc: &'a mut Value, schema: &str) -> Option<&'a mut serde_json::Map<String, Value>> {
     let schema = doc.pointer_mut(&format!("/components/schemas/{schema}"))?;
     if schema.get("properties").is_some() {
         return schema.get_mut("properties")?.as_object_mut();
@@ -347,6 +371,7 @@ mod tests {
             context_tokens: 300,
             max_n: 2,
             effort_presets: vec!["quick".into()],
+            vocab_size: 100,
         };
         narrow_to(&mut doc, &limits);
         assert_eq!(property(&mut doc, "GenerationFields", "model")["enum"], json!(["m", null]));
@@ -356,5 +381,12 @@ mod tests {
         let effort = property(&mut doc, "ThinkingFields", "reasoning_effort");
         assert_eq!(effort["oneOf"][0]["enum"], json!(["none", "quick"]));
         assert!(effort["description"].is_string());
+        let messages_model = property(&mut doc, "MessagesRequest", "model");
+        assert_eq!(messages_model["enum"], json!(["m"]), "a required model, so no null");
+        assert_eq!(property(&mut doc, "MessagesRequest", "max_tokens")["maximum"], 300);
+        assert_eq!(property(&mut doc, "CountTokensRequest", "model")["enum"], json!(["m"]));
+        let prompt = property(&mut doc, "CompletionRequest", "prompt");
+        assert_eq!(prompt["oneOf"][1]["items"]["maximum"], 99);
+        assert_eq!(prompt["oneOf"][3]["items"]["items"]["maximum"], 99);
     }
 }

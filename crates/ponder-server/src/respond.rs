@@ -11,15 +11,14 @@ use futures_util::stream::{self, Stream};
 use ponder_engine::{Event, RequestHandle};
 use tokio::time::Instant as TokioInstant;
 
-use crate::assemble::{Chunk, ChunkAssembler, Collector, StreamKind};
+use crate::assemble::Collector;
 use crate::error::ApiError;
 use crate::state::{ActiveRequest, AppState};
 use crate::validate::Validated;
+use crate::wire::{Frame, ReplyHeader, StreamAssembler, Wire};
 
 /// How to answer a request.
 pub struct Answer {
-    /// Chat or text completion.
-    pub kind: StreamKind,
     /// Stream the answer.
     pub stream: bool,
     /// Send a usage chunk at the end of the stream.
@@ -42,31 +41,26 @@ pub fn record_failure(state: &AppState, endpoint: &'static str, result: &Result<
     }
 }
 
-/// Submits a validated request and answers with its result.
-pub async fn run(state: Arc<AppState>, validated: Validated) -> Result<Response, ApiError> {
+/// Submits a validated request and answers with its result, in the shape `wire` gives.
+pub async fn run(state: Arc<AppState>, validated: Validated, wire: &dyn Wire) -> Result<Response, ApiError> {
     let Validated { request, answer } = validated;
+    let prompt_tokens = request.prompt.len();
     let handle = state.engine.submit(request).map_err(|e| ApiError::from_submit(e, answer.prompt_field))?;
-    let prefix = match answer.kind {
-        StreamKind::Chat => "chatcmpl",
-        StreamKind::Completion => "cmpl",
+    let header = ReplyHeader {
+        id: state.public_id(wire.id_prefix(), handle.id),
+        created: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+        model: state.config.served_name.clone(),
+        prompt_tokens,
     };
-    let id = state.public_id(prefix, handle.id);
     let active = state.track(handle.id);
-    let created = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let model = state.config.served_name.clone();
     let deadline = state.config.request_timeout.map(|t| TokioInstant::now() + t);
     if answer.stream {
-        let assembler =
-            ChunkAssembler::new(answer.kind, id, created, model, answer.n, answer.include_usage, answer.logprobs);
+        let assembler = wire.assembler(header, &answer);
         Ok(stream_response(state, handle, active, assembler, deadline, answer.endpoint))
     } else {
         let collector = collect(&state, handle, answer.n, deadline).await?;
         drop(active);
-        let body = match answer.kind {
-            StreamKind::Chat => serde_json::to_value(collector.chat_response(id, created, model, answer.logprobs)?),
-            StreamKind::Completion => serde_json::to_value(collector.completion_response(id, created, model)?),
-        }
-        .map_err(|e| ApiError::internal(e.to_string()))?;
+        let body = wire.body(collector, header, &answer)?;
         state.metrics.request(answer.endpoint, 200);
         Ok(axum::Json(body).into_response())
     }
@@ -128,7 +122,7 @@ struct Streaming {
     state: Arc<AppState>,
     handle: RequestHandle,
     _active: ActiveRequest,
-    assembler: ChunkAssembler,
+    assembler: Box<dyn StreamAssembler>,
     deadline: Option<TokioInstant>,
     pending: VecDeque<SseEvent>,
     finished: bool,
@@ -137,11 +131,20 @@ struct Streaming {
     thinking: Vec<ponder_thinking::ThinkingStats>,
 }
 
-fn error_event(error: &ApiError) -> SseEvent {
-    SseEvent::default().data(serde_json::to_string(&error.body()).unwrap_or_default())
-}
-
 impl Streaming {
+    /// Queues an assembler's frames, counting the errors among them.
+    fn queue(&mut self, frames: Vec<Frame>) {
+        for frame in frames {
+            match frame {
+                Frame::Event(event) => self.pending.push_back(event),
+                Frame::Error(error) => {
+                    self.state.metrics.error(&error.detail.kind);
+                    self.pending.push_back(self.assembler.error_event(&error));
+                }
+            }
+        }
+    }
+
     fn record_timing(&mut self, event: &Event) {
         match event {
             Event::Delta { .. } => {
@@ -167,20 +170,15 @@ impl Streaming {
             Ok(event) => {
                 self.record_timing(&event);
                 let done = matches!(event, Event::Done(_));
-                for chunk in self.assembler.push(event) {
-                    if let Chunk::Error(error) = &chunk {
-                        self.state.metrics.error(&error.detail.kind);
-                    }
-                    self.pending.push_back(SseEvent::default().data(chunk.to_json()));
-                }
+                let frames = self.assembler.push(event);
+                self.queue(frames);
                 if done {
                     self.finish();
                 }
             }
             Err(error) => {
-                // A stream always ends with an error event and `[DONE]`, never just cut.
-                self.state.metrics.error(&error.detail.kind);
-                self.pending.push_back(error_event(&error));
+                // A stream always ends with an error event and its API's end, never just cut.
+                self.queue(vec![Frame::Error(error)]);
                 self.finish();
             }
         }
@@ -188,7 +186,8 @@ impl Streaming {
     }
 
     fn finish(&mut self) {
-        self.pending.push_back(SseEvent::default().data("[DONE]"));
+        let end = self.assembler.end();
+        self.pending.extend(end);
         self.finished = true;
     }
 }
@@ -197,13 +196,16 @@ fn stream_response(
     state: Arc<AppState>,
     handle: RequestHandle,
     active: ActiveRequest,
-    assembler: ChunkAssembler,
+    assembler: Box<dyn StreamAssembler>,
     deadline: Option<TokioInstant>,
     endpoint: &'static str,
 ) -> Response {
     state.metrics.request(endpoint, 200);
-    let keep_alive = state.config.keep_alive;
-    let streaming = Streaming {
+    let mut keep_alive = KeepAlive::new().interval(state.config.keep_alive);
+    if let Some(event) = assembler.keep_alive() {
+        keep_alive = keep_alive.event(event);
+    }
+    let mut streaming = Streaming {
         state,
         handle,
         _active: active,
@@ -215,6 +217,8 @@ fn stream_response(
         last_text: None,
         thinking: Vec::new(),
     };
+    let start = streaming.assembler.start();
+    streaming.queue(start);
     let events: std::pin::Pin<Box<dyn Stream<Item = Result<SseEvent, Infallible>> + Send>> =
         Box::pin(stream::unfold(streaming, |mut s| async move {
             loop {
@@ -226,5 +230,5 @@ fn stream_response(
                 }
             }
         }));
-    Sse::new(events).keep_alive(KeepAlive::new().interval(keep_alive)).into_response()
+    Sse::new(events).keep_alive(keep_alive).into_response()
 }

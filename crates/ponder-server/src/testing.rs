@@ -51,6 +51,25 @@ impl TestServer {
         })
     }
 
+    /// POSTs JSON with extra headers (`x-api-key`, `anthropic-version`).
+    pub fn post_headers(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> (u16, serde_json::Value) {
+        self.block_on(async {
+            let mut request = reqwest::Client::new().post(format!("{}{path}", self.base)).json(&body);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+        })
+    }
+
     /// GETs a path; returns the status and the text.
     pub fn get(&self, path: &str) -> (u16, String) {
         self.block_on(async {

@@ -3,7 +3,8 @@
 //! Accepted, per request:
 //! - `thinking: {min_tokens, max_tokens, continuation, max_continuations, wrap_up,
 //!   answer_reserve, loop_guard}` (Ponder's own),
-//! - `thinking: {type: "enabled", budget_tokens}` / `{type: "disabled"}` (Anthropic),
+//! - `thinking: {type: "enabled", budget_tokens}` / `{type: "adaptive"}` / `{type: "disabled"}`
+//!   (Anthropic), with Ponder's own fields beside `type` as an extension,
 //! - `thinking: true | false`,
 //! - `thinking_token_budget` (vLLM), `thinking_budget_tokens` (llama.cpp),
 //! - `reasoning_effort` (`none|minimal|low|medium|high`, presets from the server config),
@@ -231,42 +232,76 @@ fn parse_thinking_value(value: &Value, spec: &mut ThinkingSpec) -> Result<(), Ap
     }
 }
 
+/// Anthropic's spelling: `enabled` (with `budget_tokens`, its maximum) and `adaptive` think,
+/// `disabled` does not; Ponder's own fields (`min_tokens`, …) may stand beside `type`.
 fn parse_anthropic(object: &Map<String, Value>, spec: &mut ThinkingSpec) -> Result<(), ApiError> {
-    match object.get("type").and_then(Value::as_str) {
-        Some("disabled") => set_enabled(spec, false, "thinking.type"),
-        Some("enabled") => {
-            set_enabled(spec, true, "thinking.type")?;
-            if let Some(tokens) = object.get("budget_tokens") {
-                let tokens = as_tokens(tokens, "thinking.budget_tokens")?;
+    let on = match object.get("type").and_then(Value::as_str) {
+        Some("disabled") => false,
+        Some("enabled" | "adaptive") => true,
+        _ => {
+            return Err(ApiError::invalid(
+                "thinking.type must be \"enabled\", \"adaptive\" or \"disabled\"",
+                Some("thinking.type"),
+            ))
+        }
+    };
+    set_enabled(spec, on, "thinking.type")?;
+    for (key, value) in object {
+        match key.as_str() {
+            "type" => {}
+            // Anthropic's display option (`summarized`, `omitted`): Ponder shows the thinking as it is.
+            "display" if value.is_string() => {}
+            "display" => return Err(ApiError::invalid("thinking.display must be a string", Some("thinking.display"))),
+            "enabled" => {
+                return Err(ApiError::invalid(
+                    "thinking.enabled does not go with thinking.type (say it once)",
+                    Some("thinking.enabled"),
+                ))
+            }
+            key if !on => {
+                let field = format!("thinking.{key}");
+                return Err(ApiError::invalid(format!("{field} goes with thinking on"), Some(&field)));
+            }
+            "budget_tokens" if object.get("type").and_then(Value::as_str) == Some("enabled") => {
+                let tokens = as_tokens(value, "thinking.budget_tokens")?;
                 set_bound(&mut spec.max, Bound { tokens, field: "thinking.budget_tokens".into() })?;
             }
-            Ok(())
+            "budget_tokens" => {
+                return Err(ApiError::invalid(
+                    "thinking.budget_tokens goes with thinking.type \"enabled\"",
+                    Some("thinking.budget_tokens"),
+                ))
+            }
+            key => parse_ponder_field(key, value, spec)?,
         }
-        _ => Err(ApiError::invalid("thinking.type must be \"enabled\" or \"disabled\"", Some("thinking.type"))),
     }
+    Ok(())
 }
 
 fn parse_ponder(object: &Map<String, Value>, spec: &mut ThinkingSpec) -> Result<(), ApiError> {
-    for (key, value) in object {
-        let field = format!("thinking.{key}");
-        match key.as_str() {
-            "min_tokens" => spec.min = Some(Bound { tokens: as_tokens(value, &field)?, field }),
-            "max_tokens" => set_bound(&mut spec.max, Bound { tokens: as_tokens(value, &field)?, field })?,
-            "max_continuations" => spec.max_continuations = Some(as_tokens(value, &field)?),
-            "answer_reserve" => spec.answer_reserve = Some(as_tokens(value, &field)?),
-            "enabled" => set_enabled(spec, as_flag(value, &field)?, &field)?,
-            "loop_guard" => spec.loop_guard = Some(as_flag(value, &field)?),
-            "continuation" => spec.continuations = Some(as_texts(value, &field)?),
-            "wrap_up" => spec.wrap_up = Some(as_wrap_up(value, &field)?),
-            _ => {
-                return Err(ApiError::invalid(
-                    format!(
-                        "unknown field {field} (expected min_tokens, max_tokens, continuation, max_continuations, \
-                         wrap_up, answer_reserve, loop_guard, enabled)"
-                    ),
-                    Some(&field),
-                ))
-            }
+    object.iter().try_for_each(|(key, value)| parse_ponder_field(key, value, spec))
+}
+
+/// One field of Ponder's `thinking` object.
+fn parse_ponder_field(key: &str, value: &Value, spec: &mut ThinkingSpec) -> Result<(), ApiError> {
+    let field = format!("thinking.{key}");
+    match key {
+        "min_tokens" => spec.min = Some(Bound { tokens: as_tokens(value, &field)?, field }),
+        "max_tokens" => set_bound(&mut spec.max, Bound { tokens: as_tokens(value, &field)?, field })?,
+        "max_continuations" => spec.max_continuations = Some(as_tokens(value, &field)?),
+        "answer_reserve" => spec.answer_reserve = Some(as_tokens(value, &field)?),
+        "enabled" => set_enabled(spec, as_flag(value, &field)?, &field)?,
+        "loop_guard" => spec.loop_guard = Some(as_flag(value, &field)?),
+        "continuation" => spec.continuations = Some(as_texts(value, &field)?),
+        "wrap_up" => spec.wrap_up = Some(as_wrap_up(value, &field)?),
+        _ => {
+            return Err(ApiError::invalid(
+                format!(
+                    "unknown field {field} (expected min_tokens, max_tokens, continuation, max_continuations, \
+                     wrap_up, answer_reserve, loop_guard, enabled)"
+                ),
+                Some(&field),
+            ))
         }
     }
     Ok(())
@@ -381,6 +416,25 @@ mod tests {
     fn anthropic_spelling() {
         let spec = parse(json!({"type": "enabled", "budget_tokens": 2048})).unwrap();
         assert_eq!((spec.enabled, spec.max), (Some(true), bound(2048, "thinking.budget_tokens")));
+        let spec = parse(json!({"type": "adaptive"})).unwrap();
+        assert_eq!((spec.enabled, spec.max, spec.min), (Some(true), None, None));
+        let e = parse(json!({"type": "adaptive", "budget_tokens": 10})).unwrap_err();
+        assert_eq!(e.detail.param.as_deref(), Some("thinking.budget_tokens"));
+        assert!(parse(json!({"type": "sometimes"})).is_err());
+    }
+
+    #[test]
+    fn anthropic_spelling_takes_ponders_fields_beside_type() {
+        let spec = parse(json!({"type": "enabled", "budget_tokens": 64, "min_tokens": 64})).unwrap();
+        assert_eq!((spec.min, spec.max), (bound(64, "thinking.min_tokens"), bound(64, "thinking.budget_tokens")));
+        let e = parse(json!({"type": "enabled", "budget_tokens": 64, "max_tokens": 32})).unwrap_err();
+        assert!(e.detail.message.contains("contradicts"), "{e:?}");
+        let e = parse(json!({"type": "disabled", "loop_guard": true})).unwrap_err();
+        assert!(e.detail.message.contains("goes with thinking on"), "{e:?}");
+        assert!(parse(json!({"type": "disabled", "display": "omitted"})).is_ok());
+        assert!(parse(json!({"type": "enabled", "display": 3})).is_err());
+        let e = parse(json!({"type": "enabled", "budget": 8})).unwrap_err();
+        assert_eq!(e.detail.param.as_deref(), Some("thinking.budget"));
         assert_eq!(parse(json!({"type": "disabled"})).unwrap().enabled, Some(false));
         assert_eq!(parse(json!({"type": "sometimes"})).unwrap_err().detail.param.as_deref(), Some("thinking.type"));
     }

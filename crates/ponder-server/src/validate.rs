@@ -9,7 +9,6 @@ use ponder_structured::{AnswerFormat, AnswerMatcher, ToolCallFormat, ToolChoice,
 use ponder_thinking::PreparedPrompt;
 use serde_json::{Map, Value};
 
-use crate::assemble::StreamKind;
 use crate::error::ApiError;
 use crate::respond::Answer;
 use crate::state::AppState;
@@ -19,8 +18,6 @@ use crate::types::{GenerationFields, SamplingFields, StopField};
 
 /// What a front end tells the builder about itself and its request, beyond the shared fields.
 pub struct Front<'a> {
-    /// The response shape.
-    pub kind: StreamKind,
     /// The endpoint, for metrics.
     pub endpoint: &'static str,
     /// The request field holding the prompt, for errors.
@@ -28,6 +25,8 @@ pub struct Front<'a> {
     /// Whether the prompt is raw text (not rendered by the chat template): it then thinks
     /// only if it opens a thinking block itself, unless the request says.
     pub raw_prompt: bool,
+    /// The request field holding the stop strings, for errors.
+    pub stop_field: &'static str,
     /// The completion limit the request gave, with the field it came in.
     pub max_tokens: Option<(u32, &'static str)>,
     /// Alternatives per token when log-probabilities are wanted.
@@ -69,13 +68,12 @@ pub fn validate(
         forcer: prepared.forcer,
         sampling,
         max_tokens: limit,
-        stop: StopConditions { strings: stop_strings(fields.stop.clone())?, token_ids: Vec::new() },
+        stop: StopConditions { strings: stop_strings(fields.stop.clone(), front.stop_field)?, token_ids: Vec::new() },
         n,
         constraint,
         tool_calls,
     };
     let answer = Answer {
-        kind: front.kind,
         stream: fields.stream.unwrap_or(false),
         include_usage: fields.stream_options.as_ref().and_then(|o| o.include_usage).unwrap_or(false),
         logprobs: front.logprobs.is_some(),
@@ -150,13 +148,13 @@ pub fn sampling_params(
 }
 
 /// Stop strings: at most 4, none empty.
-fn stop_strings(stop: Option<StopField>) -> Result<Vec<String>, ApiError> {
+fn stop_strings(stop: Option<StopField>, field: &str) -> Result<Vec<String>, ApiError> {
     let strings = stop.map(StopField::into_vec).unwrap_or_default();
     if strings.len() > 4 {
-        return Err(ApiError::invalid("stop takes at most 4 strings", Some("stop")));
+        return Err(ApiError::invalid(format!("{field} takes at most 4 strings"), Some(field)));
     }
     if strings.iter().any(String::is_empty) {
-        return Err(ApiError::invalid("stop strings must not be empty", Some("stop")));
+        return Err(ApiError::invalid(format!("{field} strings must not be empty"), Some(field)));
     }
     Ok(strings)
 }
@@ -336,8 +334,8 @@ mod tests {
 
     #[test]
     fn stop_strings_are_limited() {
-        assert_eq!(stop_strings(Some(StopField::One("x".into()))).unwrap(), vec!["x".to_string()]);
-        assert!(stop_strings(Some(StopField::Many(vec!["a".into(); 5]))).is_err());
-        assert!(stop_strings(Some(StopField::One(String::new()))).is_err());
+        assert_eq!(stop_strings(Some(StopField::One("x".into())), "stop").unwrap(), vec!["x".to_string()]);
+        assert!(stop_strings(Some(StopField::Many(vec!["a".into(); 5])), "stop_sequences").is_err());
+        assert!(stop_strings(Some(StopField::One(String::new())), "stop").is_err());
     }
 }
