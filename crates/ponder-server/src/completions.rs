@@ -104,8 +104,8 @@ fn prompt_tokens(prompt: &Value, state: &AppState) -> Result<Vec<u32>, ApiError>
 /// A token id below `vocab`: a JSON integer, written `7` or `7.0` (JSON Schema counts both
 /// as integers).
 fn token_id(value: &Value, vocab: usize) -> Option<u32> {
-    let id = value.as_u64().or_else(|| value.as_f64().filter(|f| *f >= 0.0 && f.fract() == 0.0).map(|f| f as u64))?;
-    u32::try_from(id).ok().filter(|&id| (id as usize) < vocab)
+    let Value::Number(number) = value else { return None };
+    crate::json::whole::convert::<u32>(number).filter(|&id| (id as usize) < vocab)
 }
 
 #[cfg(test)]

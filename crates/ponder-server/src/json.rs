@@ -95,6 +95,39 @@ pub fn parse_body<T: RequestBody>(body: Result<Bytes, BytesRejection>, limit: us
     })
 }
 
+/// Whole numbers as JSON Schema counts them, `7` and `7.0` alike, for the request fields
+/// that count something (`#[serde(deserialize_with = "whole::required")]`, or
+/// `whole::optional` with `#[serde(default)]`).
+pub mod whole {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer};
+    use serde_json::Number;
+
+    /// `number` as a `T`, if it is whole and in `T`'s range.
+    pub fn convert<T: TryFrom<i128>>(number: &Number) -> Option<T> {
+        let whole = number
+            .as_i64()
+            .map(i128::from)
+            .or_else(|| number.as_u64().map(i128::from))
+            .or_else(|| number.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 1e30).map(|f| f as i128))?;
+        T::try_from(whole).ok()
+    }
+
+    fn read<'de, D: Deserializer<'de>, T: TryFrom<i128>>(number: Number) -> Result<T, D::Error> {
+        convert(&number).ok_or_else(|| D::Error::custom(format!("expected a whole number in range, got {number}")))
+    }
+
+    /// A required whole number.
+    pub fn required<'de, D: Deserializer<'de>, T: TryFrom<i128>>(deserializer: D) -> Result<T, D::Error> {
+        read::<D, T>(Number::deserialize(deserializer)?)
+    }
+
+    /// An optional whole number (`null` or absent is `None`).
+    pub fn optional<'de, D: Deserializer<'de>, T: TryFrom<i128>>(deserializer: D) -> Result<Option<T>, D::Error> {
+        Option::<Number>::deserialize(deserializer)?.map(read::<D, T>).transpose()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +135,17 @@ mod tests {
 
     fn parse(text: &str) -> Result<ChatCompletionRequest, ApiError> {
         parse_body(Ok(Bytes::from(text.to_string())), 100)
+    }
+
+    #[test]
+    fn counts_are_whole_numbers_however_written() {
+        let request = parse(r#"{"messages": [], "max_tokens": 7.0, "n": 2, "seed": null}"#).unwrap();
+        assert_eq!((request.max_tokens, request.common.n, request.common.sampling.seed), (Some(7), Some(2), None));
+        for bad in ["7.5", "-1", "4294967296", "\"7\""] {
+            let e = parse(&format!(r#"{{"messages": [], "max_tokens": {bad}}}"#)).unwrap_err();
+            assert_eq!(e.detail.param.as_deref(), Some("max_tokens"), "{bad}");
+        }
+        assert_eq!(whole::convert::<i64>(&serde_json::Number::from_f64(-3.0).unwrap()), Some(-3));
     }
 
     #[test]

@@ -266,6 +266,7 @@ pub fn refine(doc: &mut Value) {
             description.push_str(&format!("\n- {rule};"));
         }
     }
+    describe_event_streams(doc);
     for (schema, property, mut exact) in refinements() {
         let place = properties(doc, schema)
             .and_then(|p| p.get_mut(property))
@@ -274,6 +275,27 @@ pub fn refine(doc: &mut Value) {
             object.insert("description".into(), description);
         }
         *place = exact;
+    }
+}
+
+/// Each streamed response's events as OpenAPI 3.2 reads them (`itemSchema`: one event, its
+/// `data` JSON of the given schemas), in place of the derived `schema`, which describes the
+/// payload alone. OpenAI's streams end with `data: [DONE]`.
+fn describe_event_streams(doc: &mut Value) {
+    let json_data = |schemas: &[&str]| {
+        let one_of: Vec<Value> = schemas.iter().map(|s| json!({"$ref": format!("#/components/schemas/{s}")})).collect();
+        json!({"type": "string", "contentMediaType": "application/json", "contentSchema": {"oneOf": one_of}})
+    };
+    let event = |data: Value| json!({"type": "object", "required": ["data"], "properties": {"event": {"type": "string"}, "data": data}});
+    let openai = |chunk: &str| event(json!({"oneOf": [{"const": "[DONE]"}, json_data(&[chunk, "ErrorBody"])]}));
+    for (path, item) in [
+        ("/v1/chat/completions", openai("ChatCompletionChunk")),
+        ("/v1/completions", openai("CompletionChunk")),
+        ("/v1/messages", event(json_data(&["StreamEvent", "AnthropicErrorBody"]))),
+    ] {
+        let pointer = format!("/paths/{}/post/responses/200/content/text~1event-stream", path.replace('/', "~1"));
+        let media = doc.pointer_mut(&pointer).unwrap_or_else(|| panic!("{path} documents no event stream"));
+        *media = json!({"itemSchema": item});
     }
 }
 

@@ -348,9 +348,12 @@ fn as_wrap_up(value: &Value, field: &str) -> Result<WrapUp, ApiError> {
 }
 
 fn as_tokens(value: &Value, field: &str) -> Result<u32, ApiError> {
-    value
-        .as_u64()
-        .and_then(|v| u32::try_from(v).ok())
+    let number = match value {
+        Value::Number(number) => Some(number),
+        _ => None,
+    };
+    number
+        .and_then(crate::json::whole::convert::<u32>)
         .ok_or_else(|| ApiError::invalid(format!("{field} must be a non-negative integer"), Some(field)))
 }
 

@@ -17,6 +17,7 @@ pub struct SamplingFields {
     /// rounded to a refused 0.
     pub top_p: Option<f64>,
     /// Keep only the `top_k` most likely tokens (0 or -1: all).
+    #[serde(default, deserialize_with = "crate::json::whole::optional")]
     pub top_k: Option<i64>,
     /// Drop tokens less likely than `min_p` times the most likely one.
     pub min_p: Option<f64>,
@@ -29,6 +30,7 @@ pub struct SamplingFields {
     /// Token id (as a string) to a bias added to its logit (-100 to 100).
     pub logit_bias: Option<BTreeMap<String, f64>>,
     /// Seed for reproducible sampling.
+    #[serde(default, deserialize_with = "crate::json::whole::optional")]
     pub seed: Option<u64>,
 }
 
@@ -41,8 +43,10 @@ pub struct ThinkingFields {
     #[schema(value_type = Option<Object>)]
     pub thinking: Option<Value>,
     /// vLLM's name for the maximum thinking budget.
+    #[serde(default, deserialize_with = "crate::json::whole::optional")]
     pub thinking_token_budget: Option<u32>,
     /// llama.cpp's name for the maximum thinking budget.
+    #[serde(default, deserialize_with = "crate::json::whole::optional")]
     pub thinking_budget_tokens: Option<u32>,
     /// OpenAI's effort level: `none`, `minimal`, `low`, `medium` or `high` (server presets).
     pub reasoning_effort: Option<String>,
@@ -90,6 +94,7 @@ pub struct GenerationFields {
     #[schema(value_type = Option<Object>)]
     pub stop: Option<StopField>,
     /// Number of choices.
+    #[serde(default, deserialize_with = "crate::json::whole::optional")]
     pub n: Option<u32>,
     /// Stream the answer as server-sent events.
     pub stream: Option<bool>,
@@ -105,12 +110,15 @@ pub struct ChatCompletionRequest {
     /// The conversation.
     pub messages: Vec<ChatMessage>,
     /// Most tokens to generate, thinking included (legacy name).
+    #[serde(default, deserialize_with = "crate::json::whole::optional")]
     pub max_tokens: Option<u32>,
     /// Most tokens to generate, thinking included.
+    #[serde(default, deserialize_with = "crate::json::whole::optional")]
     pub max_completion_tokens: Option<u32>,
     /// Return log-probabilities of the answer's tokens.
     pub logprobs: Option<bool>,
     /// How many alternatives per token (0 to 20), with `logprobs`.
+    #[serde(default, deserialize_with = "crate::json::whole::optional")]
     pub top_logprobs: Option<u32>,
     /// Extra variables for the chat template (`enable_thinking`).
     #[schema(value_type = Option<Object>)]
@@ -254,8 +262,10 @@ pub struct CompletionRequest {
     #[schema(value_type = Object)]
     pub prompt: Value,
     /// Most tokens to generate.
+    #[serde(default, deserialize_with = "crate::json::whole::optional")]
     pub max_tokens: Option<u32>,
     /// Log-probabilities of this many alternatives per token.
+    #[serde(default, deserialize_with = "crate::json::whole::optional")]
     pub logprobs: Option<u32>,
     /// Model, sampling, thinking, stop, choices and streaming.
     #[serde(flatten)]

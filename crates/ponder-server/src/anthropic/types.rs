@@ -13,6 +13,7 @@ pub struct MessagesRequest {
     /// The model name (as listed by `/v1/models`).
     pub model: String,
     /// Most tokens to generate, thinking included.
+    #[serde(deserialize_with = "crate::json::whole::required")]
     pub max_tokens: u32,
     /// The conversation: `user` and `assistant` turns.
     pub messages: Vec<InputMessage>,
@@ -26,6 +27,7 @@ pub struct MessagesRequest {
     /// Nucleus sampling.
     pub top_p: Option<f64>,
     /// Top-k sampling.
+    #[serde(default, deserialize_with = "crate::json::whole::optional")]
     pub top_k: Option<i64>,
     /// `user_id`, logged at debug level.
     pub metadata: Option<Metadata>,
