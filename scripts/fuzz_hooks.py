@@ -112,6 +112,17 @@ def tools_are_consistent(body):
     return True
 
 
+def tool_arguments_are_json(body):
+    """OpenAI's assistant tool calls carry their arguments as JSON text."""
+    for message in body.get("messages") or []:
+        for call in (message or {}).get("tool_calls") or []:
+            try:
+                json.loads(((call or {}).get("function") or {}).get("arguments"))
+            except (TypeError, ValueError):
+                return False
+    return True
+
+
 def blocks_in_their_turns(body):
     """Anthropic's messages: tool_use and thinking blocks in assistant turns, tool_result
     blocks in user turns."""
@@ -136,6 +147,7 @@ RULES = (
     compiles,
     thinking_budget_is_consistent,
     tools_are_consistent,
+    tool_arguments_are_json,
     blocks_in_their_turns,
 )
 
@@ -146,8 +158,13 @@ def filter_case(context, case):
     body = case.body
     if not isinstance(body, dict):
         return True
+    return all(holds(rule, body) for rule in RULES)
+
+
+def holds(rule, body):
+    """Whether `body` keeps `rule`; a body of the wrong shape for it (a field of another
+    type) keeps it, as the schema decides that, not these rules."""
     try:
-        return all(rule(body) for rule in RULES)
+        return rule(body)
     except (TypeError, ValueError, AttributeError):
-        # A body of the wrong shape: the schema decides, not these rules.
         return True

@@ -19,6 +19,7 @@ pub const CROSS_FIELD_RULES: &[&str] = &[
     "regexes, Lark grammars and JSON schemas compile",
     "a thinking budget is given only when thinking is on, its minimum not above its maximum",
     "tool names are unique, tool_choice names one of them, and the model's tool-call format is known",
+    "an assistant message's tool call arguments are JSON text",
     "in /v1/messages, tool_use and thinking blocks stand in assistant turns and tool_result blocks in user turns",
 ];
 
@@ -60,13 +61,11 @@ pub(crate) fn thinking() -> Value {
                 {"type": "object", "additionalProperties": false, "properties": {
                     "before": {"type": ["string", "null"]}, "after": {"type": ["string", "null"]}}}
             ]}
-        },
-        "not": {"required": ["type"]}
+        }
     });
     let anthropic = |kind: &str, budget: bool| {
         let mut schema = ponder.clone();
         schema["description"] = json!("Anthropic's spelling, with Ponder's fields as an extension.");
-        schema.as_object_mut().expect("an object").remove("not");
         schema["required"] = json!(["type"]);
         let properties = schema["properties"].as_object_mut().expect("properties");
         properties.remove("enabled");
