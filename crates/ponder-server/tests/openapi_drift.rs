@@ -14,6 +14,8 @@ fn committed_openapi_document_matches_the_code() {
     for path in [
         "/v1/chat/completions",
         "/v1/completions",
+        "/v1/messages",
+        "/v1/messages/count_tokens",
         "/v1/models",
         "/health",
         "/metrics",
@@ -21,9 +23,21 @@ fn committed_openapi_document_matches_the_code() {
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} is documented");
     }
-    for (path, chunk) in [("/v1/chat/completions", "ChatCompletionChunk"), ("/v1/completions", "CompletionChunk")] {
+    // Each streamed event: its `data` is JSON of the chunk (or `[DONE]` for OpenAI's).
+    for (path, chunk) in [
+        ("/v1/chat/completions", "ChatCompletionChunk"),
+        ("/v1/completions", "CompletionChunk"),
+        ("/v1/messages", "StreamEvent"),
+    ] {
         let stream = &doc["paths"][path]["post"]["responses"]["200"]["content"]["text/event-stream"];
-        assert_eq!(stream["schema"]["$ref"], format!("#/components/schemas/{chunk}"), "{path} documents its stream");
+        let data = &stream["itemSchema"]["properties"]["data"];
+        let json = data.get("oneOf").map_or(data, |alternatives| &alternatives[1]);
+        assert_eq!(json["contentMediaType"], "application/json", "{path}: {stream}");
+        assert_eq!(
+            json["contentSchema"]["oneOf"][0]["$ref"],
+            format!("#/components/schemas/{chunk}"),
+            "{path} documents its events"
+        );
         assert!(doc["components"]["schemas"].get(chunk).is_some(), "{chunk} is in the document");
     }
 }
