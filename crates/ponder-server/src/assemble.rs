@@ -34,10 +34,14 @@ fn chat_finish_reason(reason: FinishReason, called: bool) -> Option<&'static str
     }
 }
 
+/// The part of a request's public id after its prefix (`chatcmpl-ab12` → `ab12`).
+pub fn id_tag(request_id: &str) -> &str {
+    request_id.rsplit('-').next().unwrap_or(request_id)
+}
+
 /// The id of a choice's tool call: unique per request, choice and call.
 pub fn tool_call_id(request_id: &str, choice: usize, index: usize) -> String {
-    let tag = request_id.rsplit('-').next().unwrap_or(request_id);
-    format!("call_{tag}_{choice}_{index}")
+    format!("call_{}_{choice}_{index}", id_tag(request_id))
 }
 
 /// Whether a choice thought at all (statistics are only reported then).

@@ -177,13 +177,22 @@ impl ApiError {
 /// so that a front end with another error shape can re-render it.
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (self.status, axum::Json(self.body())).into_response();
+        let mut response = self.respond_with(self.body());
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+impl ApiError {
+    /// A response with this error's status and `Retry-After`, and `body` (the error in some
+    /// API's shape).
+    pub fn respond_with(&self, body: impl serde::Serialize) -> Response {
+        let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
             if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
             }
         }
-        response.extensions_mut().insert(self);
         response
     }
 }

@@ -4,9 +4,9 @@
 //! re-renders.
 
 use axum::extract::Request;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use crate::error::ApiError;
 
@@ -45,13 +45,7 @@ pub fn error_body(error: &ApiError) -> AnthropicErrorBody {
 
 /// `error` as an Anthropic error response, with its status and `Retry-After`.
 pub fn error_response(error: &ApiError) -> Response {
-    let mut response = (error.status, axum::Json(error_body(error))).into_response();
-    if let Some(seconds) = error.retry_after {
-        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-            response.headers_mut().insert(header::RETRY_AFTER, value);
-        }
-    }
-    response
+    error.respond_with(error_body(error))
 }
 
 /// Re-renders every error response under [`PATH_PREFIX`] in Anthropic's shape.
@@ -67,6 +61,7 @@ pub async fn in_anthropic_shape(request: Request, next: Next) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header;
     use serde_json::json;
 
     #[test]

@@ -8,7 +8,7 @@ use ponder_thinking::ThinkingStats;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::assemble::{thought, ChoiceOutput, Collector};
+use crate::assemble::{id_tag, thought, ChoiceOutput, Collector};
 use crate::error::ApiError;
 use crate::respond::Answer;
 use crate::types::ThinkingSummary;
@@ -44,8 +44,7 @@ pub fn signature(thinking: &str) -> String {
 
 /// The id of a reply's `index`th tool call.
 pub fn tool_use_id(message_id: &str, index: usize) -> String {
-    let tag = message_id.rsplit('-').next().unwrap_or(message_id);
-    format!("toolu_{tag}_{index}")
+    format!("toolu_{}_{index}", id_tag(message_id))
 }
 
 /// Why a reply ended, in Anthropic's words; `None` for a cancelled or failed one.
