@@ -235,7 +235,8 @@ fn parse_thinking_value(value: &Value, spec: &mut ThinkingSpec) -> Result<(), Ap
 /// Anthropic's spelling: `enabled` (with `budget_tokens`, its maximum) and `adaptive` think,
 /// `disabled` does not; Ponder's own fields (`min_tokens`, …) may stand beside `type`.
 fn parse_anthropic(object: &Map<String, Value>, spec: &mut ThinkingSpec) -> Result<(), ApiError> {
-    let on = match object.get("type").and_then(Value::as_str) {
+    let kind = object.get("type").and_then(Value::as_str);
+    let on = match kind {
         Some("disabled") => false,
         Some("enabled" | "adaptive") => true,
         _ => {
@@ -262,7 +263,7 @@ fn parse_anthropic(object: &Map<String, Value>, spec: &mut ThinkingSpec) -> Resu
                 let field = format!("thinking.{key}");
                 return Err(ApiError::invalid(format!("{field} goes with thinking on"), Some(&field)));
             }
-            "budget_tokens" if object.get("type").and_then(Value::as_str) == Some("enabled") => {
+            "budget_tokens" if kind == Some("enabled") => {
                 let tokens = as_tokens(value, "thinking.budget_tokens")?;
                 set_bound(&mut spec.max, Bound { tokens, field: "thinking.budget_tokens".into() })?;
             }

@@ -73,12 +73,16 @@ struct Conversation {
     tools: Option<ToolRequest>,
 }
 
+/// The conversation of a Messages request, checked and translated (the model must have a
+/// chat template).
 fn conversation(
+    state: &AppState,
     system: Option<&Value>,
     messages: &[types::InputMessage],
     tools: Option<&[types::Tool]>,
     choice: Option<&types::ToolChoice>,
 ) -> Result<Conversation, ApiError> {
+    chat_template(state)?;
     let messages = translate::template_messages(system, messages)?;
     let offered = translate::openai_tools(tools)?;
     let (choice, parallel) = translate::openai_tool_choice(choice);
@@ -88,25 +92,30 @@ fn conversation(
     Ok(Conversation { messages, offered, tools })
 }
 
+/// What the builder is told of a Messages request besides the shared fields.
+fn front(endpoint: &'static str, max_tokens: Option<u32>, answer: AnswerRequest) -> Front<'static> {
+    Front {
+        endpoint,
+        prompt_field: "messages",
+        stop_field: "stop_sequences",
+        raw_prompt: false,
+        max_tokens: max_tokens.map(|t| (t, "max_tokens")),
+        logprobs: None,
+        template_kwargs: None,
+        answer,
+    }
+}
+
 async fn create(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
     let request: MessagesRequest = parse_body(body, state.config.max_body_bytes)?;
-    chat_template(&state)?;
     let chat = conversation(
+        &state,
         request.system.as_ref(),
         &request.messages,
         request.tools.as_deref(),
         request.tool_choice.as_ref(),
     )?;
-    let front = Front {
-        endpoint: "messages",
-        prompt_field: "messages",
-        stop_field: "stop_sequences",
-        raw_prompt: false,
-        max_tokens: Some((request.max_tokens, "max_tokens")),
-        logprobs: None,
-        template_kwargs: None,
-        answer: AnswerRequest { format: None, tools: chat.tools.clone() },
-    };
+    let front = front("messages", Some(request.max_tokens), AnswerRequest { format: None, tools: chat.tools.clone() });
     let fields = translate::generation_fields(&request);
     let validated =
         validate(&state, &fields, front, |on| chat_prompt(&state, &chat.messages, None, on, chat.offered.as_ref()))?;
@@ -135,8 +144,8 @@ pub async fn count_tokens(State(state): State<Arc<AppState>>, body: Result<Bytes
 
 fn count(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiError> {
     let request: CountTokensRequest = parse_body(body, state.config.max_body_bytes)?;
-    chat_template(state)?;
     let chat = conversation(
+        state,
         request.system.as_ref(),
         &request.messages,
         request.tools.as_deref(),
@@ -150,17 +159,8 @@ fn count(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Respon
         thinking: ThinkingFields { thinking: switch, ..ThinkingFields::default() },
         ..GenerationFields::default()
     };
-    let front = Front {
-        endpoint: "count_tokens",
-        prompt_field: "messages",
-        stop_field: "stop_sequences",
-        raw_prompt: false,
-        max_tokens: None,
-        logprobs: None,
-        template_kwargs: None,
-        // The tools are in the prompt; no grammar is needed to count it.
-        answer: AnswerRequest::default(),
-    };
+    // The tools are in the prompt; no grammar is needed to count it.
+    let front = front("count_tokens", None, AnswerRequest::default());
     let validated =
         validate(state, &fields, front, |on| chat_prompt(state, &chat.messages, None, on, chat.offered.as_ref()))?;
     state.metrics.request("count_tokens", 200);
