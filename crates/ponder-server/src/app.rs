@@ -9,7 +9,7 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
-use crate::{anthropic, auth, chat, completions, guard, info};
+use crate::{anthropic, auth, chat, completions, guard, info, responses};
 
 /// The application: OpenAI and Anthropic routes behind the optional API key; health, the
 /// OpenAPI document and (unless `metrics_require_key`) metrics open; every refusal an error
@@ -22,6 +22,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/completions", post(completions::completions))
         .route("/v1/messages", post(anthropic::messages))
         .route("/v1/messages/count_tokens", post(anthropic::count_tokens))
+        .route("/v1/responses", post(responses::create))
+        .route("/v1/responses/{id}", get(responses::retrieve).delete(responses::delete))
         .route("/v1/models", get(info::models));
     let mut open = Router::new().route("/health", get(info::health)).route("/openapi.json", get(info::openapi));
     if state.config.metrics_require_key {

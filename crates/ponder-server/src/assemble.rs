@@ -254,7 +254,7 @@ impl StreamAssembler for ChunkAssembler {
             .collect()
     }
 
-    fn error_event(&self, error: &ApiError) -> SseEvent {
+    fn error_event(&mut self, error: &ApiError) -> SseEvent {
         SseEvent::default().data(serde_json::to_string(&error.body()).unwrap_or_default())
     }
 

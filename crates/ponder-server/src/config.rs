@@ -5,6 +5,7 @@ use std::time::Duration;
 use ponder_structured::ToolCallFormat;
 
 use crate::listen::ConnectionLimits;
+use crate::responses::StoreLimits;
 use crate::thinking::ThinkingDefaults;
 
 /// How the HTTP server behaves.
@@ -39,6 +40,8 @@ pub struct ServerConfig {
     /// Whether special-token texts in a raw `/v1/completions` prompt are the control tokens
     /// (s1-style raw prompts write `<|im_start|>think` themselves). Chat messages never are.
     pub raw_special_tokens: bool,
+    /// How many bytes, and how long, the Responses API keeps responses for `previous_response_id`.
+    pub response_store: StoreLimits,
 }
 
 impl ServerConfig {
@@ -70,6 +73,7 @@ impl ServerConfig {
             metrics_require_key: false,
             connections: ConnectionLimits::default(),
             body_timeout: Duration::from_secs(Self::DEFAULT_BODY_TIMEOUT_SECONDS),
+            response_store: StoreLimits::default(),
         }
     }
 }

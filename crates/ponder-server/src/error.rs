@@ -96,6 +96,11 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, "invalid_request_error", message, None, Some("not_found"))
     }
 
+    /// 404 for a named thing that is not there, with the field that named it and a code.
+    pub fn missing(message: impl Into<String>, param: Option<&str>, code: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "invalid_request_error", message, param, Some(code))
+    }
+
     /// 413: the body is over the limit.
     pub fn too_large(limit: usize) -> Self {
         Self::new(

@@ -26,6 +26,7 @@ mod openapi;
 mod openapi_exact;
 mod prompt;
 mod respond;
+mod responses;
 mod state;
 mod structured;
 #[cfg(feature = "testing")]
@@ -39,5 +40,6 @@ pub use app::router;
 pub use config::ServerConfig;
 pub use listen::{serve, ConnectionLimits};
 pub use openapi::openapi_json;
+pub use responses::StoreLimits;
 pub use state::AppState;
 pub use thinking::{parse_presets, EffortPreset, ThinkingDefaults};

@@ -8,6 +8,11 @@ use crate::anthropic::types::{
     ToolChoice,
 };
 use crate::error::{ErrorBody, ErrorDetail};
+use crate::responses::types::{
+    ContentPart, DeletedResponse, EventBody, IncompleteDetails, InputTokensDetails, OutputItem, OutputTokensDetails,
+    ReasoningConfig, ResponseError, ResponseObject, ResponseSettings, ResponseStreamEvent, ResponseUsage,
+    ResponsesRequest, TextConfig,
+};
 use crate::types::*;
 
 /// Ponder's API.
@@ -23,6 +28,9 @@ use crate::types::*;
         crate::completions::completions,
         crate::anthropic::messages,
         crate::anthropic::count_tokens,
+        crate::responses::create,
+        crate::responses::retrieve,
+        crate::responses::delete,
         crate::info::models,
         crate::info::health,
         crate::info::metrics,
@@ -72,9 +80,24 @@ use crate::types::*;
         MessageDeltaBody,
         AnthropicErrorBody,
         AnthropicErrorDetail,
+        ResponsesRequest,
+        ReasoningConfig,
+        TextConfig,
+        ResponseObject,
+        ResponseSettings,
+        ResponseError,
+        IncompleteDetails,
+        OutputItem,
+        ContentPart,
+        ResponseUsage,
+        InputTokensDetails,
+        OutputTokensDetails,
+        ResponseStreamEvent,
+        EventBody,
+        DeletedResponse,
     )),
     tags(
-        (name = "openai", description = "OpenAI-compatible endpoints"),
+        (name = "openai", description = "OpenAI-compatible endpoints (chat and text completions, the Responses API)"),
         (name = "anthropic", description = "Anthropic-compatible endpoints (the Messages API)"),
         (name = "ponder", description = "Operations and Ponder's extensions")
     )

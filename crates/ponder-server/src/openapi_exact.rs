@@ -21,6 +21,7 @@ pub const CROSS_FIELD_RULES: &[&str] = &[
     "tool names are unique, tool_choice names one of them, and the model's tool-call format is known",
     "an assistant message's tool call arguments are JSON text",
     "in /v1/messages, tool_use and thinking blocks stand in assistant turns and tool_result blocks in user turns",
+    "in /v1/responses, previous_response_id names a stored response (else 404), and it or input gives at least one item",
 ];
 
 /// A nullable version of `schema` (OpenAPI 3.1: `null` is one more alternative).
@@ -193,6 +194,7 @@ fn prompt() -> Value {
 fn refinements() -> Vec<(&'static str, &'static str, Value)> {
     let mut all = openai_refinements();
     all.extend(crate::anthropic::schema::refinements());
+    all.extend(crate::responses::schema::refinements());
     all
 }
 
@@ -291,6 +293,7 @@ fn describe_event_streams(doc: &mut Value) {
         ("/v1/chat/completions", openai("ChatCompletionChunk")),
         ("/v1/completions", openai("CompletionChunk")),
         ("/v1/messages", event(json_data(&["StreamEvent", "AnthropicErrorBody"]))),
+        ("/v1/responses", event(json_data(&["ResponseStreamEvent"]))),
     ] {
         let pointer = format!("/paths/{}/post/responses/200/content/text~1event-stream", path.replace('/', "~1"));
         let media = doc.pointer_mut(&pointer).unwrap_or_else(|| panic!("{path} documents no event stream"));
@@ -344,6 +347,7 @@ pub fn narrow_to(doc: &mut Value, limits: &ServedLimits) {
         set(doc, schema, property, "maximum", json!(limits.context_tokens));
     }
     crate::anthropic::schema::narrow_to(doc, limits);
+    crate::responses::schema::narrow_to(doc, limits);
     let prompt = properties(doc, "CompletionRequest").and_then(|p| p.get_mut("prompt")).expect("refined property");
     let highest = json!(limits.vocab_size.saturating_sub(1));
     prompt["oneOf"][1]["items"]["maximum"] = highest.clone();

@@ -10,6 +10,7 @@ use ponder_thinking::ModelThinking;
 
 use crate::config::ServerConfig;
 use crate::metrics::ServerMetrics;
+use crate::responses::ResponseStore;
 
 /// Shared server state.
 pub struct AppState {
@@ -27,6 +28,8 @@ pub struct AppState {
     pub constraints: Result<ConstraintCompiler, ConstraintError>,
     /// How the model writes tool calls: the configured format, else the chat template's.
     pub tool_format: Option<ToolCallFormat>,
+    /// Responses kept for the Responses API's `previous_response_id`.
+    pub responses: Arc<ResponseStore>,
     /// Unix seconds when the server started.
     pub started: u64,
     /// A per-process tag in response ids, so ids differ across restarts.
@@ -59,7 +62,9 @@ impl AppState {
         if let Err(error) = &constraints {
             tracing::warn!("{error}");
         }
+        let responses = Arc::new(ResponseStore::new(config.response_store));
         Self {
+            responses,
             engine,
             metadata,
             thinking,

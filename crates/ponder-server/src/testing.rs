@@ -78,6 +78,16 @@ impl TestServer {
         })
     }
 
+    /// DELETEs a path; returns the status and the body (JSON, or the text as a JSON string).
+    pub fn delete(&self, path: &str) -> (u16, serde_json::Value) {
+        self.block_on(async {
+            let response = reqwest::Client::new().delete(format!("{}{path}", self.base)).send().await.unwrap();
+            let status = response.status().as_u16();
+            let text = response.text().await.unwrap();
+            (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+        })
+    }
+
     /// POSTs a streaming request; returns every `data:` payload.
     pub fn stream(&self, path: &str, body: serde_json::Value) -> Vec<String> {
         let text = self.block_on(async {

@@ -51,7 +51,7 @@ pub trait StreamAssembler: Send {
     /// The events for one engine event (possibly none).
     fn push(&mut self, event: Event) -> Vec<Frame>;
     /// The event that reports `error` inside the stream.
-    fn error_event(&self, error: &ApiError) -> SseEvent;
+    fn error_event(&mut self, error: &ApiError) -> SseEvent;
     /// The events that end the stream, after its last engine event or an error.
     fn end(&mut self) -> Vec<SseEvent>;
     /// The event sent while nothing else is; `None` sends an SSE comment.

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ponder_engine::{EngineConfig, LaunchConfig, SchedulerConfig};
-use ponder_server::{ConnectionLimits, ServerConfig, ThinkingDefaults};
+use ponder_server::{ConnectionLimits, ServerConfig, StoreLimits, ThinkingDefaults};
 use ponder_structured::ToolCallFormat;
 use ponder_sweep::Mode;
 use ponder_thinking::{ThinkingStyle, DEFAULT_CONTINUATION};
@@ -339,6 +339,13 @@ pub struct ServeArgs {
     /// when unset.
     #[arg(long, env = "PONDER_TOOL_CALL_PARSER", value_enum)]
     pub tool_call_parser: Option<ToolCallParser>,
+    /// MiB of responses the Responses API keeps for `previous_response_id` and `GET` (0 keeps
+    /// none); the oldest go first.
+    #[arg(long, env = "PONDER_RESPONSE_STORE_MIB", default_value_t = StoreLimits::DEFAULT_MAX_BYTES >> 20)]
+    pub response_store_mib: usize,
+    /// Seconds the Responses API keeps a response.
+    #[arg(long, env = "PONDER_RESPONSE_STORE_MAX_AGE", default_value_t = StoreLimits::DEFAULT_MAX_AGE_SECONDS)]
+    pub response_store_max_age: u64,
     /// Log prompts (off by default: prompts are private).
     #[arg(long, env = "PONDER_LOG_PROMPTS")]
     pub log_prompts: bool,

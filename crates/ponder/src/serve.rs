@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Router;
 use ponder_server::{parse_presets, ThinkingDefaults};
-use ponder_server::{AppState, ConnectionLimits, ServerConfig};
+use ponder_server::{AppState, ConnectionLimits, ServerConfig, StoreLimits};
 
 use crate::cli::ServeArgs;
 use crate::engine_setup::{resolve_model_arg, start_engine};
@@ -48,6 +48,10 @@ fn server_config(args: &ServeArgs, served_name: String) -> anyhow::Result<Server
         log_text: args.log_prompts,
         tool_call_format: args.tool_call_parser.map(Into::into),
         raw_special_tokens: args.raw_special_tokens,
+        response_store: StoreLimits {
+            max_bytes: args.response_store_mib << 20,
+            max_age: Duration::from_secs(args.response_store_max_age),
+        },
         connections: ConnectionLimits {
             header_timeout: Duration::from_secs(args.header_timeout),
             max_connections: args.max_connections,

@@ -271,7 +271,7 @@ impl StreamAssembler for MessageStream {
         frames(items)
     }
 
-    fn error_event(&self, error: &ApiError) -> SseEvent {
+    fn error_event(&mut self, error: &ApiError) -> SseEvent {
         SseEvent::default().event("error").data(serde_json::to_string(&error_body(error)).unwrap_or_default())
     }
 
