@@ -26,12 +26,23 @@ def prompt_tokens_at_most(body):
         if isinstance(prompt, list) and all(isinstance(t, int) for t in prompt):
             return len(prompt) + 1
         return len(json.dumps(prompt).encode()) + 1
-    parts = (body.get("messages", []), body.get("tools") or [], body.get("system") or "")
+    parts = (
+        body.get("messages", []),
+        body.get("input") or [],
+        body.get("tools") or [],
+        body.get("system") or "",
+        body.get("instructions") or "",
+    )
     return sum(len(json.dumps(part).encode()) for part in parts) + TEMPLATE_TOKENS
 
 
+def completion_limit(body, default):
+    """The completion limit, in any API's name."""
+    return body.get("max_completion_tokens") or body.get("max_tokens") or body.get("max_output_tokens") or default
+
+
 def fits_the_context(body):
-    limit = body.get("max_completion_tokens") or body.get("max_tokens") or 1
+    limit = completion_limit(body, 1)
     return prompt_tokens_at_most(body) + limit <= CONTEXT
 
 
@@ -64,6 +75,10 @@ def compiles(body):
     for tool in body.get("tools") or []:
         schemas.append(((tool or {}).get("function") or {}).get("parameters"))
         schemas.append((tool or {}).get("input_schema"))
+        schemas.append((tool or {}).get("parameters"))
+    text_format = (body.get("text") or {}).get("format")
+    if isinstance(text_format, dict):
+        schemas.append(text_format.get("schema"))
     return all(s is None or s in simple or s in [json.dumps(x) for x in simple] for s in schemas)
 
 
@@ -72,7 +87,8 @@ def thinking_budget_is_consistent(body):
     thinking = body.get("thinking")
     budgets = [body.get("thinking_token_budget"), body.get("thinking_budget_tokens")]
     minimum = None
-    off = body.get("reasoning_effort") == "none" or (body.get("chat_template_kwargs") or {}).get("enable_thinking") is False
+    effort = body.get("reasoning_effort") or (body.get("reasoning") or {}).get("effort")
+    off = effort == "none" or (body.get("chat_template_kwargs") or {}).get("enable_thinking") is False
     if thinking is False:
         off = True
     if isinstance(thinking, dict):
@@ -87,7 +103,7 @@ def thinking_budget_is_consistent(body):
         return True
     if off:
         return False
-    limit = body.get("max_completion_tokens") or body.get("max_tokens") or 16
+    limit = completion_limit(body, 16)
     if any(b > limit for b in given) or (minimum is not None and minimum > min(given + [limit])):
         return False
     # Two spellings of the maximum must agree.
@@ -107,7 +123,7 @@ def tools_are_consistent(body):
         return False
     if isinstance(choice, dict) and "function" in choice:
         return (choice.get("function") or {}).get("name") in names
-    if isinstance(choice, dict) and choice.get("type") == "tool":
+    if isinstance(choice, dict) and choice.get("type") in ("tool", "function"):
         return choice.get("name") in names
     return True
 
@@ -139,6 +155,12 @@ def blocks_in_their_turns(body):
     return True
 
 
+def responses_have_input(body):
+    """The Responses API: a conversation of at least one item, and no previous_response_id
+    (the fuzzer cannot name a stored response; any other id is a right 404)."""
+    return body.get("previous_response_id") is None and body.get("input") not in (None, [])
+
+
 RULES = (
     fits_the_context,
     bias_keys_are_token_ids,
@@ -150,6 +172,8 @@ RULES = (
     tool_arguments_are_json,
     blocks_in_their_turns,
 )
+# Rules of one operation alone, by path.
+PATH_RULES = {"/v1/responses": (responses_have_input,)}
 
 
 @schemathesis.hook
@@ -158,7 +182,8 @@ def filter_case(context, case):
     body = case.body
     if not isinstance(body, dict):
         return True
-    return all(holds(rule, body) for rule in RULES)
+    rules = RULES + PATH_RULES.get(case.path, ())
+    return all(holds(rule, body) for rule in rules)
 
 
 def holds(rule, body):

@@ -127,8 +127,8 @@ pub struct ResponseSettings {
     pub temperature: f64,
     /// The answer's format.
     pub text: TextConfig,
-    /// The tool choice.
-    #[schema(value_type = Object)]
+    /// The tool choice: `none`, `auto`, `required` or `{type: "function", name}`.
+    #[schema(value_type = Value)]
     pub tool_choice: Value,
     /// The tools.
     #[schema(value_type = Vec<Object>)]
