@@ -42,6 +42,27 @@ pub enum Frame {
     Error(ApiError),
 }
 
+/// One thing a stream sends before it becomes SSE: an event of its API's own type, or an
+/// error (which the stream reports in its API's shape).
+#[derive(Debug)]
+pub enum Item<E> {
+    /// An event.
+    Event(E),
+    /// An error.
+    Error(ApiError),
+}
+
+/// The frames of `items`, each event written as SSE by `sse`.
+pub fn frames<E>(items: Vec<Item<E>>, sse: impl Fn(&E) -> SseEvent) -> Vec<Frame> {
+    items
+        .into_iter()
+        .map(|item| match item {
+            Item::Event(event) => Frame::Event(sse(&event)),
+            Item::Error(error) => Frame::Error(error),
+        })
+        .collect()
+}
+
 /// Turns the engine events of one streamed request into server-sent events.
 pub trait StreamAssembler: Send {
     /// The events sent before the first engine event.

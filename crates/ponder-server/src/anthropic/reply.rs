@@ -12,7 +12,7 @@ use crate::assemble::{id_tag, thought, ChoiceOutput, Collector};
 use crate::error::ApiError;
 use crate::respond::Answer;
 use crate::types::ThinkingSummary;
-use crate::wire::{Frame, ReplyHeader, StreamAssembler, Wire};
+use crate::wire::{self, frames, Frame, ReplyHeader, StreamAssembler, Wire};
 
 use super::error::error_body;
 use super::types::{BlockDelta, Message, MessageDeltaBody, MessageUsage, OutputBlock, StreamEvent};
@@ -94,13 +94,7 @@ fn message(header: &ReplyHeader, choice: ChoiceOutput, usage: MessageUsage) -> M
 }
 
 /// One thing the stream sends, before it becomes SSE.
-#[derive(Debug)]
-pub enum Item {
-    /// An event.
-    Event(StreamEvent),
-    /// An error event (the stream ends after it).
-    Error(ApiError),
-}
+pub type Item = wire::Item<StreamEvent>;
 
 /// The kind of the content block that is open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,24 +245,14 @@ impl MessageStream {
     }
 }
 
-fn frames(items: Vec<Item>) -> Vec<Frame> {
-    items
-        .into_iter()
-        .map(|item| match item {
-            Item::Event(event) => Frame::Event(sse(&event)),
-            Item::Error(error) => Frame::Error(error),
-        })
-        .collect()
-}
-
 impl StreamAssembler for MessageStream {
     fn start(&mut self) -> Vec<Frame> {
-        frames(self.opening())
+        frames(self.opening(), sse)
     }
 
     fn push(&mut self, event: Event) -> Vec<Frame> {
         let items = self.items(event);
-        frames(items)
+        frames(items, sse)
     }
 
     fn error_event(&mut self, error: &ApiError) -> SseEvent {

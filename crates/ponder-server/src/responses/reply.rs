@@ -16,7 +16,7 @@ use crate::assemble::{id_tag, thought, tool_call_id, ChoiceOutput, Collector};
 use crate::error::ApiError;
 use crate::respond::Answer;
 use crate::types::ThinkingSummary;
-use crate::wire::{Frame, ReplyHeader, StreamAssembler, Wire};
+use crate::wire::{self, frames, Frame, ReplyHeader, StreamAssembler, Wire};
 
 use super::store::{ResponseStore, Stored};
 use super::types::{
@@ -198,13 +198,7 @@ fn output_items(response_id: &str, choice: ChoiceOutput) -> Vec<OutputItem> {
 }
 
 /// One thing the stream sends, before it becomes SSE.
-#[derive(Debug)]
-pub enum Item {
-    /// An event.
-    Event(ResponseStreamEvent),
-    /// An error (an `error` event, then `response.failed` at the end).
-    Error(ApiError),
-}
+pub type Item = wire::Item<ResponseStreamEvent>;
 
 /// Builds the event sequence of one streamed response.
 pub struct ResponseStream {
@@ -452,19 +446,9 @@ struct KeptStream {
     keeper: Option<Keeper>,
 }
 
-fn frames(items: Vec<Item>) -> Vec<Frame> {
-    items
-        .into_iter()
-        .map(|item| match item {
-            Item::Event(event) => Frame::Event(sse(&event)),
-            Item::Error(error) => Frame::Error(error),
-        })
-        .collect()
-}
-
 impl StreamAssembler for KeptStream {
     fn start(&mut self) -> Vec<Frame> {
-        frames(self.stream.opening())
+        frames(self.stream.opening(), sse)
     }
 
     fn push(&mut self, event: Event) -> Vec<Frame> {
@@ -474,7 +458,7 @@ impl StreamAssembler for KeptStream {
                 keeper.keep(response);
             }
         }
-        frames(items)
+        frames(items, sse)
     }
 
     fn error_event(&mut self, error: &ApiError) -> SseEvent {
