@@ -133,10 +133,11 @@ impl Collector {
         self.usage.ok_or_else(|| ApiError::internal("the engine stopped before the request finished"))
     }
 
-    /// Every choice's output and the token counts, or the error of a failed request.
-    pub fn into_choices(self) -> Result<(Vec<ChoiceOutput>, ponder_engine::Usage), ApiError> {
+    /// The first choice's output and the token counts (for APIs of one choice), or the error
+    /// of a failed request.
+    pub fn into_first(self) -> Result<(ChoiceOutput, ponder_engine::Usage), ApiError> {
         let usage = self.check()?;
-        Ok((self.choices, usage))
+        Ok((self.choices.into_iter().next().unwrap_or_default(), usage))
     }
 
     /// The chat completion response.

@@ -26,8 +26,7 @@ impl Wire for MessagesWire {
     }
 
     fn body(&self, collected: Collector, header: ReplyHeader, _answer: &Answer) -> Result<Value, ApiError> {
-        let (choices, usage) = collected.into_choices()?;
-        let choice = choices.into_iter().next().unwrap_or_default();
+        let (choice, usage) = collected.into_first()?;
         serde_json::to_value(message(&header, choice, usage.into())).map_err(|e| ApiError::internal(e.to_string()))
     }
 

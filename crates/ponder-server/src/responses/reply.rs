@@ -57,8 +57,7 @@ impl Wire for ResponsesWire {
     }
 
     fn body(&self, collected: Collector, header: ReplyHeader, _answer: &Answer) -> Result<Value, ApiError> {
-        let (choices, usage) = collected.into_choices()?;
-        let choice = choices.into_iter().next().unwrap_or_default();
+        let (choice, usage) = collected.into_first()?;
         let (finish, stats) = (choice.finish, choice.thinking);
         let output = output_items(&header.id, choice);
         let response =
@@ -361,28 +360,34 @@ impl ResponseStream {
         out
     }
 
+    /// Appends `text` to the open reasoning item (or message), opening one first when
+    /// something else is open; returns the item's id and place.
+    fn append_text(&mut self, reasoning: bool, text: &str, out: &mut Vec<Item>) -> (String, usize) {
+        let same = match &self.open {
+            Some(Open::Reasoning { .. }) => reasoning,
+            Some(Open::Message { .. }) => !reasoning,
+            _ => false,
+        };
+        if !same {
+            let fresh =
+                if reasoning { Open::Reasoning { text: String::new() } } else { Open::Message { text: String::new() } };
+            self.begin(fresh, out);
+        }
+        if let Some(Open::Reasoning { text: all } | Open::Message { text: all }) = &mut self.open {
+            all.push_str(text);
+        }
+        let output_index = self.output.len();
+        (item_id(if reasoning { "rs" } else { "msg" }, &self.header.id, output_index), output_index)
+    }
+
     fn delta(&mut self, kind: DeltaKind, text: String, out: &mut Vec<Item>) {
         match kind {
             DeltaKind::Reasoning => {
-                if !matches!(self.open, Some(Open::Reasoning { .. })) {
-                    self.begin(Open::Reasoning { text: String::new() }, out);
-                }
-                if let Some(Open::Reasoning { text: all }) = &mut self.open {
-                    all.push_str(&text);
-                }
-                let output_index = self.output.len();
-                let item_id = item_id("rs", &self.header.id, output_index);
+                let (item_id, output_index) = self.append_text(true, &text, out);
                 self.push(EventBody::ReasoningTextDelta { item_id, output_index, content_index: 0, delta: text }, out);
             }
             DeltaKind::Content => {
-                if !matches!(self.open, Some(Open::Message { .. })) {
-                    self.begin(Open::Message { text: String::new() }, out);
-                }
-                if let Some(Open::Message { text: all }) = &mut self.open {
-                    all.push_str(&text);
-                }
-                let output_index = self.output.len();
-                let item_id = item_id("msg", &self.header.id, output_index);
+                let (item_id, output_index) = self.append_text(false, &text, out);
                 let delta = EventBody::OutputTextDelta {
                     item_id,
                     output_index,
