@@ -4,9 +4,10 @@
 //!
 //! The face is small: [`router`] over an [`AppState`] built from a running engine and a
 //! [`ServerConfig`], and the OpenAPI document. Inside, each front end (`chat`,
-//! `completions`, `anthropic`) parses its wire shape and hands the shared fields to the one
-//! request builder (`validate`); `respond` runs the request and the front end's `Wire`
-//! (`assemble` for OpenAI's shapes, `anthropic::reply`) shapes its answer.
+//! `completions`, `anthropic`, `responses`) parses its wire shape and hands the shared fields
+//! to the one request builder (`validate`); `respond` runs the request and the front end's
+//! `Wire` (`assemble` for chat and text completions, `anthropic::reply`, `responses::reply`)
+//! shapes its answer.
 #![forbid(unsafe_code)]
 
 mod anthropic;

@@ -7,7 +7,8 @@
 //!   (Anthropic), with Ponder's own fields beside `type` as an extension,
 //! - `thinking: true | false`,
 //! - `thinking_token_budget` (vLLM), `thinking_budget_tokens` (llama.cpp),
-//! - `reasoning_effort` (`none|minimal|low|medium|high`, presets from the server config),
+//! - `reasoning_effort` (`none|minimal|low|medium|high`, presets from the server config; the
+//!   Responses API's `reasoning.effort` arrives here),
 //! - `chat_template_kwargs.enable_thinking` (Qwen3).
 //!
 //! Errors name the field in the spelling the caller used.
