@@ -146,9 +146,11 @@ fn output_text(output: FunctionOutput, at: &str) -> Result<String, ApiError> {
     }
 }
 
-/// The assistant turn being gathered from consecutive reasoning, message and call items.
+/// The assistant turn being gathered from consecutive reasoning, message and call items (an
+/// item with no text still makes a turn).
 #[derive(Default)]
 struct AssistantTurn {
+    started: bool,
     reasoning: String,
     content: String,
     calls: Vec<Value>,
@@ -156,7 +158,7 @@ struct AssistantTurn {
 
 impl AssistantTurn {
     fn is_empty(&self) -> bool {
-        self.reasoning.is_empty() && self.content.is_empty() && self.calls.is_empty()
+        !self.started
     }
 
     fn into_message(self) -> Value {
@@ -209,6 +211,7 @@ pub fn template_messages(instructions: Option<&str>, items: &[Value]) -> Result<
                     if !turn.content.is_empty() || !turn.calls.is_empty() {
                         flush(&mut turn, &mut out);
                     }
+                    turn.started = true;
                     turn.content.push_str(&text);
                 } else {
                     flush(&mut turn, &mut out);
@@ -220,6 +223,7 @@ pub fn template_messages(instructions: Option<&str>, items: &[Value]) -> Result<
                 if !turn.content.is_empty() || !turn.calls.is_empty() {
                     flush(&mut turn, &mut out);
                 }
+                turn.started = true;
                 match content {
                     Some(parts) if !parts.is_empty() => parts
                         .into_iter()
@@ -233,6 +237,7 @@ pub fn template_messages(instructions: Option<&str>, items: &[Value]) -> Result<
                 // Templates read the arguments as an object; a call a length limit cut short
                 // (its stored response is incomplete) keeps its text, so the conversation goes on.
                 let arguments = serde_json::from_str::<Value>(&arguments).unwrap_or(Value::String(arguments));
+                turn.started = true;
                 turn.calls.push(
                     json!({"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}),
                 );
@@ -442,6 +447,12 @@ mod tests {
             "an answer after an answer is a new turn"
         );
         assert_eq!(turns.len(), 5);
+        let bare = json!([{"type": "reasoning"}]);
+        assert_eq!(
+            template_messages(None, bare.as_array().unwrap()).unwrap(),
+            vec![json!({"role": "assistant", "content": ""})],
+            "an item with no text still makes a turn"
+        );
         let cut = json!([{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{\"a\": "}]);
         let turns = template_messages(None, cut.as_array().unwrap()).unwrap();
         assert_eq!(turns[0]["tool_calls"][0]["function"]["arguments"], "{\"a\": ", "a cut call keeps its text");
