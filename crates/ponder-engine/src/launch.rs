@@ -37,6 +37,18 @@ impl DeviceSpec {
     }
 }
 
+impl DeviceSpec {
+    /// The default most tokens of a step that only computes prompts (no sequence is
+    /// generating): on a CPU, 512-token steps compute a lone long prompt faster than 64-token
+    /// ones, since each step reads every weight once; a GPU's steps are large already.
+    pub fn default_max_prefill_step(&self) -> Option<usize> {
+        match self {
+            DeviceSpec::Cpu => Some(512),
+            DeviceSpec::Cuda(_) => None,
+        }
+    }
+}
+
 /// Parses `cpu`, `cuda:0,cuda:1`, or `auto` (every CUDA GPU when Ponder is built with CUDA
 /// and one is present, else the CPU).
 pub fn parse_devices(spec: &str) -> Result<Vec<DeviceSpec>, String> {
@@ -106,6 +118,9 @@ pub struct LaunchConfig {
     /// default ([`DeviceSpec::default_max_batch_tokens`]), so a CPU worker beside a GPU keeps
     /// its small steps.
     pub max_batch_tokens: Option<usize>,
+    /// Most tokens in a step that only computes prompts; `None` gives each worker its
+    /// device's default ([`DeviceSpec::default_max_prefill_step`]).
+    pub max_prefill_step: Option<usize>,
     /// Force a thinking format instead of detecting it.
     pub thinking_style: Option<ThinkingStyle>,
 }
@@ -118,6 +133,7 @@ impl Default for LaunchConfig {
             block_size: Self::DEFAULT_BLOCK_SIZE,
             engine: EngineConfig::default(),
             max_batch_tokens: None,
+            max_prefill_step: None,
             thinking_style: None,
         }
     }
@@ -133,6 +149,7 @@ impl LaunchConfig {
     pub fn scheduler_for(&self, device: &DeviceSpec) -> SchedulerConfig {
         SchedulerConfig {
             max_batch_tokens: self.max_batch_tokens.unwrap_or_else(|| device.default_max_batch_tokens()),
+            max_prefill_step: self.max_prefill_step.or_else(|| device.default_max_prefill_step()),
             ..self.engine.scheduler
         }
     }
@@ -262,6 +279,10 @@ mod tests {
         let gpu = config.scheduler_for(&DeviceSpec::Cuda(0));
         assert_eq!((cpu.max_batch_tokens, gpu.max_batch_tokens), (64, 2048));
         assert_eq!((cpu.max_running, gpu.max_running), (7, 7), "the other limits are shared");
+        assert_eq!((cpu.max_prefill_step, gpu.max_prefill_step), (Some(512), None));
+        assert_eq!((cpu.largest_step(), gpu.largest_step()), (512, 2048));
+        let small = LaunchConfig { max_prefill_step: Some(128), ..config.clone() };
+        assert_eq!(small.scheduler_for(&DeviceSpec::Cpu).max_prefill_step, Some(128));
         let fixed = LaunchConfig { max_batch_tokens: Some(256), ..config };
         assert_eq!(fixed.scheduler_for(&DeviceSpec::Cpu).max_batch_tokens, 256);
         assert_eq!(fixed.scheduler_for(&DeviceSpec::Cuda(1)).max_batch_tokens, 256);

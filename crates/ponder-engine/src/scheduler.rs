@@ -25,6 +25,11 @@ pub type SeqId = u64;
 pub struct SchedulerConfig {
     /// Most tokens (prefill and decode together) in one forward pass.
     pub max_batch_tokens: usize,
+    /// Most tokens in a step that holds up no one (only prompts already admitted are being
+    /// computed): larger steps read every weight fewer times for a long prompt, and the step
+    /// falls back to `max_batch_tokens` as soon as a sequence generates or a new prompt could
+    /// be admitted. `None`: always `max_batch_tokens`.
+    pub max_prefill_step: Option<usize>,
     /// Most sequences running at once.
     pub max_running: usize,
     /// Free blocks kept back when admitting, so running sequences can grow.
@@ -36,13 +41,23 @@ pub struct SchedulerConfig {
 /// 2048 on a GPU) unless `LaunchConfig::max_batch_tokens` is given.
 impl Default for SchedulerConfig {
     fn default() -> Self {
-        Self { max_batch_tokens: 512, max_running: Self::DEFAULT_MAX_RUNNING, watermark_blocks: 1 }
+        Self {
+            max_batch_tokens: 512,
+            max_prefill_step: None,
+            max_running: Self::DEFAULT_MAX_RUNNING,
+            watermark_blocks: 1,
+        }
     }
 }
 
 impl SchedulerConfig {
     /// The default most sequences running at once.
     pub const DEFAULT_MAX_RUNNING: usize = 64;
+
+    /// The most tokens any step may hold (a large step also stays within the free blocks).
+    pub fn largest_step(&self) -> usize {
+        self.max_prefill_step.map_or(self.max_batch_tokens, |t| t.max(self.max_batch_tokens))
+    }
 }
 
 /// One sequence's part of a planned step.
@@ -174,12 +189,22 @@ impl Scheduler {
 
     /// Plans the next step, reserving the blocks it needs.
     pub fn schedule(&mut self) -> StepPlan {
-        let mut budget = self.config.max_batch_tokens;
         let mut plan = StepPlan::default();
         // Generating sequences first (decodes, forced chunks), then prompts being prefilled.
         let (generating, prefilling): (Vec<SeqId>, Vec<SeqId>) =
             self.running.iter().partition(|id| self.seqs[id].table.len() >= self.seqs[id].prompt_len);
-        let prefill_cap = self.prefill_share(prefilling.len());
+        // A step no one waits for (no sequence generating, no new prompt to admit) may be larger.
+        let admissible = self.admissible_waiting();
+        let step = if generating.is_empty() && !admissible {
+            // As large as the free blocks allow (a block more per prompt for the partial ones),
+            // never below the usual step.
+            let free = self.blocks.free_blocks().saturating_sub(self.config.watermark_blocks + prefilling.len());
+            self.config.largest_step().min(free * self.blocks.block_size()).max(self.config.max_batch_tokens)
+        } else {
+            self.config.max_batch_tokens
+        };
+        let mut budget = step;
+        let prefill_cap = if prefilling.len() > 1 || admissible { (step / 2).max(1) } else { step };
         let generating_len = generating.len();
         for (order, id) in generating.into_iter().chain(prefilling).enumerate() {
             if budget == 0 {
@@ -204,20 +229,16 @@ impl Scheduler {
         plan
     }
 
-    /// The most one prompt being prefilled takes of a step. Alone, all of it; while another
-    /// prompt is being prefilled or a new one could be admitted, half, so the others get their
-    /// share: a short prompt's first token waits a step or two, not for a long prefill to end
-    /// (vLLM's partial prefills do the same).
-    fn prefill_share(&self, prefilling: usize) -> usize {
-        let admissible = self.waiting.iter().any(|&id| {
+    /// Whether a waiting sequence could be admitted now (it waits neither for a sibling nor
+    /// for a shared prefix being computed). While one could, or while several prompts are
+    /// being prefilled, a prompt takes half the step, so the others get their share: a short
+    /// prompt's first token waits a step or two, not for a long prefill to end (vLLM's partial
+    /// prefills do the same).
+    fn admissible_waiting(&self) -> bool {
+        self.waiting.iter().any(|&id| {
             let after_sibling = self.seqs[&id].after.is_some_and(|sibling| self.seqs.contains_key(&sibling));
             !after_sibling && !self.waits_for_a_shared_prefill(id)
-        });
-        if prefilling > 1 || admissible {
-            (self.config.max_batch_tokens / 2).max(1)
-        } else {
-            self.config.max_batch_tokens
-        }
+        })
     }
 
     /// Records that the planned chunks ran: their KV is stored, and newly computed prompt
@@ -454,7 +475,7 @@ mod tests {
     use super::*;
 
     fn config(max_batch_tokens: usize) -> SchedulerConfig {
-        SchedulerConfig { max_batch_tokens, max_running: 16, watermark_blocks: 0 }
+        SchedulerConfig { max_batch_tokens, max_prefill_step: None, max_running: 16, watermark_blocks: 0 }
     }
 
     fn prompt(seed: u32, n: usize) -> Vec<u32> {
@@ -501,6 +522,39 @@ mod tests {
         );
         let third = run_step(&mut s);
         assert_eq!(third[1], Planned { seq: 2, start: 14, len: 6, want_logits: true });
+    }
+
+    #[test]
+    fn a_lone_prefill_takes_large_steps_until_a_sequence_generates() {
+        let mut s = Scheduler::new(SchedulerConfig { max_prefill_step: Some(32), ..config(8) }, 64, 4);
+        let chunk = |seq, start, len, want_logits| Planned { seq, start, len, want_logits };
+        s.add(1, prompt(1, 70), None);
+        // Its admission is a small step (a burst of prompts would share it), then it is alone.
+        assert_eq!(run_step(&mut s), vec![chunk(1, 0, 8, false)]);
+        assert_eq!(run_step(&mut s), vec![chunk(1, 8, 32, false)]);
+        // A second prompt arrives: a small step while it could be admitted, and it gets half.
+        s.add(2, prompt(2, 40), None);
+        assert_eq!(run_step(&mut s), vec![chunk(1, 40, 4, false), chunk(2, 0, 4, false)]);
+        // Both admitted, neither generating: large steps again, shared.
+        assert_eq!(run_step(&mut s), vec![chunk(1, 44, 16, false), chunk(2, 4, 16, false)]);
+        assert_eq!(run_step(&mut s), vec![chunk(1, 60, 10, true), chunk(2, 20, 16, false)]);
+        // Sequence 1 now generates: back to small steps, its decode first.
+        assert_eq!(run_step(&mut s), vec![chunk(1, 70, 1, true), chunk(2, 36, 4, true)]);
+    }
+
+    #[test]
+    fn a_large_step_stays_within_the_free_blocks() {
+        // 12 blocks of 4 tokens: after the first small step (2 blocks), 10 are free, one of
+        // them kept for the prompt's partial block: 36 tokens, not 64.
+        let mut s = Scheduler::new(SchedulerConfig { max_prefill_step: Some(64), ..config(8) }, 12, 4);
+        s.add(1, prompt(1, 40), None);
+        assert_eq!(run_step(&mut s)[0].len, 8);
+        assert_eq!(run_step(&mut s)[0].len, 32, "the rest of the prompt fits");
+        let mut tight = Scheduler::new(SchedulerConfig { max_prefill_step: Some(64), ..config(8) }, 6, 4);
+        tight.add(1, prompt(1, 40), None);
+        assert_eq!(run_step(&mut tight)[0].len, 8);
+        assert_eq!(run_step(&mut tight)[0].len, 12, "three free blocks");
+        assert_eq!(tight.stats().preemptions, 0);
     }
 
     #[test]
@@ -718,8 +772,7 @@ mod tests {
 
     #[test]
     fn a_copy_is_dropped_with_an_admission_that_has_to_wait() {
-        let mut s =
-            Scheduler::new(SchedulerConfig { max_batch_tokens: 64, max_running: 16, watermark_blocks: 0 }, 4, 4);
+        let mut s = Scheduler::new(SchedulerConfig { max_batch_tokens: 64, ..config(64) }, 4, 4);
         s.add(1, prompt(1, 6), None);
         run_step(&mut s);
         // Sequence 1 holds 2 of 4 blocks; the next prompt needs 4 (1 shared, the copy target, 2 more).

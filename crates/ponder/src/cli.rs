@@ -88,6 +88,10 @@ pub struct EngineArgs {
     /// worker; default per worker: 64 on the CPU, 2048 on a GPU.
     #[arg(long, env = "PONDER_MAX_BATCH_TOKENS")]
     pub max_batch_tokens: Option<usize>,
+    /// Most tokens in a step while no sequence is generating (only prompts are computed), for
+    /// every worker; default per worker: 512 on the CPU, `--max-batch-tokens` on a GPU.
+    #[arg(long, env = "PONDER_MAX_PREFILL_STEP")]
+    pub max_prefill_step: Option<usize>,
     /// Most sequences decoding at once per worker.
     #[arg(long, env = "PONDER_MAX_RUNNING", default_value_t = SchedulerConfig::DEFAULT_MAX_RUNNING)]
     pub max_running: usize,

@@ -28,6 +28,7 @@ pub fn start_engine(args: &EngineArgs, model: &Path) -> anyhow::Result<Launched>
             max_waiting: args.max_waiting,
         },
         max_batch_tokens: args.max_batch_tokens,
+        max_prefill_step: args.max_prefill_step,
         thinking_style: args.thinking_format.map(ThinkingStyle::from),
     };
     let started = std::time::Instant::now();
