@@ -84,23 +84,29 @@ fn response_format(value: &Value) -> Result<Option<(AnswerFormat, String)>, ApiE
             let spec = object.get("json_schema").and_then(Value::as_object).ok_or_else(|| {
                 invalid("response_format.json_schema must be an object with a schema", "response_format.json_schema")
             })?;
-            let field = "response_format.json_schema.schema";
-            let schema = spec
-                .get("schema")
-                .filter(|s| s.is_object())
-                .ok_or_else(|| invalid(format!("{field} must be a JSON schema object"), field))?;
-            let strict = match spec.get("strict") {
-                None | Some(Value::Null) => false,
-                Some(Value::Bool(strict)) => *strict,
-                Some(_) => return Err(invalid("strict must be true or false", "response_format.json_schema.strict")),
-            };
-            Ok(Some((AnswerFormat::JsonSchema { schema: schema.clone(), strict }, field.into())))
+            schema_spec(spec, "response_format.json_schema").map(Some)
         }
         _ => Err(invalid(
             "response_format.type must be \"text\", \"json_object\" or \"json_schema\"",
             "response_format.type",
         )),
     }
+}
+
+/// A `{schema, strict}` object as an answer format, with the field of its schema: chat's
+/// `response_format.json_schema`, the Responses API's `text.format` (`at` names it).
+pub fn schema_spec(spec: &Map<String, Value>, at: &str) -> Result<(AnswerFormat, String), ApiError> {
+    let field = format!("{at}.schema");
+    let schema = spec
+        .get("schema")
+        .filter(|s| s.is_object())
+        .ok_or_else(|| invalid(format!("{field} must be a JSON schema object"), &field))?;
+    let strict = match spec.get("strict") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(strict)) => *strict,
+        Some(_) => return Err(invalid("strict must be true or false", &format!("{at}.strict"))),
+    };
+    Ok((AnswerFormat::JsonSchema { schema: schema.clone(), strict }, field))
 }
 
 /// vLLM's `structured_outputs`: exactly one of `json`, `regex`, `choice`, `grammar`, `json_object`.

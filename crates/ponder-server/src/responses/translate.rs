@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ApiError;
+use crate::structured::schema_spec;
 use crate::types::{GenerationFields, SamplingFields, ThinkingFields};
 
 use super::types::ResponsesRequest;
@@ -324,19 +325,7 @@ pub fn answer_format(format: Option<&Value>) -> Result<Option<(AnswerFormat, Str
     match object.get("type").and_then(Value::as_str) {
         Some("text") => Ok(None),
         Some("json_object") => Ok(Some((AnswerFormat::JsonObject, "text.format".into()))),
-        Some("json_schema") => {
-            let field = "text.format.schema";
-            let schema = object
-                .get("schema")
-                .filter(|s| s.is_object())
-                .ok_or_else(|| invalid(format!("{field} must be a JSON schema object"), field))?;
-            let strict = match object.get("strict") {
-                None | Some(Value::Null) => false,
-                Some(Value::Bool(strict)) => *strict,
-                Some(_) => return Err(invalid("text.format.strict must be true or false", "text.format.strict")),
-            };
-            Ok(Some((AnswerFormat::JsonSchema { schema: schema.clone(), strict }, field.into())))
-        }
+        Some("json_schema") => schema_spec(object, "text.format").map(Some),
         _ => Err(invalid("text.format.type must be \"text\", \"json_object\" or \"json_schema\"", "text.format.type")),
     }
 }
