@@ -1,69 +1,253 @@
-//! Causal attention of one query head over one sequence's keys and values, read in place
-//! from the block-based KV cache.
+//! Causal attention of a tile of queries over one sequence's keys and values, read in place
+//! from the block-based KV cache, flash-attention style: one key block at a time, with an
+//! online softmax, so each block's keys and values are read once for every query of the
+//! tile and every query head that shares the KV head.
+//!
+//! A query's result depends only on its own position and the cache: the key blocks are the
+//! cache's blocks, aligned at absolute positions, visited in order from the first; a block
+//! past a query's position is skipped, and in the block that holds it the later keys are
+//! left out. Every score and every value sum is the same chain of operations in whatever
+//! tile the query sits, so a sequence's attention is bit-for-bit the same alone, batched,
+//! or split into chunks.
 
-use crate::ops::{axpy, dot, softmax};
 use crate::Isa;
 
-/// One layer's KV cache on the host: `slots × kv_dim` keys and values, where the token at
-/// position `p` of a sequence lives in slot `blocks[p / block_size] * block_size + p % block_size`.
-#[derive(Debug, Clone, Copy)]
-pub struct KvView<'a> {
-    /// Keys, `slots × kv_dim`.
-    pub keys: &'a [f32],
-    /// Values, `slots × kv_dim`.
-    pub values: &'a [f32],
-    /// Width of one slot: `kv_heads × head_dim`.
-    pub kv_dim: usize,
+/// How one layer's cache lays out keys and values: for each block, for each KV head, the
+/// block's keys transposed (`head_dim × block_size`: each dimension's values for the block's
+/// tokens side by side, as the score product reads them), then the block's values
+/// (`block_size × head_dim`, one token after another, as the value sum reads them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvLayout {
+    /// KV heads.
+    pub kv_heads: usize,
+    /// Floats per head.
+    pub head_dim: usize,
     /// Tokens per block.
     pub block_size: usize,
 }
 
-impl KvView<'_> {
-    #[inline]
-    fn slot(&self, blocks: &[u32], position: usize) -> usize {
-        blocks[position / self.block_size] as usize * self.block_size + position % self.block_size
+impl KvLayout {
+    /// Floats of keys (or of values) in one block: `kv_heads × head_dim × block_size`.
+    pub fn block_floats(&self) -> usize {
+        self.kv_heads * self.head_dim * self.block_size
+    }
+
+    /// Floats of one KV head's keys (or values) in one block.
+    fn head_floats(&self) -> usize {
+        self.head_dim * self.block_size
+    }
+
+    /// Where KV head `kv_head`'s part of block `block` starts, in the keys or the values.
+    fn head_start(&self, block: u32, kv_head: usize) -> usize {
+        (block as usize * self.kv_heads + kv_head) * self.head_floats()
+    }
+
+    /// Writes one token's keys and values (`kv_heads × head_dim` each) into slot `offset` of
+    /// block `block`. Panics if the block is outside the slices.
+    pub fn store(&self, keys: &mut [f32], values: &mut [f32], block: u32, offset: usize, k: &[f32], v: &[f32]) {
+        assert!(offset < self.block_size, "slot {offset} outside a block of {}", self.block_size);
+        let (hd, bs) = (self.head_dim, self.block_size);
+        for h in 0..self.kv_heads {
+            let start = self.head_start(block, h);
+            let key_head = &mut keys[start..start + self.head_floats()];
+            for (d, &x) in k[h * hd..(h + 1) * hd].iter().enumerate() {
+                key_head[d * bs + offset] = x;
+            }
+            values[start + offset * hd..start + (offset + 1) * hd].copy_from_slice(&v[h * hd..(h + 1) * hd]);
+        }
+    }
+
+    /// Copies the first `len` slots of block `src` into block `dst`, keys and values.
+    /// Panics if a block is outside the slices or `len` exceeds the block size.
+    pub fn copy_prefix(&self, keys: &mut [f32], values: &mut [f32], src: u32, dst: u32, len: usize) {
+        assert!(len <= self.block_size, "copy of {len} slots from a block of {}", self.block_size);
+        let (hd, bs) = (self.head_dim, self.block_size);
+        for h in 0..self.kv_heads {
+            let (from, to) = (self.head_start(src, h), self.head_start(dst, h));
+            for d in 0..hd {
+                keys.copy_within(from + d * bs..from + d * bs + len, to + d * bs);
+            }
+            values.copy_within(from..from + len * hd, to);
+        }
     }
 }
 
-/// Attends the query heads `q` (`heads × head_dim` values, every one reading KV head
-/// `kv_head`, as grouped-query attention shares it) over positions `0..context` of a
-/// sequence, and writes their results into `out` (`heads × head_dim`). Each key and value
-/// is read once for the whole group; each head's arithmetic is the same as if it were
-/// alone. `scores` is scratch space.
-#[allow(clippy::too_many_arguments)]
-pub fn attend_heads(
+/// One layer's KV cache on the host, laid out as [`KvLayout`] says.
+#[derive(Debug, Clone, Copy)]
+pub struct KvView<'a> {
+    /// Keys, `blocks × block_floats`.
+    pub keys: &'a [f32],
+    /// Values, `blocks × block_floats`.
+    pub values: &'a [f32],
+    /// Their layout.
+    pub layout: KvLayout,
+}
+
+/// The queries one call attends: `tokens` consecutive tokens of one sequence, from position
+/// `first_position`, and of each the `group` query heads that read KV head `kv_head`.
+#[derive(Debug, Clone, Copy)]
+pub struct QueryTile<'a> {
+    /// The tile's rows of the batch's queries: token `t`'s heads start at `t × stride`.
+    pub q: &'a [f32],
+    /// Floats from one token's queries to the next.
+    pub stride: usize,
+    /// Tokens in the tile.
+    pub tokens: usize,
+    /// Position of the tile's first token in its sequence.
+    pub first_position: usize,
+    /// The KV head; its query heads are `kv_head × group .. (kv_head + 1) × group`.
+    pub kv_head: usize,
+    /// Query heads per KV head.
+    pub group: usize,
+    /// Factor applied to every score (`1 / √head_dim`).
+    pub scale: f32,
+}
+
+/// Buffers one attention call reuses from the last.
+#[derive(Debug, Default)]
+pub struct AttentionScratch {
+    q: Vec<f32>,
+    weights: Vec<f32>,
+    max: Vec<f32>,
+    sum: Vec<f32>,
+}
+
+/// Attends every query of `tile` over its sequence's positions `0..=` its own, the sequence's
+/// blocks being `blocks`, and writes the results into `out`: `tokens × group × head_dim`,
+/// token by token, each token's heads in order. Panics if a slice is too short for the
+/// tile, or the blocks do not cover the tile's last position.
+pub fn attend_tile(
     isa: Isa,
-    q: &[f32],
-    head_dim: usize,
+    tile: QueryTile<'_>,
     kv: KvView<'_>,
     blocks: &[u32],
-    context: usize,
-    kv_head: usize,
-    scale: f32,
-    scores: &mut Vec<f32>,
+    scratch: &mut AttentionScratch,
     out: &mut [f32],
 ) {
-    let heads = q.len() / head_dim;
-    let offset = kv_head * head_dim;
-    let slot_base = |p: usize| kv.slot(blocks, p) * kv.kv_dim + offset;
-    scores.clear();
-    scores.resize(heads * context, 0.0);
-    for p in 0..context {
-        let base = slot_base(p);
-        let key = &kv.keys[base..base + head_dim];
-        for (h, q_head) in q.chunks_exact(head_dim).enumerate() {
-            scores[h * context + p] = dot(isa, q_head, key) * scale;
+    let KvLayout { head_dim, block_size, .. } = kv.layout;
+    let rows = tile.tokens * tile.group;
+    let out = &mut out[..rows * head_dim];
+    let s = scratch;
+    gather_scaled_queries(tile, head_dim, &mut s.q);
+    s.weights.resize(rows * block_size, 0.0);
+    s.max.clear();
+    s.max.resize(rows, f32::NEG_INFINITY);
+    s.sum.clear();
+    s.sum.resize(rows, 0.0);
+    out.fill(0.0);
+    let last_position = tile.first_position + tile.tokens - 1;
+    for (index, &block) in blocks[..=last_position / block_size].iter().enumerate() {
+        let block_start = index * block_size;
+        // Tokens before the block's first key have nothing in it.
+        let first_row = block_start.saturating_sub(tile.first_position) * tile.group;
+        let head = kv.layout.head_start(block, tile.kv_head);
+        let keys = &kv.keys[head..head + kv.layout.head_floats()];
+        let values = &kv.values[head..head + kv.layout.head_floats()];
+        let weights = &mut s.weights[first_row * block_size..];
+        let q = &s.q[first_row * head_dim..];
+        scores(isa, q, head_dim, keys, block_size, weights);
+        let mut widest = 0;
+        for (i, row_weights) in weights.chunks_exact_mut(block_size).enumerate() {
+            let row = first_row + i;
+            let position = tile.first_position + row / tile.group;
+            let visible = (position + 1 - block_start).min(block_size);
+            widest = widest.max(visible);
+            let (max, sum) = (&mut s.max[row], &mut s.sum[row]);
+            let correction = softmax_step(isa, row_weights, visible, max, sum);
+            if correction != 1.0 {
+                for x in &mut out[row * head_dim..(row + 1) * head_dim] {
+                    *x *= correction;
+                }
+            }
+        }
+        accumulate(isa, weights, block_size, widest, values, head_dim, &mut out[first_row * head_dim..]);
+    }
+    for (row, &sum) in out.chunks_exact_mut(head_dim).zip(&s.sum) {
+        let inverse = 1.0 / sum;
+        for x in row {
+            *x *= inverse;
         }
     }
-    for head_scores in scores.chunks_exact_mut(context) {
-        softmax(isa, head_scores);
+}
+
+/// The tile's queries, `rows × head_dim`, each multiplied by the tile's scale.
+fn gather_scaled_queries(tile: QueryTile<'_>, head_dim: usize, q: &mut Vec<f32>) {
+    let width = tile.group * head_dim;
+    q.clear();
+    for t in 0..tile.tokens {
+        let start = t * tile.stride + tile.kv_head * width;
+        q.extend(tile.q[start..start + width].iter().map(|x| x * tile.scale));
     }
-    out.fill(0.0);
-    for p in 0..context {
-        let base = slot_base(p);
-        let value = &kv.values[base..base + head_dim];
-        for (h, out_head) in out.chunks_exact_mut(head_dim).enumerate() {
-            axpy(isa, scores[h * context + p], value, out_head);
+}
+
+fn softmax_step(isa: Isa, row: &mut [f32], visible: usize, max: &mut f32, sum: &mut f32) -> f32 {
+    #[cfg(target_arch = "x86_64")]
+    if isa.has_avx2() {
+        // SAFETY: an AVX2 `Isa` is made only by `Isa::detect`, after finding AVX2, FMA and F16C,
+        // the target features of the `avx2` kernels.
+        return unsafe { crate::avx2::softmax_step(row, visible, max, sum) };
+    }
+    scalar_softmax_step(row, visible, max, sum)
+}
+
+/// One online-softmax step of a row over a block: the row's first `visible` scores (the
+/// rest of the block lies past its position) become weights `e^(score - max)` in place, the
+/// rest zero; `max` and `sum` (the running maximum, and sum of weights) move on; and the
+/// returned factor is what the row's earlier value sum must be multiplied by to share the
+/// new maximum. Panics if `visible` exceeds the row.
+pub fn scalar_softmax_step(row: &mut [f32], visible: usize, max: &mut f32, sum: &mut f32) -> f32 {
+    let block_max = row[..visible].iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+    let new_max = max.max(block_max);
+    let correction = (*max - new_max).exp();
+    for x in &mut row[..visible] {
+        *x = (*x - new_max).exp();
+    }
+    row[visible..].fill(0.0);
+    *sum = *sum * correction + row.iter().sum::<f32>();
+    *max = new_max;
+    correction
+}
+
+fn scores(isa: Isa, q: &[f32], head_dim: usize, keys: &[f32], block: usize, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if isa.has_avx2() {
+        // SAFETY: an AVX2 `Isa` is made only by `Isa::detect`, after finding AVX2, FMA and F16C,
+        // the target features of the `avx2` kernels.
+        return unsafe { crate::avx2::tile_scores(q, head_dim, keys, block, out) };
+    }
+    scalar_scores(q, head_dim, keys, block, out);
+}
+
+fn accumulate(isa: Isa, p: &[f32], block: usize, keys: usize, values: &[f32], head_dim: usize, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if isa.has_avx2() {
+        // SAFETY: as in `scores`.
+        return unsafe { crate::avx2::tile_accumulate(p, block, keys, values, head_dim, out) };
+    }
+    scalar_accumulate(p, block, keys, values, head_dim, out);
+}
+
+/// `scores[r][j] = Σ_d q[r][d] · keys[d][j]` for every row `r` of `q` (`rows × head_dim`)
+/// and key `j` of a block (`keys`: `head_dim × block`). Panics if a slice is short.
+pub fn scalar_scores(q: &[f32], head_dim: usize, keys: &[f32], block: usize, scores: &mut [f32]) {
+    for (q_row, out) in q.chunks_exact(head_dim).zip(scores.chunks_exact_mut(block)) {
+        out.fill(0.0);
+        for (d, &x) in q_row.iter().enumerate() {
+            for (o, &k) in out.iter_mut().zip(&keys[d * block..(d + 1) * block]) {
+                *o += x * k;
+            }
+        }
+    }
+}
+
+/// `out[r][..] += Σ_{j < keys} p[r][j] · values[j][..]` for every row `r` of `out` (`rows ×
+/// head_dim`), `p` being `rows × block` weights and `values` a block's `block × head_dim`.
+pub fn scalar_accumulate(p: &[f32], block: usize, keys: usize, values: &[f32], head_dim: usize, out: &mut [f32]) {
+    for (out_row, p_row) in out.chunks_exact_mut(head_dim).zip(p.chunks(block)) {
+        for (&w, value) in p_row[..keys].iter().zip(values.chunks_exact(head_dim)) {
+            for (o, &v) in out_row.iter_mut().zip(value) {
+                *o += w * v;
+            }
         }
     }
 }
@@ -73,44 +257,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn attention_over_scattered_blocks_matches_a_dense_softmax() {
-        // Two KV heads of dim 4, block size 2; the sequence uses blocks 3 and 1; two query
-        // heads share KV head 1.
-        let kv_dim = 8;
-        let slots = 8;
-        let keys: Vec<f32> = (0..slots * kv_dim).map(|i| ((i * 7) % 5) as f32 * 0.1).collect();
-        let values: Vec<f32> = (0..slots * kv_dim).map(|i| ((i * 3) % 7) as f32).collect();
-        let kv = KvView { keys: &keys, values: &values, kv_dim, block_size: 2 };
-        let blocks = [3, 1];
-        let q = [0.5, -1.0, 0.25, 2.0, -0.75, 0.3, 1.5, 0.0];
-        let mut out = [0.0; 8];
-        attend_heads(Isa::SCALAR, &q, 4, kv, &blocks, 3, 1, 0.5, &mut Vec::new(), &mut out);
-        // Dense reference: positions 0, 1, 2 are slots 6, 7, 2.
-        let slot_of = [6, 7, 2];
-        for h in 0..2 {
-            let q_head = &q[4 * h..4 * h + 4];
-            let scores: Vec<f32> = slot_of
-                .iter()
-                .map(|&s| (0..4).map(|d| q_head[d] * keys[s * kv_dim + 4 + d]).sum::<f32>() * 0.5)
-                .collect();
-            let max = scores.iter().cloned().fold(f32::MIN, f32::max);
-            let exps: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
-            let total: f32 = exps.iter().sum();
-            for d in 0..4 {
-                let expected: f32 =
-                    slot_of.iter().zip(&exps).map(|(&s, e)| e / total * values[s * kv_dim + 4 + d]).sum();
-                let got = out[4 * h + d];
-                assert!((got - expected).abs() < 1e-5, "head {h} dim {d}: {got} vs {expected}");
-            }
-        }
-        let mut simd = [0.0; 8];
-        attend_heads(Isa::detect(), &q, 4, kv, &blocks, 3, 1, 0.5, &mut Vec::new(), &mut simd);
-        for d in 0..8 {
-            assert!((simd[d] - out[d]).abs() < 1e-5);
-        }
-        // A head's result does not depend on the other heads of its group.
-        let mut alone = [0.0; 4];
-        attend_heads(Isa::detect(), &q[4..], 4, kv, &blocks, 3, 1, 0.5, &mut Vec::new(), &mut alone);
-        assert_eq!(alone, simd[4..]);
+    fn a_token_stored_in_a_block_reads_back_through_the_layout() {
+        let layout = KvLayout { kv_heads: 2, head_dim: 3, block_size: 4 };
+        let mut keys = vec![0.0; 3 * layout.block_floats()];
+        let mut values = keys.clone();
+        let k = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let v = [7.0, 8.0, 9.0, 10.0, 11.0, 12.0];
+        layout.store(&mut keys, &mut values, 2, 1, &k, &v);
+        // Block 2, head 1, dimension 2, slot 1: keys transposed, values row by row.
+        assert_eq!(keys[2 * 24 + 12 + 2 * 4 + 1], 6.0);
+        assert_eq!(values[2 * 24 + 12 + 3..2 * 24 + 12 + 6], [10.0, 11.0, 12.0]);
+        layout.copy_prefix(&mut keys, &mut values, 2, 0, 2);
+        assert_eq!(keys[12 + 2 * 4 + 1], 6.0);
+        assert_eq!(values[12 + 3..12 + 6], [10.0, 11.0, 12.0]);
+        assert_eq!(keys.iter().filter(|&&x| x != 0.0).count(), 12);
     }
 }

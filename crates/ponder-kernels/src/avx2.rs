@@ -13,9 +13,13 @@
 //! instructions however many rows there are, so a row's result does not depend on how many
 //! other rows share the batch (batch invariance).
 
+mod attention;
+
 use std::arch::x86_64::*;
 
 use half::f16;
+
+pub use attention::{softmax_step, tile_accumulate, tile_scores};
 
 use crate::formats::{ActQ8, ActQ8K, ActQ8x8, BlockQ4Kx8, BlockQ5_0x8, BlockQ6Kx8, BlockQ8_0x8, GROUP_ROWS, QK, QK_K};
 use crate::matmul::TILE_ROWS;

@@ -100,11 +100,16 @@ fn cpu_backend_matches_quantized_qwen2() {
 #[test]
 fn logits_are_bit_identical_alone_batched_and_chunked() {
     let mut cpu = Cpu::new(256, 16);
+    // The last prompt spans many key blocks (16 tokens each) and attention tiles.
+    let long = "Explain, step by step, how a hash map finds a key, what happens on a collision, \
+                and why resizing keeps lookups fast on average. "
+        .repeat(5);
     let prompts: Vec<Vec<u32>> =
-        ["Reverse a string in Python.", "What is 2+2?", "Explain hash maps with an example in Rust.", "Hi"]
+        ["Reverse a string in Python.", "What is 2+2?", "Explain hash maps with an example in Rust.", "Hi", &long]
             .iter()
             .map(|t| cpu.prompt(t))
             .collect();
+    assert!(prompts[4].len() > 8 * 16, "the long prompt has {} tokens", prompts[4].len());
     // Alone: prefill, then 8 greedy steps, recording every logits row.
     let alone: Vec<Vec<Vec<f32>>> = prompts
         .iter()
@@ -142,13 +147,13 @@ fn logits_are_bit_identical_alone_batched_and_chunked() {
         seq.release(&mut cpu.allocator);
     }
     // Chunked prefill gives the same last-token logits, bit for bit.
-    for chunk in [1, 3, 16] {
+    for (prompt, chunk) in [(2, 1), (2, 3), (2, 16), (4, 1), (4, 7), (4, 16), (4, 50)] {
         let mut seq = new_seq();
         let mut last = Vec::new();
-        for piece in prompts[2].chunks(chunk) {
+        for piece in prompts[prompt].chunks(chunk) {
             last = cpu.step(&mut [&mut seq], &[piece.to_vec()]).remove(0);
         }
-        assert_eq!(last, alone[2][0], "prefill in chunks of {chunk}");
+        assert_eq!(last, alone[prompt][0], "prompt {prompt} prefilled in chunks of {chunk}");
         seq.release(&mut cpu.allocator);
     }
 }

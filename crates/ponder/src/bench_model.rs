@@ -1,7 +1,8 @@
 //! `ponder bench model`: the model runner's speed on one machine, no HTTP, no scheduler.
 //!
 //! Prints load time, prefill tokens/s for one long prompt, and aggregate decode tokens/s for
-//! several batch sizes (every sequence decodes one token per step), medians of repeats.
+//! several batch sizes (every sequence decodes one token per step, each with `--depth`
+//! tokens already in its cache), medians of repeats.
 
 use std::time::Instant;
 
@@ -12,7 +13,7 @@ use candle_core::Device;
 use ponder_engine::block_manager::BlockManager;
 use ponder_engine::block_table::BlockTable;
 use ponder_engine::{CandleRunner, CpuRunner, ModelRunner};
-use ponder_models::{CpuModel, Logits, ModelMetadata, SequenceChunk};
+use ponder_models::{BlockCopy, CpuModel, Logits, ModelMetadata, SequenceChunk};
 use serde::Serialize;
 
 use clap::ValueEnum;
@@ -20,8 +21,10 @@ use clap::ValueEnum;
 use crate::cli::{Backend, BenchModelArgs};
 
 const BLOCK_SIZE: usize = 16;
-/// Prompt length of each sequence in the decode measurement.
+/// Context of each sequence in the decode measurement when no `--depth` is given.
 const DECODE_PROMPT: usize = 64;
+/// Tokens per forward pass when the decode context is prefilled.
+const CONTEXT_CHUNK: usize = 512;
 
 #[derive(Debug, Serialize)]
 struct DecodeResult {
@@ -35,6 +38,7 @@ struct Report {
     model: String,
     backend: String,
     threads: usize,
+    depth: usize,
     load_seconds: f64,
     prefill_tokens: usize,
     prefill_tokens_per_second: f64,
@@ -45,8 +49,10 @@ pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
     let model = crate::engine_setup::resolve_model_arg(&args.model)?.path;
     let metadata = ModelMetadata::load(&model).context("reading the model")?;
     let max_batch = args.batches.iter().copied().max().unwrap_or(1);
-    let tokens_per_seq = (DECODE_PROMPT + args.decode_steps).max(args.prefill_tokens);
-    let num_blocks = max_batch * tokens_per_seq.div_ceil(BLOCK_SIZE) + 1;
+    let depth = if args.depth == 0 { DECODE_PROMPT } else { args.depth };
+    let tokens_per_seq = (depth + args.decode_steps).max(args.prefill_tokens);
+    // Every decoding sequence, the context they copy, and the prefill's prompt.
+    let num_blocks = (max_batch + 2) * tokens_per_seq.div_ceil(BLOCK_SIZE) + 1;
     let start = Instant::now();
     let mut runner: Box<dyn ModelRunner> = match args.backend {
         Backend::Cpu => {
@@ -78,20 +84,26 @@ pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
     let prefill_tps = args.prefill_tokens as f64 / prefill;
     eprintln!("prefill {} tokens: {:.1} ms, {prefill_tps:.1} tok/s", args.prefill_tokens, prefill * 1e3);
 
+    let mut pool = BlockManager::new(num_blocks, BLOCK_SIZE);
+    let context = prefill_context(runner.as_mut(), &mut pool, depth, &|i| token(1, i))?;
     let mut decode = Vec::new();
     for &batch in &args.batches {
         let step = median(
             (0..args.repeats)
-                .map(|_| decode_step_seconds(runner.as_mut(), num_blocks, batch, args.decode_steps, &token)),
+                .map(|_| decode_step_seconds(runner.as_mut(), &mut pool, &context, batch, args.decode_steps, &token)),
         );
         let result = DecodeResult { batch, step_ms: step * 1e3, tokens_per_second: batch as f64 / step };
-        eprintln!("decode batch {batch:>2}: {:.1} ms/step, {:.1} tok/s", result.step_ms, result.tokens_per_second);
+        eprintln!(
+            "decode batch {batch:>2} at depth {depth}: {:.1} ms/step, {:.1} tok/s",
+            result.step_ms, result.tokens_per_second
+        );
         decode.push(result);
     }
     let report = Report {
         model: metadata.name.clone(),
         backend,
         threads: rayon_threads(),
+        depth,
         load_seconds,
         prefill_tokens: args.prefill_tokens,
         prefill_tokens_per_second: prefill_tps,
@@ -112,33 +124,54 @@ fn rayon_threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// Prefills `batch` short prompts (untimed), then times `steps` decode steps of all of them.
+/// Prefills `depth` tokens of one sequence, in chunks: the context every decoding sequence
+/// then starts from (as a copy of its blocks).
+fn prefill_context(
+    runner: &mut dyn ModelRunner,
+    pool: &mut BlockManager,
+    depth: usize,
+    token: &dyn Fn(usize) -> u32,
+) -> anyhow::Result<BlockTable> {
+    let start = Instant::now();
+    let tokens: Vec<u32> = (0..depth).map(token).collect();
+    let mut table = BlockTable::new();
+    table.reserve(depth, pool).context("blocks for the decode context")?;
+    let mut logits = Logits::default();
+    for piece in tokens.chunks(CONTEXT_CHUNK) {
+        let chunk = SequenceChunk { tokens: piece, start: table.len(), blocks: table.blocks(), want_logits: false };
+        runner.forward(&[chunk], &mut logits).context("prefilling the decode context")?;
+        table.advance(piece.len(), pool);
+    }
+    eprintln!("decode context of {depth} tokens prefilled in {:.1} s", start.elapsed().as_secs_f64());
+    Ok(table)
+}
+
+/// Gives `batch` sequences a copy of `context` (untimed), then times `steps` decode steps
+/// of all of them.
 fn decode_step_seconds(
     runner: &mut dyn ModelRunner,
-    num_blocks: usize,
+    pool: &mut BlockManager,
+    context: &BlockTable,
     batch: usize,
     steps: usize,
     token: &dyn Fn(usize, usize) -> u32,
 ) -> f64 {
-    let mut pool = BlockManager::new(num_blocks, BLOCK_SIZE);
     let mut logits = Logits::default();
+    let depth = context.len();
     let mut tables: Vec<BlockTable> = (0..batch).map(|_| BlockTable::new()).collect();
-    let prompts: Vec<Vec<u32>> = (0..batch).map(|s| (0..DECODE_PROMPT).map(|i| token(s + 1, i)).collect()).collect();
+    let mut copies = Vec::new();
     for table in &mut tables {
-        table.reserve(DECODE_PROMPT + steps, &mut pool).expect("blocks");
+        table.reserve(depth + steps, pool).expect("blocks");
+        for (i, (&src, &dst)) in context.blocks().iter().zip(table.blocks()).enumerate() {
+            let len = (depth - i * BLOCK_SIZE).min(BLOCK_SIZE);
+            copies.push(BlockCopy { src, dst, len });
+        }
+        table.advance(depth, pool);
     }
-    let chunks: Vec<SequenceChunk> = prompts
-        .iter()
-        .zip(&tables)
-        .map(|(p, t)| SequenceChunk { tokens: p, start: 0, blocks: t.blocks(), want_logits: true })
-        .collect();
-    runner.forward(&chunks, &mut logits).expect("prefill");
-    for table in &mut tables {
-        table.advance(DECODE_PROMPT, &pool);
-    }
+    runner.copy_block_prefixes(&copies).expect("copying the context");
     let start = Instant::now();
     for step in 0..steps {
-        let inputs: Vec<[u32; 1]> = (0..batch).map(|s| [token(s + 1, DECODE_PROMPT + step)]).collect();
+        let inputs: Vec<[u32; 1]> = (0..batch).map(|s| [token(s + 2, depth + step)]).collect();
         let chunks: Vec<SequenceChunk> = inputs
             .iter()
             .zip(&tables)
@@ -151,12 +184,12 @@ fn decode_step_seconds(
             .collect();
         runner.forward(&chunks, &mut logits).expect("decode");
         for table in &mut tables {
-            table.advance(1, &pool);
+            table.advance(1, pool);
         }
     }
     let elapsed = start.elapsed().as_secs_f64() / steps as f64;
     for table in &mut tables {
-        table.release(&mut pool);
+        table.release(pool);
     }
     elapsed
 }

@@ -252,6 +252,10 @@ pub struct BenchModelArgs {
     /// Batch sizes for the decode measurement.
     #[arg(long, value_delimiter = ',', default_value = "1,4,8,16")]
     pub batches: Vec<usize>,
+    /// Tokens already in each decoding sequence's cache (a real prefill, run once untimed
+    /// and copied to every sequence); 0 means a 64-token prompt.
+    #[arg(long, default_value_t = 0)]
+    pub depth: usize,
     /// Repetitions of each measurement (the median is reported).
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,

@@ -2,14 +2,14 @@
 //! kernels, and the KV cache in host memory.
 //!
 //! Every token's result depends only on its own sequence: matmuls are batch-invariant and
-//! attention runs per (token, KV head group), so a sequence's logits are bit-for-bit the
+//! each query's attention is the same sums in the same order in whatever tile it runs, so a sequence's logits are bit-for-bit the
 //! same alone or batched, in one prefill or in chunks.
 
 mod weights;
 
 use std::path::Path;
 
-use ponder_kernels::attention::{attend_heads, KvView};
+use ponder_kernels::attention::{attend_tile, AttentionScratch, KvLayout, KvView, QueryTile};
 use ponder_kernels::{matmul, ops, Isa, MatmulJob, QuantMatrix, QuantType, QuantizedActivations};
 use rayon::prelude::*;
 
@@ -21,25 +21,25 @@ use crate::model::batch::{validate_chunks, SequenceChunk};
 use crate::Result;
 use weights::{CpuLayer, CpuLinear, CpuWeights};
 
-/// KV cache in host memory: per layer, `slots × kv_dim` keys and values.
+/// KV cache in host memory: per layer, keys and values laid out as [`KvLayout`] says.
 pub struct HostKvCache {
     layers: Vec<(Vec<f32>, Vec<f32>)>,
-    kv_dim: usize,
-    block_size: usize,
+    layout: KvLayout,
     num_blocks: usize,
 }
 
 impl HostKvCache {
     /// `num_blocks` blocks of `block_size` tokens for every layer of `config`.
     pub fn new(config: &ModelConfig, num_blocks: usize, block_size: usize) -> Self {
-        let size = num_blocks * block_size * config.kv_dim();
+        let layout = KvLayout { kv_heads: config.num_kv_heads, head_dim: config.head_dim, block_size };
+        let size = num_blocks * layout.block_floats();
         let layers = (0..config.num_layers).map(|_| (vec![0.0; size], vec![0.0; size])).collect();
-        Self { layers, kv_dim: config.kv_dim(), block_size, num_blocks }
+        Self { layers, layout, num_blocks }
     }
 
     /// Tokens per block.
     pub fn block_size(&self) -> usize {
-        self.block_size
+        self.layout.block_size
     }
 
     /// Number of blocks.
@@ -50,14 +50,9 @@ impl HostKvCache {
     /// Copies the KV of the first `copy.len` slots of block `copy.src` into block `copy.dst`,
     /// in every layer.
     pub fn copy_block_prefix(&mut self, copy: BlockCopy) -> Result<()> {
-        copy.check(self.block_size, self.num_blocks)?;
-        let slot_floats = self.kv_dim;
-        let src = copy.src as usize * self.block_size * slot_floats;
-        let dst = copy.dst as usize * self.block_size * slot_floats;
-        let len = copy.len * slot_floats;
+        copy.check(self.layout.block_size, self.num_blocks)?;
         for (keys, values) in &mut self.layers {
-            keys.copy_within(src..src + len, dst);
-            values.copy_within(src..src + len, dst);
+            self.layout.copy_prefix(keys, values, copy.src, copy.dst, copy.len);
         }
         Ok(())
     }
@@ -72,6 +67,7 @@ pub struct CpuScratch {
     k: Vec<f32>,
     v: Vec<f32>,
     attn: Vec<f32>,
+    attn_by_head: Vec<f32>,
     proj: Vec<f32>,
     gate: Vec<f32>,
     up: Vec<f32>,
@@ -88,12 +84,18 @@ pub struct CpuModel {
     isa: Isa,
 }
 
-/// One (token, KV head) attention task: chunk index, row in the batch, position, and the
-/// KV head whose query heads it computes.
+/// Query rows per attention task (tokens × the query heads of one KV head): about a hundred,
+/// whose queries, weights and sums stay in the L2 cache while each key block is read once
+/// for all of them; a multiple of 6 and 3, the rows the kernels take at a time.
+const TILE_QUERY_ROWS: usize = 126;
+
+/// One attention task: a tile of consecutive tokens of one chunk, for one KV head.
 #[derive(Clone, Copy)]
-struct HeadTask {
+struct TileTask {
     chunk: usize,
+    /// The tile's first row in the batch.
     row: usize,
+    tokens: usize,
     position: usize,
     kv_head: usize,
 }
@@ -152,7 +154,7 @@ impl CpuModel {
     ) -> Result<()> {
         rayon::scope(|_| {
             let c = &self.config;
-            validate_chunks(chunks, cache.block_size, cache.num_blocks, c.max_position_embeddings)?;
+            validate_chunks(chunks, cache.layout.block_size, cache.num_blocks, c.max_position_embeddings)?;
             let tokens: usize = chunks.iter().map(|ch| ch.tokens.len()).sum();
             let positions: Vec<usize> = chunks.iter().flat_map(|ch| ch.start..ch.start + ch.tokens.len()).collect();
 
@@ -166,7 +168,7 @@ impl CpuModel {
 
             debug_assert_eq!(cache.layers.len(), self.weights.layers.len());
             for (layer, layer_kv) in self.weights.layers.iter().zip(cache.layers.iter_mut()) {
-                self.attention_block(layer, layer_kv, cache.block_size, chunks, &positions, s);
+                self.attention_block(layer, layer_kv, cache.layout, chunks, &positions, s);
                 self.mlp_block(layer, tokens, s);
             }
             self.last_token_logits(chunks, s, logits);
@@ -181,7 +183,7 @@ impl CpuModel {
         &self,
         layer: &CpuLayer,
         (keys, values): &mut (Vec<f32>, Vec<f32>),
-        block_size: usize,
+        layout: KvLayout,
         chunks: &[SequenceChunk<'_>],
         positions: &[usize],
         s: &mut CpuScratch,
@@ -218,17 +220,16 @@ impl CpuModel {
         }
         let mut row = 0;
         for chunk in chunks {
-            for i in 0..chunk.tokens.len() {
-                let p = chunk.start + i;
-                let slot = chunk.blocks[p / block_size] as usize * block_size + p % block_size;
-                keys[slot * kv_dim..(slot + 1) * kv_dim].copy_from_slice(&s.k[row * kv_dim..(row + 1) * kv_dim]);
-                values[slot * kv_dim..(slot + 1) * kv_dim].copy_from_slice(&s.v[row * kv_dim..(row + 1) * kv_dim]);
+            for p in chunk.start..chunk.start + chunk.tokens.len() {
+                let (block, offset) = (chunk.blocks[p / layout.block_size], p % layout.block_size);
+                let (k, v) = (&s.k[row * kv_dim..(row + 1) * kv_dim], &s.v[row * kv_dim..(row + 1) * kv_dim]);
+                layout.store(keys, values, block, offset, k, v);
                 row += 1;
             }
         }
-        let kv = KvView { keys, values, kv_dim, block_size };
+        let kv = KvView { keys, values, layout };
         s.attn.resize(tokens * q_dim, 0.0);
-        self.attention(chunks, &s.q, kv, &mut s.attn);
+        self.attention(chunks, &s.q, kv, &mut s.attn_by_head, &mut s.attn);
         s.proj.resize(tokens * hidden, 0.0);
         self.project(&s.attn, tokens, &mut s.acts, &mut [(&layer.o, &mut s.proj)]);
         ops::add_assign(&mut s.x, &s.proj);
@@ -296,35 +297,63 @@ impl CpuModel {
         }
     }
 
-    /// Causal attention of every token of every chunk, one parallel task per (token, KV
-    /// head) covering the query heads that share it.
-    fn attention(&self, chunks: &[SequenceChunk<'_>], q: &[f32], kv: KvView<'_>, out: &mut [f32]) {
+    /// Causal attention of every token of every chunk: one parallel task per tile of a
+    /// chunk's tokens and KV head, covering the query heads that share it. The tasks write
+    /// `by_head` (KV head by KV head, each the batch's tokens in order), which is then
+    /// reordered into `out` (token by token).
+    fn attention(
+        &self,
+        chunks: &[SequenceChunk<'_>],
+        q: &[f32],
+        kv: KvView<'_>,
+        by_head: &mut Vec<f32>,
+        out: &mut [f32],
+    ) {
         let c = &self.config;
-        let (q_dim, head_dim) = (c.q_dim(), c.head_dim);
-        let group_width = c.num_heads / c.num_kv_heads * head_dim;
-        debug_assert_eq!(q_dim, c.num_kv_heads * group_width);
-        let scale = 1.0 / (head_dim as f32).sqrt();
+        let (q_dim, group) = (c.q_dim(), c.num_heads / c.num_kv_heads);
+        let group_width = group * c.head_dim;
+        let tokens: usize = chunks.iter().map(|ch| ch.tokens.len()).sum();
+        let tile_tokens = (TILE_QUERY_ROWS / group).max(1);
         let mut tasks = Vec::new();
-        let mut row = 0;
-        for (index, chunk) in chunks.iter().enumerate() {
-            for i in 0..chunk.tokens.len() {
-                for kv_head in 0..c.num_kv_heads {
-                    tasks.push(HeadTask { chunk: index, row, position: chunk.start + i, kv_head });
+        for kv_head in 0..c.num_kv_heads {
+            let mut row = 0;
+            for (index, chunk) in chunks.iter().enumerate() {
+                for first in (0..chunk.tokens.len()).step_by(tile_tokens) {
+                    let tile = tile_tokens.min(chunk.tokens.len() - first);
+                    let position = chunk.start + first;
+                    tasks.push(TileTask { chunk: index, row: row + first, tokens: tile, position, kv_head });
                 }
-                row += 1;
+                row += chunk.tokens.len();
             }
         }
-        // Task `i` is (row, KV head) in row-major order, so its outputs are the `i`-th
-        // `group_width` floats: the output splits into one piece per task.
-        let out = &mut out[..tasks.len() * group_width];
-        let isa = self.isa;
-        tasks.par_iter().zip(out.par_chunks_mut(group_width)).for_each_init(Vec::new, |scores, (task, out_group)| {
-            let offset = task.row * q_dim + task.kv_head * group_width;
-            let q_group = &q[offset..offset + group_width];
-            let chunk = &chunks[task.chunk];
-            let context = task.position + 1;
-            attend_heads(isa, q_group, head_dim, kv, chunk.blocks, context, task.kv_head, scale, scores, out_group);
+        // The tasks, in order, cover `by_head` piece after piece.
+        by_head.resize(c.num_kv_heads * tokens * group_width, 0.0);
+        let mut pieces = Vec::with_capacity(tasks.len());
+        let mut rest = &mut by_head[..];
+        for task in &tasks {
+            let (piece, tail) = rest.split_at_mut(task.tokens * group_width);
+            pieces.push(piece);
+            rest = tail;
+        }
+        let (isa, scale) = (self.isa, 1.0 / (c.head_dim as f32).sqrt());
+        tasks.par_iter().zip(pieces).for_each_init(AttentionScratch::default, |scratch, (task, piece)| {
+            let tile = QueryTile {
+                q: &q[task.row * q_dim..],
+                stride: q_dim,
+                tokens: task.tokens,
+                first_position: task.position,
+                kv_head: task.kv_head,
+                group,
+                scale,
+            };
+            attend_tile(isa, tile, kv, chunks[task.chunk].blocks, scratch, piece);
         });
+        for (kv_head, head_rows) in by_head.chunks_exact(tokens * group_width).enumerate() {
+            for (token, row) in head_rows.chunks_exact(group_width).enumerate() {
+                let start = token * q_dim + kv_head * group_width;
+                out[start..start + group_width].copy_from_slice(row);
+            }
+        }
     }
 }
 

@@ -1,0 +1,207 @@
+//! The two inner products of tiled attention, on one query tile and one key block.
+//!
+//! Both keep every output element's sum a fused multiply-add chain in a fixed order (over
+//! the head dimension for a score, over the keys for a value sum), whatever the number of
+//! rows computed together: a row's results are the same in any tile (batch invariance).
+//! Lanes that do not fill a register go through `f32::mul_add`, the same fused operation.
+
+use std::arch::x86_64::*;
+
+use super::{load_ps, store_ps};
+
+/// Rows of queries whose scores are computed together (6 rows × 2 registers of keys, plus
+/// the two key registers and a broadcast, fit the 16 registers).
+const SCORE_ROWS: usize = 6;
+/// Rows whose value sums are computed together, over [`VALUE_LANES`] × 8 dimensions (4 × 2
+/// sums, 4 weights and a register of values fit the 16 registers; 3 × 4 spilled sums).
+const VALUE_ROWS: usize = 4;
+/// Registers of dimensions per row in the value sum.
+const VALUE_LANES: usize = 2;
+
+/// AVX2 version of [`crate::attention::scalar_scores`]: `scores[r][j] = Σ_d q[r][d] · keys[d][j]`
+/// for every row `r` of `q` (`rows × head_dim`) and key `j` of the block (`keys` is
+/// `head_dim × block`, the block's keys transposed). Panics if a slice is shorter than that.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub fn tile_scores(q: &[f32], head_dim: usize, keys: &[f32], block: usize, scores: &mut [f32]) {
+    let rows = q.len() / head_dim;
+    assert!(keys.len() >= head_dim * block && scores.len() >= rows * block, "tile_scores: short slices");
+    let mut r = 0;
+    while r < rows {
+        let take = SCORE_ROWS.min(rows - r);
+        let q_rows = &q[r * head_dim..(r + take) * head_dim];
+        let out = &mut scores[r * block..(r + take) * block];
+        let mut j = 0;
+        while j + 16 <= block {
+            match take {
+                SCORE_ROWS => score_rows::<SCORE_ROWS, 2>(q_rows, head_dim, keys, block, j, out),
+                _ => (0..take).for_each(|i| {
+                    let row = &q_rows[i * head_dim..(i + 1) * head_dim];
+                    score_rows::<1, 2>(row, head_dim, keys, block, j, &mut out[i * block..(i + 1) * block]);
+                }),
+            }
+            j += 16;
+        }
+        if j + 8 <= block {
+            for i in 0..take {
+                let row = &q_rows[i * head_dim..(i + 1) * head_dim];
+                score_rows::<1, 1>(row, head_dim, keys, block, j, &mut out[i * block..(i + 1) * block]);
+            }
+            j += 8;
+        }
+        for col in j..block {
+            for i in 0..take {
+                let row = &q_rows[i * head_dim..(i + 1) * head_dim];
+                out[i * block + col] = (0..head_dim).fold(0.0, |acc, d| row[d].mul_add(keys[d * block + col], acc));
+            }
+        }
+        r += take;
+    }
+}
+
+/// Scores of `R` rows against the `8 × C` keys from column `j`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn score_rows<const R: usize, const C: usize>(
+    q: &[f32],
+    head_dim: usize,
+    keys: &[f32],
+    block: usize,
+    j: usize,
+    out: &mut [f32],
+) {
+    assert!(q.len() >= R * head_dim && out.len() >= (R - 1) * block + j + 8 * C);
+    let mut acc = [[_mm256_setzero_ps(); C]; R];
+    for d in 0..head_dim {
+        let row = &keys[d * block + j..d * block + j + 8 * C];
+        let k: [__m256; C] = std::array::from_fn(|c| load_ps(row[8 * c..8 * c + 8].try_into().expect("8 floats")));
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            let qv = _mm256_set1_ps(q[r * head_dim + d]);
+            for c in 0..C {
+                acc_r[c] = _mm256_fmadd_ps(qv, k[c], acc_r[c]);
+            }
+        }
+    }
+    for (r, acc_r) in acc.iter().enumerate() {
+        for (c, &a) in acc_r.iter().enumerate() {
+            let at = r * block + j + 8 * c;
+            store_ps((&mut out[at..at + 8]).try_into().expect("8 floats"), a);
+        }
+    }
+}
+
+/// AVX2 version of [`crate::attention::scalar_accumulate`]: `out[r][..] += Σ_{j < keys} p[r][j] ·
+/// values[j][..]` for every row `r` of `out` (`rows × head_dim`), `p` being `rows × block`
+/// weights and `values` the block's `block × head_dim` values. Panics if a slice is short.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub fn tile_accumulate(p: &[f32], block: usize, keys: usize, values: &[f32], head_dim: usize, out: &mut [f32]) {
+    let rows = out.len() / head_dim;
+    assert!(
+        keys <= block && p.len() >= rows * block && values.len() >= keys * head_dim,
+        "tile_accumulate: short slices"
+    );
+    let mut r = 0;
+    while r < rows {
+        let take = VALUE_ROWS.min(rows - r);
+        let out_rows = &mut out[r * head_dim..(r + take) * head_dim];
+        let p_rows = &p[r * block..(r + take) * block];
+        let mut d = 0;
+        while d + 8 * VALUE_LANES <= head_dim {
+            match take {
+                VALUE_ROWS => {
+                    accumulate_rows::<VALUE_ROWS, VALUE_LANES>(p_rows, block, keys, values, head_dim, d, out_rows)
+                }
+                _ => (0..take).for_each(|i| {
+                    let out_row = &mut out_rows[i * head_dim..(i + 1) * head_dim];
+                    let p_row = &p_rows[i * block..(i + 1) * block];
+                    accumulate_rows::<1, VALUE_LANES>(p_row, block, keys, values, head_dim, d, out_row);
+                }),
+            }
+            d += 8 * VALUE_LANES;
+        }
+        while d + 8 <= head_dim {
+            for i in 0..take {
+                let out_row = &mut out_rows[i * head_dim..(i + 1) * head_dim];
+                accumulate_rows::<1, 1>(&p_rows[i * block..], block, keys, values, head_dim, d, out_row);
+            }
+            d += 8;
+        }
+        for dim in d..head_dim {
+            for i in 0..take {
+                let sum = &mut out_rows[i * head_dim + dim];
+                *sum = (0..keys).fold(*sum, |acc, j| p_rows[i * block + j].mul_add(values[j * head_dim + dim], acc));
+            }
+        }
+        r += take;
+    }
+}
+
+/// Value sums of `R` rows over the `8 × L` dimensions from `d`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn accumulate_rows<const R: usize, const L: usize>(
+    p: &[f32],
+    block: usize,
+    keys: usize,
+    values: &[f32],
+    head_dim: usize,
+    d: usize,
+    out: &mut [f32],
+) {
+    assert!(p.len() >= (R - 1) * block + keys && out.len() >= (R - 1) * head_dim + d + 8 * L);
+    let mut acc: [[__m256; L]; R] = std::array::from_fn(|r| {
+        std::array::from_fn(|l| {
+            let at = r * head_dim + d + 8 * l;
+            load_ps(out[at..at + 8].try_into().expect("8 floats"))
+        })
+    });
+    for j in 0..keys {
+        let row = &values[j * head_dim + d..j * head_dim + d + 8 * L];
+        let w: [__m256; R] = std::array::from_fn(|r| _mm256_set1_ps(p[r * block + j]));
+        for l in 0..L {
+            let v = load_ps(row[8 * l..8 * l + 8].try_into().expect("8 floats"));
+            for r in 0..R {
+                acc[r][l] = _mm256_fmadd_ps(w[r], v, acc[r][l]);
+            }
+        }
+    }
+    for (r, acc_r) in acc.iter().enumerate() {
+        for (l, &a) in acc_r.iter().enumerate() {
+            let at = r * head_dim + d + 8 * l;
+            store_ps((&mut out[at..at + 8]).try_into().expect("8 floats"), a);
+        }
+    }
+}
+
+/// AVX2 version of [`crate::attention::scalar_softmax_step`]. Maximum, weights and sum go 8
+/// lanes at a time, the ragged end padded (with `-∞` for the maximum, zero for the sum), so
+/// each key's lane, and so the order of the sum, depends only on the key's place in the block.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub fn softmax_step(row: &mut [f32], visible: usize, max: &mut f32, sum: &mut f32) -> f32 {
+    row[visible..].fill(f32::NEG_INFINITY);
+    let (chunks, tail) = row.as_chunks_mut::<8>();
+    let mut padded = [f32::NEG_INFINITY; 8];
+    padded[..tail.len()].copy_from_slice(tail);
+    let mut block_max = load_ps(&padded);
+    for chunk in chunks.iter() {
+        block_max = _mm256_max_ps(block_max, load_ps(chunk));
+    }
+    let new_max = max.max(super::hmax(block_max));
+    let correction = (*max - new_max).exp();
+    let shift = _mm256_set1_ps(new_max);
+    let mut block_sum = _mm256_setzero_ps();
+    for chunk in chunks.iter_mut() {
+        let e = super::exp_ps(_mm256_sub_ps(load_ps(chunk), shift));
+        store_ps(chunk, e);
+        block_sum = _mm256_add_ps(block_sum, e);
+    }
+    if !tail.is_empty() {
+        let e = super::exp_ps(_mm256_sub_ps(load_ps(&padded), shift));
+        store_ps(&mut padded, e);
+        tail.copy_from_slice(&padded[..tail.len()]);
+    }
+    row[visible..].fill(0.0);
+    let tail_sum: f32 = row[row.len() / 8 * 8..].iter().sum();
+    *sum = *sum * correction + (super::hsum(block_sum) + tail_sum);
+    *max = new_max;
+    correction
+}
