@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use candle_core::Device;
-use ponder_models::{CpuModel, KvCache, Model, ModelMetadata};
+use ponder_models::{CpuModel, HostKvCache, KvCache, KvDtype, Model, ModelMetadata};
 use ponder_thinking::{ModelThinking, ThinkingStyle};
 
 use crate::engine::{Engine, EngineConfig, WorkerSetup};
@@ -112,6 +112,9 @@ pub struct LaunchConfig {
     pub kv_memory: KvMemory,
     /// Tokens per KV block.
     pub block_size: usize,
+    /// Element type of the KV cache of workers on Ponder's CPU kernels (the candle backend
+    /// keeps `f32`).
+    pub kv_dtype: KvDtype,
     /// Batching and queue limits (each worker's step size comes from `max_batch_tokens`).
     pub engine: EngineConfig,
     /// Most tokens in one step of every worker; `None` gives each worker its device's
@@ -131,6 +134,7 @@ impl Default for LaunchConfig {
             devices: vec![DeviceSpec::Cpu],
             kv_memory: Self::DEFAULT_KV_MEMORY.parse().expect("the default KV memory parses"),
             block_size: Self::DEFAULT_BLOCK_SIZE,
+            kv_dtype: KvDtype::default(),
             engine: EngineConfig::default(),
             max_batch_tokens: None,
             max_prefill_step: None,
@@ -163,8 +167,10 @@ pub struct Launched {
     pub metadata: Arc<ModelMetadata>,
     /// The model's thinking format, if it has one.
     pub thinking: Option<ModelThinking>,
-    /// KV blocks per worker.
+    /// KV blocks of the first worker (every worker of one kind has as many).
     pub kv_blocks: usize,
+    /// Bytes of one of those blocks, across all layers.
+    pub kv_block_bytes: usize,
 }
 
 /// Loads `path` onto every device in `config` and starts the engine.
@@ -174,32 +180,43 @@ pub fn launch(path: &Path, config: &LaunchConfig) -> Result<Launched, LaunchErro
     if config.thinking_style.is_some() && thinking.is_none() {
         return Err(LaunchError::ThinkingFormatUnfit);
     }
-    let bytes_per_block = KvCache::bytes_per_block(&metadata.config, config.block_size) as u64;
     let kv_bytes = match config.kv_memory {
         KvMemory::Bytes(bytes) => bytes,
         KvMemory::Fraction(f) => (available_memory().ok_or(LaunchError::MemoryUnknown)? as f64 * f) as u64,
     };
-    let kv_blocks = (kv_bytes / bytes_per_block) as usize;
+    let mut first_cache = None;
     let workers = config
         .devices
         .iter()
         .map(|spec| {
+            let dtype = runs_on_own_kernels(&metadata, spec).then_some(config.kv_dtype);
+            if dtype.is_none() && config.kv_dtype != KvDtype::F32 {
+                tracing::warn!(device = ?spec, "the candle backend keeps its KV cache in f32; --kv-cache-dtype applies to GGUF files on the CPU");
+            }
+            let block_bytes = match dtype {
+                Some(dtype) => HostKvCache::bytes_per_block(&metadata.config, config.block_size, dtype),
+                None => KvCache::bytes_per_block(&metadata.config, config.block_size),
+            };
+            let kv_blocks = (kv_bytes / block_bytes as u64) as usize;
+            first_cache.get_or_insert((kv_blocks, block_bytes));
             let scheduler = config.scheduler_for(spec);
             let needed = scheduler.max_batch_tokens.div_ceil(config.block_size) + 1;
             if kv_blocks < needed {
                 return Err(LaunchError::KvTooSmall { bytes: kv_bytes, blocks: kv_blocks, needed });
             }
-            let factory = runner_factory(metadata.clone(), spec.clone(), kv_blocks, config.block_size);
+            let cache = CacheShape { blocks: kv_blocks, block_size: config.block_size, dtype: config.kv_dtype };
+            let factory = runner_factory(metadata.clone(), spec.clone(), cache);
             Ok(WorkerSetup { factory, scheduler })
         })
         .collect::<Result<Vec<_>, LaunchError>>()?;
+    let (kv_blocks, kv_block_bytes) = first_cache.unwrap_or_default();
     let engine = Engine::start_workers(
         workers,
         Arc::new(metadata.tokenizer.clone()),
         config.engine.max_waiting,
         metadata.config.max_position_embeddings,
     )?;
-    Ok(Launched { engine, metadata, thinking, kv_blocks })
+    Ok(Launched { engine, metadata, thinking, kv_blocks, kv_block_bytes })
 }
 
 /// Loaded weights, kept across runner restarts.
@@ -208,15 +225,27 @@ enum Weights {
     Cpu(Arc<CpuModel>),
 }
 
-/// A factory that loads the weights once (in the worker thread, on its device) and builds a
-/// fresh KV cache each time it is called. GGUF files on the CPU run on Ponder's own kernels
-/// (`PONDER_CPU_BACKEND=candle` runs them on candle's instead); everything else on candle.
-fn runner_factory(
-    metadata: Arc<ModelMetadata>,
-    spec: DeviceSpec,
-    kv_blocks: usize,
+/// The KV cache a worker's runner gets.
+#[derive(Debug, Clone, Copy)]
+struct CacheShape {
+    blocks: usize,
     block_size: usize,
-) -> RunnerFactory {
+    /// The element type, where Ponder's CPU kernels run.
+    dtype: KvDtype,
+}
+
+/// Whether a worker on `spec` runs `metadata`'s model on Ponder's CPU kernels: GGUF files on
+/// the CPU do, unless `PONDER_CPU_BACKEND=candle` asks for candle's; everything else runs on
+/// candle.
+fn runs_on_own_kernels(metadata: &ModelMetadata, spec: &DeviceSpec) -> bool {
+    *spec == DeviceSpec::Cpu
+        && metadata.path.is_file()
+        && std::env::var("PONDER_CPU_BACKEND").map_or(true, |b| b != "candle")
+}
+
+/// A factory that loads the weights once (in the worker thread, on its device) and builds a
+/// fresh KV cache each time it is called.
+fn runner_factory(metadata: Arc<ModelMetadata>, spec: DeviceSpec, cache: CacheShape) -> RunnerFactory {
     let weights: Mutex<Option<Weights>> = Mutex::new(None);
     Box::new(move || {
         let device = match spec {
@@ -226,18 +255,15 @@ fn runner_factory(
         // A panic while loading leaves the cell empty, so a poisoned lock is safe to take.
         let mut cell = weights.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if cell.is_none() {
-            let own_kernels = device.is_cpu()
-                && metadata.path.is_file()
-                && std::env::var("PONDER_CPU_BACKEND").map_or(true, |b| b != "candle");
-            *cell = Some(if own_kernels {
+            *cell = Some(if runs_on_own_kernels(&metadata, &spec) {
                 Weights::Cpu(Arc::new(CpuModel::load(&metadata.path, &metadata.config)?))
             } else {
                 Weights::Candle(Arc::new(metadata.load_weights(&device)?))
             });
         }
         let runner: Box<dyn ModelRunner> = match cell.as_ref().expect("loaded above") {
-            Weights::Cpu(model) => Box::new(CpuRunner::new(model.clone(), kv_blocks, block_size)),
-            Weights::Candle(model) => Box::new(CandleRunner::new(model.clone(), kv_blocks, block_size)?),
+            Weights::Cpu(model) => Box::new(CpuRunner::new(model.clone(), cache.blocks, cache.block_size, cache.dtype)),
+            Weights::Candle(model) => Box::new(CandleRunner::new(model.clone(), cache.blocks, cache.block_size)?),
         };
         Ok(runner)
     })

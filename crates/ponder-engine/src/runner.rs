@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use ponder_models::{BlockCopy, CpuModel, CpuScratch, HostKvCache, KvCache, Logits, Model, SequenceChunk};
+use ponder_models::{BlockCopy, CpuModel, CpuScratch, HostKvCache, KvCache, KvDtype, Logits, Model, SequenceChunk};
 
 /// Runs forward passes for one worker, owning the KV cache.
 pub trait ModelRunner: Send {
@@ -75,9 +75,10 @@ pub struct CpuRunner {
 }
 
 impl CpuRunner {
-    /// A runner over `model` with a cache of `num_blocks` blocks of `block_size` tokens.
-    pub fn new(model: Arc<CpuModel>, num_blocks: usize, block_size: usize) -> Self {
-        let cache = HostKvCache::new(model.config(), num_blocks, block_size);
+    /// A runner over `model` with a cache of `num_blocks` blocks of `block_size` tokens of
+    /// `dtype`.
+    pub fn new(model: Arc<CpuModel>, num_blocks: usize, block_size: usize, dtype: KvDtype) -> Self {
+        let cache = HostKvCache::new(model.config(), num_blocks, block_size, dtype);
         Self { model, cache, scratch: CpuScratch::default() }
     }
 }

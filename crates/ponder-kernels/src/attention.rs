@@ -10,7 +10,52 @@
 //! tile the query sits, so a sequence's attention is bit-for-bit the same alone, batched,
 //! or split into chunks.
 
+use half::f16;
+
 use crate::Isa;
+
+/// A type the KV cache holds: `f32`, or `f16` (half the bytes; an 11-bit significand).
+pub trait KvElement: Copy + Default + Send + Sync + 'static {
+    /// The nearest value of this type.
+    fn from_f32(x: f32) -> Self;
+    /// The value as an `f32` (exact).
+    fn to_f32(self) -> f32;
+    /// The slice, typed, for kernels that load several at once.
+    fn lanes(slice: &[Self]) -> Lanes<'_>;
+}
+
+/// A slice of KV cache elements, by type.
+#[derive(Debug, Clone, Copy)]
+pub enum Lanes<'a> {
+    /// Single precision.
+    F32(&'a [f32]),
+    /// Half precision.
+    F16(&'a [f16]),
+}
+
+impl KvElement for f32 {
+    fn from_f32(x: f32) -> Self {
+        x
+    }
+    fn to_f32(self) -> f32 {
+        self
+    }
+    fn lanes(slice: &[Self]) -> Lanes<'_> {
+        Lanes::F32(slice)
+    }
+}
+
+impl KvElement for f16 {
+    fn from_f32(x: f32) -> Self {
+        f16::from_f32(x)
+    }
+    fn to_f32(self) -> f32 {
+        f16::to_f32(self)
+    }
+    fn lanes(slice: &[Self]) -> Lanes<'_> {
+        Lanes::F16(slice)
+    }
+}
 
 /// How one layer's cache lays out keys and values: for each block, for each KV head, the
 /// block's keys transposed (`head_dim × block_size`: each dimension's values for the block's
@@ -44,22 +89,33 @@ impl KvLayout {
 
     /// Writes one token's keys and values (`kv_heads × head_dim` each) into slot `offset` of
     /// block `block`. Panics if the block is outside the slices.
-    pub fn store(&self, keys: &mut [f32], values: &mut [f32], block: u32, offset: usize, k: &[f32], v: &[f32]) {
+    pub fn store<E: KvElement>(
+        &self,
+        keys: &mut [E],
+        values: &mut [E],
+        block: u32,
+        offset: usize,
+        k: &[f32],
+        v: &[f32],
+    ) {
         assert!(offset < self.block_size, "slot {offset} outside a block of {}", self.block_size);
         let (hd, bs) = (self.head_dim, self.block_size);
         for h in 0..self.kv_heads {
             let start = self.head_start(block, h);
             let key_head = &mut keys[start..start + self.head_floats()];
             for (d, &x) in k[h * hd..(h + 1) * hd].iter().enumerate() {
-                key_head[d * bs + offset] = x;
+                key_head[d * bs + offset] = E::from_f32(x);
             }
-            values[start + offset * hd..start + (offset + 1) * hd].copy_from_slice(&v[h * hd..(h + 1) * hd]);
+            let value = &mut values[start + offset * hd..start + (offset + 1) * hd];
+            for (slot, &x) in value.iter_mut().zip(&v[h * hd..(h + 1) * hd]) {
+                *slot = E::from_f32(x);
+            }
         }
     }
 
     /// Copies the first `len` slots of block `src` into block `dst`, keys and values.
     /// Panics if a block is outside the slices or `len` exceeds the block size.
-    pub fn copy_prefix(&self, keys: &mut [f32], values: &mut [f32], src: u32, dst: u32, len: usize) {
+    pub fn copy_prefix<E: KvElement>(&self, keys: &mut [E], values: &mut [E], src: u32, dst: u32, len: usize) {
         assert!(len <= self.block_size, "copy of {len} slots from a block of {}", self.block_size);
         let (hd, bs) = (self.head_dim, self.block_size);
         for h in 0..self.kv_heads {
@@ -74,11 +130,11 @@ impl KvLayout {
 
 /// One layer's KV cache on the host, laid out as [`KvLayout`] says.
 #[derive(Debug, Clone, Copy)]
-pub struct KvView<'a> {
+pub struct KvView<'a, E> {
     /// Keys, `blocks × block_floats`.
-    pub keys: &'a [f32],
+    pub keys: &'a [E],
     /// Values, `blocks × block_floats`.
-    pub values: &'a [f32],
+    pub values: &'a [E],
     /// Their layout.
     pub layout: KvLayout,
 }
@@ -116,10 +172,10 @@ pub struct AttentionScratch {
 /// blocks being `blocks`, and writes the results into `out`: `tokens × group × head_dim`,
 /// token by token, each token's heads in order. Panics if a slice is too short for the
 /// tile, or the blocks do not cover the tile's last position.
-pub fn attend_tile(
+pub fn attend_tile<E: KvElement>(
     isa: Isa,
     tile: QueryTile<'_>,
-    kv: KvView<'_>,
+    kv: KvView<'_, E>,
     blocks: &[u32],
     scratch: &mut AttentionScratch,
     out: &mut [f32],
@@ -208,7 +264,7 @@ pub fn scalar_softmax_step(row: &mut [f32], visible: usize, max: &mut f32, sum: 
     correction
 }
 
-fn scores(isa: Isa, q: &[f32], head_dim: usize, keys: &[f32], block: usize, out: &mut [f32]) {
+fn scores<E: KvElement>(isa: Isa, q: &[f32], head_dim: usize, keys: &[E], block: usize, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if isa.has_avx2() {
         // SAFETY: an AVX2 `Isa` is made only by `Isa::detect`, after finding AVX2, FMA and F16C,
@@ -218,7 +274,15 @@ fn scores(isa: Isa, q: &[f32], head_dim: usize, keys: &[f32], block: usize, out:
     scalar_scores(q, head_dim, keys, block, out);
 }
 
-fn accumulate(isa: Isa, p: &[f32], block: usize, keys: usize, values: &[f32], head_dim: usize, out: &mut [f32]) {
+fn accumulate<E: KvElement>(
+    isa: Isa,
+    p: &[f32],
+    block: usize,
+    keys: usize,
+    values: &[E],
+    head_dim: usize,
+    out: &mut [f32],
+) {
     #[cfg(target_arch = "x86_64")]
     if isa.has_avx2() {
         // SAFETY: as in `scores`.
@@ -229,12 +293,12 @@ fn accumulate(isa: Isa, p: &[f32], block: usize, keys: usize, values: &[f32], he
 
 /// `scores[r][j] = Σ_d q[r][d] · keys[d][j]` for every row `r` of `q` (`rows × head_dim`)
 /// and key `j` of a block (`keys`: `head_dim × block`). Panics if a slice is short.
-pub fn scalar_scores(q: &[f32], head_dim: usize, keys: &[f32], block: usize, scores: &mut [f32]) {
+pub fn scalar_scores<E: KvElement>(q: &[f32], head_dim: usize, keys: &[E], block: usize, scores: &mut [f32]) {
     for (q_row, out) in q.chunks_exact(head_dim).zip(scores.chunks_exact_mut(block)) {
         out.fill(0.0);
         for (d, &x) in q_row.iter().enumerate() {
             for (o, &k) in out.iter_mut().zip(&keys[d * block..(d + 1) * block]) {
-                *o += x * k;
+                *o += x * k.to_f32();
             }
         }
     }
@@ -242,11 +306,18 @@ pub fn scalar_scores(q: &[f32], head_dim: usize, keys: &[f32], block: usize, sco
 
 /// `out[r][..] += Σ_{j < keys} p[r][j] · values[j][..]` for every row `r` of `out` (`rows ×
 /// head_dim`), `p` being `rows × block` weights and `values` a block's `block × head_dim`.
-pub fn scalar_accumulate(p: &[f32], block: usize, keys: usize, values: &[f32], head_dim: usize, out: &mut [f32]) {
+pub fn scalar_accumulate<E: KvElement>(
+    p: &[f32],
+    block: usize,
+    keys: usize,
+    values: &[E],
+    head_dim: usize,
+    out: &mut [f32],
+) {
     for (out_row, p_row) in out.chunks_exact_mut(head_dim).zip(p.chunks(block)) {
         for (&w, value) in p_row[..keys].iter().zip(values.chunks_exact(head_dim)) {
             for (o, &v) in out_row.iter_mut().zip(value) {
-                *o += w * v;
+                *o += w * v.to_f32();
             }
         }
     }
@@ -259,7 +330,7 @@ mod tests {
     #[test]
     fn a_token_stored_in_a_block_reads_back_through_the_layout() {
         let layout = KvLayout { kv_heads: 2, head_dim: 3, block_size: 4 };
-        let mut keys = vec![0.0; 3 * layout.block_floats()];
+        let mut keys = vec![0.0f32; 3 * layout.block_floats()];
         let mut values = keys.clone();
         let k = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
         let v = [7.0, 8.0, 9.0, 10.0, 11.0, 12.0];

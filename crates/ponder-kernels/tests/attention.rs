@@ -2,7 +2,8 @@
 //! attention it replaced, on random caches of many shapes; and its invariance: a query's
 //! result is bit-for-bit the same in any tile.
 
-use ponder_kernels::attention::{attend_tile, AttentionScratch, KvLayout, KvView, QueryTile};
+use half::f16;
+use ponder_kernels::attention::{attend_tile, AttentionScratch, KvElement, KvLayout, KvView, QueryTile};
 use ponder_kernels::{ops, Isa};
 
 /// xorshift64*: deterministic random numbers.
@@ -22,22 +23,23 @@ impl Rng {
     }
 }
 
-/// A sequence of `len` tokens in a cache whose blocks are shuffled, with its queries.
-struct Case {
+/// A sequence of `len` tokens in a cache (of `E`) whose blocks are shuffled, with its queries.
+struct Case<E> {
     layout: KvLayout,
     group: usize,
-    keys: Vec<f32>,
-    values: Vec<f32>,
+    keys: Vec<E>,
+    values: Vec<E>,
     /// The sequence's blocks, in a shuffled order.
     blocks: Vec<u32>,
     /// Per token, `kv_heads × group × head_dim` queries.
     q: Vec<f32>,
-    /// The unscattered keys and values, `len × kv_dim`, for the references.
+    /// The unscattered keys and values, `len × kv_dim`, as the cache holds them, for the
+    /// references.
     dense_keys: Vec<f32>,
     dense_values: Vec<f32>,
 }
 
-impl Case {
+impl<E: KvElement> Case<E> {
     fn new(layout: KvLayout, group: usize, len: usize, seed: u64) -> Self {
         let mut rng = Rng(seed | 1);
         let kv_dim = layout.kv_heads * layout.head_dim;
@@ -49,11 +51,12 @@ impl Case {
             order.swap(i, rng.below(i + 1));
         }
         let blocks = order[..used].to_vec();
-        let mut keys: Vec<f32> = (0..total * layout.block_floats()).map(|_| rng.unit() * 50.0).collect();
+        let mut keys: Vec<E> = (0..total * layout.block_floats()).map(|_| E::from_f32(rng.unit() * 50.0)).collect();
         let mut values = keys.clone();
         let spread = 1.0 + rng.unit().abs() * 3.0;
-        let dense_keys: Vec<f32> = (0..len * kv_dim).map(|_| rng.unit() * spread).collect();
-        let dense_values: Vec<f32> = (0..len * kv_dim).map(|_| rng.unit()).collect();
+        let rounded = |x: f32| E::from_f32(x).to_f32();
+        let dense_keys: Vec<f32> = (0..len * kv_dim).map(|_| rounded(rng.unit() * spread)).collect();
+        let dense_values: Vec<f32> = (0..len * kv_dim).map(|_| rounded(rng.unit())).collect();
         for p in 0..len {
             let row = p * kv_dim..(p + 1) * kv_dim;
             let (block, offset) = (blocks[p / layout.block_size], p % layout.block_size);
@@ -158,8 +161,13 @@ const SHAPES: [(usize, usize, usize, usize, usize); 9] = [
 
 #[test]
 fn tiled_attention_matches_a_naive_f64_reference_and_the_two_pass_attention() {
+    matches_the_references::<f32>();
+    matches_the_references::<f16>();
+}
+
+fn matches_the_references<E: KvElement>() {
     for (seed, &(kv_heads, group, head_dim, block_size, len)) in SHAPES.iter().enumerate() {
-        let case = Case::new(KvLayout { kv_heads, head_dim, block_size }, group, len, seed as u64 + 11);
+        let case = Case::<E>::new(KvLayout { kv_heads, head_dim, block_size }, group, len, seed as u64 + 11);
         for isa in isas() {
             let mut worst_reference = 0.0f64;
             let mut worst_two_pass = 0.0f32;
@@ -178,9 +186,11 @@ fn tiled_attention_matches_a_naive_f64_reference_and_the_two_pass_attention() {
                     }
                 }
             }
-            let shape =
-                format!("{isa}: {kv_heads} KV heads × {group}, head {head_dim}, blocks of {block_size}, {len} tokens");
-            assert!(worst_reference < 2e-6, "{shape}: {worst_reference} from the f64 reference");
+            let shape = format!(
+                "{isa}, {}: {kv_heads} KV heads × {group}, head {head_dim}, blocks of {block_size}, {len} tokens",
+                std::any::type_name::<E>()
+            );
+            assert!(worst_reference < 4e-6, "{shape}: {worst_reference} from the f64 reference");
             println!("{shape}: {worst_reference:.1e} from f64, {worst_two_pass:.1e} from two-pass");
             assert!(worst_two_pass < 1e-5, "{shape}: {worst_two_pass} from the two-pass attention");
         }
@@ -189,8 +199,13 @@ fn tiled_attention_matches_a_naive_f64_reference_and_the_two_pass_attention() {
 
 #[test]
 fn a_query_gives_the_same_bits_in_any_tile() {
+    same_bits_in_any_tile::<f32>();
+    same_bits_in_any_tile::<f16>();
+}
+
+fn same_bits_in_any_tile<E: KvElement>() {
     for (seed, &(kv_heads, group, head_dim, block_size, len)) in SHAPES.iter().enumerate() {
-        let case = Case::new(KvLayout { kv_heads, head_dim, block_size }, group, len, seed as u64 + 101);
+        let case = Case::<E>::new(KvLayout { kv_heads, head_dim, block_size }, group, len, seed as u64 + 101);
         let width = group * head_dim;
         let mut rng = Rng(seed as u64 + 5);
         for isa in isas() {
@@ -219,4 +234,21 @@ fn a_query_gives_the_same_bits_in_any_tile() {
             }
         }
     }
+}
+
+#[test]
+fn a_half_precision_cache_stays_close_to_a_single_precision_one() {
+    let (kv_heads, group, head_dim, block_size, len) = (2, 7, 64, 16, 300);
+    let layout = KvLayout { kv_heads, head_dim, block_size };
+    let single = Case::<f32>::new(layout, group, len, 77);
+    let half = Case::<f16>::new(layout, group, len, 77);
+    let mut worst = 0.0f32;
+    for kv_head in 0..kv_heads {
+        let (a, b) = (single.tiled(Isa::detect(), 0, len, kv_head), half.tiled(Isa::detect(), 0, len, kv_head));
+        worst = a.iter().zip(&b).fold(worst, |w, (x, y)| w.max((x - y).abs()));
+    }
+    println!("f16 cache: largest difference {worst:.1e} from the f32 cache");
+    // Values within ±1 rounded to 11 significant bits move a weighted mean by under 2⁻¹¹;
+    // the rounded keys move the weights a little too.
+    assert!(worst < 2e-3, "f16 cache differs by {worst}");
 }

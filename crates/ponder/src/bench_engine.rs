@@ -6,7 +6,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 use ponder_engine::{Engine, Event, GenerateRequest, Launched, RequestHandle};
-use ponder_models::KvCache;
 use ponder_thinking::ThinkingBudget;
 use serde::Serialize;
 
@@ -73,7 +72,6 @@ pub fn run(args: BenchEngineArgs) -> anyhow::Result<()> {
         ];
         Ok(metadata.tokenizer.encode(&template.render(&messages, true, &Default::default())?, false)?)
     };
-    let bytes_per_block = KvCache::bytes_per_block(&metadata.config, args.engine.block_size);
     let mut kv_peak_blocks = 0;
     // Rounds go over every level in turn, so a slow spell of a noisy machine hits them alike.
     // Every run has prompts of its own (sharing only the chat template's prefix), so no level
@@ -137,8 +135,8 @@ pub fn run(args: BenchEngineArgs) -> anyhow::Result<()> {
         model: metadata.name.clone(),
         concurrency,
         continuation,
-        kv_budget_bytes: launched.kv_blocks * bytes_per_block,
-        kv_peak_bytes: kv_peak_blocks * bytes_per_block,
+        kv_budget_bytes: launched.kv_blocks * launched.kv_block_bytes,
+        kv_peak_bytes: kv_peak_blocks * launched.kv_block_bytes,
         peak_rss_bytes: peak_rss().unwrap_or(0),
     };
     eprintln!(

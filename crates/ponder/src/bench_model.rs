@@ -56,7 +56,8 @@ pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut runner: Box<dyn ModelRunner> = match args.backend {
         Backend::Cpu => {
-            Box::new(CpuRunner::new(Arc::new(CpuModel::load(&model, &metadata.config)?), num_blocks, BLOCK_SIZE))
+            let model = Arc::new(CpuModel::load(&model, &metadata.config)?);
+            Box::new(CpuRunner::new(model, num_blocks, BLOCK_SIZE, args.kv_cache_dtype))
         }
         Backend::Candle => {
             Box::new(CandleRunner::new(Arc::new(metadata.load_weights(&Device::Cpu)?), num_blocks, BLOCK_SIZE)?)

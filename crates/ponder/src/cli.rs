@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ponder_engine::{EngineConfig, LaunchConfig, SchedulerConfig};
+use ponder_models::KvDtype;
 use ponder_server::{ConnectionLimits, ServerConfig, StoreLimits, ThinkingDefaults};
 use ponder_structured::ToolCallFormat;
 use ponder_sweep::Mode;
@@ -84,6 +85,10 @@ pub struct EngineArgs {
     /// Tokens per KV cache block.
     #[arg(long, env = "PONDER_BLOCK_SIZE", default_value_t = LaunchConfig::DEFAULT_BLOCK_SIZE)]
     pub block_size: usize,
+    /// Element type of the KV cache on the CPU backend: `f16` (half the memory and the bytes
+    /// each decode step reads) or `f32`. The candle backend keeps `f32`.
+    #[arg(long, env = "PONDER_KV_CACHE_DTYPE", default_value_t = KvDtype::default())]
+    pub kv_cache_dtype: KvDtype,
     /// Most tokens in one forward pass (prefill chunks and decodes together), for every
     /// worker; default per worker: 64 on the CPU, 2048 on a GPU.
     #[arg(long, env = "PONDER_MAX_BATCH_TOKENS")]
@@ -265,6 +270,9 @@ pub struct BenchModelArgs {
     /// Which implementation runs the model.
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     pub backend: Backend,
+    /// Element type of the CPU backend's KV cache: `f16` or `f32`.
+    #[arg(long, default_value_t = KvDtype::default())]
+    pub kv_cache_dtype: KvDtype,
 }
 
 /// `ponder serve`.

@@ -23,6 +23,7 @@ pub fn start_engine(args: &EngineArgs, model: &Path) -> anyhow::Result<Launched>
         devices,
         kv_memory: args.kv_cache_memory.parse().map_err(anyhow::Error::msg)?,
         block_size: args.block_size,
+        kv_dtype: args.kv_cache_dtype,
         engine: EngineConfig {
             scheduler: SchedulerConfig { max_running: args.max_running, ..SchedulerConfig::default() },
             max_waiting: args.max_waiting,
@@ -37,6 +38,7 @@ pub fn start_engine(args: &EngineArgs, model: &Path) -> anyhow::Result<Launched>
         model = %launched.metadata.name,
         devices = ?config.devices,
         kv_blocks = launched.kv_blocks,
+        kv_cache_dtype = %config.kv_dtype,
         thinking = ?launched.thinking.as_ref().map(|t| t.style),
         seconds = started.elapsed().as_secs_f64(),
         "engine ready"

@@ -7,22 +7,28 @@
 
 use std::arch::x86_64::*;
 
-use super::{load_ps, store_ps};
+use super::{load_f16x8, load_ps, store_ps};
+use crate::attention::{KvElement, Lanes};
+
+/// The first 8 elements of `v` as floats. Panics if there are fewer.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load8<E: KvElement>(v: &[E]) -> __m256 {
+    match E::lanes(v) {
+        Lanes::F32(x) => load_ps(x[..8].try_into().expect("8 floats")),
+        Lanes::F16(x) => load_f16x8(x[..8].try_into().expect("8 halves")),
+    }
+}
 
 /// Rows of queries whose scores are computed together (6 rows × 2 registers of keys, plus
 /// the two key registers and a broadcast, fit the 16 registers).
 const SCORE_ROWS: usize = 6;
-/// Rows whose value sums are computed together, over [`VALUE_LANES`] × 8 dimensions (4 × 2
-/// sums, 4 weights and a register of values fit the 16 registers; 3 × 4 spilled sums).
-const VALUE_ROWS: usize = 4;
-/// Registers of dimensions per row in the value sum.
-const VALUE_LANES: usize = 2;
 
 /// AVX2 version of [`crate::attention::scalar_scores`]: `scores[r][j] = Σ_d q[r][d] · keys[d][j]`
 /// for every row `r` of `q` (`rows × head_dim`) and key `j` of the block (`keys` is
 /// `head_dim × block`, the block's keys transposed). Panics if a slice is shorter than that.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub fn tile_scores(q: &[f32], head_dim: usize, keys: &[f32], block: usize, scores: &mut [f32]) {
+pub fn tile_scores<E: KvElement>(q: &[f32], head_dim: usize, keys: &[E], block: usize, scores: &mut [f32]) {
     let rows = q.len() / head_dim;
     assert!(keys.len() >= head_dim * block && scores.len() >= rows * block, "tile_scores: short slices");
     let mut r = 0;
@@ -33,10 +39,10 @@ pub fn tile_scores(q: &[f32], head_dim: usize, keys: &[f32], block: usize, score
         let mut j = 0;
         while j + 16 <= block {
             match take {
-                SCORE_ROWS => score_rows::<SCORE_ROWS, 2>(q_rows, head_dim, keys, block, j, out),
+                SCORE_ROWS => score_rows::<E, SCORE_ROWS, 2>(q_rows, head_dim, keys, block, j, out),
                 _ => (0..take).for_each(|i| {
                     let row = &q_rows[i * head_dim..(i + 1) * head_dim];
-                    score_rows::<1, 2>(row, head_dim, keys, block, j, &mut out[i * block..(i + 1) * block]);
+                    score_rows::<E, 1, 2>(row, head_dim, keys, block, j, &mut out[i * block..(i + 1) * block]);
                 }),
             }
             j += 16;
@@ -44,14 +50,15 @@ pub fn tile_scores(q: &[f32], head_dim: usize, keys: &[f32], block: usize, score
         if j + 8 <= block {
             for i in 0..take {
                 let row = &q_rows[i * head_dim..(i + 1) * head_dim];
-                score_rows::<1, 1>(row, head_dim, keys, block, j, &mut out[i * block..(i + 1) * block]);
+                score_rows::<E, 1, 1>(row, head_dim, keys, block, j, &mut out[i * block..(i + 1) * block]);
             }
             j += 8;
         }
         for col in j..block {
             for i in 0..take {
                 let row = &q_rows[i * head_dim..(i + 1) * head_dim];
-                out[i * block + col] = (0..head_dim).fold(0.0, |acc, d| row[d].mul_add(keys[d * block + col], acc));
+                out[i * block + col] =
+                    (0..head_dim).fold(0.0, |acc, d| row[d].mul_add(keys[d * block + col].to_f32(), acc));
             }
         }
         r += take;
@@ -61,10 +68,10 @@ pub fn tile_scores(q: &[f32], head_dim: usize, keys: &[f32], block: usize, score
 /// Scores of `R` rows against the `8 × C` keys from column `j`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn score_rows<const R: usize, const C: usize>(
+fn score_rows<E: KvElement, const R: usize, const C: usize>(
     q: &[f32],
     head_dim: usize,
-    keys: &[f32],
+    keys: &[E],
     block: usize,
     j: usize,
     out: &mut [f32],
@@ -73,7 +80,7 @@ fn score_rows<const R: usize, const C: usize>(
     let mut acc = [[_mm256_setzero_ps(); C]; R];
     for d in 0..head_dim {
         let row = &keys[d * block + j..d * block + j + 8 * C];
-        let k: [__m256; C] = std::array::from_fn(|c| load_ps(row[8 * c..8 * c + 8].try_into().expect("8 floats")));
+        let k: [__m256; C] = std::array::from_fn(|c| load8(&row[8 * c..]));
         for (r, acc_r) in acc.iter_mut().enumerate() {
             let qv = _mm256_set1_ps(q[r * head_dim + d]);
             for c in 0..C {
@@ -93,7 +100,14 @@ fn score_rows<const R: usize, const C: usize>(
 /// values[j][..]` for every row `r` of `out` (`rows × head_dim`), `p` being `rows × block`
 /// weights and `values` the block's `block × head_dim` values. Panics if a slice is short.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub fn tile_accumulate(p: &[f32], block: usize, keys: usize, values: &[f32], head_dim: usize, out: &mut [f32]) {
+pub fn tile_accumulate<E: KvElement>(
+    p: &[f32],
+    block: usize,
+    keys: usize,
+    values: &[E],
+    head_dim: usize,
+    out: &mut [f32],
+) {
     let rows = out.len() / head_dim;
     assert!(
         keys <= block && p.len() >= rows * block && values.len() >= keys * head_dim,
@@ -101,34 +115,37 @@ pub fn tile_accumulate(p: &[f32], block: usize, keys: usize, values: &[f32], hea
     );
     let mut r = 0;
     while r < rows {
-        let take = VALUE_ROWS.min(rows - r);
+        // Four rows at a time over 16 dimensions, then pairs over 32, then one over 64: each
+        // as many sums as the registers hold.
+        let take = match rows - r {
+            1 => 1,
+            2 | 3 => 2,
+            _ => 4,
+        };
         let out_rows = &mut out[r * head_dim..(r + take) * head_dim];
         let p_rows = &p[r * block..(r + take) * block];
+        let width = 64 / take;
         let mut d = 0;
-        while d + 8 * VALUE_LANES <= head_dim {
+        while d + width <= head_dim {
             match take {
-                VALUE_ROWS => {
-                    accumulate_rows::<VALUE_ROWS, VALUE_LANES>(p_rows, block, keys, values, head_dim, d, out_rows)
-                }
-                _ => (0..take).for_each(|i| {
-                    let out_row = &mut out_rows[i * head_dim..(i + 1) * head_dim];
-                    let p_row = &p_rows[i * block..(i + 1) * block];
-                    accumulate_rows::<1, VALUE_LANES>(p_row, block, keys, values, head_dim, d, out_row);
-                }),
+                4 => accumulate_rows::<E, 4, 2>(p_rows, block, keys, values, head_dim, d, out_rows),
+                2 => accumulate_rows::<E, 2, 4>(p_rows, block, keys, values, head_dim, d, out_rows),
+                _ => accumulate_rows::<E, 1, 8>(p_rows, block, keys, values, head_dim, d, out_rows),
             }
-            d += 8 * VALUE_LANES;
+            d += width;
         }
         while d + 8 <= head_dim {
             for i in 0..take {
                 let out_row = &mut out_rows[i * head_dim..(i + 1) * head_dim];
-                accumulate_rows::<1, 1>(&p_rows[i * block..], block, keys, values, head_dim, d, out_row);
+                accumulate_rows::<E, 1, 1>(&p_rows[i * block..], block, keys, values, head_dim, d, out_row);
             }
             d += 8;
         }
         for dim in d..head_dim {
             for i in 0..take {
                 let sum = &mut out_rows[i * head_dim + dim];
-                *sum = (0..keys).fold(*sum, |acc, j| p_rows[i * block + j].mul_add(values[j * head_dim + dim], acc));
+                *sum = (0..keys)
+                    .fold(*sum, |acc, j| p_rows[i * block + j].mul_add(values[j * head_dim + dim].to_f32(), acc));
             }
         }
         r += take;
@@ -138,11 +155,11 @@ pub fn tile_accumulate(p: &[f32], block: usize, keys: usize, values: &[f32], hea
 /// Value sums of `R` rows over the `8 × L` dimensions from `d`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn accumulate_rows<const R: usize, const L: usize>(
+fn accumulate_rows<E: KvElement, const R: usize, const L: usize>(
     p: &[f32],
     block: usize,
     keys: usize,
-    values: &[f32],
+    values: &[E],
     head_dim: usize,
     d: usize,
     out: &mut [f32],
@@ -158,7 +175,7 @@ fn accumulate_rows<const R: usize, const L: usize>(
         let row = &values[j * head_dim + d..j * head_dim + d + 8 * L];
         let w: [__m256; R] = std::array::from_fn(|r| _mm256_set1_ps(p[r * block + j]));
         for l in 0..L {
-            let v = load_ps(row[8 * l..8 * l + 8].try_into().expect("8 floats"));
+            let v = load8(&row[8 * l..]);
             for r in 0..R {
                 acc[r][l] = _mm256_fmadd_ps(w[r], v, acc[r][l]);
             }

@@ -5,58 +5,23 @@
 //! each query's attention is the same sums in the same order in whatever tile it runs, so a sequence's logits are bit-for-bit the
 //! same alone or batched, in one prefill or in chunks.
 
+mod kv_cache;
 mod weights;
 
 use std::path::Path;
 
-use ponder_kernels::attention::{attend_tile, AttentionScratch, KvLayout, KvView, QueryTile};
+use ponder_kernels::attention::{attend_tile, AttentionScratch, KvElement, KvLayout, KvView, QueryTile};
 use ponder_kernels::{matmul, ops, Isa, MatmulJob, QuantMatrix, QuantType, QuantizedActivations};
 use rayon::prelude::*;
 
 use crate::config::{ModelConfig, RopeStyle};
 use crate::gguf::GgufFile;
-use crate::kv::BlockCopy;
 use crate::logits::Logits;
 use crate::model::batch::{validate_chunks, SequenceChunk};
 use crate::Result;
+use kv_cache::LayerKv;
+pub use kv_cache::{HostKvCache, KvDtype};
 use weights::{CpuLayer, CpuLinear, CpuWeights};
-
-/// KV cache in host memory: per layer, keys and values laid out as [`KvLayout`] says.
-pub struct HostKvCache {
-    layers: Vec<(Vec<f32>, Vec<f32>)>,
-    layout: KvLayout,
-    num_blocks: usize,
-}
-
-impl HostKvCache {
-    /// `num_blocks` blocks of `block_size` tokens for every layer of `config`.
-    pub fn new(config: &ModelConfig, num_blocks: usize, block_size: usize) -> Self {
-        let layout = KvLayout { kv_heads: config.num_kv_heads, head_dim: config.head_dim, block_size };
-        let size = num_blocks * layout.block_floats();
-        let layers = (0..config.num_layers).map(|_| (vec![0.0; size], vec![0.0; size])).collect();
-        Self { layers, layout, num_blocks }
-    }
-
-    /// Tokens per block.
-    pub fn block_size(&self) -> usize {
-        self.layout.block_size
-    }
-
-    /// Number of blocks.
-    pub fn num_blocks(&self) -> usize {
-        self.num_blocks
-    }
-
-    /// Copies the KV of the first `copy.len` slots of block `copy.src` into block `copy.dst`,
-    /// in every layer.
-    pub fn copy_block_prefix(&mut self, copy: BlockCopy) -> Result<()> {
-        copy.check(self.layout.block_size, self.num_blocks)?;
-        for (keys, values) in &mut self.layers {
-            self.layout.copy_prefix(keys, values, copy.src, copy.dst, copy.len);
-        }
-        Ok(())
-    }
-}
 
 /// Buffers reused from one forward pass to the next.
 #[derive(Default)]
@@ -182,7 +147,7 @@ impl CpuModel {
     fn attention_block(
         &self,
         layer: &CpuLayer,
-        (keys, values): &mut (Vec<f32>, Vec<f32>),
+        layer_kv: &mut LayerKv,
         layout: KvLayout,
         chunks: &[SequenceChunk<'_>],
         positions: &[usize],
@@ -218,6 +183,27 @@ impl CpuModel {
             ops::rope(&mut s.q[row * q_dim..(row + 1) * q_dim], c.head_dim, cos, sin, interleaved);
             ops::rope(&mut s.k[row * kv_dim..(row + 1) * kv_dim], c.head_dim, cos, sin, interleaved);
         }
+        s.attn.resize(tokens * q_dim, 0.0);
+        match layer_kv {
+            LayerKv::F32(keys, values) => self.store_and_attend(keys, values, layout, chunks, s),
+            LayerKv::F16(keys, values) => self.store_and_attend(keys, values, layout, chunks, s),
+        }
+        s.proj.resize(tokens * hidden, 0.0);
+        self.project(&s.attn, tokens, &mut s.acts, &mut [(&layer.o, &mut s.proj)]);
+        ops::add_assign(&mut s.x, &s.proj);
+    }
+
+    /// Stores the chunks' new keys and values (`s.k`, `s.v`) in the layer's cache, then
+    /// attends their queries (`s.q`) into `s.attn`.
+    fn store_and_attend<E: KvElement>(
+        &self,
+        keys: &mut [E],
+        values: &mut [E],
+        layout: KvLayout,
+        chunks: &[SequenceChunk<'_>],
+        s: &mut CpuScratch,
+    ) {
+        let kv_dim = self.config.kv_dim();
         let mut row = 0;
         for chunk in chunks {
             for p in chunk.start..chunk.start + chunk.tokens.len() {
@@ -228,11 +214,7 @@ impl CpuModel {
             }
         }
         let kv = KvView { keys, values, layout };
-        s.attn.resize(tokens * q_dim, 0.0);
         self.attention(chunks, &s.q, kv, &mut s.attn_by_head, &mut s.attn);
-        s.proj.resize(tokens * hidden, 0.0);
-        self.project(&s.attn, tokens, &mut s.acts, &mut [(&layer.o, &mut s.proj)]);
-        ops::add_assign(&mut s.x, &s.proj);
     }
 
     /// One layer's MLP block on `s.x` (in place, residual added): SwiGLU.
@@ -301,11 +283,11 @@ impl CpuModel {
     /// chunk's tokens and KV head, covering the query heads that share it. The tasks write
     /// `by_head` (KV head by KV head, each the batch's tokens in order), which is then
     /// reordered into `out` (token by token).
-    fn attention(
+    fn attention<E: KvElement>(
         &self,
         chunks: &[SequenceChunk<'_>],
         q: &[f32],
-        kv: KvView<'_>,
+        kv: KvView<'_, E>,
         by_head: &mut Vec<f32>,
         out: &mut [f32],
     ) {
