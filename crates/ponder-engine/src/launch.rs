@@ -189,13 +189,11 @@ pub fn launch(path: &Path, config: &LaunchConfig) -> Result<Launched, LaunchErro
         .devices
         .iter()
         .map(|spec| {
-            let dtype = runs_on_own_kernels(&metadata, spec).then_some(config.kv_dtype);
-            if dtype.is_none() && config.kv_dtype != KvDtype::F32 {
-                tracing::warn!(device = ?spec, "the candle backend keeps its KV cache in f32; --kv-cache-dtype applies to GGUF files on the CPU");
-            }
-            let block_bytes = match dtype {
-                Some(dtype) => HostKvCache::bytes_per_block(&metadata.config, config.block_size, dtype),
-                None => KvCache::bytes_per_block(&metadata.config, config.block_size),
+            // `--kv-cache-dtype` is the CPU kernels' choice; the candle backend keeps f32.
+            let block_bytes = if runs_on_own_kernels(&metadata, spec) {
+                HostKvCache::bytes_per_block(&metadata.config, config.block_size, config.kv_dtype)
+            } else {
+                KvCache::bytes_per_block(&metadata.config, config.block_size)
             };
             let kv_blocks = (kv_bytes / block_bytes as u64) as usize;
             first_cache.get_or_insert((kv_blocks, block_bytes));

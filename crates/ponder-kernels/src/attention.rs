@@ -180,6 +180,9 @@ pub fn attend_tile<E: KvElement>(
     scratch: &mut AttentionScratch,
     out: &mut [f32],
 ) {
+    if tile.tokens == 0 {
+        return;
+    }
     let KvLayout { head_dim, block_size, .. } = kv.layout;
     let rows = tile.tokens * tile.group;
     let out = &mut out[..rows * head_dim];

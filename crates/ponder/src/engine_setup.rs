@@ -38,7 +38,7 @@ pub fn start_engine(args: &EngineArgs, model: &Path) -> anyhow::Result<Launched>
         model = %launched.metadata.name,
         devices = ?config.devices,
         kv_blocks = launched.kv_blocks,
-        kv_cache_dtype = %config.kv_dtype,
+        kv_block_bytes = launched.kv_block_bytes,
         thinking = ?launched.thinking.as_ref().map(|t| t.style),
         seconds = started.elapsed().as_secs_f64(),
         "engine ready"

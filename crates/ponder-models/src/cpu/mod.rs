@@ -2,8 +2,8 @@
 //! kernels, and the KV cache in host memory.
 //!
 //! Every token's result depends only on its own sequence: matmuls are batch-invariant and
-//! each query's attention is the same sums in the same order in whatever tile it runs, so a sequence's logits are bit-for-bit the
-//! same alone or batched, in one prefill or in chunks.
+//! each query's attention is the same sums in the same order in whatever tile it runs, so a
+//! sequence's logits are bit-for-bit the same alone or batched, in one prefill or in chunks.
 
 mod kv_cache;
 mod weights;
@@ -51,7 +51,7 @@ pub struct CpuModel {
 
 /// Query rows per attention task (tokens × the query heads of one KV head): about a hundred,
 /// whose queries, weights and sums stay in the L2 cache while each key block is read once
-/// for all of them; a multiple of 6 and 3, the rows the kernels take at a time.
+/// for all of them; a multiple of 6, the rows the score kernel takes at a time.
 const TILE_QUERY_ROWS: usize = 126;
 
 /// One attention task: a tile of consecutive tokens of one chunk, for one KV head.
