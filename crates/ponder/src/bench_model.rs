@@ -46,28 +46,17 @@ struct Report {
 }
 
 pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
-    let model = crate::engine_setup::resolve_model_arg(&args.model)?.path;
-    let metadata = ModelMetadata::load(&model).context("reading the model")?;
     let max_batch = args.batches.iter().copied().max().unwrap_or(1);
     let depth = if args.depth == 0 { DECODE_PROMPT } else { args.depth };
     let tokens_per_seq = (depth + args.decode_steps).max(args.prefill_tokens);
     // Every decoding sequence, the context they copy, and the prefill's prompt.
     let num_blocks = (max_batch + 2) * tokens_per_seq.div_ceil(BLOCK_SIZE) + 1;
     let start = Instant::now();
-    let mut runner: Box<dyn ModelRunner> = match args.backend {
-        Backend::Cpu => {
-            let model = Arc::new(CpuModel::load(&model, &metadata.config)?);
-            Box::new(CpuRunner::new(model, num_blocks, BLOCK_SIZE, args.kv_cache_dtype))
-        }
-        Backend::Candle => {
-            Box::new(CandleRunner::new(Arc::new(metadata.load_weights(&Device::Cpu)?), num_blocks, BLOCK_SIZE)?)
-        }
-    };
+    let (mut runner, name, vocab) = load_runner(&args, num_blocks)?;
     let backend = args.backend.to_possible_value().map_or_else(String::new, |v| v.get_name().to_string());
     let load_seconds = start.elapsed().as_secs_f64();
-    eprintln!("loaded {} ({backend} backend) in {load_seconds:.2} s", metadata.name);
+    eprintln!("loaded {name} ({backend} backend) in {load_seconds:.2} s");
 
-    let vocab = metadata.config.vocab_size as u32;
     // Ordinary text ids, varied so no two sequences are alike.
     let token = |seq: usize, i: usize| 1000 + ((seq * 7919 + i * 104_729) as u32 % (vocab / 2));
 
@@ -101,7 +90,7 @@ pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
         decode.push(result);
     }
     let report = Report {
-        model: metadata.name.clone(),
+        model: name,
         backend,
         threads: rayon_threads(),
         depth,
@@ -116,6 +105,30 @@ pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
         std::fs::write(&path, json).with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// The runner `args` ask for, the model's name and its vocabulary size: a model file on
+/// either backend, or random weights on the CPU backend.
+fn load_runner(args: &BenchModelArgs, num_blocks: usize) -> anyhow::Result<(Box<dyn ModelRunner>, String, u32)> {
+    let cpu_runner =
+        |model: CpuModel| Box::new(CpuRunner::new(Arc::new(model), num_blocks, BLOCK_SIZE, args.kv_cache_dtype));
+    if let Some(shape) = args.random_weights {
+        anyhow::ensure!(args.backend == Backend::Cpu, "--random-weights builds a model for the CPU backend");
+        let model = CpuModel::random(shape, 1);
+        let vocab = model.config().vocab_size as u32;
+        return Ok((cpu_runner(model), format!("{shape} (random weights)"), vocab));
+    }
+    let path = args.model.as_ref().context("give --model or --random-weights")?;
+    let model = crate::engine_setup::resolve_model_arg(path)?.path;
+    let metadata = ModelMetadata::load(&model).context("reading the model")?;
+    let vocab = metadata.config.vocab_size as u32;
+    let runner: Box<dyn ModelRunner> = match args.backend {
+        Backend::Cpu => cpu_runner(CpuModel::load(&model, &metadata.config)?),
+        Backend::Candle => {
+            Box::new(CandleRunner::new(Arc::new(metadata.load_weights(&Device::Cpu)?), num_blocks, BLOCK_SIZE)?)
+        }
+    };
+    Ok((runner, metadata.name, vocab))
 }
 
 fn rayon_threads() -> usize {

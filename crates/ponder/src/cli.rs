@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ponder_engine::{EngineConfig, LaunchConfig, SchedulerConfig};
-use ponder_models::KvDtype;
+use ponder_models::{KvDtype, RandomModel};
 use ponder_server::{ConnectionLimits, ServerConfig, StoreLimits, ThinkingDefaults};
 use ponder_structured::ToolCallFormat;
 use ponder_sweep::Mode;
@@ -246,8 +246,14 @@ pub struct GenerateArgs {
 pub struct BenchModelArgs {
     /// A GGUF file, a Hugging Face model directory, or a Hub id
     /// (`org/name`, `org/name@revision`, `org/name:file.gguf`) to download.
-    #[arg(long, env = "PONDER_MODEL")]
-    pub model: PathBuf,
+    #[arg(long, env = "PONDER_MODEL", required_unless_present = "random_weights")]
+    pub model: Option<PathBuf>,
+    /// Instead of a model file, random weights in memory with the shape and Q4_K_M weight
+    /// types of a published model (CPU backend): `qwen2.5-0.5b`, `qwen2.5-1.5b`,
+    /// `qwen2.5-3b` or `qwen2.5-7b`; `--model` is then not read. Speed does not depend on
+    /// the weights' values.
+    #[arg(long)]
+    pub random_weights: Option<RandomModel>,
     /// Prompt length for the prefill measurement.
     #[arg(long, default_value_t = 512)]
     pub prefill_tokens: usize,

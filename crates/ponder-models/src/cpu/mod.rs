@@ -6,6 +6,7 @@
 //! sequence's logits are bit-for-bit the same alone or batched, in one prefill or in chunks.
 
 mod kv_cache;
+mod random;
 mod weights;
 
 use std::path::Path;
@@ -21,6 +22,7 @@ use crate::model::batch::{validate_chunks, SequenceChunk};
 use crate::Result;
 use kv_cache::LayerKv;
 pub use kv_cache::{HostKvCache, KvDtype};
+pub use random::RandomModel;
 use weights::{CpuLayer, CpuLinear, CpuWeights};
 
 /// Buffers reused from one forward pass to the next.
@@ -72,6 +74,15 @@ impl CpuModel {
         let weights = CpuWeights::load(&mut gguf, config)?;
         let (cos, sin) = rope_tables(config);
         Ok(Self { config: config.clone(), weights, cos, sin, isa: Isa::detect() })
+    }
+
+    /// A model of `shape` with random weights (the same for the same `seed`), for speed
+    /// measurements without the model's file.
+    pub fn random(shape: RandomModel, seed: u64) -> Self {
+        let config = shape.config();
+        let weights = CpuWeights::random(&config, seed);
+        let (cos, sin) = rope_tables(&config);
+        Self { config, weights, cos, sin, isa: Isa::detect() }
     }
 
     /// The model's shape.
