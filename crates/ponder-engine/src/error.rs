@@ -59,6 +59,14 @@ pub enum LaunchError {
         /// The blocks one step of the worker needs.
         needed: usize,
     },
+    /// The KV cache type cannot hold this model's heads (`q8_0` needs whole 32-element groups).
+    #[error("--kv-cache-dtype {dtype} needs heads whose width is a multiple of 32; this model's are {head_dim} wide")]
+    KvDtypeUnfit {
+        /// The type asked for.
+        dtype: ponder_models::KvDtype,
+        /// The model's head width.
+        head_dim: usize,
+    },
     /// The workers could not start.
     #[error(transparent)]
     Engine(#[from] EngineError),

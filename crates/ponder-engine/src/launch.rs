@@ -191,6 +191,10 @@ pub fn launch(path: &Path, config: &LaunchConfig) -> Result<Launched, LaunchErro
         .map(|spec| {
             // `--kv-cache-dtype` is the CPU kernels' choice; the candle backend keeps f32.
             let block_bytes = if runs_on_own_kernels(&metadata, spec) {
+                let (dtype, head_dim) = (config.kv_dtype, metadata.config.head_dim);
+                if !dtype.fits_head_dim(head_dim) {
+                    return Err(LaunchError::KvDtypeUnfit { dtype, head_dim });
+                }
                 HostKvCache::bytes_per_block(&metadata.config, config.block_size, config.kv_dtype)
             } else {
                 KvCache::bytes_per_block(&metadata.config, config.block_size)

@@ -1,11 +1,11 @@
-//! Causal attention of a tile of queries over one sequence's keys and values, read in place
-//! from the block-based KV cache, flash-attention style: one key block at a time, with an
-//! online softmax, so each block's keys and values are read once for every query of the
-//! tile and every query head that shares the KV head.
+//! Causal attention of a tile of queries over one sequence's keys and values, read from the
+//! block-based KV cache, flash-attention style: a span of blocks at a time ([`KEY_SPAN`]
+//! keys), widened to f32, with an online softmax, so each block's keys and values are read
+//! once for every query of the tile and every query head that shares the KV head.
 //!
-//! A query's result depends only on its own position and the cache: the key blocks are the
-//! cache's blocks, aligned at absolute positions, visited in order from the first; a block
-//! past a query's position is skipped, and in the block that holds it the later keys are
+//! A query's result depends only on its own position and the cache: the spans are runs of
+//! the cache's blocks, aligned at absolute positions, visited in order from the first; a
+//! span past a query's position is skipped, and in the span that holds it the later keys are
 //! left out. Every score and every value sum is the same chain of operations in whatever
 //! tile the query sits, so a sequence's attention is bit-for-bit the same alone, batched,
 //! or split into chunks.
@@ -14,23 +14,17 @@ use half::f16;
 
 use crate::Isa;
 
+mod q8;
+pub use q8::{quantize_q8, KvViewQ8, Q8_GROUP};
+
 /// A type the KV cache holds: `f32`, or `f16` (half the bytes; an 11-bit significand).
 pub trait KvElement: Copy + Default + Send + Sync + 'static {
     /// The nearest value of this type.
     fn from_f32(x: f32) -> Self;
     /// The value as an `f32` (exact).
     fn to_f32(self) -> f32;
-    /// The slice, typed, for kernels that load several at once.
-    fn lanes(slice: &[Self]) -> Lanes<'_>;
-}
-
-/// A slice of KV cache elements, by type.
-#[derive(Debug, Clone, Copy)]
-pub enum Lanes<'a> {
-    /// Single precision.
-    F32(&'a [f32]),
-    /// Half precision.
-    F16(&'a [f16]),
+    /// `src` as `f32`s into `dst` (exact). Panics unless the lengths are equal.
+    fn widen(isa: Isa, src: &[Self], dst: &mut [f32]);
 }
 
 impl KvElement for f32 {
@@ -40,8 +34,8 @@ impl KvElement for f32 {
     fn to_f32(self) -> f32 {
         self
     }
-    fn lanes(slice: &[Self]) -> Lanes<'_> {
-        Lanes::F32(slice)
+    fn widen(_isa: Isa, src: &[Self], dst: &mut [f32]) {
+        dst.copy_from_slice(src);
     }
 }
 
@@ -52,8 +46,17 @@ impl KvElement for f16 {
     fn to_f32(self) -> f32 {
         f16::to_f32(self)
     }
-    fn lanes(slice: &[Self]) -> Lanes<'_> {
-        Lanes::F16(slice)
+    fn widen(isa: Isa, src: &[Self], dst: &mut [f32]) {
+        assert_eq!(src.len(), dst.len(), "widen: lengths differ");
+        #[cfg(target_arch = "x86_64")]
+        if isa.has_avx2() {
+            // SAFETY: an AVX2 `Isa` is made only by `Isa::detect`, after finding AVX2, FMA and
+            // F16C, the target features of the `avx2` kernels.
+            return unsafe { crate::avx2::widen_f16(src, dst) };
+        }
+        for (d, &x) in dst.iter_mut().zip(src) {
+            *d = x.to_f32();
+        }
     }
 }
 
@@ -87,16 +90,19 @@ impl KvLayout {
         (block as usize * self.kv_heads + kv_head) * self.head_floats()
     }
 
-    /// Writes one token's keys and values (`kv_heads × head_dim` each) into slot `offset` of
-    /// block `block`. Panics if the block is outside the slices.
-    pub fn store<E: KvElement>(
+    /// Writes one token's keys and values (`kv_heads × head_dim` each), each element through
+    /// `convert`, into slot `offset` of block `block`. Panics if the block is outside the
+    /// slices.
+    #[allow(clippy::too_many_arguments)]
+    pub fn store<X: Copy, E>(
         &self,
         keys: &mut [E],
         values: &mut [E],
         block: u32,
         offset: usize,
-        k: &[f32],
-        v: &[f32],
+        k: &[X],
+        v: &[X],
+        convert: impl Fn(X) -> E,
     ) {
         assert!(offset < self.block_size, "slot {offset} outside a block of {}", self.block_size);
         let (hd, bs) = (self.head_dim, self.block_size);
@@ -104,18 +110,18 @@ impl KvLayout {
             let start = self.head_start(block, h);
             let key_head = &mut keys[start..start + self.head_floats()];
             for (d, &x) in k[h * hd..(h + 1) * hd].iter().enumerate() {
-                key_head[d * bs + offset] = E::from_f32(x);
+                key_head[d * bs + offset] = convert(x);
             }
             let value = &mut values[start + offset * hd..start + (offset + 1) * hd];
             for (slot, &x) in value.iter_mut().zip(&v[h * hd..(h + 1) * hd]) {
-                *slot = E::from_f32(x);
+                *slot = convert(x);
             }
         }
     }
 
     /// Copies the first `len` slots of block `src` into block `dst`, keys and values.
     /// Panics if a block is outside the slices or `len` exceeds the block size.
-    pub fn copy_prefix<E: KvElement>(&self, keys: &mut [E], values: &mut [E], src: u32, dst: u32, len: usize) {
+    pub fn copy_prefix<E: Copy>(&self, keys: &mut [E], values: &mut [E], src: u32, dst: u32, len: usize) {
         assert!(len <= self.block_size, "copy of {len} slots from a block of {}", self.block_size);
         let (hd, bs) = (self.head_dim, self.block_size);
         for h in 0..self.kv_heads {
@@ -139,6 +145,42 @@ pub struct KvView<'a, E> {
     pub layout: KvLayout,
 }
 
+/// A layer's KV cache as attention reads it: one KV head of a run of blocks at a time,
+/// widened to `f32`.
+pub trait KvBlocks: Copy + Send + Sync {
+    /// The cache's layout.
+    fn layout(&self) -> KvLayout;
+
+    /// KV head `kv_head` of `blocks` (consecutive blocks of one sequence), as `f32`: the keys
+    /// into `keys` (`head_dim × span`, transposed: block `i`'s keys in columns
+    /// `i × block_size ..`), the values into `values` (`span × head_dim`, token after token).
+    /// Columns and rows past the blocks are left as they are. Panics if a buffer is short.
+    fn widen(&self, isa: Isa, blocks: &[u32], kv_head: usize, span: usize, keys: &mut [f32], values: &mut [f32]);
+}
+
+impl<E: KvElement> KvBlocks for KvView<'_, E> {
+    fn layout(&self) -> KvLayout {
+        self.layout
+    }
+
+    fn widen(&self, isa: Isa, blocks: &[u32], kv_head: usize, span: usize, keys: &mut [f32], values: &mut [f32]) {
+        let KvLayout { head_dim, block_size, .. } = self.layout;
+        for (i, &block) in blocks.iter().enumerate() {
+            let head = self.layout.head_start(block, kv_head);
+            for d in 0..head_dim {
+                let row = &self.keys[head + d * block_size..head + (d + 1) * block_size];
+                E::widen(isa, row, &mut keys[d * span + i * block_size..d * span + (i + 1) * block_size]);
+            }
+            let block_values = &self.values[head..head + self.layout.head_floats()];
+            E::widen(
+                isa,
+                block_values,
+                &mut values[i * self.layout.head_floats()..(i + 1) * self.layout.head_floats()],
+            );
+        }
+    }
+}
+
 /// The queries one call attends: `tokens` consecutive tokens of one sequence, from position
 /// `first_position`, and of each the `group` query heads that read KV head `kv_head`.
 #[derive(Debug, Clone, Copy)]
@@ -159,10 +201,19 @@ pub struct QueryTile<'a> {
     pub scale: f32,
 }
 
+/// Keys per online-softmax step: a span of whole cache blocks (64 keys in 4 blocks of 16),
+/// aligned at absolute positions, widened to f32 together. One step costs a maximum, a sum
+/// and perhaps a rescale of each row's value sums, so a span of four blocks pays that a
+/// quarter as often as one block; a block wider than this is a span by itself.
+pub const KEY_SPAN: usize = 64;
+
 /// Buffers one attention call reuses from the last.
 #[derive(Debug, Default)]
 pub struct AttentionScratch {
     q: Vec<f32>,
+    /// The current span's keys (`head_dim × span`) and values (`span × head_dim`).
+    keys: Vec<f32>,
+    values: Vec<f32>,
     weights: Vec<f32>,
     max: Vec<f32>,
     sum: Vec<f32>,
@@ -172,10 +223,10 @@ pub struct AttentionScratch {
 /// blocks being `blocks`, and writes the results into `out`: `tokens × group × head_dim`,
 /// token by token, each token's heads in order. Panics if a slice is too short for the
 /// tile, or the blocks do not cover the tile's last position.
-pub fn attend_tile<E: KvElement>(
+pub fn attend_tile<K: KvBlocks>(
     isa: Isa,
     tile: QueryTile<'_>,
-    kv: KvView<'_, E>,
+    kv: K,
     blocks: &[u32],
     scratch: &mut AttentionScratch,
     out: &mut [f32],
@@ -183,33 +234,43 @@ pub fn attend_tile<E: KvElement>(
     if tile.tokens == 0 {
         return;
     }
-    let KvLayout { head_dim, block_size, .. } = kv.layout;
+    let KvLayout { head_dim, block_size, .. } = kv.layout();
+    let per_span = (KEY_SPAN / block_size).max(1);
+    let span = per_span * block_size;
     let rows = tile.tokens * tile.group;
     let out = &mut out[..rows * head_dim];
     let s = scratch;
     gather_scaled_queries(tile, head_dim, &mut s.q);
-    s.weights.resize(rows * block_size, 0.0);
+    s.weights.resize(rows * span, 0.0);
+    s.keys.resize(head_dim * span, 0.0);
+    s.values.resize(span * head_dim, 0.0);
     s.max.clear();
     s.max.resize(rows, f32::NEG_INFINITY);
     s.sum.clear();
     s.sum.resize(rows, 0.0);
     out.fill(0.0);
     let last_position = tile.first_position + tile.tokens - 1;
-    for (index, &block) in blocks[..=last_position / block_size].iter().enumerate() {
-        let block_start = index * block_size;
-        // Tokens before the block's first key have nothing in it.
-        let first_row = block_start.saturating_sub(tile.first_position) * tile.group;
-        let head = kv.layout.head_start(block, tile.kv_head);
-        let keys = &kv.keys[head..head + kv.layout.head_floats()];
-        let values = &kv.values[head..head + kv.layout.head_floats()];
-        let weights = &mut s.weights[first_row * block_size..];
+    for (index, span_blocks) in blocks[..=last_position / block_size].chunks(per_span).enumerate() {
+        let span_start = index * span;
+        kv.widen(isa, span_blocks, tile.kv_head, span, &mut s.keys, &mut s.values);
+        let filled = span_blocks.len() * block_size;
+        if filled < span {
+            // The sequence's last span: no query sees past `filled`, but every score is computed.
+            for row in s.keys.chunks_exact_mut(span) {
+                row[filled..].fill(0.0);
+            }
+            s.values[filled * head_dim..].fill(0.0);
+        }
+        // Tokens before the span's first key have nothing in it.
+        let first_row = span_start.saturating_sub(tile.first_position) * tile.group;
+        let weights = &mut s.weights[first_row * span..];
         let q = &s.q[first_row * head_dim..];
-        scores(isa, q, head_dim, keys, block_size, weights);
+        scores(isa, q, head_dim, &s.keys, span, weights);
         let mut widest = 0;
-        for (i, row_weights) in weights.chunks_exact_mut(block_size).enumerate() {
+        for (i, row_weights) in weights.chunks_exact_mut(span).enumerate() {
             let row = first_row + i;
             let position = tile.first_position + row / tile.group;
-            let visible = (position + 1 - block_start).min(block_size);
+            let visible = (position + 1 - span_start).min(span);
             widest = widest.max(visible);
             let (max, sum) = (&mut s.max[row], &mut s.sum[row]);
             let correction = softmax_step(isa, row_weights, visible, max, sum);
@@ -219,7 +280,7 @@ pub fn attend_tile<E: KvElement>(
                 }
             }
         }
-        accumulate(isa, weights, block_size, widest, values, head_dim, &mut out[first_row * head_dim..]);
+        accumulate(isa, weights, span, widest, &s.values, head_dim, &mut out[first_row * head_dim..]);
     }
     for (row, &sum) in out.chunks_exact_mut(head_dim).zip(&s.sum) {
         let inverse = 1.0 / sum;
@@ -267,7 +328,7 @@ pub fn scalar_softmax_step(row: &mut [f32], visible: usize, max: &mut f32, sum: 
     correction
 }
 
-fn scores<E: KvElement>(isa: Isa, q: &[f32], head_dim: usize, keys: &[E], block: usize, out: &mut [f32]) {
+fn scores(isa: Isa, q: &[f32], head_dim: usize, keys: &[f32], block: usize, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if isa.has_avx2() {
         // SAFETY: an AVX2 `Isa` is made only by `Isa::detect`, after finding AVX2, FMA and F16C,
@@ -277,15 +338,7 @@ fn scores<E: KvElement>(isa: Isa, q: &[f32], head_dim: usize, keys: &[E], block:
     scalar_scores(q, head_dim, keys, block, out);
 }
 
-fn accumulate<E: KvElement>(
-    isa: Isa,
-    p: &[f32],
-    block: usize,
-    keys: usize,
-    values: &[E],
-    head_dim: usize,
-    out: &mut [f32],
-) {
+fn accumulate(isa: Isa, p: &[f32], block: usize, keys: usize, values: &[f32], head_dim: usize, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if isa.has_avx2() {
         // SAFETY: as in `scores`.
@@ -296,12 +349,12 @@ fn accumulate<E: KvElement>(
 
 /// `scores[r][j] = Σ_d q[r][d] · keys[d][j]` for every row `r` of `q` (`rows × head_dim`)
 /// and key `j` of a block (`keys`: `head_dim × block`). Panics if a slice is short.
-pub fn scalar_scores<E: KvElement>(q: &[f32], head_dim: usize, keys: &[E], block: usize, scores: &mut [f32]) {
+pub fn scalar_scores(q: &[f32], head_dim: usize, keys: &[f32], block: usize, scores: &mut [f32]) {
     for (q_row, out) in q.chunks_exact(head_dim).zip(scores.chunks_exact_mut(block)) {
         out.fill(0.0);
         for (d, &x) in q_row.iter().enumerate() {
             for (o, &k) in out.iter_mut().zip(&keys[d * block..(d + 1) * block]) {
-                *o += x * k.to_f32();
+                *o += x * k;
             }
         }
     }
@@ -309,18 +362,11 @@ pub fn scalar_scores<E: KvElement>(q: &[f32], head_dim: usize, keys: &[E], block
 
 /// `out[r][..] += Σ_{j < keys} p[r][j] · values[j][..]` for every row `r` of `out` (`rows ×
 /// head_dim`), `p` being `rows × block` weights and `values` a block's `block × head_dim`.
-pub fn scalar_accumulate<E: KvElement>(
-    p: &[f32],
-    block: usize,
-    keys: usize,
-    values: &[E],
-    head_dim: usize,
-    out: &mut [f32],
-) {
+pub fn scalar_accumulate(p: &[f32], block: usize, keys: usize, values: &[f32], head_dim: usize, out: &mut [f32]) {
     for (out_row, p_row) in out.chunks_exact_mut(head_dim).zip(p.chunks(block)) {
         for (&w, value) in p_row[..keys].iter().zip(values.chunks_exact(head_dim)) {
             for (o, &v) in out_row.iter_mut().zip(value) {
-                *o += w * v.to_f32();
+                *o += w * v;
             }
         }
     }
@@ -337,7 +383,7 @@ mod tests {
         let mut values = keys.clone();
         let k = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
         let v = [7.0, 8.0, 9.0, 10.0, 11.0, 12.0];
-        layout.store(&mut keys, &mut values, 2, 1, &k, &v);
+        layout.store(&mut keys, &mut values, 2, 1, &k, &v, |x| x);
         // Block 2, head 1, dimension 2, slot 1: keys transposed, values row by row.
         assert_eq!(keys[2 * 24 + 12 + 2 * 4 + 1], 6.0);
         assert_eq!(values[2 * 24 + 12 + 3..2 * 24 + 12 + 6], [10.0, 11.0, 12.0]);

@@ -60,7 +60,15 @@ impl<E: KvElement> Case<E> {
         for p in 0..len {
             let row = p * kv_dim..(p + 1) * kv_dim;
             let (block, offset) = (blocks[p / layout.block_size], p % layout.block_size);
-            layout.store(&mut keys, &mut values, block, offset, &dense_keys[row.clone()], &dense_values[row]);
+            layout.store(
+                &mut keys,
+                &mut values,
+                block,
+                offset,
+                &dense_keys[row.clone()],
+                &dense_values[row],
+                E::from_f32,
+            );
         }
         let q = (0..len * kv_dim * group).map(|_| rng.unit() * spread).collect();
         Self { layout, group, keys, values, blocks, q, dense_keys, dense_values }

@@ -1,8 +1,9 @@
 //! `ponder bench model`: the model runner's speed on one machine, no HTTP, no scheduler.
 //!
-//! Prints load time, prefill tokens/s for one long prompt, and aggregate decode tokens/s for
-//! several batch sizes (every sequence decodes one token per step, each with `--depth`
-//! tokens already in its cache), medians of repeats.
+//! Prints load time, prefill tokens/s for one long prompt (in 512-token passes, as the CPU
+//! server and llama.cpp run a long prompt), and aggregate decode tokens/s for several batch
+//! sizes (every sequence decodes one token per step, each with `--depth` tokens already in
+//! its cache), medians of repeats.
 
 use std::time::Instant;
 
@@ -23,8 +24,9 @@ use crate::cli::{Backend, BenchModelArgs};
 const BLOCK_SIZE: usize = 16;
 /// Context of each sequence in the decode measurement when no `--depth` is given.
 const DECODE_PROMPT: usize = 64;
-/// Tokens per forward pass when the decode context is prefilled.
-const CONTEXT_CHUNK: usize = 512;
+/// Tokens per forward pass of a prefill: the CPU server's `--max-prefill-step`, and
+/// llama.cpp's default micro-batch.
+const PREFILL_CHUNK: usize = 512;
 
 #[derive(Debug, Serialize)]
 struct DecodeResult {
@@ -41,7 +43,10 @@ struct Report {
     depth: usize,
     load_seconds: f64,
     prefill_tokens: usize,
-    prefill_tokens_per_second: f64,
+    /// Absent when `--prefill-tokens 0`.
+    prefill_tokens_per_second: Option<f64>,
+    /// The decode context's prefill (`depth` tokens).
+    context_prefill_tokens_per_second: f64,
     decode: Vec<DecodeResult>,
 }
 
@@ -61,21 +66,25 @@ pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
     let token = |seq: usize, i: usize| 1000 + ((seq * 7919 + i * 104_729) as u32 % (vocab / 2));
 
     let prompt: Vec<u32> = (0..args.prefill_tokens).map(|i| token(0, i)).collect();
-    let mut logits = Logits::default();
-    let prefill = median((0..args.repeats).map(|_| {
-        let mut pool = BlockManager::new(num_blocks, BLOCK_SIZE);
-        let mut table = BlockTable::new();
-        table.reserve(prompt.len(), &mut pool).expect("blocks");
-        let start = Instant::now();
-        let chunk = SequenceChunk { tokens: &prompt, start: 0, blocks: table.blocks(), want_logits: true };
-        runner.forward(&[chunk], &mut logits).expect("prefill");
-        start.elapsed().as_secs_f64()
-    }));
-    let prefill_tps = args.prefill_tokens as f64 / prefill;
-    eprintln!("prefill {} tokens: {:.1} ms, {prefill_tps:.1} tok/s", args.prefill_tokens, prefill * 1e3);
-
     let mut pool = BlockManager::new(num_blocks, BLOCK_SIZE);
-    let context = prefill_context(runner.as_mut(), &mut pool, depth, &|i| token(1, i))?;
+    let prefill_tps = (!prompt.is_empty()).then(|| {
+        let prefill = median((0..args.repeats).map(|_| {
+            let (mut table, seconds) = prefill_chunked(runner.as_mut(), &mut pool, &prompt).expect("prefill");
+            table.release(&mut pool);
+            seconds
+        }));
+        let tps = prompt.len() as f64 / prefill;
+        eprintln!("prefill {} tokens: {:.1} ms, {tps:.1} tok/s", prompt.len(), prefill * 1e3);
+        tps
+    });
+
+    let context_tokens: Vec<u32> = (0..depth).map(|i| token(1, i)).collect();
+    let (context, context_seconds) =
+        prefill_chunked(runner.as_mut(), &mut pool, &context_tokens).context("prefilling the decode context")?;
+    eprintln!(
+        "decode context of {depth} tokens prefilled in {context_seconds:.1} s, {:.1} tok/s",
+        depth as f64 / context_seconds
+    );
     let mut decode = Vec::new();
     for &batch in &args.batches {
         let step = median(
@@ -97,6 +106,7 @@ pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
         load_seconds,
         prefill_tokens: args.prefill_tokens,
         prefill_tokens_per_second: prefill_tps,
+        context_prefill_tokens_per_second: depth as f64 / context_seconds,
         decode,
     };
     let json = serde_json::to_string_pretty(&report)?;
@@ -138,26 +148,26 @@ fn rayon_threads() -> usize {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
-/// Prefills `depth` tokens of one sequence, in chunks: the context every decoding sequence
-/// then starts from (as a copy of its blocks).
-fn prefill_context(
+/// Prefills `tokens` as one new sequence, in forward passes of up to [`PREFILL_CHUNK`]
+/// tokens; returns its blocks and the seconds it took.
+fn prefill_chunked(
     runner: &mut dyn ModelRunner,
     pool: &mut BlockManager,
-    depth: usize,
-    token: &dyn Fn(usize) -> u32,
-) -> anyhow::Result<BlockTable> {
-    let start = Instant::now();
-    let tokens: Vec<u32> = (0..depth).map(token).collect();
+    tokens: &[u32],
+) -> anyhow::Result<(BlockTable, f64)> {
     let mut table = BlockTable::new();
-    table.reserve(depth, pool).context("blocks for the decode context")?;
+    table.reserve(tokens.len(), pool).context("KV blocks for the prompt")?;
     let mut logits = Logits::default();
-    for piece in tokens.chunks(CONTEXT_CHUNK) {
-        let chunk = SequenceChunk { tokens: piece, start: table.len(), blocks: table.blocks(), want_logits: false };
-        runner.forward(&[chunk], &mut logits).context("prefilling the decode context")?;
+    let start = Instant::now();
+    let pieces = tokens.chunks(PREFILL_CHUNK);
+    let last = pieces.len();
+    for (i, piece) in pieces.enumerate() {
+        let chunk =
+            SequenceChunk { tokens: piece, start: table.len(), blocks: table.blocks(), want_logits: i + 1 == last };
+        runner.forward(&[chunk], &mut logits)?;
         table.advance(piece.len(), pool);
     }
-    eprintln!("decode context of {depth} tokens prefilled in {:.1} s", start.elapsed().as_secs_f64());
-    Ok(table)
+    Ok((table, start.elapsed().as_secs_f64()))
 }
 
 /// Gives `batch` sequences a copy of `context` (untimed), then times `steps` decode steps

@@ -86,7 +86,8 @@ pub struct EngineArgs {
     #[arg(long, env = "PONDER_BLOCK_SIZE", default_value_t = LaunchConfig::DEFAULT_BLOCK_SIZE)]
     pub block_size: usize,
     /// Element type of the KV cache on the CPU backend: `f16` (half the memory and the bytes
-    /// each decode step reads) or `f32`. The candle backend keeps `f32`.
+    /// each decode step reads), `f32`, or `q8_0` (8 bits and a scale per 32 elements, as
+    /// llama.cpp's: about half of `f16` again). The candle backend keeps `f32`.
     #[arg(long, env = "PONDER_KV_CACHE_DTYPE", default_value_t = KvDtype::default())]
     pub kv_cache_dtype: KvDtype,
     /// Most tokens in one forward pass (prefill chunks and decodes together), for every
@@ -254,7 +255,8 @@ pub struct BenchModelArgs {
     /// the weights' values.
     #[arg(long)]
     pub random_weights: Option<RandomModel>,
-    /// Prompt length for the prefill measurement.
+    /// Prompt length for the prefill measurement (0 skips it; the decode context's prefill
+    /// is timed too).
     #[arg(long, default_value_t = 512)]
     pub prefill_tokens: usize,
     /// Decode steps per measurement.
@@ -276,7 +278,7 @@ pub struct BenchModelArgs {
     /// Which implementation runs the model.
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     pub backend: Backend,
-    /// Element type of the CPU backend's KV cache: `f16` or `f32`.
+    /// Element type of the CPU backend's KV cache: `f16`, `f32` or `q8_0`.
     #[arg(long, default_value_t = KvDtype::default())]
     pub kv_cache_dtype: KvDtype,
 }

@@ -7,17 +7,30 @@
 
 use std::arch::x86_64::*;
 
-use super::{load_f16x8, load_ps, store_ps};
-use crate::attention::{KvElement, Lanes};
+use half::f16;
 
-/// The first 8 elements of `v` as floats. Panics if there are fewer.
+use super::{load_f16x8, load_ps, store_ps};
+
+/// `src` as `f32`s into `dst`, eight at a time through F16C. Panics unless the lengths are
+/// equal.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub fn widen_f16(src: &[f16], dst: &mut [f32]) {
+    assert_eq!(src.len(), dst.len(), "widen_f16: lengths differ");
+    let (src8, src_tail) = src.as_chunks::<8>();
+    let (dst8, dst_tail) = dst.as_chunks_mut::<8>();
+    for (s, d) in src8.iter().zip(dst8) {
+        store_ps(d, load_f16x8(s));
+    }
+    for (s, d) in src_tail.iter().zip(dst_tail) {
+        *d = s.to_f32();
+    }
+}
+
+/// The first 8 elements of `v`. Panics if there are fewer.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn load8<E: KvElement>(v: &[E]) -> __m256 {
-    match E::lanes(v) {
-        Lanes::F32(x) => load_ps(x[..8].try_into().expect("8 floats")),
-        Lanes::F16(x) => load_f16x8(x[..8].try_into().expect("8 halves")),
-    }
+fn load8(v: &[f32]) -> __m256 {
+    load_ps(v[..8].try_into().expect("8 floats"))
 }
 
 /// Rows of queries whose scores are computed together (6 rows × 2 registers of keys, plus
@@ -28,7 +41,7 @@ const SCORE_ROWS: usize = 6;
 /// for every row `r` of `q` (`rows × head_dim`) and key `j` of the block (`keys` is
 /// `head_dim × block`, the block's keys transposed). Panics if a slice is shorter than that.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub fn tile_scores<E: KvElement>(q: &[f32], head_dim: usize, keys: &[E], block: usize, scores: &mut [f32]) {
+pub fn tile_scores(q: &[f32], head_dim: usize, keys: &[f32], block: usize, scores: &mut [f32]) {
     let rows = q.len() / head_dim;
     assert!(keys.len() >= head_dim * block && scores.len() >= rows * block, "tile_scores: short slices");
     let mut r = 0;
@@ -39,10 +52,10 @@ pub fn tile_scores<E: KvElement>(q: &[f32], head_dim: usize, keys: &[E], block: 
         let mut j = 0;
         while j + 16 <= block {
             match take {
-                SCORE_ROWS => score_rows::<E, SCORE_ROWS, 2>(q_rows, head_dim, keys, block, j, out),
+                SCORE_ROWS => score_rows::<SCORE_ROWS, 2>(q_rows, head_dim, keys, block, j, out),
                 _ => (0..take).for_each(|i| {
                     let row = &q_rows[i * head_dim..(i + 1) * head_dim];
-                    score_rows::<E, 1, 2>(row, head_dim, keys, block, j, &mut out[i * block..(i + 1) * block]);
+                    score_rows::<1, 2>(row, head_dim, keys, block, j, &mut out[i * block..(i + 1) * block]);
                 }),
             }
             j += 16;
@@ -50,15 +63,14 @@ pub fn tile_scores<E: KvElement>(q: &[f32], head_dim: usize, keys: &[E], block: 
         if j + 8 <= block {
             for i in 0..take {
                 let row = &q_rows[i * head_dim..(i + 1) * head_dim];
-                score_rows::<E, 1, 1>(row, head_dim, keys, block, j, &mut out[i * block..(i + 1) * block]);
+                score_rows::<1, 1>(row, head_dim, keys, block, j, &mut out[i * block..(i + 1) * block]);
             }
             j += 8;
         }
         for col in j..block {
             for i in 0..take {
                 let row = &q_rows[i * head_dim..(i + 1) * head_dim];
-                out[i * block + col] =
-                    (0..head_dim).fold(0.0, |acc, d| row[d].mul_add(keys[d * block + col].to_f32(), acc));
+                out[i * block + col] = (0..head_dim).fold(0.0, |acc, d| row[d].mul_add(keys[d * block + col], acc));
             }
         }
         r += take;
@@ -68,10 +80,10 @@ pub fn tile_scores<E: KvElement>(q: &[f32], head_dim: usize, keys: &[E], block: 
 /// Scores of `R` rows against the `8 × C` keys from column `j`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn score_rows<E: KvElement, const R: usize, const C: usize>(
+fn score_rows<const R: usize, const C: usize>(
     q: &[f32],
     head_dim: usize,
-    keys: &[E],
+    keys: &[f32],
     block: usize,
     j: usize,
     out: &mut [f32],
@@ -100,14 +112,7 @@ fn score_rows<E: KvElement, const R: usize, const C: usize>(
 /// values[j][..]` for every row `r` of `out` (`rows × head_dim`), `p` being `rows × block`
 /// weights and `values` the block's `block × head_dim` values. Panics if a slice is short.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub fn tile_accumulate<E: KvElement>(
-    p: &[f32],
-    block: usize,
-    keys: usize,
-    values: &[E],
-    head_dim: usize,
-    out: &mut [f32],
-) {
+pub fn tile_accumulate(p: &[f32], block: usize, keys: usize, values: &[f32], head_dim: usize, out: &mut [f32]) {
     let rows = out.len() / head_dim;
     assert!(
         keys <= block && p.len() >= rows * block && values.len() >= keys * head_dim,
@@ -128,24 +133,23 @@ pub fn tile_accumulate<E: KvElement>(
         let mut d = 0;
         while d + width <= head_dim {
             match take {
-                4 => accumulate_rows::<E, 4, 2>(p_rows, block, keys, values, head_dim, d, out_rows),
-                2 => accumulate_rows::<E, 2, 4>(p_rows, block, keys, values, head_dim, d, out_rows),
-                _ => accumulate_rows::<E, 1, 8>(p_rows, block, keys, values, head_dim, d, out_rows),
+                4 => accumulate_rows::<4, 2>(p_rows, block, keys, values, head_dim, d, out_rows),
+                2 => accumulate_rows::<2, 4>(p_rows, block, keys, values, head_dim, d, out_rows),
+                _ => accumulate_rows::<1, 8>(p_rows, block, keys, values, head_dim, d, out_rows),
             }
             d += width;
         }
         while d + 8 <= head_dim {
             for i in 0..take {
                 let out_row = &mut out_rows[i * head_dim..(i + 1) * head_dim];
-                accumulate_rows::<E, 1, 1>(&p_rows[i * block..], block, keys, values, head_dim, d, out_row);
+                accumulate_rows::<1, 1>(&p_rows[i * block..], block, keys, values, head_dim, d, out_row);
             }
             d += 8;
         }
         for dim in d..head_dim {
             for i in 0..take {
                 let sum = &mut out_rows[i * head_dim + dim];
-                *sum = (0..keys)
-                    .fold(*sum, |acc, j| p_rows[i * block + j].mul_add(values[j * head_dim + dim].to_f32(), acc));
+                *sum = (0..keys).fold(*sum, |acc, j| p_rows[i * block + j].mul_add(values[j * head_dim + dim], acc));
             }
         }
         r += take;
@@ -155,11 +159,11 @@ pub fn tile_accumulate<E: KvElement>(
 /// Value sums of `R` rows over the `8 × L` dimensions from `d`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn accumulate_rows<E: KvElement, const R: usize, const L: usize>(
+fn accumulate_rows<const R: usize, const L: usize>(
     p: &[f32],
     block: usize,
     keys: usize,
-    values: &[E],
+    values: &[f32],
     head_dim: usize,
     d: usize,
     out: &mut [f32],

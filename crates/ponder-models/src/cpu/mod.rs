@@ -11,7 +11,7 @@ mod weights;
 
 use std::path::Path;
 
-use ponder_kernels::attention::{attend_tile, AttentionScratch, KvElement, KvLayout, KvView, QueryTile};
+use ponder_kernels::attention::{attend_tile, AttentionScratch, KvBlocks, KvLayout, KvView, QueryTile};
 use ponder_kernels::{matmul, ops, Isa, MatmulJob, QuantMatrix, QuantType, QuantizedActivations};
 use rayon::prelude::*;
 
@@ -195,10 +195,7 @@ impl CpuModel {
             ops::rope(&mut s.k[row * kv_dim..(row + 1) * kv_dim], c.head_dim, cos, sin, interleaved);
         }
         s.attn.resize(tokens * q_dim, 0.0);
-        match layer_kv {
-            LayerKv::F32(keys, values) => self.store_and_attend(keys, values, layout, chunks, s),
-            LayerKv::F16(keys, values) => self.store_and_attend(keys, values, layout, chunks, s),
-        }
+        self.store_and_attend(layer_kv, layout, chunks, s);
         s.proj.resize(tokens * hidden, 0.0);
         self.project(&s.attn, tokens, &mut s.acts, &mut [(&layer.o, &mut s.proj)]);
         ops::add_assign(&mut s.x, &s.proj);
@@ -206,10 +203,9 @@ impl CpuModel {
 
     /// Stores the chunks' new keys and values (`s.k`, `s.v`) in the layer's cache, then
     /// attends their queries (`s.q`) into `s.attn`.
-    fn store_and_attend<E: KvElement>(
+    fn store_and_attend(
         &self,
-        keys: &mut [E],
-        values: &mut [E],
+        layer_kv: &mut LayerKv,
         layout: KvLayout,
         chunks: &[SequenceChunk<'_>],
         s: &mut CpuScratch,
@@ -220,12 +216,16 @@ impl CpuModel {
             for p in chunk.start..chunk.start + chunk.tokens.len() {
                 let (block, offset) = (chunk.blocks[p / layout.block_size], p % layout.block_size);
                 let (k, v) = (&s.k[row * kv_dim..(row + 1) * kv_dim], &s.v[row * kv_dim..(row + 1) * kv_dim]);
-                layout.store(keys, values, block, offset, k, v);
+                layer_kv.store(&layout, block, offset, k, v);
                 row += 1;
             }
         }
-        let kv = KvView { keys, values, layout };
-        self.attention(chunks, &s.q, kv, &mut s.attn_by_head, &mut s.attn);
+        let (q, by_head, out) = (&s.q, &mut s.attn_by_head, &mut s.attn);
+        match layer_kv {
+            LayerKv::F32(keys, values) => self.attention(chunks, q, KvView { keys, values, layout }, by_head, out),
+            LayerKv::F16(keys, values) => self.attention(chunks, q, KvView { keys, values, layout }, by_head, out),
+            LayerKv::Q8(q8) => self.attention(chunks, q, q8.view(layout), by_head, out),
+        }
     }
 
     /// One layer's MLP block on `s.x` (in place, residual added): SwiGLU.
@@ -294,11 +294,11 @@ impl CpuModel {
     /// chunk's tokens and KV head, covering the query heads that share it. The tasks write
     /// `by_head` (KV head by KV head, each the batch's tokens in order), which is then
     /// reordered into `out` (token by token).
-    fn attention<E: KvElement>(
+    fn attention<K: KvBlocks>(
         &self,
         chunks: &[SequenceChunk<'_>],
         q: &[f32],
-        kv: KvView<'_, E>,
+        kv: K,
         by_head: &mut Vec<f32>,
         out: &mut [f32],
     ) {

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Long context in one sitting, Ponder beside llama.cpp: for each depth N, the prefill of an
+# N-token prompt (512-token passes on both) and batch-1 decode with N tokens in the cache.
+#   ponder bench model --prefill-tokens N --depth N --batches 1   (the prompt is timed twice:
+#     as the prefill measurement and as the decode context's prefill)
+#   llama-bench -p N -n 0 -fa 0,1            (prefill, without and with flash attention)
+#   llama-bench -p 0 -n 32 -d N -fa 0,1      (decode at depth N)
+# MODEL: a GGUF file (default: the demo model); RANDOM_SHAPE: a `--random-weights` shape for Ponder
+# instead (give MODEL the same shape from scripts/random-gguf.py for llama.cpp).
+# DEPTHS (default "1024 4096 16384"), LLAMA_BIN (llama-bench's directory; without it the
+# llama.cpp rows are skipped), THREADS (2), OUT (bench-results/).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+model="${MODEL:-$(scripts/fetch-demo-model.sh)}"
+bin="${PONDER_BIN:-target/release/ponder}"
+out="${OUT:-bench-results}"
+threads="${THREADS:-2}"
+llama="${LLAMA_BIN:-}"
+mkdir -p "$out"
+cargo build --release --bin ponder >/dev/null 2>&1 || cargo build --release --bin ponder
+if [ -n "${RANDOM_SHAPE:-}" ]; then source=(--random-weights "$RANDOM_SHAPE"); else source=(--model "$model"); fi
+say() { printf '\n== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
+
+for n in ${DEPTHS:-1024 4096 16384}; do
+  say "depth $n: ponder bench model"
+  "$bin" bench model "${source[@]}" --threads "$threads" --prefill-tokens "$n" --depth "$n" \
+    --batches 1 --decode-steps 32 --repeats 1 --json "$out/depth-$n.json" >/dev/null
+  if [ -n "$llama" ]; then
+    say "depth $n: llama-bench"
+    "$llama/llama-bench" -m "$model" -t "$threads" -p "$n" -n 0 -fa 0,1 -r 1 --no-warmup | tee "$out/llama-depth-$n-prefill.md"
+    "$llama/llama-bench" -m "$model" -t "$threads" -p 0 -n 32 -d "$n" -fa 0,1 -r 1 --no-warmup | tee "$out/llama-depth-$n-decode.md"
+  fi
+done
