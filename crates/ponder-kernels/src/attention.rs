@@ -156,6 +156,21 @@ pub trait KvBlocks: Copy + Send + Sync {
     /// `i × block_size ..`), the values into `values` (`span × head_dim`, token after token).
     /// Columns and rows past the blocks are left as they are. Panics if a buffer is short.
     fn widen(&self, isa: Isa, blocks: &[u32], kv_head: usize, span: usize, keys: &mut [f32], values: &mut [f32]);
+
+    /// Asks for KV head `kv_head` of `blocks` to be brought into the cache, to be widened
+    /// next: a decode step at depth reads far more keys and values than the caches hold.
+    fn prefetch(&self, isa: Isa, blocks: &[u32], kv_head: usize);
+}
+
+/// Asks for `data` to be brought into the cache (a hint; nothing on the scalar path).
+pub fn prefetch<T>(isa: Isa, data: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    if isa.has_avx2() {
+        // SAFETY: an AVX2 `Isa` is made only by `Isa::detect`, after finding AVX2, FMA and F16C,
+        // the target features of the `avx2` kernels.
+        unsafe { crate::avx2::prefetch(data) };
+    }
+    let _ = (isa, data);
 }
 
 impl<E: KvElement> KvBlocks for KvView<'_, E> {
@@ -177,6 +192,15 @@ impl<E: KvElement> KvBlocks for KvView<'_, E> {
                 block_values,
                 &mut values[i * self.layout.head_floats()..(i + 1) * self.layout.head_floats()],
             );
+        }
+    }
+
+    fn prefetch(&self, isa: Isa, blocks: &[u32], kv_head: usize) {
+        for &block in blocks {
+            let head = self.layout.head_start(block, kv_head);
+            let end = head + self.layout.head_floats();
+            prefetch(isa, &self.keys[head..end]);
+            prefetch(isa, &self.values[head..end]);
         }
     }
 }
@@ -250,9 +274,13 @@ pub fn attend_tile<K: KvBlocks>(
     s.sum.resize(rows, 0.0);
     out.fill(0.0);
     let last_position = tile.first_position + tile.tokens - 1;
-    for (index, span_blocks) in blocks[..=last_position / block_size].chunks(per_span).enumerate() {
+    let used = &blocks[..=last_position / block_size];
+    for (index, span_blocks) in used.chunks(per_span).enumerate() {
         let span_start = index * span;
         kv.widen(isa, span_blocks, tile.kv_head, span, &mut s.keys, &mut s.values);
+        if let Some(next) = used.chunks(per_span).nth(index + 1) {
+            kv.prefetch(isa, next, tile.kv_head);
+        }
         let filled = span_blocks.len() * block_size;
         if filled < span {
             // The sequence's last span: no query sees past `filled`, but every score is computed.

@@ -8,7 +8,7 @@
 
 use half::f16;
 
-use super::{KvBlocks, KvLayout};
+use super::{prefetch, KvBlocks, KvLayout};
 use crate::Isa;
 
 /// Elements that share a scale.
@@ -90,6 +90,18 @@ impl KvBlocks for KvViewQ8<'_> {
                     *o = f32::from(q) * scale;
                 }
             }
+        }
+    }
+
+    fn prefetch(&self, isa: Isa, blocks: &[u32], kv_head: usize) {
+        let (layout, scales) = (self.layout, self.layout.q8_scales());
+        for &block in blocks {
+            let (head, scale_head) = (layout.head_start(block, kv_head), scales.head_start(block, kv_head));
+            let (end, scale_end) = (head + layout.head_floats(), scale_head + scales.head_floats());
+            prefetch(isa, &self.keys[head..end]);
+            prefetch(isa, &self.values[head..end]);
+            prefetch(isa, &self.key_scales[scale_head..scale_end]);
+            prefetch(isa, &self.value_scales[scale_head..scale_end]);
         }
     }
 }
