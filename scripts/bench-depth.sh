@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Long context in one sitting, Ponder beside llama.cpp: for each depth N, the prefill of an
 # N-token prompt (512-token passes on both) and batch-1 decode with N tokens in the cache.
-#   ponder bench model --prefill-tokens N --depth N --batches 1   (the prompt is timed twice:
-#     as the prefill measurement and as the decode context's prefill)
+#   ponder bench model --prefill-tokens 0 --depth N --batches 1   (the decode context's
+#     prefill is the prompt's: context_prefill_tokens_per_second in the JSON)
 #   llama-bench -p N -n 0 -fa 0,1            (prefill, without and with flash attention)
 #   llama-bench -p 0 -n 32 -d N -fa 0,1      (decode at depth N)
 # MODEL: a GGUF file (default: the demo model); RANDOM_SHAPE: a `--random-weights` shape for Ponder
@@ -23,7 +23,7 @@ say() { printf '\n== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
 
 for n in ${DEPTHS:-1024 4096 16384}; do
   say "depth $n: ponder bench model"
-  "$bin" bench model "${source[@]}" --threads "$threads" --prefill-tokens "$n" --depth "$n" \
+  "$bin" bench model "${source[@]}" --threads "$threads" --prefill-tokens 0 --depth "$n" \
     --batches 1 --decode-steps 32 --repeats 1 --json "$out/depth-$n.json" >/dev/null
   if [ -n "$llama" ]; then
     say "depth $n: llama-bench"
