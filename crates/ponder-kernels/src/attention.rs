@@ -170,6 +170,7 @@ pub fn prefetch<T>(isa: Isa, data: &[T]) {
         // the target features of the `avx2` kernels.
         unsafe { crate::avx2::prefetch(data) };
     }
+    #[cfg(not(target_arch = "x86_64"))]
     let _ = (isa, data);
 }
 

@@ -81,10 +81,8 @@ pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
     let context_tokens: Vec<u32> = (0..depth).map(|i| token(1, i)).collect();
     let (context, context_seconds) =
         prefill_chunked(runner.as_mut(), &mut pool, &context_tokens).context("prefilling the decode context")?;
-    eprintln!(
-        "decode context of {depth} tokens prefilled in {context_seconds:.1} s, {:.1} tok/s",
-        depth as f64 / context_seconds
-    );
+    let context_tps = depth as f64 / context_seconds;
+    eprintln!("decode context of {depth} tokens prefilled in {context_seconds:.1} s, {context_tps:.1} tok/s");
     let mut decode = Vec::new();
     for &batch in &args.batches {
         let step = median(
@@ -106,7 +104,7 @@ pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
         load_seconds,
         prefill_tokens: args.prefill_tokens,
         prefill_tokens_per_second: prefill_tps,
-        context_prefill_tokens_per_second: depth as f64 / context_seconds,
+        context_prefill_tokens_per_second: context_tps,
         decode,
     };
     let json = serde_json::to_string_pretty(&report)?;
