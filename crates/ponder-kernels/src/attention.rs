@@ -50,7 +50,7 @@ impl KvElement for f16 {
         assert_eq!(src.len(), dst.len(), "widen: lengths differ");
         #[cfg(target_arch = "x86_64")]
         if isa.has_avx2() {
-            // SAFETY: an AVX2 `Isa` is made only by `Isa::detect`, after finding AVX2, FMA and
+            // SAFETY: an AVX2 `Isa` is made only by `Isa::available`, after finding AVX2, FMA and
             // F16C, the target features of the `avx2` kernels.
             return unsafe { crate::avx2::widen_f16(src, dst) };
         }
@@ -166,7 +166,7 @@ pub trait KvBlocks: Copy + Send + Sync {
 pub fn prefetch<T>(isa: Isa, data: &[T]) {
     #[cfg(target_arch = "x86_64")]
     if isa.has_avx2() {
-        // SAFETY: an AVX2 `Isa` is made only by `Isa::detect`, after finding AVX2, FMA and F16C,
+        // SAFETY: an AVX2 `Isa` is made only by `Isa::available`, after finding AVX2, FMA and F16C,
         // the target features of the `avx2` kernels.
         unsafe { crate::avx2::prefetch(data) };
     }
@@ -242,6 +242,10 @@ pub struct AttentionScratch {
     weights: Vec<f32>,
     max: Vec<f32>,
     sum: Vec<f32>,
+    /// Per row of the current span: keys at or before its position, and the factor its
+    /// earlier value sum must be multiplied by.
+    visible: Vec<usize>,
+    corrections: Vec<f32>,
 }
 
 /// Attends every query of `tile` over its sequence's positions `0..=` its own, the sequence's
@@ -295,20 +299,28 @@ pub fn attend_tile<K: KvBlocks>(
         let weights = &mut s.weights[first_row * span..];
         let q = &s.q[first_row * head_dim..];
         scores(isa, q, head_dim, &s.keys, span, weights);
-        let mut widest = 0;
-        for (i, row_weights) in weights.chunks_exact_mut(span).enumerate() {
-            let row = first_row + i;
+        let rows = weights.len() / span;
+        s.visible.clear();
+        s.visible.extend((first_row..first_row + rows).map(|row| {
             let position = tile.first_position + row / tile.group;
-            let visible = (position + 1 - span_start).min(span);
-            widest = widest.max(visible);
-            let (max, sum) = (&mut s.max[row], &mut s.sum[row]);
-            let correction = softmax_step(isa, row_weights, visible, max, sum);
+            (position + 1 - span_start).min(span)
+        }));
+        s.corrections.resize(rows, 1.0);
+        let steps = SoftmaxRows {
+            weights,
+            span,
+            visible: &s.visible,
+            max: &mut s.max[first_row..],
+            sum: &mut s.sum[first_row..],
+            corrections: &mut s.corrections,
+        };
+        softmax_steps(isa, steps);
+        for (row, &correction) in out[first_row * head_dim..].chunks_exact_mut(head_dim).zip(&s.corrections) {
             if correction != 1.0 {
-                for x in &mut out[row * head_dim..(row + 1) * head_dim] {
-                    *x *= correction;
-                }
+                row.iter_mut().for_each(|x| *x *= correction);
             }
         }
+        let widest = s.visible.iter().copied().max().unwrap_or(0);
         accumulate(isa, weights, span, widest, &s.values, head_dim, &mut out[first_row * head_dim..]);
     }
     for (row, &sum) in out.chunks_exact_mut(head_dim).zip(&s.sum) {
@@ -329,14 +341,51 @@ fn gather_scaled_queries(tile: QueryTile<'_>, head_dim: usize, q: &mut Vec<f32>)
     }
 }
 
-fn softmax_step(isa: Isa, row: &mut [f32], visible: usize, max: &mut f32, sum: &mut f32) -> f32 {
+/// One online-softmax step for each row of a span's weights (`rows × span`): row `i`'s first
+/// `visible[i]` scores become weights, its running `max[i]` and `sum[i]` move on, and
+/// `corrections[i]` receives the factor for its earlier value sum
+/// ([`scalar_softmax_step`] says how).
+pub(crate) struct SoftmaxRows<'a> {
+    pub(crate) weights: &'a mut [f32],
+    pub(crate) span: usize,
+    pub(crate) visible: &'a [usize],
+    pub(crate) max: &'a mut [f32],
+    pub(crate) sum: &'a mut [f32],
+    pub(crate) corrections: &'a mut [f32],
+}
+
+/// One row of [`SoftmaxRows`]: its scores, visible count, running maximum and sum, and where
+/// its correction goes.
+pub(crate) type SoftmaxRow<'r> = (&'r mut [f32], usize, &'r mut f32, &'r mut f32, &'r mut f32);
+
+impl<'a> SoftmaxRows<'a> {
+    /// The rows, one after another.
+    #[inline]
+    pub(crate) fn rows(self) -> impl Iterator<Item = SoftmaxRow<'a>> {
+        let rows = self.weights.chunks_exact_mut(self.span).zip(self.visible);
+        let running = self.max.iter_mut().zip(self.sum.iter_mut());
+        rows.zip(running)
+            .zip(self.corrections.iter_mut())
+            .map(|(((row, &visible), (max, sum)), correction)| (row, visible, max, sum, correction))
+    }
+}
+
+fn softmax_steps(isa: Isa, rows: SoftmaxRows<'_>) {
+    #[cfg(target_arch = "x86_64")]
+    if isa.has_avx512() {
+        // SAFETY: an AVX-512 `Isa` is made only by `Isa::available`, after finding AVX-512F,
+        // AVX2, FMA and F16C, the target features of the `avx512` kernels.
+        return unsafe { crate::avx512::softmax_steps(rows) };
+    }
     #[cfg(target_arch = "x86_64")]
     if isa.has_avx2() {
-        // SAFETY: an AVX2 `Isa` is made only by `Isa::detect`, after finding AVX2, FMA and F16C,
+        // SAFETY: an AVX2 `Isa` is made only by `Isa::available`, after finding AVX2, FMA and F16C,
         // the target features of the `avx2` kernels.
-        return unsafe { crate::avx2::softmax_step(row, visible, max, sum) };
+        return unsafe { crate::avx2::softmax_steps(rows) };
     }
-    scalar_softmax_step(row, visible, max, sum)
+    for (row, visible, max, sum, correction) in rows.rows() {
+        *correction = scalar_softmax_step(row, visible, max, sum);
+    }
 }
 
 /// One online-softmax step of a row over a block: the row's first `visible` scores (the
@@ -347,7 +396,7 @@ fn softmax_step(isa: Isa, row: &mut [f32], visible: usize, max: &mut f32, sum: &
 pub fn scalar_softmax_step(row: &mut [f32], visible: usize, max: &mut f32, sum: &mut f32) -> f32 {
     let block_max = row[..visible].iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
     let new_max = max.max(block_max);
-    let correction = (*max - new_max).exp();
+    let correction = correction(*max, new_max);
     for x in &mut row[..visible] {
         *x = (*x - new_max).exp();
     }
@@ -357,10 +406,26 @@ pub fn scalar_softmax_step(row: &mut [f32], visible: usize, max: &mut f32, sum: 
     correction
 }
 
+/// `e^(old_max - new_max)`: the factor that moves sums taken under `old_max` to `new_max`
+/// (exactly 1 when the maximum stays).
+#[inline]
+pub(crate) fn correction(old_max: f32, new_max: f32) -> f32 {
+    if old_max == new_max {
+        1.0
+    } else {
+        (old_max - new_max).exp()
+    }
+}
+
 fn scores(isa: Isa, q: &[f32], head_dim: usize, keys: &[f32], block: usize, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
+    if isa.has_avx512() {
+        // SAFETY: an AVX-512 `Isa` is made only by `Isa::available`, after finding AVX-512F,
+        // AVX2, FMA and F16C, the target features of the `avx512` kernels.
+        return unsafe { crate::avx512::tile_scores(q, head_dim, keys, block, out) };
+    }
     if isa.has_avx2() {
-        // SAFETY: an AVX2 `Isa` is made only by `Isa::detect`, after finding AVX2, FMA and F16C,
+        // SAFETY: an AVX2 `Isa` is made only by `Isa::available`, after finding AVX2, FMA and F16C,
         // the target features of the `avx2` kernels.
         return unsafe { crate::avx2::tile_scores(q, head_dim, keys, block, out) };
     }
@@ -369,6 +434,10 @@ fn scores(isa: Isa, q: &[f32], head_dim: usize, keys: &[f32], block: usize, out:
 
 fn accumulate(isa: Isa, p: &[f32], block: usize, keys: usize, values: &[f32], head_dim: usize, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
+    if isa.has_avx512() {
+        // SAFETY: as in `scores`.
+        return unsafe { crate::avx512::tile_accumulate(p, block, keys, values, head_dim, out) };
+    }
     if isa.has_avx2() {
         // SAFETY: as in `scores`.
         return unsafe { crate::avx2::tile_accumulate(p, block, keys, values, head_dim, out) };

@@ -4,7 +4,7 @@
 //! touches memory only through references (bounds-checked slices, and the fixed-size loads
 //! and stores below), so it is sound for every input on a CPU that has the features. Calling
 //! one from code compiled without them is `unsafe`, and sound exactly when the CPU has them,
-//! which an AVX2 [`crate::Isa`] proves: only [`crate::Isa::detect`] makes one, after
+//! which an AVX2 [`crate::Isa`] proves: only [`crate::Isa::available`] makes one, after
 //! finding AVX2, FMA and F16C.
 //!
 //! The matmul kernels work on eight interleaved weight rows × up to [`TILE_ROWS`] activation
@@ -19,7 +19,7 @@ use std::arch::x86_64::*;
 
 use half::f16;
 
-pub use attention::{softmax_step, tile_accumulate, tile_scores, widen_f16};
+pub use attention::{softmax_steps, tile_accumulate, tile_scores, widen_f16};
 
 use crate::formats::{ActQ8, ActQ8K, ActQ8x8, BlockQ4Kx8, BlockQ5_0x8, BlockQ6Kx8, BlockQ8_0x8, GROUP_ROWS, QK, QK_K};
 use crate::matmul::TILE_ROWS;
@@ -78,7 +78,7 @@ fn broadcast4<T: Plain, const N: usize>(v: &[T; N]) -> __m256i {
 /// Eight floats as a register.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn load_ps(v: &[f32; 8]) -> __m256 {
+pub(crate) fn load_ps(v: &[f32; 8]) -> __m256 {
     // SAFETY: `v` is a live reference to 8 floats; the unaligned load needs no alignment.
     unsafe { _mm256_loadu_ps(v.as_ptr()) }
 }
@@ -86,7 +86,7 @@ fn load_ps(v: &[f32; 8]) -> __m256 {
 /// Stores a register into eight floats.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn store_ps(v: &mut [f32; 8], x: __m256) {
+pub(crate) fn store_ps(v: &mut [f32; 8], x: __m256) {
     // SAFETY: `v` is an exclusive reference to 8 floats; the unaligned store needs no alignment.
     unsafe { _mm256_storeu_ps(v.as_mut_ptr(), x) }
 }
@@ -135,7 +135,7 @@ pub fn prefetch<T>(data: &[T]) {
 /// Sum of the 8 lanes, always in the same order.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn hsum(v: __m256) -> f32 {
+pub(crate) fn hsum(v: __m256) -> f32 {
     let lo = _mm256_castps256_ps128(v);
     let hi = _mm256_extractf128_ps(v, 1);
     let s = _mm_add_ps(lo, hi);
@@ -147,7 +147,7 @@ fn hsum(v: __m256) -> f32 {
 /// Largest lane.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn hmax(v: __m256) -> f32 {
+pub(crate) fn hmax(v: __m256) -> f32 {
     let lo = _mm256_castps256_ps128(v);
     let hi = _mm256_extractf128_ps(v, 1);
     let m = _mm_max_ps(lo, hi);

@@ -154,7 +154,7 @@ impl QuantizedActivations {
             self.q8.resize(rows * cols / QK, ActQ8::default());
             in_parallel(x, &mut self.q8, QK, |x, out| {
                 if isa.has_avx2() {
-                    // SAFETY: an AVX2 `Isa` is made only by `Isa::detect`, after finding AVX2, FMA and F16C,
+                    // SAFETY: an AVX2 `Isa` is made only by `Isa::available`, after finding AVX2, FMA and F16C,
                     // the target features of the `avx2` kernels.
                     unsafe { avx2::quantize_q8(x, out) }
                 } else {
@@ -174,7 +174,7 @@ impl QuantizedActivations {
             self.q8k.resize(rows * cols / QK_K, ActQ8K::default());
             in_parallel(x, &mut self.q8k, QK_K, |x, out| {
                 if isa.has_avx2() {
-                    // SAFETY: an AVX2 `Isa` is made only by `Isa::detect`, after finding AVX2, FMA and F16C,
+                    // SAFETY: an AVX2 `Isa` is made only by `Isa::available`, after finding AVX2, FMA and F16C,
                     // the target features of the `avx2` kernels.
                     unsafe { avx2::quantize_q8k(x, out) }
                 } else {
@@ -379,7 +379,7 @@ fn run_groups<'a, B: Interleaved, A: 'a>(
             if isa.has_avx2() {
                 // SAFETY: `tile` is one of the `avx2` kernels, whose only condition is the CPU
                 // features they are compiled for (AVX2, FMA, F16C), and an AVX2 `Isa` is made
-                // only by `Isa::detect` after finding them.
+                // only by `Isa::available` after finding them.
                 unsafe { tile(group, &x[..mr], &mut out[..mr]) }
             } else {
                 for (row_out, x_row) in out.iter_mut().zip(x).take(mr) {
@@ -417,7 +417,7 @@ fn run_wide_q5_0(
             let first = wg * GROUP_ROWS;
             let lanes = (end - first).min(GROUP_ROWS);
             let mut out = [[0f32; GROUP_ROWS]; WIDE_TILE_ROWS];
-            // SAFETY: `isa` is AVX2 (checked above), made only by `Isa::detect` after finding
+            // SAFETY: `isa` is AVX2 (checked above), made only by `Isa::available` after finding
             // AVX2, FMA and F16C, the target features of this kernel.
             unsafe { avx2::rows_q5_0x8_wide(w.group::<BlockQ5_0>(wg), x, &mut out) };
             for (i, row_out) in out.iter().enumerate() {

@@ -19,7 +19,7 @@ pub fn silu_mul(isa: Isa, gate: &mut [f32], up: &[f32]) {
     assert_eq!(gate.len(), up.len(), "silu_mul operands differ in length");
     gate.par_chunks_mut(PIECE).zip(up.par_chunks(PIECE)).for_each(|(gate, up)| {
         if isa.has_avx2() {
-            // SAFETY: an AVX2 `Isa` is made only by `Isa::detect`, after finding AVX2, FMA and F16C,
+            // SAFETY: an AVX2 `Isa` is made only by `Isa::available`, after finding AVX2, FMA and F16C,
             // the target features of the `avx2` kernels.
             unsafe { avx2::silu_mul(gate, up) }
         } else {
@@ -33,7 +33,7 @@ pub fn silu_mul(isa: Isa, gate: &mut [f32], up: &[f32]) {
 /// `x ← softmax(x)`: `e^(x_i - max) / Σ e^(x_j - max)`.
 pub fn softmax(isa: Isa, x: &mut [f32]) {
     if isa.has_avx2() {
-        // SAFETY: an AVX2 `Isa` is made only by `Isa::detect`, after finding AVX2, FMA and F16C,
+        // SAFETY: an AVX2 `Isa` is made only by `Isa::available`, after finding AVX2, FMA and F16C,
         // the target features of the `avx2` kernels.
         return unsafe { avx2::softmax(x) };
     }
@@ -76,7 +76,7 @@ pub fn rope(x: &mut [f32], head_dim: usize, cos: &[f32], sin: &[f32], interleave
 pub fn dot(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "dot product of slices of different lengths");
     if isa.has_avx2() {
-        // SAFETY: an AVX2 `Isa` is made only by `Isa::detect`, after finding AVX2, FMA and F16C,
+        // SAFETY: an AVX2 `Isa` is made only by `Isa::available`, after finding AVX2, FMA and F16C,
         // the target features of the `avx2` kernels.
         return unsafe { avx2::dot_f32(a, b) };
     }
@@ -88,7 +88,7 @@ pub fn dot(isa: Isa, a: &[f32], b: &[f32]) -> f32 {
 pub fn axpy(isa: Isa, w: f32, v: &[f32], out: &mut [f32]) {
     assert_eq!(v.len(), out.len(), "axpy of slices of different lengths");
     if isa.has_avx2() {
-        // SAFETY: an AVX2 `Isa` is made only by `Isa::detect`, after finding AVX2, FMA and F16C,
+        // SAFETY: an AVX2 `Isa` is made only by `Isa::available`, after finding AVX2, FMA and F16C,
         // the target features of the `avx2` kernels.
         return unsafe { avx2::axpy(w, v, out) };
     }

@@ -147,15 +147,11 @@ impl<E: KvElement> Case<E> {
 }
 
 fn isas() -> Vec<Isa> {
-    let mut isas = vec![Isa::SCALAR];
-    if Isa::detect().is_simd() {
-        isas.push(Isa::detect());
-    }
-    isas
+    Isa::available()
 }
 
 /// Shapes: (KV heads, query heads per KV head, head size, block size, tokens).
-const SHAPES: [(usize, usize, usize, usize, usize); 9] = [
+const SHAPES: [(usize, usize, usize, usize, usize); 10] = [
     (1, 1, 8, 1, 5),
     (2, 7, 64, 16, 150),
     (1, 3, 12, 5, 37),
@@ -165,6 +161,7 @@ const SHAPES: [(usize, usize, usize, usize, usize); 9] = [
     (2, 1, 72, 7, 64),
     (1, 6, 64, 24, 97),
     (4, 2, 16, 16, 48),
+    (1, 5, 80, 128, 140),
 ];
 
 #[test]
@@ -239,6 +236,25 @@ fn same_bits_in_any_tile<E: KvElement>() {
                     );
                     first += tokens;
                 }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_simd_level_gives_the_same_bits() {
+    same_bits_on_every_simd_level::<f32>();
+    same_bits_on_every_simd_level::<f16>();
+}
+
+fn same_bits_on_every_simd_level<E: KvElement>() {
+    let simd: Vec<Isa> = Isa::available().into_iter().filter(|isa| isa.is_simd()).collect();
+    for (seed, &(kv_heads, group, head_dim, block_size, len)) in SHAPES.iter().enumerate() {
+        let case = Case::<E>::new(KvLayout { kv_heads, head_dim, block_size }, group, len, seed as u64 + 31);
+        for kv_head in 0..kv_heads {
+            let first = simd.first().map(|&isa| case.tiled(isa, 0, len, kv_head));
+            for &isa in simd.iter().skip(1) {
+                assert_eq!(Some(case.tiled(isa, 0, len, kv_head)), first, "{isa} against {}", simd[0]);
             }
         }
     }

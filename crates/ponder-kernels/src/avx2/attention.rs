@@ -196,9 +196,12 @@ fn accumulate_rows<const R: usize, const L: usize>(
 /// AVX2 version of [`crate::attention::scalar_softmax_step`]. Maximum, weights and sum go 8
 /// lanes at a time, the ragged end padded (with `-∞` for the maximum, zero for the sum), so
 /// each key's lane, and so the order of the sum, depends only on the key's place in the block.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-pub fn softmax_step(row: &mut [f32], visible: usize, max: &mut f32, sum: &mut f32) -> f32 {
-    row[visible..].fill(f32::NEG_INFINITY);
+fn softmax_step(row: &mut [f32], visible: usize, max: &mut f32, sum: &mut f32) -> f32 {
+    if visible < row.len() {
+        row[visible..].fill(f32::NEG_INFINITY);
+    }
     let (chunks, tail) = row.as_chunks_mut::<8>();
     let mut padded = [f32::NEG_INFINITY; 8];
     padded[..tail.len()].copy_from_slice(tail);
@@ -207,7 +210,7 @@ pub fn softmax_step(row: &mut [f32], visible: usize, max: &mut f32, sum: &mut f3
         block_max = _mm256_max_ps(block_max, load_ps(chunk));
     }
     let new_max = max.max(super::hmax(block_max));
-    let correction = (*max - new_max).exp();
+    let correction = crate::attention::correction(*max, new_max);
     let shift = _mm256_set1_ps(new_max);
     let mut block_sum = _mm256_setzero_ps();
     for chunk in chunks.iter_mut() {
@@ -220,9 +223,19 @@ pub fn softmax_step(row: &mut [f32], visible: usize, max: &mut f32, sum: &mut f3
         store_ps(&mut padded, e);
         tail.copy_from_slice(&padded[..tail.len()]);
     }
-    row[visible..].fill(0.0);
+    if visible < row.len() {
+        row[visible..].fill(0.0);
+    }
     let tail_sum: f32 = row[row.len() / 8 * 8..].iter().sum();
     *sum = *sum * correction + (super::hsum(block_sum) + tail_sum);
     *max = new_max;
     correction
+}
+
+/// [`softmax_step`] on every row (one call for a span's rows).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub fn softmax_steps(rows: crate::attention::SoftmaxRows<'_>) {
+    for (row, visible, max, sum, correction) in rows.rows() {
+        *correction = softmax_step(row, visible, max, sum);
+    }
 }

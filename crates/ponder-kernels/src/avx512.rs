@@ -1,0 +1,297 @@
+//! AVX-512 versions of attention's two inner products and its online-softmax step: sixteen
+//! lanes and 32 registers, so a tile keeps twice the sums in flight of the AVX2 kernels.
+//!
+//! They give the same bits as the AVX2 kernels: every score and value sum is the same fused
+//! multiply-add chain (the lanes are only wider), `e^x` is the same lane-wise sequence of
+//! operations, and the softmax's sum folds each 16 lanes' halves into eight running lanes in
+//! the AVX2 order. So a sequence's results do not depend on which of the two a CPU runs.
+//!
+//! Safety, as in `avx2`: every function here is a safe function compiled with AVX-512F (and
+//! the AVX2 features), touching memory only through references and the fixed-size loads and
+//! stores below, so it is sound for every input on a CPU that has the features; calling one
+//! from other code is `unsafe`, and sound exactly when an AVX-512 [`crate::Isa`] proves the
+//! features (only [`crate::Isa::available`] makes one, after finding them).
+
+use std::arch::x86_64::*;
+
+use crate::avx2::{exp_ps, hmax, hsum, load_ps, store_ps};
+
+/// Sixteen floats as a register.
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+fn load16(v: &[f32]) -> __m512 {
+    let v: &[f32; 16] = v[..16].try_into().expect("16 floats");
+    // SAFETY: `v` is a live reference to 16 floats; the unaligned load needs no alignment.
+    unsafe { _mm512_loadu_ps(v.as_ptr()) }
+}
+
+/// Stores a register into the first sixteen floats of `v`.
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+fn store16(v: &mut [f32], x: __m512) {
+    let v: &mut [f32; 16] = (&mut v[..16]).try_into().expect("16 floats");
+    // SAFETY: `v` is an exclusive reference to 16 floats; the unaligned store needs no alignment.
+    unsafe { _mm512_storeu_ps(v.as_mut_ptr(), x) }
+}
+
+/// The low and the high eight lanes.
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+fn halves(x: __m512) -> (__m256, __m256) {
+    (_mm512_castps512_ps256(x), _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(x))))
+}
+
+/// `e^x` lane by lane: `avx2::exp_ps`'s operations, sixteen lanes at a time (the same bits;
+/// the power of two applied by `scalef` rather than built in the exponent bits).
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+fn exp16(x: __m512) -> __m512 {
+    let x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3)), _mm512_set1_ps(88.3));
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(
+        x,
+        _mm512_set1_ps(std::f32::consts::LOG2_E),
+    ));
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
+    let mut p = _mm512_set1_ps(1.987_569_1e-4);
+    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+    }
+    let e_r = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0));
+    // `e_r · 2ⁿ` in one rounding, as the AVX2 product with `2ⁿ` built in the exponent bits.
+    _mm512_scalef_ps(e_r, n)
+}
+
+/// Rows of queries whose scores are computed together: 6 rows × 4 registers of keys, plus
+/// the four key registers and a broadcast, fit the 32 registers.
+const SCORE_ROWS: usize = 6;
+
+/// AVX-512 version of [`crate::attention::scalar_scores`] (the same bits as the AVX2 one):
+/// `scores[r][j] = Σ_d q[r][d] · keys[d][j]` for every row `r` of `q` (`rows × head_dim`) and
+/// key `j` of the block (`keys`: `head_dim × block`). Panics if a slice is shorter than that.
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+pub fn tile_scores(q: &[f32], head_dim: usize, keys: &[f32], block: usize, scores: &mut [f32]) {
+    let rows = q.len() / head_dim;
+    assert!(keys.len() >= head_dim * block && scores.len() >= rows * block, "tile_scores: short slices");
+    let mut r = 0;
+    while r < rows {
+        let take = SCORE_ROWS.min(rows - r);
+        let q_rows = &q[r * head_dim..(r + take) * head_dim];
+        let out = &mut scores[r * block..(r + take) * block];
+        let mut j = 0;
+        for width in [64, 32, 16] {
+            while j + width <= block {
+                match (take, width) {
+                    (6, 64) => score_rows::<6, 4>(q_rows, head_dim, keys, block, j, out),
+                    (5, 64) => score_rows::<5, 4>(q_rows, head_dim, keys, block, j, out),
+                    (4, 64) => score_rows::<4, 4>(q_rows, head_dim, keys, block, j, out),
+                    (3, 64) => score_rows::<3, 4>(q_rows, head_dim, keys, block, j, out),
+                    (2, 64) => score_rows::<2, 4>(q_rows, head_dim, keys, block, j, out),
+                    (_, 64) => score_rows::<1, 4>(q_rows, head_dim, keys, block, j, out),
+                    (_, 32) => score_each_row::<2>(q_rows, take, head_dim, keys, block, j, out),
+                    _ => score_each_row::<1>(q_rows, take, head_dim, keys, block, j, out),
+                }
+                j += width;
+            }
+        }
+        if j < block {
+            // Fewer than 16 keys left: the AVX2 kernel's 8-wide and single-lane ends.
+            let mut rest = vec![0.0f32; take * (block - j)];
+            let rest_keys: Vec<f32> =
+                (0..head_dim).flat_map(|d| keys[d * block + j..(d + 1) * block].iter().copied()).collect();
+            crate::avx2::tile_scores(q_rows, head_dim, &rest_keys, block - j, &mut rest);
+            for (i, row) in rest.chunks_exact(block - j).enumerate() {
+                out[i * block + j..(i + 1) * block].copy_from_slice(row);
+            }
+        }
+        r += take;
+    }
+}
+
+/// [`score_rows`] for one row at a time, `16 × C` keys from column `j`.
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+fn score_each_row<const C: usize>(
+    q_rows: &[f32],
+    take: usize,
+    head_dim: usize,
+    keys: &[f32],
+    block: usize,
+    j: usize,
+    out: &mut [f32],
+) {
+    for i in 0..take {
+        let row = &q_rows[i * head_dim..(i + 1) * head_dim];
+        score_rows::<1, C>(row, head_dim, keys, block, j, &mut out[i * block..(i + 1) * block]);
+    }
+}
+
+/// Scores of `R` rows against the `16 × C` keys from column `j`.
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+fn score_rows<const R: usize, const C: usize>(
+    q: &[f32],
+    head_dim: usize,
+    keys: &[f32],
+    block: usize,
+    j: usize,
+    out: &mut [f32],
+) {
+    assert!(q.len() >= R * head_dim && out.len() >= (R - 1) * block + j + 16 * C);
+    let mut acc = [[_mm512_setzero_ps(); C]; R];
+    for d in 0..head_dim {
+        let row = &keys[d * block + j..d * block + j + 16 * C];
+        let k: [__m512; C] = std::array::from_fn(|c| load16(&row[16 * c..]));
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            let qv = _mm512_set1_ps(q[r * head_dim + d]);
+            for c in 0..C {
+                acc_r[c] = _mm512_fmadd_ps(qv, k[c], acc_r[c]);
+            }
+        }
+    }
+    for (r, acc_r) in acc.iter().enumerate() {
+        for (c, &a) in acc_r.iter().enumerate() {
+            store16(&mut out[r * block + j + 16 * c..], a);
+        }
+    }
+}
+
+/// Rows of value sums kept in registers together: 6 rows × 4 registers (64 dimensions).
+const ACCUMULATE_ROWS: usize = 6;
+
+/// AVX-512 version of [`crate::attention::scalar_accumulate`] (the same bits as the AVX2
+/// one): `out[r][..] += Σ_{j < keys} p[r][j] · values[j][..]` for every row `r` of `out`
+/// (`rows × head_dim`), `p` being `rows × block` weights and `values` the block's
+/// `block × head_dim` values. Panics if a slice is short.
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+pub fn tile_accumulate(p: &[f32], block: usize, keys: usize, values: &[f32], head_dim: usize, out: &mut [f32]) {
+    let rows = out.len() / head_dim;
+    assert!(
+        keys <= block && p.len() >= rows * block && values.len() >= keys * head_dim,
+        "tile_accumulate: short slices"
+    );
+    if !head_dim.is_multiple_of(16) {
+        // The AVX2 kernel's narrower ends.
+        return crate::avx2::tile_accumulate(p, block, keys, values, head_dim, out);
+    }
+    let mut r = 0;
+    while r < rows {
+        let take = ACCUMULATE_ROWS.min(rows - r);
+        let out_rows = &mut out[r * head_dim..(r + take) * head_dim];
+        let p_rows = &p[r * block..(r + take) * block];
+        let mut d = 0;
+        while d + 64 <= head_dim {
+            match take {
+                6 => accumulate_rows::<6, 4>(p_rows, block, keys, values, head_dim, d, out_rows),
+                5 => accumulate_rows::<5, 4>(p_rows, block, keys, values, head_dim, d, out_rows),
+                4 => accumulate_rows::<4, 4>(p_rows, block, keys, values, head_dim, d, out_rows),
+                3 => accumulate_rows::<3, 4>(p_rows, block, keys, values, head_dim, d, out_rows),
+                2 => accumulate_rows::<2, 4>(p_rows, block, keys, values, head_dim, d, out_rows),
+                _ => accumulate_rows::<1, 4>(p_rows, block, keys, values, head_dim, d, out_rows),
+            }
+            d += 64;
+        }
+        while d < head_dim {
+            for i in 0..take {
+                let out_row = &mut out_rows[i * head_dim..(i + 1) * head_dim];
+                accumulate_rows::<1, 1>(&p_rows[i * block..], block, keys, values, head_dim, d, out_row);
+            }
+            d += 16;
+        }
+        r += take;
+    }
+}
+
+/// Value sums of `R` rows over the `16 × L` dimensions from `d`.
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+fn accumulate_rows<const R: usize, const L: usize>(
+    p: &[f32],
+    block: usize,
+    keys: usize,
+    values: &[f32],
+    head_dim: usize,
+    d: usize,
+    out: &mut [f32],
+) {
+    assert!(p.len() >= (R - 1) * block + keys && out.len() >= (R - 1) * head_dim + d + 16 * L);
+    let mut acc: [[__m512; L]; R] =
+        std::array::from_fn(|r| std::array::from_fn(|l| load16(&out[r * head_dim + d + 16 * l..])));
+    for j in 0..keys {
+        let row = &values[j * head_dim + d..j * head_dim + d + 16 * L];
+        let v: [__m512; L] = std::array::from_fn(|l| load16(&row[16 * l..]));
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            let w = _mm512_set1_ps(p[r * block + j]);
+            for l in 0..L {
+                acc_r[l] = _mm512_fmadd_ps(w, v[l], acc_r[l]);
+            }
+        }
+    }
+    for (r, acc_r) in acc.iter().enumerate() {
+        for (l, &a) in acc_r.iter().enumerate() {
+            store16(&mut out[r * head_dim + d + 16 * l..], a);
+        }
+    }
+}
+
+/// AVX-512 version of [`crate::attention::scalar_softmax_step`], the same bits as the AVX2
+/// one: sixteen lanes at a time, each register's two halves added into eight running sums
+/// in the order the AVX2 kernel adds its 8-lane chunks; the last 8-lane chunk and the ragged
+/// end as there.
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+fn softmax_step(row: &mut [f32], visible: usize, max: &mut f32, sum: &mut f32) -> f32 {
+    if visible < row.len() {
+        row[visible..].fill(f32::NEG_INFINITY);
+    }
+    let len = row.len();
+    let (wide, rest) = row.split_at_mut(len / 16 * 16);
+    let (chunks, tail) = rest.as_chunks_mut::<8>();
+    let mut padded = [f32::NEG_INFINITY; 8];
+    padded[..tail.len()].copy_from_slice(tail);
+    let mut wide_max = _mm512_set1_ps(f32::NEG_INFINITY);
+    for x in wide.chunks_exact(16) {
+        wide_max = _mm512_max_ps(wide_max, load16(x));
+    }
+    let (lo, hi) = halves(wide_max);
+    let mut block_max = _mm256_max_ps(load_ps(&padded), _mm256_max_ps(lo, hi));
+    for chunk in chunks.iter() {
+        block_max = _mm256_max_ps(block_max, load_ps(chunk));
+    }
+    let new_max = max.max(hmax(block_max));
+    let correction = crate::attention::correction(*max, new_max);
+    let mut block_sum = _mm256_setzero_ps();
+    let shift16 = _mm512_set1_ps(new_max);
+    for x in wide.chunks_exact_mut(16) {
+        let e = exp16(_mm512_sub_ps(load16(x), shift16));
+        store16(x, e);
+        let (lo, hi) = halves(e);
+        block_sum = _mm256_add_ps(_mm256_add_ps(block_sum, lo), hi);
+    }
+    let shift = _mm256_set1_ps(new_max);
+    for chunk in chunks.iter_mut() {
+        let e = exp_ps(_mm256_sub_ps(load_ps(chunk), shift));
+        store_ps(chunk, e);
+        block_sum = _mm256_add_ps(block_sum, e);
+    }
+    if !tail.is_empty() {
+        let e = exp_ps(_mm256_sub_ps(load_ps(&padded), shift));
+        store_ps(&mut padded, e);
+        tail.copy_from_slice(&padded[..tail.len()]);
+    }
+    if visible < row.len() {
+        row[visible..].fill(0.0);
+    }
+    let tail_sum: f32 = row[len / 8 * 8..].iter().sum();
+    *sum = *sum * correction + (hsum(block_sum) + tail_sum);
+    *max = new_max;
+    correction
+}
+
+/// [`softmax_step`] on every row (one call for a span's rows).
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+pub fn softmax_steps(rows: crate::attention::SoftmaxRows<'_>) {
+    for (row, visible, max, sum, correction) in rows.rows() {
+        *correction = softmax_step(row, visible, max, sum);
+    }
+}
