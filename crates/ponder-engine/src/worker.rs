@@ -47,6 +47,8 @@ pub(crate) struct WorkerLoad {
     pub kv_blocks_used: AtomicUsize,
     /// KV blocks in all.
     pub kv_blocks_total: AtomicUsize,
+    /// Tokens per KV block.
+    pub kv_block_size: AtomicUsize,
     /// Preemptions so far.
     pub preemptions: AtomicU64,
     /// Prompt tokens looked up in the prefix cache.
@@ -81,6 +83,7 @@ impl WorkerLoad {
             running,
             kv_blocks_used: self.kv_blocks_used.load(Ordering::Relaxed),
             kv_blocks_total: self.kv_blocks_total.load(Ordering::Relaxed),
+            kv_block_size: self.kv_block_size.load(Ordering::Relaxed),
             preemptions: self.preemptions.load(Ordering::Relaxed),
             prefix_queried_tokens: self.prefix_queried_tokens.load(Ordering::Relaxed),
             prefix_hit_tokens: self.prefix_hit_tokens.load(Ordering::Relaxed),
@@ -102,6 +105,8 @@ pub struct WorkerStats {
     pub kv_blocks_used: usize,
     /// KV blocks in all.
     pub kv_blocks_total: usize,
+    /// Tokens per KV block (0 before the model has loaded).
+    pub kv_block_size: usize,
     /// Preemptions so far.
     pub preemptions: u64,
     /// Prompt tokens looked up in the prefix cache so far.
@@ -536,6 +541,7 @@ impl Worker {
         load.waiting.store(self.scheduler.waiting_len(), Ordering::Relaxed);
         load.kv_blocks_used.store(used, Ordering::Relaxed);
         load.kv_blocks_total.store(total, Ordering::Relaxed);
+        load.kv_block_size.store(self.runner.block_size(), Ordering::Relaxed);
         load.preemptions.store(stats.preemptions, Ordering::Relaxed);
         load.prefix_queried_tokens.store(stats.prefix_queried_tokens, Ordering::Relaxed);
         load.prefix_hit_tokens.store(stats.prefix_hit_tokens, Ordering::Relaxed);

@@ -110,7 +110,7 @@ async fn collect(
         }
         if collector.push(event) {
             if let Some(usage) = collector.usage() {
-                state.metrics.finished(&usage, &collector.thinking_stats());
+                state.metrics.finished(&usage, &collector.thinking_stats(), started.elapsed());
             }
             return Ok(collector);
         }
@@ -156,7 +156,7 @@ impl Streaming {
                 self.last_text = Some(now);
             }
             Event::Finished { thinking: Some(t), .. } => self.thinking.push(*t),
-            Event::Done(usage) => self.state.metrics.finished(usage, &self.thinking),
+            Event::Done(usage) => self.state.metrics.finished(usage, &self.thinking, self.started.elapsed()),
             Event::Finished { .. } => {}
         }
     }

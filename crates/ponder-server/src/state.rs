@@ -63,13 +63,14 @@ impl AppState {
             tracing::warn!("{error}");
         }
         let responses = Arc::new(ResponseStore::new(config.response_store));
+        let metrics = ServerMetrics::new(&config.served_name);
         Self {
             responses,
             engine,
             metadata,
             thinking,
             config,
-            metrics: ServerMetrics::default(),
+            metrics,
             constraints,
             tool_format,
             started,
