@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Fast checks of the container files, for every CI run (the full image build is
 docker/smoke-test.sh): the Dockerfiles use known instructions, every file they COPY from the
-build context exists, and compose.yaml and kubernetes.yaml are valid YAML with the pieces
-users rely on (health checks, probes, GPU reservation)."""
+build context exists, and compose.yaml is valid YAML with the pieces users rely on (health
+checks, GPU reservation). The Kubernetes manifests have their own check: kubernetes/check.py."""
 import pathlib
 import re
 import sys
@@ -87,27 +87,10 @@ def check_compose(path):
         errors.append(f"{path}: ponder-gpu reserves no GPU")
 
 
-def check_kubernetes(path):
-    docs = [d for d in yaml.safe_load_all(path.read_text()) if d]
-    kinds = {d["kind"]: d for d in docs}
-    for kind in ("Deployment", "Service"):
-        if kind not in kinds:
-            errors.append(f"{path}: no {kind}")
-    if "Deployment" in kinds:
-        pod = kinds["Deployment"]["spec"]["template"]
-        container = pod["spec"]["containers"][0]
-        for probe in ("readinessProbe", "livenessProbe"):
-            if container.get(probe, {}).get("httpGet", {}).get("path") != "/health":
-                errors.append(f"{path}: {probe} must check /health")
-        if pod["metadata"].get("annotations", {}).get("prometheus.io/scrape") != "true":
-            errors.append(f"{path}: no Prometheus scrape annotation")
-
-
 check_dockerfile(ROOT / "Dockerfile")
 check_dockerfile(ROOT / "docker" / "Dockerfile.cuda")
 check_compose(ROOT / "docker" / "compose.yaml")
-check_kubernetes(ROOT / "docker" / "kubernetes.yaml")
 if errors:
     print("\n".join(errors))
     sys.exit(1)
-print("container files: ok (Dockerfile, docker/Dockerfile.cuda, docker/compose.yaml, docker/kubernetes.yaml)")
+print("container files: ok (Dockerfile, docker/Dockerfile.cuda, docker/compose.yaml)")
