@@ -226,11 +226,11 @@ pub struct QueryTile<'a> {
     pub scale: f32,
 }
 
-/// Keys per online-softmax step: a span of whole cache blocks (64 keys in 4 blocks of 16),
+/// Keys per online-softmax step: a span of whole cache blocks (128 keys in 8 blocks of 16),
 /// aligned at absolute positions, widened to f32 together. One step costs a maximum, a sum
-/// and perhaps a rescale of each row's value sums, so a span of four blocks pays that a
-/// quarter as often as one block; a block wider than this is a span by itself.
-pub const KEY_SPAN: usize = 64;
+/// and perhaps a rescale of each row's value sums, so a span of eight blocks pays that an
+/// eighth as often as one block; a block wider than this is a span by itself.
+pub const KEY_SPAN: usize = 128;
 
 /// Buffers one attention call reuses from the last.
 #[derive(Debug, Default)]
