@@ -424,6 +424,7 @@ fn scores(isa: Isa, q: &[f32], head_dim: usize, keys: &[f32], block: usize, out:
         // AVX2, FMA and F16C, the target features of the `avx512` kernels.
         return unsafe { crate::avx512::tile_scores(q, head_dim, keys, block, out) };
     }
+    #[cfg(target_arch = "x86_64")]
     if isa.has_avx2() {
         // SAFETY: an AVX2 `Isa` is made only by `Isa::available`, after finding AVX2, FMA and F16C,
         // the target features of the `avx2` kernels.
@@ -438,6 +439,7 @@ fn accumulate(isa: Isa, p: &[f32], block: usize, keys: usize, values: &[f32], he
         // SAFETY: as in `scores`.
         return unsafe { crate::avx512::tile_accumulate(p, block, keys, values, head_dim, out) };
     }
+    #[cfg(target_arch = "x86_64")]
     if isa.has_avx2() {
         // SAFETY: as in `scores`.
         return unsafe { crate::avx2::tile_accumulate(p, block, keys, values, head_dim, out) };

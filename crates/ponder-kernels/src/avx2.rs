@@ -19,6 +19,7 @@ use std::arch::x86_64::*;
 
 use half::f16;
 
+pub(crate) use attention::score_tail;
 pub use attention::{softmax_steps, tile_accumulate, tile_scores, widen_f16};
 
 use crate::formats::{ActQ8, ActQ8K, ActQ8x8, BlockQ4Kx8, BlockQ5_0x8, BlockQ6Kx8, BlockQ8_0x8, GROUP_ROWS, QK, QK_K};
@@ -642,6 +643,15 @@ pub fn axpy(w: f32, v: &[f32], out: &mut [f32]) {
     }
 }
 
+/// The range [`exp_ps`] clamps its argument to.
+pub(crate) const EXP_MIN: f32 = -87.3;
+pub(crate) const EXP_MAX: f32 = 88.3;
+/// `ln 2` in two parts, the first exact in few bits, for the range reduction.
+pub(crate) const LN2_HIGH: f32 = 0.693_359_4;
+pub(crate) const LN2_LOW: f32 = -2.121_944_4e-4;
+/// Cephes' polynomial for `(e^r - 1 - r) / r²`, highest power first (Horner's order).
+pub(crate) const EXP_POLY: [f32; 6] = [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5];
+
 /// `e^x` lane by lane, within 2 ulp of `f32::exp` for `x` in [-87.3, 88.3] (clamped outside:
 /// tiny results flush towards zero, huge ones stay finite).
 ///
@@ -650,15 +660,15 @@ pub fn axpy(w: f32, v: &[f32], out: &mut [f32]) {
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(crate) fn exp_ps(x: __m256) -> __m256 {
-    let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3)), _mm256_set1_ps(88.3));
+    let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_MIN)), _mm256_set1_ps(EXP_MAX));
     let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
         x,
         _mm256_set1_ps(std::f32::consts::LOG2_E),
     ));
-    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
-    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
-    let mut p = _mm256_set1_ps(1.987_569_1e-4);
-    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HIGH), x);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_LOW), r);
+    let mut p = _mm256_set1_ps(EXP_POLY[0]);
+    for c in EXP_POLY[1..].iter().copied() {
         p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
     }
     let e_r = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0));

@@ -14,7 +14,7 @@
 
 use std::arch::x86_64::*;
 
-use crate::avx2::{exp_ps, hmax, hsum, load_ps, store_ps};
+use crate::avx2::{exp_ps, hmax, hsum, load_ps, score_tail, store_ps, EXP_MAX, EXP_MIN, EXP_POLY, LN2_HIGH, LN2_LOW};
 
 /// Sixteen floats as a register.
 #[inline]
@@ -41,20 +41,20 @@ fn halves(x: __m512) -> (__m256, __m256) {
     (_mm512_castps512_ps256(x), _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(x))))
 }
 
-/// `e^x` lane by lane: `avx2::exp_ps`'s operations, sixteen lanes at a time (the same bits;
+/// `e^x` lane by lane: `avx2::exp_ps`'s operations and constants, sixteen lanes at a time (the same bits;
 /// the power of two applied by `scalef` rather than built in the exponent bits).
 #[inline]
 #[target_feature(enable = "avx512f,avx2,fma,f16c")]
 fn exp16(x: __m512) -> __m512 {
-    let x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3)), _mm512_set1_ps(88.3));
+    let x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EXP_MIN)), _mm512_set1_ps(EXP_MAX));
     let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(
         x,
         _mm512_set1_ps(std::f32::consts::LOG2_E),
     ));
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693_359_4), x);
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.121_944_4e-4), r);
-    let mut p = _mm512_set1_ps(1.987_569_1e-4);
-    for c in [1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HIGH), x);
+    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LOW), r);
+    let mut p = _mm512_set1_ps(EXP_POLY[0]);
+    for c in EXP_POLY[1..].iter().copied() {
         p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
     }
     let e_r = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0));
@@ -94,16 +94,8 @@ pub fn tile_scores(q: &[f32], head_dim: usize, keys: &[f32], block: usize, score
                 j += width;
             }
         }
-        if j < block {
-            // Fewer than 16 keys left: the AVX2 kernel's 8-wide and single-lane ends.
-            let mut rest = vec![0.0f32; take * (block - j)];
-            let rest_keys: Vec<f32> =
-                (0..head_dim).flat_map(|d| keys[d * block + j..(d + 1) * block].iter().copied()).collect();
-            crate::avx2::tile_scores(q_rows, head_dim, &rest_keys, block - j, &mut rest);
-            for (i, row) in rest.chunks_exact(block - j).enumerate() {
-                out[i * block + j..(i + 1) * block].copy_from_slice(row);
-            }
-        }
+        // Fewer than 16 keys left: the AVX2 kernel's 8-wide and single-lane ends.
+        score_tail(q_rows, head_dim, keys, block, j, out);
         r += take;
     }
 }

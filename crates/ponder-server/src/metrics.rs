@@ -124,7 +124,7 @@ impl ServerMetrics {
     /// The Prometheus text, with the engine's figures (one snapshot per worker).
     pub fn render(&self, workers: &[WorkerStats]) -> String {
         self.record(|| {
-            let sum = |f: fn(&WorkerStats) -> u64| workers.iter().map(f).sum::<u64>() as f64;
+            let sum = |f: fn(&WorkerStats) -> u64| total(workers, f) as f64;
             gauge!("ponder_queue_length").set(sum(|w| w.queued as u64));
             gauge!("ponder_running_sequences").set(sum(|w| w.running as u64));
             gauge!("ponder_kv_blocks_used").set(sum(|w| w.kv_blocks_used as u64));
@@ -133,7 +133,7 @@ impl ServerMetrics {
             gauge!("ponder_engine_steps").set(sum(|w| w.steps));
             gauge!("ponder_workers_alive").set(sum(|w| u64::from(w.alive)));
             // Counted by the engine, so a request whose client went away counts too.
-            counter!("ponder_generated_tokens_total").absolute(workers.iter().map(|w| w.generated_tokens).sum());
+            counter!("ponder_generated_tokens_total").absolute(total(workers, |w| w.generated_tokens));
             self.render_vllm(workers);
         });
         self.handle.render()
@@ -143,20 +143,24 @@ impl ServerMetrics {
     /// count sequences (a request with `n` choices counts `n`), as vLLM's do.
     fn render_vllm(&self, workers: &[WorkerStats]) {
         let model = || self.model_name.clone();
-        let sum = |f: fn(&WorkerStats) -> usize| workers.iter().map(f).sum::<usize>();
-        let (used, total) = (sum(|w| w.kv_blocks_used), sum(|w| w.kv_blocks_total));
-        let usage = if total == 0 { 0.0 } else { used as f64 / total as f64 };
-        gauge!(vllm::WAITING, "model_name" => model()).set(sum(|w| w.queued) as f64);
-        gauge!(vllm::RUNNING, "model_name" => model()).set(sum(|w| w.running) as f64);
+        let sum = |f: fn(&WorkerStats) -> u64| total(workers, f);
+        let (used, blocks) = (sum(|w| w.kv_blocks_used as u64), sum(|w| w.kv_blocks_total as u64));
+        let usage = if blocks == 0 { 0.0 } else { used as f64 / blocks as f64 };
+        gauge!(vllm::WAITING, "model_name" => model()).set(sum(|w| w.queued as u64) as f64);
+        gauge!(vllm::RUNNING, "model_name" => model()).set(sum(|w| w.running as u64) as f64);
         gauge!(vllm::KV_USAGE, "model_name" => model()).set(usage);
         gauge!(vllm::GPU_CACHE_USAGE, "model_name" => model()).set(usage);
         // Published once the model has loaded (a label set never leaves the registry).
         if let Some(block_size) = workers.iter().map(|w| w.kv_block_size).find(|&b| b > 0) {
-            let (block_size, blocks) = (block_size.to_string(), total.to_string());
+            let (block_size, blocks) = (block_size.to_string(), blocks.to_string());
             gauge!(vllm::CACHE_CONFIG, "block_size" => block_size, "num_gpu_blocks" => blocks).set(1.0);
         }
-        let tokens = |f: fn(&WorkerStats) -> u64| workers.iter().map(f).sum::<u64>();
-        counter!(vllm::PREFIX_QUERIES, "model_name" => model()).absolute(tokens(|w| w.prefix_queried_tokens));
-        counter!(vllm::PREFIX_HITS, "model_name" => model()).absolute(tokens(|w| w.prefix_hit_tokens));
+        counter!(vllm::PREFIX_QUERIES, "model_name" => model()).absolute(sum(|w| w.prefix_queried_tokens));
+        counter!(vllm::PREFIX_HITS, "model_name" => model()).absolute(sum(|w| w.prefix_hit_tokens));
     }
+}
+
+/// `f` summed over the workers.
+fn total(workers: &[WorkerStats], f: impl Fn(&WorkerStats) -> u64) -> u64 {
+    workers.iter().map(f).sum()
 }

@@ -60,20 +60,29 @@ pub fn tile_scores(q: &[f32], head_dim: usize, keys: &[f32], block: usize, score
             }
             j += 16;
         }
-        if j + 8 <= block {
-            for i in 0..take {
-                let row = &q_rows[i * head_dim..(i + 1) * head_dim];
-                score_rows::<1, 1>(row, head_dim, keys, block, j, &mut out[i * block..(i + 1) * block]);
-            }
-            j += 8;
-        }
-        for col in j..block {
-            for i in 0..take {
-                let row = &q_rows[i * head_dim..(i + 1) * head_dim];
-                out[i * block + col] = (0..head_dim).fold(0.0, |acc, d| row[d].mul_add(keys[d * block + col], acc));
-            }
-        }
+        score_tail(q_rows, head_dim, keys, block, j, out);
         r += take;
+    }
+}
+
+/// The scores of every row of `q_rows` against the fewer than 16 keys from column `j` to the
+/// block's end: eight lanes if there are eight, then one at a time (`f32::mul_add`, the same
+/// chain). The AVX-512 kernel ends its rows here too.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn score_tail(q_rows: &[f32], head_dim: usize, keys: &[f32], block: usize, mut j: usize, out: &mut [f32]) {
+    let take = q_rows.len() / head_dim;
+    if j + 8 <= block {
+        for i in 0..take {
+            let row = &q_rows[i * head_dim..(i + 1) * head_dim];
+            score_rows::<1, 1>(row, head_dim, keys, block, j, &mut out[i * block..(i + 1) * block]);
+        }
+        j += 8;
+    }
+    for col in j..block {
+        for i in 0..take {
+            let row = &q_rows[i * head_dim..(i + 1) * head_dim];
+            out[i * block + col] = (0..head_dim).fold(0.0, |acc, d| row[d].mul_add(keys[d * block + col], acc));
+        }
     }
 }
 
