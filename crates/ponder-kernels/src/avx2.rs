@@ -28,7 +28,7 @@ use crate::scalar::act_scale;
 
 /// Element types of plain old data: every byte initialised, every bit pattern a valid value.
 /// Only these are read or written as raw SIMD bytes.
-trait Plain: Copy {}
+pub(crate) trait Plain: Copy {}
 impl Plain for i8 {}
 impl Plain for u8 {}
 impl Plain for i16 {}
@@ -39,7 +39,7 @@ impl Plain for f16 {}
 /// The 32 bytes of `v` as an integer register.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn load256<T: Plain, const N: usize>(v: &[T; N]) -> __m256i {
+pub(crate) fn load256<T: Plain, const N: usize>(v: &[T; N]) -> __m256i {
     const { assert!(std::mem::size_of::<[T; N]>() == 32) };
     // SAFETY: `v` is a live reference to exactly 32 initialised bytes (checked at compile
     // time above, every byte initialised by `Plain`); the unaligned load needs no alignment.
@@ -95,14 +95,14 @@ pub(crate) fn store_ps(v: &mut [f32; 8], x: __m256) {
 /// Eight half-precision scales as floats.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn load_f16x8(v: &[f16; 8]) -> __m256 {
+pub(crate) fn load_f16x8(v: &[f16; 8]) -> __m256 {
     _mm256_cvtph_ps(load128(v))
 }
 
 /// The lanes of an integer register.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn lanes_i32(x: __m256i) -> [i32; 8] {
+pub(crate) fn lanes_i32(x: __m256i) -> [i32; 8] {
     let mut lanes = [0i32; 8];
     store256(&mut lanes, x);
     lanes
@@ -114,7 +114,7 @@ const PREFETCH_BYTES: usize = 2048;
 /// Prefetches the cache lines `PREFETCH_BYTES` ahead of `block`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn prefetch_ahead<T>(block: &T) {
+pub(crate) fn prefetch_ahead<T>(block: &T) {
     let start = (block as *const T).cast::<i8>();
     for offset in (0..std::mem::size_of::<T>()).step_by(64) {
         // A prefetch is a hint that never faults, so any address will do: `wrapping_add`, as
@@ -303,7 +303,7 @@ pub fn rows_q5_0x8(w: &[BlockQ5_0x8], x: &[&[ActQ8]], out: &mut [[f32; 8]]) {
 
 /// Decodes an interleaved Q5_0 block into eight registers of unsigned bytes `q + 16`:
 /// register `j`, lane `r` holds values `4j..4j + 4` of row `r`.
-struct Q5_0Decoder {
+pub(crate) struct Q5_0Decoder {
     row_bit: __m256i,
     low4: __m256i,
     fifth: __m256i,
@@ -312,7 +312,7 @@ struct Q5_0Decoder {
 impl Q5_0Decoder {
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let row_bit = _mm256_setr_epi32(
             0x0101_0101,
             0x0202_0202,
@@ -328,7 +328,7 @@ impl Q5_0Decoder {
 
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
-    fn decode(&self, wb: &BlockQ5_0x8) -> [__m256i; 8] {
+    pub(crate) fn decode(&self, wb: &BlockQ5_0x8) -> [__m256i; 8] {
         let registers = wb.qs.as_chunks::<32>().0;
         std::array::from_fn(|j| {
             let qs = load256(&registers[j % 4]);
@@ -341,7 +341,7 @@ impl Q5_0Decoder {
 }
 
 /// Weight blocks decoded at a time by [`rows_q5_0x8_wide`].
-const WIDE_CHUNK: usize = 8;
+pub(crate) const WIDE_CHUNK: usize = 8;
 
 /// Groups of eight activation rows in one call of [`rows_q5_0x8_wide`] (with one group it is
 /// no faster than [`rows_q5_0x8`]).

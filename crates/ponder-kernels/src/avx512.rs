@@ -12,7 +12,11 @@
 //! from other code is `unsafe`, and sound exactly when an AVX-512 [`crate::Isa`] proves the
 //! features (only [`crate::Isa::available`] makes one, after finding them).
 
+mod matmul;
+
 use std::arch::x86_64::*;
+
+pub use matmul::rows_q5_0x8_wide;
 
 use crate::avx2::{exp_ps, hmax, hsum, load_ps, score_tail, store_ps, EXP_MAX, EXP_MIN, EXP_POLY, LN2_HIGH, LN2_LOW};
 
@@ -28,7 +32,7 @@ fn load16(v: &[f32]) -> __m512 {
 /// Stores a register into the first sixteen floats of `v`.
 #[inline]
 #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-fn store16(v: &mut [f32], x: __m512) {
+pub(crate) fn store16(v: &mut [f32], x: __m512) {
     let v: &mut [f32; 16] = (&mut v[..16]).try_into().expect("16 floats");
     // SAFETY: `v` is an exclusive reference to 16 floats; the unaligned store needs no alignment.
     unsafe { _mm512_storeu_ps(v.as_mut_ptr(), x) }

@@ -3,8 +3,9 @@
 //! - [`formats`]: the GGUF block layouts (Q8_0, Q5_0, Q4_K, Q6_K) and 8-bit activation blocks;
 //! - [`scalar`]: portable reference implementations;
 //! - `avx2`: x86-64 AVX2+FMA versions, chosen at run time by [`Isa::detect`];
-//! - `avx512`: AVX-512 versions of attention's inner products, where the CPU has AVX-512F
-//!   (every other kernel keeps its AVX2 version there);
+//! - `avx512`: AVX-512 versions of attention's inner products, where the CPU has AVX-512F,
+//!   and of the Q5_0 prefill matmul, where it has AVX-512 VNNI too (every other kernel keeps
+//!   its AVX2 version there);
 //! - [`matmul`]: quantized weight matrices and the batched, batch-invariant matmul;
 //! - [`ops`]: RMS norm, RoPE, SwiGLU and vector helpers;
 //! - [`attention`]: causal attention of a chunk of queries over a sequence's KV blocks.
@@ -26,7 +27,8 @@ pub use matmul::{matmul, MatmulJob, QuantMatrix, QuantizedActivations};
 
 /// The instruction set the kernels use: a token that can only be made by [`Isa::detect`]
 /// (or [`Isa::available`], or be [`Isa::SCALAR`]), so holding an AVX2 `Isa` proves the CPU
-/// has AVX2, FMA and F16C, and an AVX-512 one that it has AVX-512F as well.
+/// has AVX2, FMA and F16C, an AVX-512 one that it has AVX-512F as well, and an AVX-512 VNNI
+/// one AVX-512BW and AVX-512 VNNI besides.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Isa(Level);
 
@@ -36,6 +38,7 @@ enum Level {
     Scalar,
     Avx2,
     Avx512,
+    Avx512Vnni,
 }
 
 impl Isa {
@@ -62,6 +65,9 @@ impl Isa {
             levels.push(Self(Level::Avx2));
             if is_x86_feature_detected!("avx512f") {
                 levels.push(Self(Level::Avx512));
+                if is_x86_feature_detected!("avx512bw") && is_x86_feature_detected!("avx512vnni") {
+                    levels.push(Self(Level::Avx512Vnni));
+                }
             }
         }
         levels
@@ -72,12 +78,13 @@ impl Isa {
         self.0 != Level::Scalar
     }
 
-    /// The instruction set's name: `scalar`, `avx2` or `avx512`.
+    /// The instruction set's name: `scalar`, `avx2`, `avx512` or `avx512vnni`.
     pub fn name(self) -> &'static str {
         match self.0 {
             Level::Scalar => "scalar",
             Level::Avx2 => "avx2",
             Level::Avx512 => "avx512",
+            Level::Avx512Vnni => "avx512vnni",
         }
     }
 
@@ -91,6 +98,13 @@ impl Isa {
     /// besides AVX2, FMA and F16C: the condition for calling the `avx512` kernels.
     pub(crate) fn has_avx512(self) -> bool {
         self.0 >= Level::Avx512
+    }
+
+    /// Whether this is AVX-512 VNNI, which only [`Isa::available`] makes after finding
+    /// AVX-512F, AVX-512BW and AVX-512 VNNI besides AVX2, FMA and F16C: the condition for
+    /// calling the `avx512` VNNI kernels.
+    pub(crate) fn has_avx512_vnni(self) -> bool {
+        self.0 >= Level::Avx512Vnni
     }
 }
 

@@ -417,9 +417,15 @@ fn run_wide_q5_0(
             let first = wg * GROUP_ROWS;
             let lanes = (end - first).min(GROUP_ROWS);
             let mut out = [[0f32; GROUP_ROWS]; WIDE_TILE_ROWS];
-            // SAFETY: `isa` is AVX2 (checked above), made only by `Isa::available` after finding
-            // AVX2, FMA and F16C, the target features of this kernel.
-            unsafe { avx2::rows_q5_0x8_wide(w.group::<BlockQ5_0>(wg), x, &mut out) };
+            if isa.has_avx512_vnni() {
+                // SAFETY: an AVX-512 VNNI `Isa` is made only by `Isa::available` after finding
+                // AVX-512F, AVX-512BW, AVX-512 VNNI, AVX2, FMA and F16C, this kernel's features.
+                unsafe { crate::avx512::rows_q5_0x8_wide(w.group::<BlockQ5_0>(wg), x, &mut out) };
+            } else {
+                // SAFETY: `isa` is AVX2 (checked above), made only by `Isa::available` after
+                // finding AVX2, FMA and F16C, the target features of this kernel.
+                unsafe { avx2::rows_q5_0x8_wide(w.group::<BlockQ5_0>(wg), x, &mut out) };
+            }
             for (i, row_out) in out.iter().enumerate() {
                 store(WIDE_TILE_ROWS * t + i, first, &row_out[..lanes]);
             }

@@ -183,6 +183,21 @@ fn a_rows_result_does_not_depend_on_the_batch() {
 }
 
 #[test]
+fn every_simd_level_gives_the_same_bits() {
+    // 37 rows: two wide tiles of 16 (Q5_0's wide kernel, VNNI where the CPU has it) and five
+    // rows through the narrow kernels; real scales, so only identical float steps agree.
+    let levels = &Isa::available()[1..];
+    for kind in TYPES {
+        let w = random_matrix(kind, 21, 512, 11, None);
+        let x = random_activations(37, 512, 12);
+        let first = levels.first().map(|&isa| run(isa, &w, &x, 37));
+        for &isa in levels {
+            assert_eq!(Some(run(isa, &w, &x, 37)), first, "{kind:?} on {isa}");
+        }
+    }
+}
+
+#[test]
 fn results_do_not_depend_on_the_thread_count() {
     let w = random_matrix(QuantType::Q5_0, 300, 896, 8, None);
     let x = random_activations(5, 896, 9);
