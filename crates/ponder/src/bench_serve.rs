@@ -1,7 +1,9 @@
 //! `ponder bench serve`: a load generator for any OpenAI-compatible server. N concurrent
 //! clients send streaming chat requests until the total is reached; prints JSON with
 //! requests, errors, aggregate output tokens/s, time to first token and inter-token latency
-//! (p50/p95).
+//! (p50/p95), and per request the prefill rate (prompt tokens over the time to first token)
+//! and the decode rate (tokens after the first over the time after it), medians.
+//! `--prompt-file` sends a long document as the prompt, to measure both at length.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -21,8 +23,23 @@ struct Sample {
     /// Why a failed request failed.
     error: Option<String>,
     tokens: usize,
+    /// Prompt tokens, as the server's usage reports them.
+    prompt_tokens: Option<usize>,
     ttft: Option<Duration>,
     gaps: Vec<Duration>,
+}
+
+impl Sample {
+    /// Prompt tokens per second of the time to first token.
+    fn prefill_rate(&self) -> Option<f64> {
+        Some(self.prompt_tokens? as f64 / self.ttft?.as_secs_f64())
+    }
+
+    /// Tokens after the first per second of the time after the first.
+    fn decode_rate(&self) -> Option<f64> {
+        let after_first: Duration = self.gaps.iter().sum();
+        (self.tokens > 1 && !after_first.is_zero()).then(|| (self.tokens - 1) as f64 / after_first.as_secs_f64())
+    }
 }
 
 /// Percentiles in milliseconds.
@@ -49,6 +66,12 @@ struct Report {
     output_tokens_per_second: f64,
     ttft_ms: Percentiles,
     inter_token_latency_ms: Percentiles,
+    /// Mean prompt tokens of the answered requests (from their usage).
+    prompt_tokens: f64,
+    /// Median over requests of prompt tokens / time to first token.
+    prefill_tokens_per_second: f64,
+    /// Median over requests of the decode rate after the first token.
+    decode_tokens_per_second: f64,
 }
 
 /// The `response_format` of `--response-format`: `json_object`, or a schema file.
@@ -87,7 +110,11 @@ async fn bench(args: BenchServeArgs) -> anyhow::Result<()> {
     };
     let model_name = model.clone();
     let response_format = response_format(args.response_format.as_deref())?;
-    let (prompt, max_tokens, distinct) = (args.prompt.clone(), args.max_tokens, args.distinct_prompts);
+    let prompt = match &args.prompt_file {
+        Some(path) => std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        None => args.prompt.clone(),
+    };
+    let (max_tokens, distinct) = (args.max_tokens, args.distinct_prompts);
     // Request `i`'s body: the same user message, or (with --distinct-prompts) one that differs
     // from its first words, so only the chat template's shared start can come from a cache.
     let body_for = move |i: usize| {
@@ -137,6 +164,7 @@ async fn bench(args: BenchServeArgs) -> anyhow::Result<()> {
     let output_tokens: usize = ok.iter().map(|s| s.tokens).sum();
     let ttfts: Vec<Duration> = ok.iter().filter_map(|s| s.ttft).collect();
     let gaps: Vec<Duration> = ok.iter().flat_map(|s| s.gaps.iter().copied()).collect();
+    let prompt_tokens: Vec<usize> = ok.iter().filter_map(|s| s.prompt_tokens).collect();
     let report = Report {
         url: base,
         model: model_name,
@@ -151,6 +179,9 @@ async fn bench(args: BenchServeArgs) -> anyhow::Result<()> {
         output_tokens_per_second: output_tokens as f64 / seconds,
         ttft_ms: percentiles(ttfts),
         inter_token_latency_ms: percentiles(gaps),
+        prompt_tokens: prompt_tokens.iter().sum::<usize>() as f64 / prompt_tokens.len().max(1) as f64,
+        prefill_tokens_per_second: median(ok.iter().filter_map(|s| s.prefill_rate()).collect()),
+        decode_tokens_per_second: median(ok.iter().filter_map(|s| s.decode_rate()).collect()),
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
@@ -204,6 +235,9 @@ async fn one_request(client: &reqwest::Client, url: &str, key: &Option<String>, 
             if let Some(tokens) = chunk["usage"]["completion_tokens"].as_u64() {
                 usage_tokens = Some(tokens as usize);
             }
+            if let Some(tokens) = chunk["usage"]["prompt_tokens"].as_u64() {
+                sample.prompt_tokens = Some(tokens as usize);
+            }
             let delta = &chunk["choices"][0]["delta"];
             let has_text =
                 ["content", "reasoning_content"].iter().any(|k| delta[k].as_str().is_some_and(|s| !s.is_empty()));
@@ -225,6 +259,12 @@ async fn one_request(client: &reqwest::Client, url: &str, key: &Option<String>, 
     sample
 }
 
+/// The median, or 0 for no values.
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
 fn percentiles(mut values: Vec<Duration>) -> Percentiles {
     if values.is_empty() {
         return Percentiles { p50: 0.0, p95: 0.0 };
@@ -232,4 +272,36 @@ fn percentiles(mut values: Vec<Duration>) -> Percentiles {
     values.sort();
     let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
     Percentiles { p50: at(0.5), p95: at(0.95) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn rates_come_from_the_prompt_and_the_gaps_after_the_first_token() {
+        let sample = Sample {
+            ok: true,
+            tokens: 5,
+            prompt_tokens: Some(2000),
+            ttft: Some(ms(4000)),
+            gaps: vec![ms(100); 4],
+            ..Default::default()
+        };
+        assert_eq!(sample.prefill_rate(), Some(500.0));
+        assert_eq!(sample.decode_rate(), Some(10.0));
+        // No usage, or a single token: no rate rather than a made-up one.
+        let bare = Sample { tokens: 1, ttft: Some(ms(10)), ..Default::default() };
+        assert_eq!((bare.prefill_rate(), bare.decode_rate()), (None, None));
+    }
+
+    #[test]
+    fn the_median_of_nothing_is_zero() {
+        assert_eq!(median(vec![]), 0.0);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+    }
 }

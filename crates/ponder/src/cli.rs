@@ -408,6 +408,10 @@ pub struct BenchServeArgs {
         default_value = "Write a long essay about the history of computing, from the abacus to modern processors."
     )]
     pub prompt: String,
+    /// Read the user message from this file instead of `--prompt` (a long document, to
+    /// measure prefill at length: the report gives prefill and decode tokens per second).
+    #[arg(long, conflicts_with = "prompt")]
+    pub prompt_file: Option<std::path::PathBuf>,
     /// Give every request its own user message ("Request N: " before the prompt), so no
     /// server can answer from a cached prompt beyond the chat template's shared start.
     #[arg(long)]
