@@ -3,8 +3,9 @@
 //!
 //! They give the same bits as the AVX2 kernels: every score and value sum is the same fused
 //! multiply-add chain (the lanes are only wider), `e^x` is the same lane-wise sequence of
-//! operations, and the softmax's sum folds each 16 lanes' halves into eight running lanes in
-//! the AVX2 order. So a sequence's results do not depend on which of the two a CPU runs.
+//! operations, and the softmax's sum adds each 16 lanes' halves into the running sums the
+//! AVX2 kernel adds those 8-lane chunks into, combined in its order. So a sequence's results
+//! do not depend on which of the two a CPU runs.
 //!
 //! Safety, as in `avx2`: every function here is a safe function compiled with AVX-512F (and
 //! the AVX2 features), touching memory only through references and the fixed-size loads and
@@ -135,13 +136,15 @@ fn score_rows<const R: usize, const C: usize>(
 ) {
     assert!(q.len() >= R * head_dim && out.len() >= (R - 1) * block + j + 16 * C);
     let mut acc = [[_mm512_setzero_ps(); C]; R];
-    for d in 0..head_dim {
-        let row = &keys[d * block + j..d * block + j + 16 * C];
-        let k: [__m512; C] = std::array::from_fn(|c| load16(&row[16 * c..]));
-        for (r, acc_r) in acc.iter_mut().enumerate() {
-            let qv = _mm512_set1_ps(q[r * head_dim + d]);
+    // Rows sliced once, so the loop below needs no bounds checks.
+    let q_rows: [&[f32]; R] = std::array::from_fn(|r| &q[r * head_dim..(r + 1) * head_dim]);
+    for (d, key_row) in (0..head_dim).zip(keys.chunks_exact(block)) {
+        let key_row = &key_row[j..j + 16 * C];
+        let k: [__m512; C] = std::array::from_fn(|c| load16(&key_row[16 * c..]));
+        for r in 0..R {
+            let qv = _mm512_set1_ps(q_rows[r][d]);
             for c in 0..C {
-                acc_r[c] = _mm512_fmadd_ps(qv, k[c], acc_r[c]);
+                acc[r][c] = _mm512_fmadd_ps(qv, k[c], acc[r][c]);
             }
         }
     }
@@ -213,13 +216,15 @@ fn accumulate_rows<const R: usize, const L: usize>(
     assert!(p.len() >= (R - 1) * block + keys && out.len() >= (R - 1) * head_dim + d + 16 * L);
     let mut acc: [[__m512; L]; R] =
         std::array::from_fn(|r| std::array::from_fn(|l| load16(&out[r * head_dim + d + 16 * l..])));
-    for j in 0..keys {
-        let row = &values[j * head_dim + d..j * head_dim + d + 16 * L];
-        let v: [__m512; L] = std::array::from_fn(|l| load16(&row[16 * l..]));
-        for (r, acc_r) in acc.iter_mut().enumerate() {
-            let w = _mm512_set1_ps(p[r * block + j]);
+    // Rows sliced once, so the loop below needs no bounds checks.
+    let p_rows: [&[f32]; R] = std::array::from_fn(|r| &p[r * block..r * block + keys]);
+    for (j, value_row) in (0..keys).zip(values.chunks_exact(head_dim)) {
+        let value_row = &value_row[d..d + 16 * L];
+        let v: [__m512; L] = std::array::from_fn(|l| load16(&value_row[16 * l..]));
+        for r in 0..R {
+            let w = _mm512_set1_ps(p_rows[r][j]);
             for l in 0..L {
-                acc_r[l] = _mm512_fmadd_ps(w, v[l], acc_r[l]);
+                acc[r][l] = _mm512_fmadd_ps(w, v[l], acc[r][l]);
             }
         }
     }
@@ -231,9 +236,9 @@ fn accumulate_rows<const R: usize, const L: usize>(
 }
 
 /// AVX-512 version of [`crate::attention::scalar_softmax_step`], the same bits as the AVX2
-/// one: sixteen lanes at a time, each register's two halves added into eight running sums
-/// in the order the AVX2 kernel adds its 8-lane chunks; the last 8-lane chunk and the ragged
-/// end as there.
+/// one: sixteen lanes at a time, each register's two halves added into the running sums the
+/// AVX2 kernel adds those 8-lane chunks into; the last 8-lane chunk and the ragged end as
+/// there.
 #[inline]
 #[target_feature(enable = "avx512f,avx2,fma,f16c")]
 fn softmax_step(row: &mut [f32], visible: usize, max: &mut f32, sum: &mut f32) -> f32 {
@@ -245,31 +250,38 @@ fn softmax_step(row: &mut [f32], visible: usize, max: &mut f32, sum: &mut f32) -
     let (chunks, tail) = rest.as_chunks_mut::<8>();
     let mut padded = [f32::NEG_INFINITY; 8];
     padded[..tail.len()].copy_from_slice(tail);
-    let mut wide_max = _mm512_set1_ps(f32::NEG_INFINITY);
-    for x in wide.chunks_exact(16) {
-        wide_max = _mm512_max_ps(wide_max, load16(x));
+    // Two running maxima (a maximum does not depend on the order), half the chain.
+    let mut maxima = [_mm512_set1_ps(f32::NEG_INFINITY); 2];
+    for (k, x) in wide.chunks_exact(16).enumerate() {
+        maxima[k % 2] = _mm512_max_ps(maxima[k % 2], load16(x));
     }
-    let (lo, hi) = halves(wide_max);
+    let (lo, hi) = halves(_mm512_max_ps(maxima[0], maxima[1]));
     let mut block_max = _mm256_max_ps(load_ps(&padded), _mm256_max_ps(lo, hi));
     for chunk in chunks.iter() {
         block_max = _mm256_max_ps(block_max, load_ps(chunk));
     }
     let new_max = max.max(hmax(block_max));
     let correction = crate::attention::correction(*max, new_max);
-    let mut block_sum = _mm256_setzero_ps();
+    // The AVX2 kernel adds 8-lane chunk `i` into running sum `i % 4`: here register `k`
+    // holds chunks `2k` and `2k + 1`, so the even registers' halves are sums 0 and 1, the
+    // odd ones' sums 2 and 3.
+    let mut pairs = [_mm512_setzero_ps(); 2];
     let shift16 = _mm512_set1_ps(new_max);
-    for x in wide.chunks_exact_mut(16) {
+    for (k, x) in wide.chunks_exact_mut(16).enumerate() {
         let e = exp16(_mm512_sub_ps(load16(x), shift16));
         store16(x, e);
-        let (lo, hi) = halves(e);
-        block_sum = _mm256_add_ps(_mm256_add_ps(block_sum, lo), hi);
+        pairs[k % 2] = _mm512_add_ps(pairs[k % 2], e);
     }
+    let ((s0, s1), (s2, s3)) = (halves(pairs[0]), halves(pairs[1]));
+    let mut sums = [s0, s1, s2, s3];
     let shift = _mm256_set1_ps(new_max);
-    for chunk in chunks.iter_mut() {
+    for (i, chunk) in chunks.iter_mut().enumerate() {
         let e = exp_ps(_mm256_sub_ps(load_ps(chunk), shift));
         store_ps(chunk, e);
-        block_sum = _mm256_add_ps(block_sum, e);
+        let at = (wide.len() / 8 + i) % 4;
+        sums[at] = _mm256_add_ps(sums[at], e);
     }
+    let block_sum = _mm256_add_ps(_mm256_add_ps(sums[0], sums[2]), _mm256_add_ps(sums[1], sums[3]));
     if !tail.is_empty() {
         let e = exp_ps(_mm256_sub_ps(load_ps(&padded), shift));
         store_ps(&mut padded, e);

@@ -99,11 +99,13 @@ fn score_rows<const R: usize, const C: usize>(
 ) {
     assert!(q.len() >= R * head_dim && out.len() >= (R - 1) * block + j + 8 * C);
     let mut acc = [[_mm256_setzero_ps(); C]; R];
-    for d in 0..head_dim {
-        let row = &keys[d * block + j..d * block + j + 8 * C];
+    // Rows sliced once, so the loop below needs no bounds checks.
+    let q_rows: [&[f32]; R] = std::array::from_fn(|r| &q[r * head_dim..(r + 1) * head_dim]);
+    for (d, row) in (0..head_dim).zip(keys.chunks_exact(block)) {
+        let row = &row[j..j + 8 * C];
         let k: [__m256; C] = std::array::from_fn(|c| load8(&row[8 * c..]));
-        for (r, acc_r) in acc.iter_mut().enumerate() {
-            let qv = _mm256_set1_ps(q[r * head_dim + d]);
+        for (acc_r, q_row) in acc.iter_mut().zip(q_rows) {
+            let qv = _mm256_set1_ps(q_row[d]);
             for c in 0..C {
                 acc_r[c] = _mm256_fmadd_ps(qv, k[c], acc_r[c]);
             }
@@ -184,9 +186,11 @@ fn accumulate_rows<const R: usize, const L: usize>(
             load_ps(out[at..at + 8].try_into().expect("8 floats"))
         })
     });
-    for j in 0..keys {
-        let row = &values[j * head_dim + d..j * head_dim + d + 8 * L];
-        let w: [__m256; R] = std::array::from_fn(|r| _mm256_set1_ps(p[r * block + j]));
+    // Rows sliced once, so the loop below needs no bounds checks.
+    let p_rows: [&[f32]; R] = std::array::from_fn(|r| &p[r * block..r * block + keys]);
+    for (j, row) in (0..keys).zip(values.chunks_exact(head_dim)) {
+        let row = &row[d..d + 8 * L];
+        let w: [__m256; R] = std::array::from_fn(|r| _mm256_set1_ps(p_rows[r][j]));
         for l in 0..L {
             let v = load8(&row[8 * l..]);
             for r in 0..R {
@@ -221,12 +225,16 @@ fn softmax_step(row: &mut [f32], visible: usize, max: &mut f32, sum: &mut f32) -
     let new_max = max.max(super::hmax(block_max));
     let correction = crate::attention::correction(*max, new_max);
     let shift = _mm256_set1_ps(new_max);
-    let mut block_sum = _mm256_setzero_ps();
-    for chunk in chunks.iter_mut() {
+    // Chunk `i` is added into running sum `i % 4` (four short chains of additions rather
+    // than one long one), and the four are added as `(s0 + s2) + (s1 + s3)`: the order the
+    // AVX-512 kernel keeps too.
+    let mut sums = [_mm256_setzero_ps(); 4];
+    for (i, chunk) in chunks.iter_mut().enumerate() {
         let e = super::exp_ps(_mm256_sub_ps(load_ps(chunk), shift));
         store_ps(chunk, e);
-        block_sum = _mm256_add_ps(block_sum, e);
+        sums[i % 4] = _mm256_add_ps(sums[i % 4], e);
     }
+    let block_sum = _mm256_add_ps(_mm256_add_ps(sums[0], sums[2]), _mm256_add_ps(sums[1], sums[3]));
     if !tail.is_empty() {
         let e = super::exp_ps(_mm256_sub_ps(load_ps(&padded), shift));
         store_ps(&mut padded, e);
