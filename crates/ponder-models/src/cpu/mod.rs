@@ -51,12 +51,13 @@ pub struct CpuModel {
     isa: Isa,
 }
 
-/// Query rows per attention task (tokens × the query heads of one KV head): about 250,
+/// Query rows per attention task (tokens × the query heads of one KV head): a few hundred,
 /// whose queries, weights and sums stay in the L2 cache while each span of keys and values
 /// is widened once for all of them; a multiple of 6, the rows the score kernel takes at a
 /// time. (`attention_bench` on this machine's AVX-512, 8k–32k keys: 126 rows 96, 252 rows
-/// 102, 378 rows 105, 504 rows 102 GFLOP/s; 252 keeps a 512-token prefill pass at 30 tasks.)
-const TILE_QUERY_ROWS: usize = 252;
+/// 106, 378 rows 108, 504 rows 102 GFLOP/s. A 512-token prefill pass of the demo model
+/// makes 20 tasks, ten per KV head, which rayon splits evenly over two threads.)
+const TILE_QUERY_ROWS: usize = 378;
 
 /// One attention task: a tile of consecutive tokens of one chunk, for one KV head.
 #[derive(Clone, Copy)]
