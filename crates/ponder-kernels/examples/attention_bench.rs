@@ -1,8 +1,8 @@
 //! Throughput of one attention tile over a long cache, one thread:
 //! `cargo run --release -p ponder-kernels --example attention_bench [DEPTH...]`.
 //! The demo model's shape (2 KV heads, 7 query heads each, 64 dimensions, 16-token blocks,
-//! f16 cache); a tile of 18 tokens (126 query rows, as the CPU model cuts prefill) at the end
-//! of each depth. Prints the median time per tile and the GFLOP/s of its inner products
+//! f16 cache); a tile of 54 tokens (378 query rows, as the CPU model cuts prefill; another
+//! with `TILE_TOKENS=N`) at the end of each depth. Prints the median time per tile and the GFLOP/s of its inner products
 //! (scores and value sums, 2 FLOPs a multiply-add), for every SIMD level this CPU runs (or
 //! only the one `PONDER_KERNELS` picks, when set).
 
@@ -16,9 +16,8 @@ const KV_HEADS: usize = 2;
 const GROUP: usize = 7;
 const HEAD_DIM: usize = 64;
 const BLOCK: usize = 16;
-fn tile_tokens() -> usize {
-    std::env::var("TILE_TOKENS").map_or(18, |t| t.parse().unwrap())
-}
+/// Tokens a tile unless `TILE_TOKENS` says otherwise: the CPU model's 378 rows.
+const TILE_TOKENS: usize = 54;
 
 /// Pseudo-random values in [-1, 1).
 fn noise(len: usize, seed: u64) -> Vec<f32> {
@@ -36,6 +35,7 @@ fn noise(len: usize, seed: u64) -> Vec<f32> {
 fn main() {
     let depths: Vec<usize> = std::env::args().skip(1).map(|a| a.parse().expect("a depth")).collect();
     let depths = if depths.is_empty() { vec![1024, 8192, 32768] } else { depths };
+    let tile_tokens = std::env::var("TILE_TOKENS").map_or(TILE_TOKENS, |t| t.parse().expect("TILE_TOKENS: a number"));
     let layout = KvLayout { kv_heads: KV_HEADS, head_dim: HEAD_DIM, block_size: BLOCK };
     for depth in depths {
         let blocks = depth.div_ceil(BLOCK);
@@ -45,25 +45,25 @@ fn main() {
         let kv = KvView { keys: &keys, values: &values, layout };
         let table: Vec<u32> = (0..blocks as u32).collect();
         let q_dim = KV_HEADS * GROUP * HEAD_DIM;
-        let q = noise(tile_tokens() * q_dim, 3);
-        let first_position = depth - tile_tokens();
+        let q = noise(tile_tokens * q_dim, 3);
+        let first_position = depth - tile_tokens;
         let tile = QueryTile {
             q: &q,
             stride: q_dim,
-            tokens: tile_tokens(),
+            tokens: tile_tokens,
             first_position,
             kv_head: 1,
             group: GROUP,
             scale: 0.125,
         };
-        let mut out = vec![0.0f32; tile_tokens() * GROUP * HEAD_DIM];
-        let keys_seen: usize = (0..tile_tokens()).map(|t| first_position + t + 1).sum();
+        let mut out = vec![0.0f32; tile_tokens * GROUP * HEAD_DIM];
+        let keys_seen: usize = (0..tile_tokens).map(|t| first_position + t + 1).sum();
         let flops = (2 * 2 * GROUP * HEAD_DIM * keys_seen) as f64;
         // Every level, or with PONDER_KERNELS set only the one it picks.
         let levels = if std::env::var_os("PONDER_KERNELS").is_some() { vec![Isa::detect()] } else { Isa::available() };
         for isa in levels {
             let mut scratch = AttentionScratch::default();
-            let repeats = (200_000_000 / (GROUP * HEAD_DIM * depth * tile_tokens())).clamp(5, 2000);
+            let repeats = (200_000_000 / (GROUP * HEAD_DIM * depth * tile_tokens)).clamp(5, 2000);
             let mut times: Vec<f64> = (0..repeats)
                 .map(|_| {
                     let started = Instant::now();

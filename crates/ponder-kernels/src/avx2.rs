@@ -341,7 +341,7 @@ impl Q5_0Decoder {
 }
 
 /// Weight blocks decoded at a time by [`rows_q5_0x8_wide`].
-pub(crate) const WIDE_CHUNK: usize = 8;
+const WIDE_CHUNK: usize = 8;
 
 /// Groups of eight activation rows in one call of [`rows_q5_0x8_wide`] (with one group it is
 /// no faster than [`rows_q5_0x8`]).
