@@ -1,7 +1,7 @@
 //! What the engine sends back for a request.
 
 use ponder_thinking::ThinkingStats;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Which part of the output a piece of text belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -25,7 +25,7 @@ pub enum DeltaKind {
 }
 
 /// Why a choice ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FinishReason {
     /// A stop token or stop string.

@@ -19,7 +19,7 @@ use crate::types::{
     ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, ChatMessage, EndThinkingResponse,
     MessageContent, ToolCall,
 };
-use crate::validate::{validate, Front};
+use crate::validate::{validate, Front, Transcript};
 
 /// Creates a chat completion.
 ///
@@ -70,6 +70,7 @@ async fn handle(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Re
         logprobs: logprobs(&request)?,
         template_kwargs: request.chat_template_kwargs.as_ref(),
         answer: AnswerRequest { format: answer_format(&request.common.structured)?, tools: tools.clone() },
+        transcript: Transcript::Messages(&messages),
     };
     let validated = validate(&state, &request.common, front, |on| {
         let offered = tools.as_ref().and(request.tools.as_ref());

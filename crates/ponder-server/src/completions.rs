@@ -15,7 +15,7 @@ use crate::respond::{record_failure, run};
 use crate::state::AppState;
 use crate::structured::{answer_format, AnswerRequest};
 use crate::types::{CompletionChunk, CompletionRequest, CompletionResponse};
-use crate::validate::{validate, Front};
+use crate::validate::{validate, Front, Transcript};
 
 /// Creates a text completion of a raw prompt.
 ///
@@ -60,6 +60,7 @@ async fn handle(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Re
         logprobs: request.logprobs.map(|k| k as usize),
         template_kwargs: None,
         answer: AnswerRequest { format: answer_format(&request.common.structured)?, tools: None },
+        transcript: Transcript::Raw(&request.prompt),
     };
     let validated = validate(&state, &request.common, front, |_| prompt_tokens(&request.prompt, &state))?;
     run(state.clone(), validated, &StreamKind::Completion).await

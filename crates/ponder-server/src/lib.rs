@@ -33,6 +33,7 @@ mod structured;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod thinking;
+pub mod traces;
 mod types;
 mod validate;
 mod wire;

@@ -14,6 +14,7 @@ use tokio::time::Instant as TokioInstant;
 use crate::assemble::Collector;
 use crate::error::ApiError;
 use crate::state::{ActiveRequest, AppState};
+use crate::traces::TraceBuilder;
 use crate::validate::Validated;
 use crate::wire::{Frame, ReplyHeader, StreamAssembler, Wire};
 
@@ -43,7 +44,7 @@ pub fn record_failure(state: &AppState, endpoint: &'static str, result: &Result<
 
 /// Submits a validated request and answers with its result, in the shape `wire` gives.
 pub async fn run(state: Arc<AppState>, validated: Validated, wire: &dyn Wire) -> Result<Response, ApiError> {
-    let Validated { request, answer } = validated;
+    let Validated { request, answer, trace } = validated;
     let prompt_tokens = request.prompt.len();
     let handle = state.engine.submit(request).map_err(|e| ApiError::from_submit(e, answer.prompt_field))?;
     let header = ReplyHeader {
@@ -56,9 +57,9 @@ pub async fn run(state: Arc<AppState>, validated: Validated, wire: &dyn Wire) ->
     let deadline = state.config.request_timeout.map(|t| TokioInstant::now() + t);
     if answer.stream {
         let assembler = wire.assembler(header, &answer);
-        Ok(stream_response(state, handle, active, assembler, deadline, answer.endpoint))
+        Ok(stream_response(state, handle, active, assembler, deadline, answer.endpoint, trace))
     } else {
-        let collector = collect(&state, handle, answer.n, deadline).await?;
+        let collector = collect(&state, handle, answer.n, deadline, trace).await?;
         drop(active);
         let body = wire.body(collector, header, &answer)?;
         state.metrics.request(answer.endpoint, 200);
@@ -98,6 +99,7 @@ async fn collect(
     mut handle: RequestHandle,
     n: usize,
     deadline: Option<TokioInstant>,
+    mut trace: Option<TraceBuilder>,
 ) -> Result<Collector, ApiError> {
     let mut collector = Collector::new(n);
     let started = Instant::now();
@@ -108,6 +110,7 @@ async fn collect(
             state.metrics.time_to_first_token(started.elapsed());
             first = false;
         }
+        state.trace_event(&mut trace, &event);
         if collector.push(event) {
             if let Some(usage) = collector.usage() {
                 state.metrics.finished(&usage, &collector.thinking_stats(), started.elapsed());
@@ -129,6 +132,7 @@ struct Streaming {
     started: Instant,
     last_text: Option<Instant>,
     thinking: Vec<ponder_thinking::ThinkingStats>,
+    trace: Option<TraceBuilder>,
 }
 
 impl Streaming {
@@ -146,6 +150,7 @@ impl Streaming {
     }
 
     fn record_timing(&mut self, event: &Event) {
+        self.state.trace_event(&mut self.trace, event);
         match event {
             Event::Delta { .. } => {
                 let now = Instant::now();
@@ -199,6 +204,7 @@ fn stream_response(
     assembler: Box<dyn StreamAssembler>,
     deadline: Option<TokioInstant>,
     endpoint: &'static str,
+    trace: Option<TraceBuilder>,
 ) -> Response {
     state.metrics.request(endpoint, 200);
     let mut keep_alive = KeepAlive::new().interval(state.config.keep_alive);
@@ -216,6 +222,7 @@ fn stream_response(
         started: Instant::now(),
         last_text: None,
         thinking: Vec::new(),
+        trace,
     };
     let start = streaming.assembler.start();
     streaming.queue(start);

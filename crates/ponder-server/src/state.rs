@@ -11,6 +11,7 @@ use ponder_thinking::ModelThinking;
 use crate::config::ServerConfig;
 use crate::metrics::ServerMetrics;
 use crate::responses::ResponseStore;
+use crate::traces::{TraceBuilder, TraceLog};
 
 /// Shared server state.
 pub struct AppState {
@@ -32,6 +33,8 @@ pub struct AppState {
     pub responses: Arc<ResponseStore>,
     /// Unix seconds when the server started.
     pub started: u64,
+    /// Where finished requests' traces go (`--record-traces`); none by default.
+    pub traces: Option<TraceLog>,
     /// A per-process tag in response ids, so ids differ across restarts.
     id_tag: String,
     /// Requests in flight (for `end_thinking`).
@@ -74,9 +77,25 @@ impl AppState {
             constraints,
             tool_format,
             started,
+            traces: None,
             id_tag,
             active: Mutex::new(HashSet::new()),
             closing: tokio::sync::watch::Sender::new(false),
+        }
+    }
+
+    /// Records finished requests' traces in `log`.
+    pub fn with_traces(mut self, log: TraceLog) -> Self {
+        self.traces = Some(log);
+        self
+    }
+
+    /// Feeds a traced request's event to its trace, writing the trace when the request is done.
+    pub fn trace_event(&self, trace: &mut Option<TraceBuilder>, event: &ponder_engine::Event) {
+        if let (Some(log), Some(builder)) = (&self.traces, trace.as_mut()) {
+            if let Some(record) = builder.push(event) {
+                log.write(&record);
+            }
         }
     }
 

@@ -6,7 +6,7 @@
 
 use ponder_engine::{GenerateRequest, SamplingParams, StopConditions};
 use ponder_structured::{AnswerFormat, AnswerMatcher, ToolCallFormat, ToolChoice, ToolUse};
-use ponder_thinking::PreparedPrompt;
+use ponder_thinking::{BudgetForcer, PreparedPrompt};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
@@ -14,6 +14,7 @@ use crate::respond::Answer;
 use crate::state::AppState;
 use crate::structured::AnswerRequest;
 use crate::thinking::{parse_thinking, ThinkingSpec};
+use crate::traces::{BudgetRecord, TraceBuilder};
 use crate::types::{GenerationFields, SamplingFields, StopField};
 
 /// What a front end tells the builder about itself and its request, beyond the shared fields.
@@ -35,6 +36,30 @@ pub struct Front<'a> {
     pub template_kwargs: Option<&'a Map<String, Value>>,
     /// What the answer must fit: a format, tools, both or neither.
     pub answer: AnswerRequest,
+    /// The prompt as a trace records it (`--record-traces`).
+    pub transcript: Transcript<'a>,
+}
+
+/// A request's prompt as a trace records it.
+#[derive(Debug, Clone, Copy)]
+pub enum Transcript<'a> {
+    /// Chat messages, in the form the chat template renders (every front end's messages
+    /// become these).
+    Messages(&'a [Value]),
+    /// A raw prompt: text, or token ids.
+    Raw(&'a Value),
+    /// Nothing: the request is not run (token counting).
+    Nothing,
+}
+
+impl Transcript<'_> {
+    fn to_json(self) -> Option<Value> {
+        match self {
+            Transcript::Messages(messages) => Some(Value::Array(messages.to_vec())),
+            Transcript::Raw(prompt) => Some(prompt.clone()),
+            Transcript::Nothing => None,
+        }
+    }
 }
 
 /// A request ready to run: what the engine gets, and how to answer.
@@ -43,6 +68,8 @@ pub struct Validated {
     pub request: GenerateRequest,
     /// The shape of the answer.
     pub answer: Answer,
+    /// The request's trace, when this one is recorded.
+    pub trace: Option<TraceBuilder>,
 }
 
 /// Builds the engine request from the shared `fields` and the front end's facts; `prompt`
@@ -63,6 +90,7 @@ pub fn validate(
     let prepared = prepare_thinking(state, spec, on, prompt, limit, constraint.is_some())?;
     let sampling = sampling_params(&fields.sampling, front.logprobs, state.metadata.tokenizer.vocab_size())?;
     let n = choices(fields.n, state.config.max_n)?;
+    let trace = start_trace(state, &front, &prepared.forcer, n);
     let request = GenerateRequest {
         prompt: prepared.prompt,
         forcer: prepared.forcer,
@@ -81,7 +109,17 @@ pub fn validate(
         endpoint: front.endpoint,
         prompt_field: front.prompt_field,
     };
-    Ok(Validated { request, answer })
+    Ok(Validated { request, answer, trace })
+}
+
+/// A trace for this request, when the server records traces and the sample takes it.
+fn start_trace(state: &AppState, front: &Front<'_>, forcer: &BudgetForcer, n: usize) -> Option<TraceBuilder> {
+    let log = state.traces.as_ref()?;
+    if matches!(front.transcript, Transcript::Nothing) || !log.sample() {
+        return None;
+    }
+    let budget = forcer.plan().map(|p| BudgetRecord { min_tokens: p.min_tokens(), max_tokens: p.cap() });
+    Some(TraceBuilder::new(&state.config.served_name, front.endpoint, front.transcript.to_json()?, budget, n))
 }
 
 fn in_range(value: Option<f64>, field: &str, range: std::ops::RangeInclusive<f64>) -> Result<(), ApiError> {

@@ -25,7 +25,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the OpenAI-compatible API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
     /// Check a running server's /health (exit status 0 when it answers 200).
@@ -37,6 +37,38 @@ pub enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Reasoning traces recorded by `serve --record-traces`.
+    #[command(subcommand)]
+    Traces(TracesCommand),
+}
+
+/// Reasoning traces.
+#[derive(Debug, Subcommand)]
+pub enum TracesCommand {
+    /// Turn a trace directory into a fine-tuning file (one JSON line per usable trace).
+    Export(TracesExportArgs),
+}
+
+/// `ponder traces export`.
+#[derive(Debug, Args)]
+pub struct TracesExportArgs {
+    /// The directory `serve --record-traces` wrote.
+    pub dir: PathBuf,
+    /// The file's format.
+    #[arg(long, value_enum, default_value_t = TraceFormat::S1k)]
+    pub format: TraceFormat,
+    /// Where to write (default: standard output).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Fine-tuning formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TraceFormat {
+    /// s1K's columns: question, thinking_trajectories, attempt.
+    S1k,
+    /// ShareGPT conversations, the reasoning in <think> tags before the answer.
+    Sharegpt,
 }
 
 /// Benchmarks.
@@ -323,6 +355,17 @@ pub struct ServeArgs {
     /// Seconds in-flight requests get to finish after SIGTERM.
     #[arg(long, env = "PONDER_SHUTDOWN_GRACE", default_value_t = 30)]
     pub shutdown_grace: u64,
+    /// Write one JSON line per finished request (prompt messages, reasoning, answer, thinking
+    /// budget and statistics, usage; never headers or keys) to size-rotated files in this
+    /// directory, for distillation (`ponder traces export`).
+    #[arg(long, env = "PONDER_RECORD_TRACES")]
+    pub record_traces: Option<PathBuf>,
+    /// The fraction of requests `--record-traces` keeps, from 0 to 1.
+    #[arg(long, env = "PONDER_RECORD_TRACES_SAMPLE", default_value_t = 1.0, value_parser = fraction)]
+    pub record_traces_sample: f64,
+    /// Size in MiB at which a trace file is closed and the next one begun.
+    #[arg(long, env = "PONDER_RECORD_TRACES_FILE_MIB", default_value_t = 64)]
+    pub record_traces_file_mib: u64,
     /// Completion limit when a request gives none.
     #[arg(long, env = "PONDER_DEFAULT_MAX_TOKENS", default_value_t = ServerConfig::DEFAULT_MAX_TOKENS)]
     pub default_max_tokens: usize,
@@ -495,4 +538,12 @@ pub struct BenchEngineArgs {
     /// Runs of each number of sequences (rounds over all of them); the median is reported.
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
+}
+
+/// A number from 0 to 1.
+fn fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
+        _ => Err(format!("expected a number from 0 to 1, got `{text}`")),
+    }
 }

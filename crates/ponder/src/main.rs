@@ -12,6 +12,7 @@ mod health;
 mod serve;
 mod sweep;
 mod threads;
+mod traces;
 
 use clap::Parser;
 
@@ -28,7 +29,7 @@ fn main() -> anyhow::Result<()> {
         logs.init();
     }
     match cli.command {
-        cli::Command::Serve(args) => serve::run(args),
+        cli::Command::Serve(args) => serve::run(*args),
         cli::Command::Health(args) => health::run(args),
         cli::Command::Sweep(args) => sweep::run(args),
         cli::Command::Openapi => {
@@ -40,5 +41,6 @@ fn main() -> anyhow::Result<()> {
         cli::Command::Bench(cli::BenchCommand::Serve(args)) => bench_serve::run(args),
         cli::Command::Bench(cli::BenchCommand::Engine(args)) => bench_engine::run(args),
         cli::Command::Bench(cli::BenchCommand::Constraint(args)) => bench_constraint::run(args),
+        cli::Command::Traces(cli::TracesCommand::Export(args)) => traces::export(args),
     }
 }

@@ -10,6 +10,7 @@ use anyhow::Context;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Router;
+use ponder_server::traces::{TraceLog, TraceSettings};
 use ponder_server::{parse_presets, ThinkingDefaults};
 use ponder_server::{AppState, ConnectionLimits, ServerConfig, StoreLimits};
 
@@ -62,6 +63,15 @@ fn server_config(args: &ServeArgs, served_name: String) -> anyhow::Result<Server
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Opened first, so a directory that cannot be written fails before the model loads.
+    let traces = match &args.record_traces {
+        Some(dir) => Some(TraceLog::open(TraceSettings {
+            dir: dir.clone(),
+            sample: args.record_traces_sample,
+            max_file_bytes: args.record_traces_file_mib.max(1) << 20,
+        })?),
+        None => None,
+    };
     let address: SocketAddr = format!("{}:{}", args.host, args.port).parse().context("--host/--port")?;
     let listener = std::net::TcpListener::bind(address).with_context(|| format!("binding {address}"))?;
     listener.set_nonblocking(true)?;
@@ -94,7 +104,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if config.api_keys.is_empty() {
         tracing::warn!("no API key set: anyone who can reach the port can use the server");
     }
-    let state = Arc::new(AppState::new(launched.engine, launched.metadata, launched.thinking, config));
+    let mut state = AppState::new(launched.engine, launched.metadata, launched.thinking, config);
+    if let (Some(log), Some(dir)) = (traces, &args.record_traces) {
+        tracing::info!(dir = %dir.display(), sample = args.record_traces_sample, "recording traces");
+        state = state.with_traces(log);
+    }
+    let state = Arc::new(state);
     let _ = loaded_tx.send(());
     loading_server.await??;
 

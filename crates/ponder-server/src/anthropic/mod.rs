@@ -27,7 +27,7 @@ use crate::state::AppState;
 use crate::structured::{tool_request, AnswerRequest, ToolRequest};
 use crate::thinking::parse_thinking;
 use crate::types::{GenerationFields, ThinkingFields};
-use crate::validate::{validate, Front};
+use crate::validate::{validate, Front, Transcript};
 
 pub use error::in_anthropic_shape;
 use reply::MessagesWire;
@@ -93,7 +93,12 @@ fn conversation(
 }
 
 /// What the builder is told of a Messages request besides the shared fields.
-fn front(endpoint: &'static str, max_tokens: Option<u32>, answer: AnswerRequest) -> Front<'static> {
+fn front<'a>(
+    endpoint: &'static str,
+    max_tokens: Option<u32>,
+    answer: AnswerRequest,
+    transcript: Transcript<'a>,
+) -> Front<'a> {
     Front {
         endpoint,
         prompt_field: "messages",
@@ -103,6 +108,7 @@ fn front(endpoint: &'static str, max_tokens: Option<u32>, answer: AnswerRequest)
         logprobs: None,
         template_kwargs: None,
         answer,
+        transcript,
     }
 }
 
@@ -115,7 +121,8 @@ async fn create(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> Re
         request.tools.as_deref(),
         request.tool_choice.as_ref(),
     )?;
-    let front = front("messages", Some(request.max_tokens), AnswerRequest { format: None, tools: chat.tools.clone() });
+    let answer = AnswerRequest { format: None, tools: chat.tools.clone() };
+    let front = front("messages", Some(request.max_tokens), answer, Transcript::Messages(&chat.messages));
     let fields = translate::generation_fields(&request);
     let validated =
         validate(&state, &fields, front, |on| chat_prompt(&state, &chat.messages, None, on, chat.offered.as_ref()))?;
@@ -160,7 +167,7 @@ fn count(state: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Respon
         ..GenerationFields::default()
     };
     // The tools are in the prompt; no grammar is needed to count it.
-    let front = front("count_tokens", None, AnswerRequest::default());
+    let front = front("count_tokens", None, AnswerRequest::default(), Transcript::Nothing);
     let validated =
         validate(state, &fields, front, |on| chat_prompt(state, &chat.messages, None, on, chat.offered.as_ref()))?;
     state.metrics.request("count_tokens", 200);

@@ -27,7 +27,7 @@ use crate::prompt::{chat_prompt, chat_template};
 use crate::respond::{record_failure, run};
 use crate::state::AppState;
 use crate::structured::{tool_request, AnswerRequest};
-use crate::validate::{validate, Front};
+use crate::validate::{validate, Front, Transcript};
 
 use reply::{Keeper, ResponsesWire};
 pub use store::{ResponseStore, StoreLimits};
@@ -135,6 +135,7 @@ async fn respond(state: Arc<AppState>, body: Result<Bytes, BytesRejection>) -> R
         logprobs: None,
         template_kwargs: None,
         answer: AnswerRequest { format, tools },
+        transcript: Transcript::Messages(&messages),
     };
     let fields = translate::generation_fields(&request);
     let validated = validate(&state, &fields, front, |on| chat_prompt(&state, &messages, None, on, offered.as_ref()))?;

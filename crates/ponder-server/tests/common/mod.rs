@@ -19,7 +19,7 @@ pub const MODEL: &str = "fake-model";
 /// A ChatML template that also renders tools, assistant tool calls and tool results.
 pub const TOOLS_TEMPLATE: &str = "{% if tools %}<|im_start|>system\nTools: {% for t in tools %}{{ t | tojson }}{% endfor %}<|im_end|>\n{% endif %}{% for m in messages %}<|im_start|>{{ m.role }}\n{% if m.content %}{{ m.content }}{% endif %}{% for c in m.tool_calls or [] %}<tool_call>{{ c.function | tojson }}</tool_call>{% endfor %}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
 
-const TEMPLATE: &str = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+pub const TEMPLATE: &str = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
 
 pub use ponder_server::testing::TestServer;
 
@@ -40,6 +40,16 @@ pub fn fake_server_with_template(
     template: &str,
     configure: impl FnOnce(&mut ServerConfig),
 ) -> TestServer {
+    TestServer::serve(Arc::new(fake_state(rule, engine, template, configure)))
+}
+
+/// The state [`fake_server_with_template`] serves, for tests that add to it first.
+pub fn fake_state(
+    rule: impl Fn(&[u32]) -> u32 + Send + Sync + Clone + 'static,
+    engine: EngineConfig,
+    template: &str,
+    configure: impl FnOnce(&mut ServerConfig),
+) -> AppState {
     let factory: RunnerFactory =
         Box::new(move || Ok(Box::new(FakeRunner::new(rule.clone(), 260, 512, 8)) as Box<dyn ModelRunner>));
     let tokenizer = byte_tokenizer();
@@ -68,7 +78,7 @@ pub fn fake_server_with_template(
     };
     let mut config = ServerConfig::new(MODEL);
     configure(&mut config);
-    TestServer::serve(Arc::new(AppState::new(engine, Arc::new(metadata), thinking, config)))
+    AppState::new(engine, Arc::new(metadata), thinking, config)
 }
 
 /// A server on a fake model with default settings.
