@@ -62,6 +62,8 @@ pub struct Usage {
     pub reasoning_tokens: usize,
     /// Prompt tokens whose KV came from the prefix cache.
     pub cached_tokens: usize,
+    /// Tokens adaptive thinking's probes generated: not part of `completion_tokens`.
+    pub probe_tokens: usize,
 }
 
 /// One message from the engine about a request.

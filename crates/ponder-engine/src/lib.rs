@@ -30,7 +30,7 @@ pub use engine::{Engine, EngineConfig, RequestHandle, WorkerSetup};
 pub use error::{ContextLimit, EngineError, LaunchError, SubmitError};
 pub use events::{DeltaKind, Event, FinishReason, TokenLogprob, Usage};
 pub use launch::{launch, parse_devices, DeviceSpec, KvMemory, LaunchConfig, Launched};
-pub use request::{GenerateRequest, RequestId, StopConditions};
+pub use request::{GenerateRequest, ProbePlan, RequestId, StopConditions};
 pub use runner::{CandleRunner, CpuRunner, ModelRunner};
 pub use sampling::{Sampled, Sampler, SamplingParams};
 pub use scheduler::SchedulerConfig;

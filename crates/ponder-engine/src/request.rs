@@ -1,7 +1,7 @@
 //! What a caller asks the engine for.
 
 use ponder_structured::{AnswerMatcher, ToolCallFormat};
-use ponder_thinking::{BudgetForcer, PreparedPrompt};
+use ponder_thinking::{AdaptiveThinking, BudgetForcer, PreparedPrompt};
 
 use crate::sampling::SamplingParams;
 
@@ -31,6 +31,22 @@ pub struct GenerateRequest {
     /// The format tool calls come in, when the answer may hold some: they are taken out of
     /// the answer text as [`crate::DeltaKind::ToolName`] and `ToolArguments` deltas.
     pub tool_calls: Option<ToolCallFormat>,
+    /// Adaptive thinking: probe the answer while the model thinks, and end the thinking
+    /// once the probes agree.
+    pub adaptive: Option<ProbePlan>,
+}
+
+/// How a request's thinking is probed ([`ponder_thinking::Settling`] decides when, and when
+/// the answer has settled).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbePlan {
+    /// The request's settings.
+    pub settings: AdaptiveThinking,
+    /// What a probe gets after its parent's tokens: the end delimiter, then the answer
+    /// opening.
+    pub suffix: Vec<u32>,
+    /// The answer opening as text: a probe's answer is read from it and what follows.
+    pub probe_text: String,
 }
 
 impl GenerateRequest {
@@ -45,6 +61,7 @@ impl GenerateRequest {
             n: 1,
             constraint: None,
             tool_calls: None,
+            adaptive: None,
         }
     }
 

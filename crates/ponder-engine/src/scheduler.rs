@@ -105,6 +105,9 @@ struct SeqKv {
     admitted_before: bool,
     /// A sibling choice whose prompt must be computed first (its blocks are then shared).
     after: Option<SeqId>,
+    /// A probe of another sequence ([`Scheduler::fork`]): dropped rather than preempted, and
+    /// never a reason to preempt another.
+    probe: bool,
 }
 
 impl SeqKv {
@@ -152,6 +155,8 @@ pub struct Scheduler {
     /// Running sequences, oldest admission first.
     running: Vec<SeqId>,
     stats: SchedulerStats,
+    /// Probes dropped since the worker last asked.
+    dropped_probes: Vec<SeqId>,
 }
 
 impl Scheduler {
@@ -164,6 +169,7 @@ impl Scheduler {
             waiting: VecDeque::new(),
             running: Vec::new(),
             stats: SchedulerStats::default(),
+            dropped_probes: Vec::new(),
         }
     }
 
@@ -182,9 +188,41 @@ impl Scheduler {
                 cached_tokens: 0,
                 admitted_before: false,
                 after,
+                probe: false,
             },
         );
         self.waiting.push_back(seq);
+    }
+
+    /// Queues `probe`, a probe of the running sequence `parent`, whose prompt is `tokens`
+    /// (the parent's tokens, then a suffix), ahead of the waiting prompts. The parent's
+    /// computed full blocks go into the prefix cache first, so the probe shares them: only
+    /// the parent's last partial block, its pending tokens and the suffix are computed.
+    /// Refused (false) unless the free blocks, beyond the watermark, hold the probe's whole
+    /// run (`tokens` and `max_new` more), so a probe never makes a request wait for blocks.
+    pub fn fork(&mut self, probe: SeqId, parent: SeqId, tokens: Vec<u32>, max_new: usize) -> bool {
+        let bs = self.blocks.block_size();
+        let Some(kv) = self.seqs.get_mut(&parent) else { return false };
+        let computed = kv.table.len();
+        kv.register_full_blocks(&mut self.blocks, computed);
+        let shared = self.blocks.cached_prefix_len(&tokens) / bs;
+        let needed = (tokens.len() + max_new).div_ceil(bs).saturating_sub(shared);
+        if needed + self.config.watermark_blocks > self.blocks.free_blocks() {
+            return false;
+        }
+        self.add(probe, tokens, None);
+        self.waiting.pop_back();
+        self.waiting.push_front(probe);
+        let kv = self.seqs.get_mut(&probe).expect("added above");
+        kv.probe = true;
+        // A probe is not a prompt: it does not count in the prefix cache's hit rate.
+        kv.admitted_before = true;
+        true
+    }
+
+    /// The probes dropped (rather than preempted) since the last call.
+    pub fn take_dropped_probes(&mut self) -> Vec<SeqId> {
+        std::mem::take(&mut self.dropped_probes)
     }
 
     /// Plans the next step, reserving the blocks it needs.
@@ -338,8 +376,8 @@ impl Scheduler {
         Planned { seq, start, len, want_logits: start + len == kv.tokens.len() }
     }
 
-    /// Reserves room for `take` more tokens of a running sequence, preempting the newest
-    /// other running sequences not yet planned if blocks run out. Returns false when the
+    /// Reserves room for `take` more tokens of a running sequence, dropping probes and then
+    /// preempting the newest other running sequences not yet planned if blocks run out. Returns false when the
     /// sequence itself had to be preempted.
     fn reserve_running(&mut self, id: SeqId, take: usize, plan: &[Planned]) -> bool {
         loop {
@@ -348,8 +386,15 @@ impl Scheduler {
             if kv.table.reserve(target, &mut self.blocks).is_ok() {
                 return true;
             }
-            let victim =
-                self.running.iter().rev().copied().find(|&other| other != id && !plan.iter().any(|p| p.seq == other));
+            if kv.probe {
+                self.preempt(id);
+                return false;
+            }
+            // A probe goes first (it is dropped, and its parent probes again later), then the
+            // newest sequence.
+            let unplanned = |other: &SeqId| *other != id && !plan.iter().any(|p| p.seq == *other);
+            let victim = (self.running.iter().copied().filter(unplanned).find(|other| self.seqs[other].probe))
+                .or_else(|| self.running.iter().rev().copied().find(unplanned));
             match victim {
                 Some(victim) => self.preempt(victim),
                 None => {
@@ -361,6 +406,11 @@ impl Scheduler {
     }
 
     fn preempt(&mut self, seq: SeqId) {
+        if self.seqs[&seq].probe {
+            self.remove(seq);
+            self.dropped_probes.push(seq);
+            return;
+        }
         let kv = self.seqs.get_mut(&seq).expect("preempted sequence");
         kv.cache_computed_blocks(&mut self.blocks);
         kv.table.release(&mut self.blocks);
@@ -687,6 +737,57 @@ mod tests {
         let plan = run_step(&mut s);
         assert_eq!(plan, vec![Planned { seq: 2, start: 12, len: 3, want_logits: true }]);
         assert_eq!(s.cached_tokens(2), 12);
+    }
+
+    #[test]
+    fn a_probe_shares_its_parents_computed_blocks_and_is_admitted_first() {
+        let mut s = Scheduler::new(config(64), 32, 4);
+        s.add(1, prompt(1, 6), None);
+        while s.tokens(1).len() < 23 {
+            run_step(&mut s);
+        }
+        // 22 tokens computed (5 full blocks and 2 in a sixth), 1 sampled and pending.
+        let (used_before, _) = s.block_usage();
+        s.add(3, prompt(3, 5), None);
+        let probe = [s.tokens(1).to_vec(), vec![90, 91, 92]].concat();
+        assert!(s.fork(2, 1, probe, 4));
+        let plan = run_step(&mut s);
+        // The decode, then the probe ahead of the older prompt: it computes the parent's two
+        // tokens in its partial block, the pending one and the suffix, nothing before them.
+        assert_eq!(plan[0], Planned { seq: 1, start: 22, len: 1, want_logits: true });
+        assert_eq!(plan[1], Planned { seq: 2, start: 20, len: 6, want_logits: true });
+        assert_eq!(s.blocks_of(2)[..5], s.blocks_of(1)[..5], "the full blocks are shared");
+        let (used_after, _) = s.block_usage();
+        // The parent's decode, the probe's two blocks of its own, the new prompt's two.
+        assert_eq!(used_after - used_before, 2 + 2, "no copy of the parent's context");
+        assert_eq!(s.stats().prefix_queried_tokens, 6 + 5, "a probe is not a prompt in the hit rate");
+        s.remove(2);
+        assert_eq!(s.block_usage().0, used_after - 2);
+    }
+
+    #[test]
+    fn a_probe_is_refused_without_room_and_dropped_rather_than_preempting() {
+        let mut s = Scheduler::new(config(64), 8, 4);
+        s.add(1, prompt(1, 10), None);
+        run_step(&mut s);
+        // 3 blocks held, 5 free: a probe that may need 6 more is refused.
+        let probe = [s.tokens(1).to_vec(), vec![90]].concat();
+        assert!(!s.fork(2, 1, probe.clone(), 20));
+        assert!(s.fork(2, 1, probe, 8));
+        run_step(&mut s);
+        // Another prompt then takes the blocks; the probe is dropped for it, not the prompt.
+        s.add(3, prompt(3, 12), None);
+        let mut dropped = Vec::new();
+        for _ in 0..6 {
+            run_step(&mut s);
+            dropped = s.take_dropped_probes();
+            if !dropped.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(dropped, vec![2]);
+        assert!(!s.contains(2) && s.contains(1) && s.contains(3));
+        assert_eq!(s.stats().preemptions, 0, "the probe went before any request was preempted");
     }
 
     #[test]

@@ -8,15 +8,17 @@ use std::sync::Arc;
 
 use ponder_models::{Logits, ModelError, SequenceChunk, Tokenizer};
 use ponder_structured::{AnswerMatcher, ConstraintError, TokenMask};
-use ponder_thinking::{BudgetForcer, Emitted, Label, Phase, Step};
+use ponder_thinking::{BudgetForcer, Emitted, Label, Phase, Settling, Step};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::events::{Event, FinishReason, TokenLogprob, Usage};
 use crate::output::{Output, Produced};
-use crate::request::{GenerateRequest, RequestId};
+use crate::request::{GenerateRequest, ProbePlan, RequestId};
 use crate::runner::ModelRunner;
 use crate::sampling::{Sampled, Sampler};
 use crate::scheduler::{Scheduler, SchedulerConfig, SeqId};
+
+mod probe;
 
 /// Makes the worker's model runner, in the worker thread (again after a panic).
 pub type RunnerFactory = Box<dyn Fn() -> Result<Box<dyn ModelRunner>, ModelError> + Send>;
@@ -126,6 +128,8 @@ struct RequestState {
     events: UnboundedSender<Event>,
     choices_left: usize,
     usage: Usage,
+    /// How its choices' thinking is probed, with `thinking.adaptive`.
+    adaptive: Option<ProbePlan>,
 }
 
 /// One choice in flight.
@@ -141,6 +145,12 @@ struct Sequence {
     want_logprobs: bool,
     /// What the answer must fit; consulted once the thinking is over (or never began).
     constraint: Option<AnswerMatcher>,
+    /// Adaptive thinking's probing of this choice.
+    settling: Option<Settling>,
+    /// For a probe (a short side sequence asking the choice for its answer so far): the
+    /// choice it probes, and the text it has generated, which never reaches the caller.
+    probe_of: Option<SeqId>,
+    probe_text: String,
 }
 
 impl Sequence {
@@ -288,7 +298,12 @@ impl Worker {
         let prompt_len = request.prompt.len();
         self.requests.insert(
             id,
-            RequestState { events, choices_left: n, usage: Usage { prompt_tokens: prompt_len, ..Usage::default() } },
+            RequestState {
+                events,
+                choices_left: n,
+                usage: Usage { prompt_tokens: prompt_len, ..Usage::default() },
+                adaptive: request.adaptive.clone(),
+            },
         );
         let mut stop_ids = self.tokenizer.stop_ids().to_vec();
         stop_ids.extend(&request.stop.token_ids);
@@ -313,6 +328,9 @@ impl Worker {
                     stop_ids: stop_ids.clone(),
                     want_logprobs,
                     constraint: request.constraint.clone(),
+                    settling: request.adaptive.as_ref().map(|a| Settling::new(&a.settings, &a.probe_text)),
+                    probe_of: None,
+                    probe_text: String::new(),
                 },
             );
             self.scheduler.add(seq, request.prompt.clone(), first);
@@ -333,6 +351,9 @@ impl Worker {
     fn step(&mut self) {
         self.reap_cancelled();
         let plan = self.scheduler.schedule();
+        for probe in self.scheduler.take_dropped_probes() {
+            self.probe_dropped(probe);
+        }
         if plan.is_empty() {
             return;
         }
@@ -396,6 +417,7 @@ impl Worker {
         let sampled = s.sampler.sample(logits);
         let step = s.forcer.observe(sampled.token);
         self.apply_step(seq, step, Some(sampled));
+        self.probe_if_due(seq);
     }
 
     /// Applies a forcing step to a sequence: length limit, rollback and append, text out,
@@ -460,7 +482,11 @@ impl Worker {
     }
 
     fn send_produced(&mut self, seq: SeqId, produced: Produced) {
-        let s = &self.seqs[&seq];
+        let s = self.seqs.get_mut(&seq).expect("sequence");
+        if s.probe_of.is_some() {
+            s.probe_text.extend(produced.deltas.into_iter().map(|(_, text, _)| text));
+            return;
+        }
         let Some(request) = self.requests.get(&s.request) else { return };
         for (kind, text, logprobs) in produced.deltas {
             let _ = request.events.send(Event::Delta { choice: s.choice, kind, text, logprobs });
@@ -469,6 +495,10 @@ impl Worker {
 
     /// Ends a choice: flushes held-back text, reports it, frees its blocks.
     fn finish(&mut self, seq: SeqId, reason: FinishReason, error: Option<String>) {
+        if self.seqs.get(&seq).is_some_and(|s| s.probe_of.is_some()) {
+            return self.finish_probe(seq, reason);
+        }
+        self.drop_probes_of(seq);
         let Some(mut s) = self.seqs.remove(&seq) else { return };
         if reason != FinishReason::Cancelled && reason != FinishReason::Error {
             let held: Vec<Emitted> = s.forcer.finish();

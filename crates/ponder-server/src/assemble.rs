@@ -463,7 +463,7 @@ mod tests {
     }
 
     fn usage() -> ponder_engine::Usage {
-        ponder_engine::Usage { prompt_tokens: 5, completion_tokens: 7, reasoning_tokens: 4, cached_tokens: 0 }
+        ponder_engine::Usage { prompt_tokens: 5, completion_tokens: 7, reasoning_tokens: 4, ..Default::default() }
     }
 
     fn delta(choice: usize, kind: DeltaKind, text: &str) -> Event {

@@ -61,7 +61,18 @@ pub(crate) fn thinking() -> Value {
                 {"type": "string"},
                 {"type": "object", "additionalProperties": false, "properties": {
                     "before": {"type": ["string", "null"]}, "after": {"type": ["string", "null"]}}}
-            ]}
+            ]},
+            "adaptive": {
+                "description": "End the thinking once probes of the answer agree (true: the defaults).",
+                "oneOf": [
+                    {"type": "boolean"},
+                    {"type": "object", "additionalProperties": false, "properties": {
+                        "probe_every": {"type": "integer", "minimum": 1, "maximum": u32::MAX, "default": 64},
+                        "probe_tokens": {"type": "integer", "minimum": 1, "maximum": 256, "default": 12},
+                        "agree": {"type": "integer", "minimum": 1, "maximum": u32::MAX, "default": 2},
+                        "probe_text": {"type": ["string", "null"]}}}
+                ]
+            }
         }
     });
     let anthropic = |kind: &str, budget: bool| {

@@ -15,7 +15,9 @@
 
 use std::collections::BTreeMap;
 
-use ponder_thinking::{BudgetError, BudgetField, LoopGuard, ThinkingBudget, WrapUp, DEFAULT_CONTINUATION};
+use ponder_thinking::{
+    AdaptiveThinking, BudgetError, BudgetField, LoopGuard, ThinkingBudget, WrapUp, DEFAULT_CONTINUATION,
+};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
@@ -53,6 +55,8 @@ pub struct ThinkingSpec {
     pub answer_reserve: Option<u32>,
     /// Whether the loop guard runs.
     pub loop_guard: Option<bool>,
+    /// Adaptive thinking: end the thinking once probes of the answer agree.
+    pub adaptive: Option<AdaptiveThinking>,
 }
 
 /// A `reasoning_effort` level's budget.
@@ -296,17 +300,36 @@ fn parse_ponder_field(key: &str, value: &Value, spec: &mut ThinkingSpec) -> Resu
         "loop_guard" => spec.loop_guard = Some(as_flag(value, &field)?),
         "continuation" => spec.continuations = Some(as_texts(value, &field)?),
         "wrap_up" => spec.wrap_up = Some(as_wrap_up(value, &field)?),
+        "adaptive" => spec.adaptive = as_adaptive(value, &field)?,
         _ => {
             return Err(ApiError::invalid(
                 format!(
                     "unknown field {field} (expected min_tokens, max_tokens, continuation, max_continuations, \
-                     wrap_up, answer_reserve, loop_guard, enabled)"
+                     wrap_up, answer_reserve, loop_guard, enabled, adaptive)"
                 ),
                 Some(&field),
             ))
         }
     }
     Ok(())
+}
+
+/// `true` (the defaults), `false`, or `{probe_every, probe_tokens, agree, probe_text}`.
+fn as_adaptive(value: &Value, field: &str) -> Result<Option<AdaptiveThinking>, ApiError> {
+    let adaptive = match value {
+        Value::Bool(on) => on.then(AdaptiveThinking::default),
+        Value::Object(_) => Some(serde_json::from_value(value.clone()).map_err(|e| {
+            ApiError::invalid(
+                format!("{field} must be true, false or {{probe_every, probe_tokens, agree, probe_text}}: {e}"),
+                Some(field),
+            )
+        })?),
+        _ => return Err(ApiError::invalid(format!("{field} must be true, false or an object"), Some(field))),
+    };
+    if let Some(Err(e)) = adaptive.as_ref().map(AdaptiveThinking::validate) {
+        return Err(ApiError::invalid(format!("{field}: {e}"), Some(field)));
+    }
+    Ok(adaptive)
 }
 
 fn as_flag(value: &Value, field: &str) -> Result<bool, ApiError> {

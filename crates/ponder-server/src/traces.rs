@@ -101,6 +101,9 @@ pub struct UsageRecord {
     pub reasoning_tokens: usize,
     /// Prompt tokens that came from the prefix cache.
     pub cached_tokens: usize,
+    /// Tokens adaptive thinking's probes generated (not in `completion_tokens`).
+    #[serde(default)]
+    pub probe_tokens: usize,
 }
 
 impl From<&Usage> for UsageRecord {
@@ -110,6 +113,7 @@ impl From<&Usage> for UsageRecord {
             completion_tokens: u.completion_tokens,
             reasoning_tokens: u.reasoning_tokens,
             cached_tokens: u.cached_tokens,
+            probe_tokens: u.probe_tokens,
         }
     }
 }
@@ -128,7 +132,13 @@ pub struct TraceBuilder {
 impl TraceBuilder {
     /// A trace of a request with this prompt and budget, on `n` choices.
     pub fn new(model: &str, endpoint: &str, prompt: Value, thinking_budget: Option<BudgetRecord>, n: usize) -> Self {
-        let usage = UsageRecord { prompt_tokens: 0, completion_tokens: 0, reasoning_tokens: 0, cached_tokens: 0 };
+        let usage = UsageRecord {
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            reasoning_tokens: 0,
+            cached_tokens: 0,
+            probe_tokens: 0,
+        };
         Self {
             record: TraceRecord {
                 model: model.to_owned(),
@@ -383,7 +393,7 @@ mod tests {
             stop_string: None,
             error: None,
         });
-        let usage = Usage { prompt_tokens: 3, completion_tokens: 5, reasoning_tokens: 2, cached_tokens: 0 };
+        let usage = Usage { prompt_tokens: 3, completion_tokens: 5, reasoning_tokens: 2, ..Default::default() };
         builder.push(&Event::Done(usage)).expect("done gives the record")
     }
 

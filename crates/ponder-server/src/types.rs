@@ -299,6 +299,14 @@ pub struct PromptTokensDetails {
 pub struct CompletionTokensDetails {
     /// Thinking tokens.
     pub reasoning_tokens: usize,
+    /// Tokens adaptive thinking's probes generated (`thinking.adaptive`), not part of
+    /// `completion_tokens`; left out when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub probe_tokens: usize,
+}
+
+fn is_zero<T: Default + PartialEq>(n: &T) -> bool {
+    *n == T::default()
 }
 
 impl From<ponder_engine::Usage> for Usage {
@@ -308,7 +316,10 @@ impl From<ponder_engine::Usage> for Usage {
             completion_tokens: u.completion_tokens,
             total_tokens: u.prompt_tokens + u.completion_tokens,
             prompt_tokens_details: PromptTokensDetails { cached_tokens: u.cached_tokens },
-            completion_tokens_details: CompletionTokensDetails { reasoning_tokens: u.reasoning_tokens },
+            completion_tokens_details: CompletionTokensDetails {
+                reasoning_tokens: u.reasoning_tokens,
+                probe_tokens: u.probe_tokens,
+            },
         }
     }
 }
@@ -323,8 +334,14 @@ pub struct ThinkingSummary {
     /// Whether Ponder forced the end of thinking (budget cap, loop guard or request).
     pub forced_end: bool,
     /// How the thinking ended: `model`, `model_stopped`, `budget`, `loop_guard`, `requested`,
-    /// or null if it never ended.
+    /// `settled` (adaptive thinking's probes agreed), or null if it never ended.
     pub end: Option<String>,
+    /// Adaptive thinking's probes of the answer; left out when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub probes: u32,
+    /// Tokens those probes generated; left out when none.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub probe_tokens: u32,
 }
 
 impl From<ponder_thinking::ThinkingStats> for ThinkingSummary {
@@ -336,6 +353,8 @@ impl From<ponder_thinking::ThinkingStats> for ThinkingSummary {
             end: s
                 .end
                 .map(|e| serde_json::to_value(e).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()),
+            probes: s.probes,
+            probe_tokens: s.probe_tokens,
         }
     }
 }

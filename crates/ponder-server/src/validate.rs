@@ -4,9 +4,9 @@
 //! limit, sampling, stop strings and choices become one [`GenerateRequest`] and the shape of
 //! the answer.
 
-use ponder_engine::{GenerateRequest, SamplingParams, StopConditions};
+use ponder_engine::{GenerateRequest, ProbePlan, SamplingParams, StopConditions};
 use ponder_structured::{AnswerFormat, AnswerMatcher, ToolCallFormat, ToolChoice, ToolUse};
-use ponder_thinking::{BudgetForcer, PreparedPrompt};
+use ponder_thinking::{AdaptiveThinking, BudgetForcer, PreparedPrompt};
 use serde_json::{Map, Value};
 
 use crate::error::ApiError;
@@ -87,7 +87,9 @@ pub fn validate(
     let (constraint, tool_calls) = constrain(state, &front.answer)?;
     let prompt = prompt(on)?;
     let limit = completion_limit(state, front.max_tokens, (prompt.len(), front.prompt_field))?;
+    let adaptive = spec.adaptive.clone();
     let prepared = prepare_thinking(state, spec, on, prompt, limit, constraint.is_some())?;
+    let adaptive = probe_plan(state, adaptive, &prepared.forcer);
     let sampling = sampling_params(&fields.sampling, front.logprobs, state.metadata.tokenizer.vocab_size())?;
     let n = choices(fields.n, state.config.max_n)?;
     let trace = start_trace(state, &front, &prepared.forcer, n);
@@ -100,6 +102,7 @@ pub fn validate(
         n,
         constraint,
         tool_calls,
+        adaptive,
     };
     let answer = Answer {
         stream: fields.stream.unwrap_or(false),
@@ -110,6 +113,16 @@ pub fn validate(
         prompt_field: front.prompt_field,
     };
     Ok(Validated { request, answer, trace })
+}
+
+/// How the request's thinking is probed, with `thinking.adaptive` on a request that thinks.
+fn probe_plan(state: &AppState, adaptive: Option<AdaptiveThinking>, forcer: &BudgetForcer) -> Option<ProbePlan> {
+    let (settings, model) = (adaptive?, state.thinking.as_ref()?);
+    if !forcer.thinks() {
+        return None;
+    }
+    let (suffix, probe_text) = model.probe_suffix(settings.probe_text.as_deref(), &state.metadata.tokenizer);
+    Some(ProbePlan { settings, suffix, probe_text })
 }
 
 /// A trace for this request, when the server records traces and the sample takes it.

@@ -372,3 +372,35 @@ fn operations_endpoints() {
     assert!(metrics.contains("ponder_queue_length"));
     assert!(metrics.contains("ponder_kv_blocks_total"));
 }
+
+#[test]
+fn adaptive_thinking_probes_beside_the_request_and_reports_them_apart() {
+    let server = simple_server(thinker(300, 3));
+    let request = json!({"messages": chat("hi"), "max_tokens": 400, "thinking": {"adaptive": {"probe_every": 64, "probe_tokens": 4}}});
+    let (status, body) = server.post("/v1/chat/completions", request);
+    assert_eq!(status, 200, "{body}");
+    let thinking = &body["choices"][0]["thinking"];
+    // The fake model's answer ("ok") holds no number, so the probes never agree.
+    assert_eq!(thinking["end"], "model");
+    assert_eq!(thinking["probes"], 4, "at 64, 128, 192 and 256 thinking tokens: {thinking}");
+    let probe_tokens = body["usage"]["completion_tokens_details"]["probe_tokens"].as_u64().unwrap();
+    assert_eq!(thinking["probe_tokens"].as_u64(), Some(probe_tokens));
+    assert!(probe_tokens > 0);
+    let reasoning = body["choices"][0]["message"]["reasoning_content"].as_str().unwrap();
+    assert_eq!(reasoning.len() as u64, thinking["tokens"].as_u64().unwrap(), "no probe text in the reasoning");
+    // Without it, no probe fields at all.
+    let (_, plain) = server.post("/v1/chat/completions", json!({"messages": chat("hi"), "max_tokens": 400}));
+    assert!(plain["choices"][0]["thinking"].get("probes").is_none(), "{plain}");
+    assert!(plain["usage"]["completion_tokens_details"].get("probe_tokens").is_none());
+}
+
+#[test]
+fn bad_adaptive_settings_are_a_400_naming_the_field() {
+    let server = simple_server(thinker(5, 3));
+    for adaptive in [json!({"agree": 0}), json!({"probe_every": "often"}), json!({"probes": 3}), json!(7)] {
+        let request = json!({"messages": chat("hi"), "thinking": {"adaptive": adaptive}});
+        let (status, body) = server.post("/v1/chat/completions", request);
+        assert_eq!(status, 400, "{adaptive}: {body}");
+        assert_eq!(body["error"]["param"], "thinking.adaptive", "{adaptive}: {body}");
+    }
+}

@@ -15,7 +15,10 @@
 
 mod client;
 pub mod dataset;
-pub mod extract;
+/// The answer extractor, which lives in `ponder-thinking` (adaptive thinking uses it too).
+pub mod extract {
+    pub use ponder_thinking::answer::{answers_match, extract_answer, normalize};
+}
 pub mod metrics;
 mod plot;
 mod store;

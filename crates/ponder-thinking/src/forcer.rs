@@ -202,12 +202,28 @@ impl BudgetForcer {
     /// assert!(forcer.end_thinking_now().append.is_empty());
     /// ```
     pub fn end_thinking_now(&mut self) -> Step {
+        self.force_end_now(ThinkingEnd::Requested)
+    }
+
+    /// [`BudgetForcer::end_thinking_now`] because adaptive thinking found the answer settled:
+    /// the same forced end, reported as [`ThinkingEnd::Settled`].
+    pub fn end_thinking_settled(&mut self) -> Step {
+        self.force_end_now(ThinkingEnd::Settled)
+    }
+
+    fn force_end_now(&mut self, why: ThinkingEnd) -> Step {
         let mut step = Step::default();
         if self.phase == Phase::Thinking {
-            self.force_end(&mut step, ThinkingEnd::Requested);
+            self.force_end(&mut step, why);
         }
         self.stats.rolled_back += step.rollback as u32;
         step
+    }
+
+    /// Counts a probe of the answer that generated `tokens` tokens (adaptive thinking).
+    pub fn count_probe(&mut self, tokens: u32) {
+        self.stats.probes += 1;
+        self.stats.probe_tokens += tokens;
     }
 
     /// Releases the tokens held back as a possible delimiter, when the sequence ends for

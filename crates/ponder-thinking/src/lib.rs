@@ -24,6 +24,8 @@
 //! [`Phase::Answering`] → [`Phase::Done`] (a stop token).
 #![forbid(unsafe_code)]
 
+mod adaptive;
+pub mod answer;
 mod budget;
 mod forcer;
 mod format;
@@ -32,6 +34,7 @@ mod matcher;
 mod setup;
 mod stats;
 
+pub use adaptive::{AdaptiveThinking, ProbeVerdict, Settling, DEFAULT_PROBE_TEXT};
 pub use budget::{BudgetError, BudgetField, TextEncoder, ThinkingBudget, ThinkingPlan, WrapUp, DEFAULT_CONTINUATION};
 pub use forcer::{BudgetForcer, Phase, Step};
 pub use format::{FormatError, PromptState, ThinkingFormat};

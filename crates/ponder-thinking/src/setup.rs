@@ -132,6 +132,20 @@ impl ModelThinking {
     /// assert_eq!(ready.prompt, vec![7, 8, 1, 10, 2]);
     /// assert_eq!(ready.forcer.phase(), Phase::Answering);
     /// ```
+    /// What an adaptive-thinking probe of a thinking sequence gets after its tokens: the end
+    /// delimiter, then the answer opening (`probe_text`; else the wrap-up this format forces
+    /// after its end, s1's "Final Answer:"; else that). Returns the ids and the opening.
+    pub fn probe_suffix(&self, probe_text: Option<&str>, encoder: &impl TextEncoder) -> (Vec<TokenId>, String) {
+        let text = match probe_text {
+            Some(text) => text.to_owned(),
+            None if self.wrap_up.after_end.is_empty() => crate::DEFAULT_PROBE_TEXT.to_owned(),
+            None => self.wrap_up.after_end.clone(),
+        };
+        let mut ids = self.format.end().to_vec();
+        ids.extend(encoder.encode(&text));
+        (ids, text)
+    }
+
     pub fn prepare(
         &self,
         mut prompt: Vec<TokenId>,

@@ -41,12 +41,14 @@ pub enum ThinkingEnd {
     LoopGuard,
     /// The caller asked for the thinking to end now.
     Requested,
+    /// Adaptive thinking found the answer settled (its probes agreed) and ended the thinking.
+    Settled,
 }
 
 impl ThinkingEnd {
     /// Whether Ponder forced the end rather than the model choosing it.
     pub fn is_forced(self) -> bool {
-        matches!(self, ThinkingEnd::Budget | ThinkingEnd::LoopGuard | ThinkingEnd::Requested)
+        matches!(self, ThinkingEnd::Budget | ThinkingEnd::LoopGuard | ThinkingEnd::Requested | ThinkingEnd::Settled)
     }
 }
 
@@ -67,6 +69,16 @@ pub struct ThinkingStats {
     pub rolled_back: u32,
     /// How the thinking ended; `None` while it has not (or never started).
     pub end: Option<ThinkingEnd>,
+    /// Adaptive thinking's probes of the answer (none without `thinking.adaptive`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub probes: u32,
+    /// Tokens those probes generated; they are not part of the reasoning or the answer.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub probe_tokens: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl ThinkingStats {

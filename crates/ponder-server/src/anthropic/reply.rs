@@ -285,7 +285,13 @@ mod tests {
     }
 
     fn usage() -> ponder_engine::Usage {
-        ponder_engine::Usage { prompt_tokens: 12, completion_tokens: 9, reasoning_tokens: 3, cached_tokens: 8 }
+        ponder_engine::Usage {
+            prompt_tokens: 12,
+            completion_tokens: 9,
+            reasoning_tokens: 3,
+            cached_tokens: 8,
+            ..Default::default()
+        }
     }
 
     /// The stream's events as (SSE name, JSON data), the way a client reads them.

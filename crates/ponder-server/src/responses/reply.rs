@@ -498,7 +498,13 @@ mod tests {
     }
 
     fn usage() -> ponder_engine::Usage {
-        ponder_engine::Usage { prompt_tokens: 12, completion_tokens: 9, reasoning_tokens: 3, cached_tokens: 8 }
+        ponder_engine::Usage {
+            prompt_tokens: 12,
+            completion_tokens: 9,
+            reasoning_tokens: 3,
+            cached_tokens: 8,
+            ..Default::default()
+        }
     }
 
     /// The stream's events as JSON, the way a client reads them, checking each SSE name and

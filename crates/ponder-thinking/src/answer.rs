@@ -1,4 +1,5 @@
-//! Pulling the final answer out of a model's reply, and comparing answers.
+//! Pulling the final answer out of a model's reply, and comparing answers: the sweep grades
+//! replies with it, and adaptive thinking compares its probes' answers with it.
 
 /// The answer in `text`: the last `\boxed{…}`, else what follows the last "Final Answer:"
 /// (or "answer is"), else the last number.
