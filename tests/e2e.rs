@@ -196,12 +196,13 @@ fn a_tiny_sweep_has_full_control() {
         model: None,
         data: "builtin:arith".into(),
         budgets: vec![16, 32],
-        modes: vec![ponder_sweep::Mode::Forcing, ponder_sweep::Mode::CapOnly],
+        modes: vec![ponder_sweep::Mode::Forcing, ponder_sweep::Mode::CapOnly, ponder_sweep::Mode::Adaptive],
         concurrency: 3,
         limit: Some(3),
         out: out.path().to_path_buf(),
         answer_tokens: 48,
         samples: 2,
+        adaptive: json!({"probe_every": 8, "probe_tokens": 4}),
         temperature: 0.0,
         seed: 1,
         api_key: None,
@@ -217,14 +218,17 @@ fn a_tiny_sweep_has_full_control() {
     }
     let forcing = summary.modes.iter().find(|m| m.mode == ponder_sweep::Mode::Forcing).unwrap();
     assert_eq!(forcing.budgets[1].mean_reasoning_tokens, 32.0, "forcing gives exactly the budget");
+    // Adaptive thinking probed the real model (every 8 thinking tokens, below the budget).
+    let adaptive = summary.modes.iter().find(|m| m.mode == ponder_sweep::Mode::Adaptive).unwrap();
+    assert!(adaptive.budgets[1].mean_probe_tokens > 0.0, "{adaptive:?}");
     for file in ["results.jsonl", "summary.json", "scaling.svg"] {
         assert!(out.path().join(file).is_file(), "{file} written");
     }
     let lines = std::fs::read_to_string(out.path().join("results.jsonl")).unwrap().lines().count();
-    assert_eq!(lines, 12);
+    assert_eq!(lines, 18);
     // A rerun resumes: nothing is asked again.
     let again = server.block_on(ponder_sweep::run(config)).unwrap();
-    assert_eq!(std::fs::read_to_string(out.path().join("results.jsonl")).unwrap().lines().count(), 12);
+    assert_eq!(std::fs::read_to_string(out.path().join("results.jsonl")).unwrap().lines().count(), 18);
     assert_eq!(again.modes[0].budgets[0].accuracy, summary.modes[0].budgets[0].accuracy);
 }
 

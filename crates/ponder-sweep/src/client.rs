@@ -26,6 +26,8 @@ pub struct Choice {
     pub continuations: u32,
     /// Whether the end of thinking was forced.
     pub forced_end: bool,
+    /// Tokens adaptive thinking's probes generated.
+    pub probe_tokens: u32,
 }
 
 impl Client {
@@ -113,6 +115,7 @@ pub fn parse_choices(reply: &Value) -> Vec<Choice> {
                 reasoning_tokens: thinking["tokens"].as_u64().map_or(usage_reasoning / n, |t| t as u32),
                 continuations: thinking["continuations"].as_u64().unwrap_or(0) as u32,
                 forced_end: thinking["forced_end"].as_bool().unwrap_or(false),
+                probe_tokens: thinking["probe_tokens"].as_u64().unwrap_or(0) as u32,
             }
         })
         .collect()
@@ -157,7 +160,13 @@ mod tests {
                             "usage": {"completion_tokens_details": {"reasoning_tokens": 64}}});
         assert_eq!(
             parse_choices(&ponder),
-            vec![Choice { content: "42".into(), reasoning_tokens: 64, continuations: 2, forced_end: true }]
+            vec![Choice {
+                content: "42".into(),
+                reasoning_tokens: 64,
+                continuations: 2,
+                forced_end: true,
+                probe_tokens: 0
+            }]
         );
         let other = json!({"choices": [{"message": {"content": "a"}}, {"message": {"content": "b"}}],
                            "usage": {"completion_tokens_details": {"reasoning_tokens": 100}}});

@@ -71,6 +71,8 @@ pub struct SweepConfig {
     pub answer_tokens: u32,
     /// Samples per question in parallel mode.
     pub samples: u32,
+    /// `thinking.adaptive` in adaptive mode (`true`: the server's defaults).
+    pub adaptive: serde_json::Value,
     /// Sampling temperature (parallel mode uses at least 0.7 so samples differ).
     pub temperature: f32,
     /// Seed of the built-in set and of sampling.
@@ -106,6 +108,11 @@ fn thinking_for(mode: Mode, budget: u32, config: &SweepConfig) -> (serde_json::V
             (json!({"min_tokens": budget, "max_tokens": budget, "answer_reserve": reserve}), 1, (budget, budget))
         }
         Mode::CapOnly => (json!({"max_tokens": budget, "answer_reserve": reserve}), 1, (0, budget)),
+        Mode::Adaptive => (
+            json!({"max_tokens": budget, "answer_reserve": reserve, "adaptive": config.adaptive.clone()}),
+            1,
+            (0, budget),
+        ),
         Mode::Parallel => {
             let n = config.samples.max(1);
             let share = budget / n;
@@ -154,6 +161,7 @@ async fn run_one(
         forced_end: choices.iter().any(|c| c.forced_end),
         in_bounds: !choices.is_empty() && choices.iter().all(|c| (low..=high).contains(&c.reasoning_tokens)),
         samples: choices.len() as u32,
+        probe_tokens: choices.iter().map(|c| c.probe_tokens).sum(),
     })
 }
 
@@ -247,6 +255,7 @@ mod tests {
             out: PathBuf::new(),
             answer_tokens: 64,
             samples: 4,
+            adaptive: json!({"probe_every": 32}),
             temperature: 0.0,
             seed: 0,
             api_key: None,
@@ -262,5 +271,10 @@ mod tests {
         assert_eq!((t.get("min_tokens"), bounds), (None, (0, 256)));
         let (t, n, bounds) = thinking_for(Mode::Parallel, 256, &config);
         assert_eq!((t["max_tokens"].as_u64(), n, bounds), (Some(64), 4, (0, 64)));
+        let (t, n, bounds) = thinking_for(Mode::Adaptive, 256, &config);
+        assert_eq!(
+            (t["max_tokens"].as_u64(), &t["adaptive"], n, bounds),
+            (Some(256), &json!({"probe_every": 32}), 1, (0, 256))
+        );
     }
 }

@@ -15,6 +15,9 @@ pub enum Mode {
     CapOnly,
     /// Several samples with a share of the budget each, majority vote.
     Parallel,
+    /// `max_tokens = budget` with `thinking.adaptive`: the thinking ends once probes of the
+    /// answer agree.
+    Adaptive,
 }
 
 impl std::str::FromStr for Mode {
@@ -24,7 +27,8 @@ impl std::str::FromStr for Mode {
             "forcing" => Ok(Self::Forcing),
             "cap-only" => Ok(Self::CapOnly),
             "parallel" => Ok(Self::Parallel),
-            other => Err(format!("unknown mode `{other}` (forcing, cap-only, parallel)")),
+            "adaptive" => Ok(Self::Adaptive),
+            other => Err(format!("unknown mode `{other}` (forcing, cap-only, parallel, adaptive)")),
         }
     }
 }
@@ -35,6 +39,7 @@ impl std::fmt::Display for Mode {
             Self::Forcing => "forcing",
             Self::CapOnly => "cap-only",
             Self::Parallel => "parallel",
+            Self::Adaptive => "adaptive",
         })
     }
 }
@@ -64,6 +69,9 @@ pub struct RunRecord {
     pub in_bounds: bool,
     /// Samples (1 unless parallel).
     pub samples: u32,
+    /// Tokens adaptive thinking's probes generated (0 in the other modes).
+    #[serde(default)]
+    pub probe_tokens: u32,
 }
 
 /// Statistics of one budget in one mode.
@@ -77,6 +85,8 @@ pub struct BudgetSummary {
     pub accuracy: f64,
     /// Mean thinking tokens per question.
     pub mean_reasoning_tokens: f64,
+    /// Mean tokens of adaptive thinking's probes per question (0 in the other modes).
+    pub mean_probe_tokens: f64,
     /// Median thinking tokens per question.
     pub median_reasoning_tokens: f64,
     /// Continuations injected in all.
@@ -139,11 +149,13 @@ fn budget_summary(budget: u32, runs: &[&RunRecord]) -> BudgetSummary {
         (lengths[n / 2 - 1] + lengths[n / 2]) / 2.0
     };
     let share = |count: usize| if n == 0 { 0.0 } else { count as f64 / n as f64 };
+    let probe_tokens: f64 = runs.iter().map(|r| f64::from(r.probe_tokens)).sum();
     BudgetSummary {
         budget,
         questions: n,
         accuracy: share(runs.iter().filter(|r| r.correct).count()),
         mean_reasoning_tokens: if n == 0 { 0.0 } else { lengths.iter().sum::<f64>() / n as f64 },
+        mean_probe_tokens: if n == 0 { 0.0 } else { probe_tokens / n as f64 },
         median_reasoning_tokens: median,
         continuations: runs.iter().map(|r| r.continuations).sum(),
         forced_ends: runs.iter().filter(|r| r.forced_end).count(),
@@ -178,6 +190,7 @@ mod tests {
             forced_end: tokens == budget,
             in_bounds,
             samples: 1,
+            probe_tokens: 0,
         }
     }
 

@@ -10,8 +10,11 @@ use crate::SweepError;
 /// Draws the scaling plot.
 pub fn draw(summaries: &[ModeSummary], title: &str, path: &Path) -> Result<(), SweepError> {
     let error = |e: String| SweepError::Io(format!("{}: {e}", path.display()));
-    let max_tokens =
-        summaries.iter().flat_map(|s| s.budgets.iter().map(|b| b.mean_reasoning_tokens)).fold(1.0f64, f64::max) * 1.05;
+    let max_tokens = summaries
+        .iter()
+        .flat_map(|s| s.budgets.iter().map(|b| b.mean_reasoning_tokens + b.mean_probe_tokens))
+        .fold(1.0f64, f64::max)
+        * 1.05;
     let root = SVGBackend::new(path, (720, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| error(e.to_string()))?;
     let mut chart = ChartBuilder::on(&root)
@@ -23,7 +26,7 @@ pub fn draw(summaries: &[ModeSummary], title: &str, path: &Path) -> Result<(), S
         .map_err(|e| error(e.to_string()))?;
     chart
         .configure_mesh()
-        .x_desc("mean thinking tokens per question")
+        .x_desc("mean thinking tokens per question (adaptive: with its probes)")
         .y_desc("accuracy")
         .draw()
         .map_err(|e| error(e.to_string()))?;
@@ -32,8 +35,11 @@ pub fn draw(summaries: &[ModeSummary], title: &str, path: &Path) -> Result<(), S
             Mode::Forcing => RED,
             Mode::CapOnly => BLUE,
             Mode::Parallel => GREEN,
+            Mode::Adaptive => MAGENTA,
         };
-        let points: Vec<(f64, f64)> = summary.budgets.iter().map(|b| (b.mean_reasoning_tokens, b.accuracy)).collect();
+        // Adaptive thinking's probes cost tokens too: its points stand at reasoning + probes.
+        let points: Vec<(f64, f64)> =
+            summary.budgets.iter().map(|b| (b.mean_reasoning_tokens + b.mean_probe_tokens, b.accuracy)).collect();
         chart
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
             .map_err(|e| error(e.to_string()))?

@@ -72,6 +72,7 @@ mod tests {
             forced_end: true,
             in_bounds: true,
             samples: 1,
+            probe_tokens: 0,
         };
         store.push(record.clone()).unwrap();
         std::fs::OpenOptions::new()

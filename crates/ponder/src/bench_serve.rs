@@ -27,6 +27,10 @@ struct Sample {
     prompt_tokens: Option<usize>,
     ttft: Option<Duration>,
     gaps: Vec<Duration>,
+    /// From sending the request to the end of its stream.
+    wall: Duration,
+    /// Tokens adaptive thinking's probes generated (from the usage).
+    probe_tokens: usize,
 }
 
 impl Sample {
@@ -57,6 +61,8 @@ struct Report {
     distinct_prompts: bool,
     /// The response format every request asked for, if any.
     response_format: Option<String>,
+    /// The `thinking` object every request sent, if any.
+    thinking: Option<Value>,
     requests: usize,
     errors: usize,
     /// The first failed request's reason, when any failed.
@@ -72,6 +78,11 @@ struct Report {
     prefill_tokens_per_second: f64,
     /// Median over requests of the decode rate after the first token.
     decode_tokens_per_second: f64,
+    /// Mean seconds from sending a request to the end of its answer.
+    mean_request_seconds: f64,
+    /// Tokens adaptive thinking's probes generated, all requests together (not in
+    /// `output_tokens`).
+    probe_tokens: usize,
 }
 
 /// The `response_format` of `--response-format`: `json_object`, or a schema file.
@@ -115,6 +126,7 @@ async fn bench(args: BenchServeArgs) -> anyhow::Result<()> {
         None => args.prompt.clone(),
     };
     let (max_tokens, distinct) = (args.max_tokens, args.distinct_prompts);
+    let thinking = args.thinking.clone();
     // Request `i`'s body: the same user message, or (with --distinct-prompts) one that differs
     // from its first words, so only the chat template's shared start can come from a cache.
     let body_for = move |i: usize| {
@@ -129,6 +141,9 @@ async fn bench(args: BenchServeArgs) -> anyhow::Result<()> {
         });
         if let Some(format) = &response_format {
             body["response_format"] = format.clone();
+        }
+        if let Some(thinking) = &thinking {
+            body["thinking"] = thinking.clone();
         }
         body
     };
@@ -171,6 +186,7 @@ async fn bench(args: BenchServeArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency,
         distinct_prompts: args.distinct_prompts,
         response_format: args.response_format.clone(),
+        thinking: args.thinking.clone(),
         requests: samples.len(),
         errors: samples.len() - ok.len(),
         first_error: samples.iter().find_map(|s| s.error.clone()),
@@ -182,6 +198,8 @@ async fn bench(args: BenchServeArgs) -> anyhow::Result<()> {
         prompt_tokens: prompt_tokens.iter().sum::<usize>() as f64 / prompt_tokens.len().max(1) as f64,
         prefill_tokens_per_second: median(ok.iter().filter_map(|s| s.prefill_rate()).collect()),
         decode_tokens_per_second: median(ok.iter().filter_map(|s| s.decode_rate()).collect()),
+        mean_request_seconds: ok.iter().map(|s| s.wall.as_secs_f64()).sum::<f64>() / ok.len().max(1) as f64,
+        probe_tokens: ok.iter().map(|s| s.probe_tokens).sum(),
     };
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(())
@@ -238,6 +256,9 @@ async fn one_request(client: &reqwest::Client, url: &str, key: &Option<String>, 
             if let Some(tokens) = chunk["usage"]["prompt_tokens"].as_u64() {
                 sample.prompt_tokens = Some(tokens as usize);
             }
+            if let Some(tokens) = chunk["usage"]["completion_tokens_details"]["probe_tokens"].as_u64() {
+                sample.probe_tokens = tokens as usize;
+            }
             let delta = &chunk["choices"][0]["delta"];
             let has_text =
                 ["content", "reasoning_content"].iter().any(|k| delta[k].as_str().is_some_and(|s| !s.is_empty()));
@@ -253,6 +274,7 @@ async fn one_request(client: &reqwest::Client, url: &str, key: &Option<String>, 
         }
     }
     sample.tokens = usage_tokens.unwrap_or(text_chunks);
+    sample.wall = sent.elapsed();
     if !sample.ok && sample.error.is_none() {
         sample.error = Some(format!("the stream ended without [DONE] after {text_chunks} text chunks"));
     }

@@ -214,6 +214,8 @@ pub enum SweepMode {
     CapOnly,
     /// Several samples sharing the budget, majority vote.
     Parallel,
+    /// max = budget, and the thinking ends once probes of the answer agree (thinking.adaptive).
+    Adaptive,
 }
 
 impl From<SweepMode> for Mode {
@@ -222,6 +224,7 @@ impl From<SweepMode> for Mode {
             SweepMode::Forcing => Mode::Forcing,
             SweepMode::CapOnly => Mode::CapOnly,
             SweepMode::Parallel => Mode::Parallel,
+            SweepMode::Adaptive => Mode::Adaptive,
         }
     }
 }
@@ -472,6 +475,10 @@ pub struct BenchServeArgs {
     /// strict `json_schema` response format).
     #[arg(long)]
     pub response_format: Option<String>,
+    /// A `thinking` object every request sends, as JSON (`{"max_tokens": 512, "adaptive":
+    /// true}`); the report then adds the mean wall time per request and the probe tokens.
+    #[arg(long, value_parser = json_value)]
+    pub thinking: Option<serde_json::Value>,
 }
 
 /// `ponder sweep`.
@@ -507,6 +514,9 @@ pub struct SweepArgs {
     /// Samples per question in parallel mode.
     #[arg(long, default_value_t = 4)]
     pub samples: u32,
+    /// `thinking.adaptive` in adaptive mode, as JSON (`true`: the server's defaults).
+    #[arg(long, default_value = "true", value_parser = json_value)]
+    pub adaptive: serde_json::Value,
     /// Sampling temperature.
     #[arg(long, default_value_t = 0.0)]
     pub temperature: f32,
@@ -546,4 +556,9 @@ fn fraction(text: &str) -> Result<f64, String> {
         Ok(p) if (0.0..=1.0).contains(&p) => Ok(p),
         _ => Err(format!("expected a number from 0 to 1, got `{text}`")),
     }
+}
+
+/// A JSON value.
+fn json_value(text: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))
 }

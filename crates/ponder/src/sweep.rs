@@ -19,6 +19,7 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
         out: args.out.clone(),
         answer_tokens: args.answer_tokens,
         samples: args.samples,
+        adaptive: args.adaptive,
         temperature: args.temperature,
         seed: args.seed,
         api_key: args.api_key,
@@ -36,16 +37,17 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
             mode.scaling_per_1k_tokens.map_or("n/a".to_string(), |s| format!("{s:+.3} accuracy per 1k tokens")),
             mode.performance * 100.0
         );
-        println!("  budget | accuracy | mean thinking | median | continuations | forced ends");
+        println!("  budget | accuracy | mean thinking | median | continuations | forced ends | mean probe tokens");
         for b in &mode.budgets {
             println!(
-                "  {:>6} | {:>7.1}% | {:>13.1} | {:>6.1} | {:>13} | {:>11}",
+                "  {:>6} | {:>7.1}% | {:>13.1} | {:>6.1} | {:>13} | {:>11} | {:>17.1}",
                 b.budget,
                 b.accuracy * 100.0,
                 b.mean_reasoning_tokens,
                 b.median_reasoning_tokens,
                 b.continuations,
-                b.forced_ends
+                b.forced_ends,
+                b.mean_probe_tokens
             );
         }
     }
