@@ -67,6 +67,13 @@ pub enum LaunchError {
         /// The model's head width.
         head_dim: usize,
     },
+    /// `--quantize` was given for a worker on a GPU: quantizing at load feeds Ponder's CPU
+    /// kernels.
+    #[error("--quantize {scheme} runs on Ponder's CPU kernels; --devices names a GPU (use --devices cpu)")]
+    QuantizeOnGpu {
+        /// The scheme asked for.
+        scheme: ponder_models::QuantScheme,
+    },
     /// The workers could not start.
     #[error(transparent)]
     Engine(#[from] EngineError),

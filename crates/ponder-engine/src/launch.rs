@@ -4,7 +4,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use candle_core::Device;
-use ponder_models::{CpuModel, HostKvCache, KvCache, KvDtype, Model, ModelMetadata};
+use ponder_models::{CpuModel, HostKvCache, KvCache, KvDtype, Model, ModelMetadata, QuantScheme};
 use ponder_thinking::{ModelThinking, ThinkingStyle};
 
 use crate::engine::{Engine, EngineConfig, WorkerSetup};
@@ -126,6 +126,9 @@ pub struct LaunchConfig {
     pub max_prefill_step: Option<usize>,
     /// Force a thinking format instead of detecting it.
     pub thinking_style: Option<ThinkingStyle>,
+    /// Quantize a dense checkpoint (a Hugging Face directory) while it loads, for Ponder's
+    /// CPU kernels (`--quantize`); CPU workers only.
+    pub quantize: Option<QuantScheme>,
 }
 
 impl Default for LaunchConfig {
@@ -139,6 +142,7 @@ impl Default for LaunchConfig {
             max_batch_tokens: None,
             max_prefill_step: None,
             thinking_style: None,
+            quantize: None,
         }
     }
 }
@@ -189,8 +193,11 @@ pub fn launch(path: &Path, config: &LaunchConfig) -> Result<Launched, LaunchErro
         .devices
         .iter()
         .map(|spec| {
+            if let (Some(scheme), DeviceSpec::Cuda(_)) = (config.quantize, spec) {
+                return Err(LaunchError::QuantizeOnGpu { scheme });
+            }
             // `--kv-cache-dtype` is the CPU kernels' choice; the candle backend keeps f32.
-            let block_bytes = if runs_on_own_kernels(&metadata, spec) {
+            let block_bytes = if runs_on_own_kernels(&metadata, spec, config.quantize) {
                 let (dtype, head_dim) = (config.kv_dtype, metadata.config.head_dim);
                 if !dtype.fits_head_dim(head_dim) {
                     return Err(LaunchError::KvDtypeUnfit { dtype, head_dim });
@@ -207,7 +214,7 @@ pub fn launch(path: &Path, config: &LaunchConfig) -> Result<Launched, LaunchErro
                 return Err(LaunchError::KvTooSmall { bytes: kv_bytes, blocks: kv_blocks, needed });
             }
             let cache = CacheShape { blocks: kv_blocks, block_size: config.block_size, dtype: config.kv_dtype };
-            let factory = runner_factory(metadata.clone(), spec.clone(), cache);
+            let factory = runner_factory(metadata.clone(), spec.clone(), cache, config.quantize);
             Ok(WorkerSetup { factory, scheduler })
         })
         .collect::<Result<Vec<_>, LaunchError>>()?;
@@ -237,17 +244,22 @@ struct CacheShape {
 }
 
 /// Whether a worker on `spec` runs `metadata`'s model on Ponder's CPU kernels: GGUF files on
-/// the CPU do, unless `PONDER_CPU_BACKEND=candle` asks for candle's; everything else runs on
-/// candle.
-fn runs_on_own_kernels(metadata: &ModelMetadata, spec: &DeviceSpec) -> bool {
+/// the CPU do, and so does any checkpoint quantized at load, unless `PONDER_CPU_BACKEND=candle`
+/// asks for candle's; everything else runs on candle.
+fn runs_on_own_kernels(metadata: &ModelMetadata, spec: &DeviceSpec, quantize: Option<QuantScheme>) -> bool {
     *spec == DeviceSpec::Cpu
-        && metadata.path.is_file()
+        && (metadata.path.is_file() || quantize.is_some())
         && std::env::var("PONDER_CPU_BACKEND").map_or(true, |b| b != "candle")
 }
 
 /// A factory that loads the weights once (in the worker thread, on its device) and builds a
 /// fresh KV cache each time it is called.
-fn runner_factory(metadata: Arc<ModelMetadata>, spec: DeviceSpec, cache: CacheShape) -> RunnerFactory {
+fn runner_factory(
+    metadata: Arc<ModelMetadata>,
+    spec: DeviceSpec,
+    cache: CacheShape,
+    quantize: Option<QuantScheme>,
+) -> RunnerFactory {
     let weights: Mutex<Option<Weights>> = Mutex::new(None);
     Box::new(move || {
         let device = match spec {
@@ -257,8 +269,8 @@ fn runner_factory(metadata: Arc<ModelMetadata>, spec: DeviceSpec, cache: CacheSh
         // A panic while loading leaves the cell empty, so a poisoned lock is safe to take.
         let mut cell = weights.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if cell.is_none() {
-            *cell = Some(if runs_on_own_kernels(&metadata, &spec) {
-                Weights::Cpu(Arc::new(CpuModel::load(&metadata.path, &metadata.config)?))
+            *cell = Some(if runs_on_own_kernels(&metadata, &spec, quantize) {
+                Weights::Cpu(Arc::new(CpuModel::load_quantized(&metadata.path, &metadata.config, quantize)?))
             } else {
                 Weights::Candle(Arc::new(metadata.load_weights(&device)?))
             });

@@ -144,3 +144,21 @@ fn thinking_length_stays_within_every_budget_on_the_demo_model() {
         }
     }
 }
+
+#[test]
+fn quantizing_at_load_is_refused_on_a_gpu_and_for_an_already_quantized_file() {
+    use ponder_engine::{DeviceSpec, LaunchError};
+    use ponder_models::QuantScheme;
+    let path = ponder_models::demo::require_demo_model();
+    let on_gpu = LaunchConfig {
+        devices: vec![DeviceSpec::Cuda(0)],
+        quantize: Some(QuantScheme::Q8_0),
+        ..LaunchConfig::default()
+    };
+    let error = launch(&path, &on_gpu).err().expect("refused");
+    assert!(matches!(error, LaunchError::QuantizeOnGpu { .. }), "{error}");
+    assert!(error.to_string().contains("--devices cpu"), "{error}");
+    let quantized_file = LaunchConfig { quantize: Some(QuantScheme::Q8_0), ..LaunchConfig::default() };
+    let error = launch(&path, &quantized_file).err().expect("refused").to_string();
+    assert!(error.contains("token_embd.weight") && error.contains("already quantized"), "{error}");
+}

@@ -22,7 +22,7 @@ pub mod weights;
 
 pub use chat_template::ChatTemplate;
 pub use config::{Architecture, ModelConfig};
-pub use cpu::{CpuModel, CpuScratch, HostKvCache, KvDtype, RandomModel};
+pub use cpu::{CpuModel, CpuScratch, HostKvCache, KvDtype, QuantScheme, RandomModel};
 pub use error::{ModelError, Result};
 pub use hub::{resolve_model, HubModel, ResolvedModel};
 pub use kv::{BlockCopy, BlockId, KvCache};

@@ -131,7 +131,8 @@ fn load_runner(args: &BenchModelArgs, num_blocks: usize) -> anyhow::Result<(Box<
     let metadata = ModelMetadata::load(&model).context("reading the model")?;
     let vocab = metadata.config.vocab_size as u32;
     let runner: Box<dyn ModelRunner> = match args.backend {
-        Backend::Cpu => cpu_runner(CpuModel::load(&model, &metadata.config)?),
+        Backend::Cpu => cpu_runner(CpuModel::load_quantized(&model, &metadata.config, args.quantize)?),
+        Backend::Candle if args.quantize.is_some() => anyhow::bail!("--quantize feeds the CPU backend's kernels"),
         Backend::Candle => {
             Box::new(CandleRunner::new(Arc::new(metadata.load_weights(&Device::Cpu)?), num_blocks, BLOCK_SIZE)?)
         }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ponder_engine::{EngineConfig, LaunchConfig, SchedulerConfig};
-use ponder_models::{KvDtype, RandomModel};
+use ponder_models::{KvDtype, QuantScheme, RandomModel};
 use ponder_server::{ConnectionLimits, ServerConfig, StoreLimits, ThinkingDefaults};
 use ponder_structured::ToolCallFormat;
 use ponder_sweep::Mode;
@@ -139,6 +139,10 @@ pub struct EngineArgs {
     /// Thinking delimiters; detected from the vocabulary when unset.
     #[arg(long, env = "PONDER_THINKING_FORMAT", value_enum)]
     pub thinking_format: Option<ThinkingFormatArg>,
+    /// Quantize a Hugging Face directory's weights while loading, for Ponder's CPU kernels:
+    /// q8_0, q5_0, q4_k, q6_k or q4_k_m (llama.cpp's Q4_K_M recipe).
+    #[arg(long, env = "PONDER_QUANTIZE")]
+    pub quantize: Option<QuantScheme>,
 }
 
 /// `--backend` of `ponder bench model`.
@@ -316,6 +320,9 @@ pub struct BenchModelArgs {
     /// Element type of the CPU backend's KV cache: `f16`, `f32` or `q8_0`.
     #[arg(long, default_value_t = KvDtype::default())]
     pub kv_cache_dtype: KvDtype,
+    /// Quantize a Hugging Face directory's weights while loading (as `serve --quantize`).
+    #[arg(long)]
+    pub quantize: Option<QuantScheme>,
 }
 
 /// `ponder serve`.

@@ -6,6 +6,7 @@
 //! sequence's logits are bit-for-bit the same alone or batched, in one prefill or in chunks.
 
 mod kv_cache;
+mod quantize;
 mod random;
 mod weights;
 
@@ -17,11 +18,13 @@ use rayon::prelude::*;
 
 use crate::config::{ModelConfig, RopeStyle};
 use crate::gguf::GgufFile;
+use crate::hf::HfDirectory;
 use crate::logits::Logits;
 use crate::model::batch::{validate_chunks, SequenceChunk};
 use crate::Result;
 use kv_cache::LayerKv;
 pub use kv_cache::{HostKvCache, KvDtype};
+pub use quantize::QuantScheme;
 pub use random::RandomModel;
 use weights::{CpuLayer, CpuLinear, CpuWeights};
 
@@ -73,8 +76,18 @@ struct TileTask {
 impl CpuModel {
     /// Loads a GGUF file for the CPU backend.
     pub fn load(path: &Path, config: &ModelConfig) -> Result<Self> {
-        let mut gguf = GgufFile::open(path, &candle_core::Device::Cpu)?;
-        let weights = CpuWeights::load(&mut gguf, config)?;
+        Self::load_quantized(path, config, None)
+    }
+
+    /// Loads a GGUF file, or a Hugging Face directory, for the CPU backend; with `scheme`, a
+    /// dense checkpoint's matrices are quantized while they load (a directory needs one).
+    pub fn load_quantized(path: &Path, config: &ModelConfig, scheme: Option<QuantScheme>) -> Result<Self> {
+        let device = candle_core::Device::Cpu;
+        let weights = if path.is_dir() {
+            CpuWeights::load(&mut HfDirectory::open(path, &device)?, config, scheme)?
+        } else {
+            CpuWeights::load(&mut GgufFile::open(path, &device)?, config, scheme)?
+        };
         let (cos, sin) = rope_tables(config);
         Ok(Self { config: config.clone(), weights, cos, sin, isa: Isa::detect() })
     }

@@ -1,14 +1,15 @@
 //! Weights of the CPU backend: GGUF blocks handed to Ponder's kernels as they are stored
-//! (or, for types without kernels of their own, re-quantized to Q8_0 once at load).
+//! (or, for types without kernels of their own, re-quantized to Q8_0 once at load), or a
+//! dense checkpoint's matrices quantized while it loads (`--quantize`).
 
-use candle_core::quantized::GgmlDType;
-use candle_core::Device;
-use ponder_kernels::formats::{BlockQ8_0, QuantType};
-use ponder_kernels::{scalar, QuantMatrix};
+use candle_core::quantized::{GgmlDType, QMatMul};
+use candle_core::{DType, Device};
+use ponder_kernels::formats::QuantType;
+use ponder_kernels::QuantMatrix;
 
+use super::quantize::{quantize_rows, QuantScheme};
 use crate::config::ModelConfig;
-use crate::gguf::GgufFile;
-use crate::weights::{LayerWeight, WeightName, WeightSource};
+use crate::weights::{matrix_dims, LayerWeight, WeightName, WeightSource};
 use crate::{ModelError, Result};
 
 /// A projection: quantized weight and optional bias.
@@ -41,16 +42,20 @@ pub(crate) struct CpuWeights {
 }
 
 impl CpuWeights {
-    /// Reads every weight of `config` from a GGUF file.
-    pub fn load(gguf: &mut GgufFile, c: &ModelConfig) -> Result<Self> {
-        let embedding = load_matrix(gguf, WeightName::Embedding, (c.vocab_size, c.hidden_size))?;
-        let lm_head = if gguf.contains(WeightName::Output) {
-            Some(load_matrix(gguf, WeightName::Output, (c.vocab_size, c.hidden_size))?)
-        } else {
-            None
+    /// Reads every weight of `config` from a GGUF file or a Hugging Face directory. Without
+    /// `scheme`, quantized matrices are taken as stored (types without kernels of their own,
+    /// and dense ones, become Q8_0); with it, dense matrices are quantized as the scheme says
+    /// and an already quantized one is an error.
+    pub fn load(source: &mut impl WeightSource, c: &ModelConfig, scheme: Option<QuantScheme>) -> Result<Self> {
+        let tied = !source.contains(WeightName::Output);
+        let plan = Plan { scheme, layers: c.num_layers, tied };
+        let embedding = plan.matrix(source, WeightName::Embedding, (c.vocab_size, c.hidden_size))?;
+        let lm_head = match tied {
+            true => None,
+            false => Some(plan.matrix(source, WeightName::Output, (c.vocab_size, c.hidden_size))?),
         };
-        let layers = (0..c.num_layers).map(|n| load_layer(gguf, c, n)).collect::<Result<_>>()?;
-        Ok(Self { embedding, layers, norm: load_vector(gguf, WeightName::OutputNorm, c.hidden_size)?, lm_head })
+        let layers = (0..c.num_layers).map(|n| load_layer(source, &plan, c, n)).collect::<Result<_>>()?;
+        Ok(Self { embedding, layers, norm: load_vector(source, WeightName::OutputNorm, c.hidden_size)?, lm_head })
     }
 
     /// The output projection.
@@ -59,36 +64,51 @@ impl CpuWeights {
     }
 }
 
-fn load_layer(gguf: &mut GgufFile, c: &ModelConfig, n: usize) -> Result<CpuLayer> {
+/// How matrices become kernel blocks while a model loads.
+struct Plan {
+    scheme: Option<QuantScheme>,
+    layers: usize,
+    /// The output projection is the embedding.
+    tied: bool,
+}
+
+fn load_layer(source: &mut impl WeightSource, plan: &Plan, c: &ModelConfig, n: usize) -> Result<CpuLayer> {
     let w = |weight| WeightName::Layer(n, weight);
     let (hidden, q_dim, kv_dim, ffn) = (c.hidden_size, c.q_dim(), c.kv_dim(), c.intermediate_size);
-    let linear = |gguf: &mut GgufFile, weight, bias: Option<LayerWeight>, dims: (usize, usize)| -> Result<CpuLinear> {
-        let matrix = load_matrix(gguf, w(weight), dims)?;
+    let mut linear = |weight, bias: Option<LayerWeight>, dims: (usize, usize)| -> Result<CpuLinear> {
+        let matrix = plan.matrix(source, w(weight), dims)?;
         let bias = match bias {
-            Some(b) if c.qkv_bias => Some(load_vector(gguf, w(b), dims.0)?),
+            Some(b) if c.qkv_bias => Some(load_vector(source, w(b), dims.0)?),
             _ => None,
         };
         Ok(CpuLinear { matrix, bias })
     };
+    let q = linear(LayerWeight::Q, Some(LayerWeight::QBias), (q_dim, hidden))?;
+    let k = linear(LayerWeight::K, Some(LayerWeight::KBias), (kv_dim, hidden))?;
+    let v = linear(LayerWeight::V, Some(LayerWeight::VBias), (kv_dim, hidden))?;
+    let o = linear(LayerWeight::O, None, (hidden, q_dim))?;
+    let gate = linear(LayerWeight::Gate, None, (ffn, hidden))?;
+    let up = linear(LayerWeight::Up, None, (ffn, hidden))?;
+    let down = linear(LayerWeight::Down, None, (hidden, ffn))?;
     let qk_norms = if c.qk_norm {
         Some((
-            load_vector(gguf, w(LayerWeight::QNorm), c.head_dim)?,
-            load_vector(gguf, w(LayerWeight::KNorm), c.head_dim)?,
+            load_vector(source, w(LayerWeight::QNorm), c.head_dim)?,
+            load_vector(source, w(LayerWeight::KNorm), c.head_dim)?,
         ))
     } else {
         None
     };
     Ok(CpuLayer {
-        attn_norm: load_vector(gguf, w(LayerWeight::AttnNorm), hidden)?,
-        q: linear(gguf, LayerWeight::Q, Some(LayerWeight::QBias), (q_dim, hidden))?,
-        k: linear(gguf, LayerWeight::K, Some(LayerWeight::KBias), (kv_dim, hidden))?,
-        v: linear(gguf, LayerWeight::V, Some(LayerWeight::VBias), (kv_dim, hidden))?,
-        o: linear(gguf, LayerWeight::O, None, (hidden, q_dim))?,
+        attn_norm: load_vector(source, w(LayerWeight::AttnNorm), hidden)?,
+        q,
+        k,
+        v,
+        o,
         qk_norms,
-        ffn_norm: load_vector(gguf, w(LayerWeight::FfnNorm), hidden)?,
-        gate: linear(gguf, LayerWeight::Gate, None, (ffn, hidden))?,
-        up: linear(gguf, LayerWeight::Up, None, (ffn, hidden))?,
-        down: linear(gguf, LayerWeight::Down, None, (hidden, ffn))?,
+        ffn_norm: load_vector(source, w(LayerWeight::FfnNorm), hidden)?,
+        gate,
+        up,
+        down,
     })
 }
 
@@ -103,40 +123,60 @@ fn kernel_type(dtype: GgmlDType) -> Option<QuantType> {
     }
 }
 
-fn load_matrix(gguf: &mut GgufFile, name: WeightName, (rows, cols): (usize, usize)) -> Result<QuantMatrix> {
-    let tensor = gguf.qtensor(name)?;
-    let bad = |problem: String| ModelError::BadTensor {
-        file: gguf.path().to_path_buf(),
-        tensor: gguf.tensor_name(name),
-        problem,
-    };
-    if tensor.shape().dims2().ok() != Some((rows, cols)) {
-        return Err(bad(format!("shape {:?}, expected ({rows}, {cols}) from the model config", tensor.shape().dims())));
-    }
-    match kernel_type(tensor.dtype()) {
-        Some(kind) => QuantMatrix::new(kind, rows, cols, &tensor.data()?).map_err(bad),
-        None => {
-            if cols % 32 != 0 {
-                return Err(bad(format!("{:?} with {cols} columns has no CPU kernel", tensor.dtype())));
-            }
-            // Other types run as Q8_0: dequantize once, re-quantize row by row.
-            let dense = tensor.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1::<f32>()?;
-            let blocks: Vec<BlockQ8_0> = dense.chunks_exact(cols).flat_map(scalar::quantize_weights_q8_0).collect();
-            let bytes: Vec<u8> = blocks
-                .iter()
-                .flat_map(|b| b.d.to_le_bytes().into_iter().chain(b.qs.iter().map(|&q| q as u8)))
-                .collect();
-            QuantMatrix::new(QuantType::Q8_0, rows, cols, &bytes).map_err(bad)
+impl Plan {
+    /// Matrix `name`, `[rows, cols]`, as kernel blocks.
+    fn matrix(
+        &self,
+        source: &mut impl WeightSource,
+        name: WeightName,
+        (rows, cols): (usize, usize),
+    ) -> Result<QuantMatrix> {
+        let bad = |source: &dyn WeightSource, problem: String| ModelError::BadTensor {
+            file: source.path().to_path_buf(),
+            tensor: source.tensor_name(name),
+            problem,
+        };
+        let stored = source.matrix(name)?;
+        if matrix_dims(&stored) != Some((rows, cols)) {
+            let problem = format!("shape {:?}, expected ({rows}, {cols}) from the model config", matrix_dims(&stored));
+            return Err(bad(source, problem));
         }
+        let dense = match stored {
+            QMatMul::QTensor(tensor) => {
+                if let Some(scheme) = self.scheme {
+                    let problem = format!(
+                        "already quantized ({:?}); --quantize {scheme} takes a dense (f32, f16 or bf16) checkpoint",
+                        tensor.dtype()
+                    );
+                    return Err(bad(source, problem));
+                }
+                if let Some(kind) = kernel_type(tensor.dtype()) {
+                    return QuantMatrix::new(kind, rows, cols, &tensor.data()?).map_err(|e| bad(source, e));
+                }
+                // Other types run as Q8_0: dequantized once, re-quantized.
+                tensor.dequantize(&Device::Cpu)?
+            }
+            QMatMul::Tensor(tensor) | QMatMul::TensorF16(tensor) => tensor,
+        };
+        let dtype = match self.scheme {
+            Some(scheme) => scheme.tensor_type(name, cols, self.layers, self.tied).ok_or_else(|| {
+                bad(source, format!("rows of {cols} weights fit no block type of --quantize {scheme}"))
+            })?,
+            None if cols % 32 == 0 => GgmlDType::Q8_0,
+            None => return Err(bad(source, format!("a dense matrix with {cols} columns has no CPU kernel"))),
+        };
+        let kind = kernel_type(dtype).expect("every scheme's types have kernels");
+        let bytes = quantize_rows(&dense.to_dtype(DType::F32)?.to_device(&Device::Cpu)?, dtype)?;
+        QuantMatrix::new(kind, rows, cols, &bytes).map_err(|e| bad(source, e))
     }
 }
 
-fn load_vector(gguf: &mut GgufFile, name: WeightName, dim: usize) -> Result<Vec<f32>> {
-    let values = gguf.vector(name)?.flatten_all()?.to_vec1::<f32>()?;
+fn load_vector(source: &mut impl WeightSource, name: WeightName, dim: usize) -> Result<Vec<f32>> {
+    let values = source.vector(name)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
     if values.len() != dim {
         return Err(ModelError::BadTensor {
-            file: gguf.path().to_path_buf(),
-            tensor: gguf.tensor_name(name),
+            file: source.path().to_path_buf(),
+            tensor: source.tensor_name(name),
             problem: format!("{} values, expected {dim}", values.len()),
         });
     }
