@@ -180,29 +180,7 @@ impl WeightSource for HfDirectory {
     }
 
     fn tensor_name(&self, name: WeightName) -> String {
-        let layer_name = |w: LayerWeight| match w {
-            LayerWeight::AttnNorm => "input_layernorm.weight",
-            LayerWeight::Q => "self_attn.q_proj.weight",
-            LayerWeight::K => "self_attn.k_proj.weight",
-            LayerWeight::V => "self_attn.v_proj.weight",
-            LayerWeight::O => "self_attn.o_proj.weight",
-            LayerWeight::QBias => "self_attn.q_proj.bias",
-            LayerWeight::KBias => "self_attn.k_proj.bias",
-            LayerWeight::VBias => "self_attn.v_proj.bias",
-            LayerWeight::QNorm => "self_attn.q_norm.weight",
-            LayerWeight::KNorm => "self_attn.k_norm.weight",
-            LayerWeight::FfnNorm => "post_attention_layernorm.weight",
-            LayerWeight::Gate => "mlp.gate_proj.weight",
-            LayerWeight::Up => "mlp.up_proj.weight",
-            LayerWeight::Down => "mlp.down_proj.weight",
-        };
-        match name {
-            WeightName::Embedding => "model.embed_tokens.weight".into(),
-            WeightName::Output => "lm_head.weight".into(),
-            WeightName::OutputNorm => "model.norm.weight".into(),
-            WeightName::RopeFreqs => "rope_freqs.weight".into(),
-            WeightName::Layer(n, w) => format!("model.layers.{n}.{}", layer_name(w)),
-        }
+        hf_tensor_name(name)
     }
 
     fn contains(&self, name: WeightName) -> bool {
@@ -215,6 +193,33 @@ impl WeightSource for HfDirectory {
 
     fn vector(&mut self, name: WeightName) -> Result<Tensor> {
         self.load(name)
+    }
+}
+
+/// The name a Hugging Face checkpoint gives weight `name`.
+pub fn hf_tensor_name(name: WeightName) -> String {
+    let layer_name = |w: LayerWeight| match w {
+        LayerWeight::AttnNorm => "input_layernorm.weight",
+        LayerWeight::Q => "self_attn.q_proj.weight",
+        LayerWeight::K => "self_attn.k_proj.weight",
+        LayerWeight::V => "self_attn.v_proj.weight",
+        LayerWeight::O => "self_attn.o_proj.weight",
+        LayerWeight::QBias => "self_attn.q_proj.bias",
+        LayerWeight::KBias => "self_attn.k_proj.bias",
+        LayerWeight::VBias => "self_attn.v_proj.bias",
+        LayerWeight::QNorm => "self_attn.q_norm.weight",
+        LayerWeight::KNorm => "self_attn.k_norm.weight",
+        LayerWeight::FfnNorm => "post_attention_layernorm.weight",
+        LayerWeight::Gate => "mlp.gate_proj.weight",
+        LayerWeight::Up => "mlp.up_proj.weight",
+        LayerWeight::Down => "mlp.down_proj.weight",
+    };
+    match name {
+        WeightName::Embedding => "model.embed_tokens.weight".into(),
+        WeightName::Output => "lm_head.weight".into(),
+        WeightName::OutputNorm => "model.norm.weight".into(),
+        WeightName::RopeFreqs => "rope_freqs.weight".into(),
+        WeightName::Layer(n, w) => format!("model.layers.{n}.{}", layer_name(w)),
     }
 }
 

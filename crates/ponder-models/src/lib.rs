@@ -9,6 +9,7 @@ pub mod config;
 pub mod cpu;
 pub mod demo;
 mod error;
+pub mod export;
 pub mod gguf;
 pub mod hf;
 pub mod hub;

@@ -177,6 +177,11 @@ impl Tokenizer {
         self.inner.get_added_tokens_decoder().get(&id).is_some_and(|t| t.special)
     }
 
+    /// Writes the tokenizer as a Hugging Face `tokenizer.json`.
+    pub fn save_json(&self, path: &Path) -> Result<()> {
+        self.inner.save(path, false).map_err(|e| ModelError::Tokenizer(format!("writing {}: {e}", path.display())))
+    }
+
     /// Ids that end a generation (EOS, end-of-turn).
     pub fn stop_ids(&self) -> &[u32] {
         &self.stop_ids
