@@ -7,6 +7,7 @@
 
 use std::time::Instant;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -14,7 +15,7 @@ use candle_core::Device;
 use ponder_engine::block_manager::BlockManager;
 use ponder_engine::block_table::BlockTable;
 use ponder_engine::{CandleRunner, CpuRunner, ModelRunner};
-use ponder_models::{BlockCopy, CpuModel, Logits, ModelMetadata, SequenceChunk};
+use ponder_models::{BlockCopy, CpuModel, KvDtype, Logits, ModelMetadata, QuantScheme, SequenceChunk};
 use serde::Serialize;
 
 use clap::ValueEnum;
@@ -127,17 +128,44 @@ fn load_runner(args: &BenchModelArgs, num_blocks: usize) -> anyhow::Result<(Box<
         return Ok((cpu_runner(model), format!("{shape} (random weights)"), vocab));
     }
     let path = args.model.as_ref().context("give --model or --random-weights")?;
+    let spec = RunnerSpec { backend: args.backend, quantize: args.quantize, kv_dtype: args.kv_cache_dtype };
+    let (runner, metadata) = model_runner(path, spec, num_blocks, BLOCK_SIZE)?;
+    let vocab = metadata.config.vocab_size as u32;
+    Ok((runner, metadata.name, vocab))
+}
+
+/// How a model file becomes a runner outside the engine.
+#[derive(Debug, Clone, Copy)]
+pub struct RunnerSpec {
+    /// Ponder's CPU kernels or candle's ops.
+    pub backend: Backend,
+    /// Quantize a dense checkpoint while loading (CPU backend only).
+    pub quantize: Option<QuantScheme>,
+    /// The CPU backend's KV cache type.
+    pub kv_dtype: KvDtype,
+}
+
+/// A runner for the model at `path` (a path or a Hub id) on the CPU, with a KV cache of
+/// `num_blocks` blocks of `block_size`, and the model's metadata.
+pub fn model_runner(
+    path: &Path,
+    spec: RunnerSpec,
+    num_blocks: usize,
+    block_size: usize,
+) -> anyhow::Result<(Box<dyn ModelRunner>, ModelMetadata)> {
     let model = crate::engine_setup::resolve_model_arg(path)?.path;
     let metadata = ModelMetadata::load(&model).context("reading the model")?;
-    let vocab = metadata.config.vocab_size as u32;
-    let runner: Box<dyn ModelRunner> = match args.backend {
-        Backend::Cpu => cpu_runner(CpuModel::load_quantized(&model, &metadata.config, args.quantize)?),
-        Backend::Candle if args.quantize.is_some() => anyhow::bail!("--quantize feeds the CPU backend's kernels"),
+    let runner: Box<dyn ModelRunner> = match spec.backend {
+        Backend::Cpu => {
+            let cpu = CpuModel::load_quantized(&model, &metadata.config, spec.quantize)?;
+            Box::new(CpuRunner::new(Arc::new(cpu), num_blocks, block_size, spec.kv_dtype))
+        }
+        Backend::Candle if spec.quantize.is_some() => anyhow::bail!("--quantize feeds the CPU backend's kernels"),
         Backend::Candle => {
-            Box::new(CandleRunner::new(Arc::new(metadata.load_weights(&Device::Cpu)?), num_blocks, BLOCK_SIZE)?)
+            Box::new(CandleRunner::new(Arc::new(metadata.load_weights(&Device::Cpu)?), num_blocks, block_size)?)
         }
     };
-    Ok((runner, metadata.name, vocab))
+    Ok((runner, metadata))
 }
 
 fn rayon_threads() -> usize {

@@ -40,6 +40,52 @@ pub enum Command {
     /// Reasoning traces recorded by `serve --record-traces`.
     #[command(subcommand)]
     Traces(TracesCommand),
+    /// Model quality measurements.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+}
+
+/// Model quality measurements.
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// Perplexity of a text; with --reference, the mean KL divergence of next-token
+    /// distributions and top-1 agreement (llama-perplexity --kl-divergence's figures).
+    Perplexity(EvalPerplexityArgs),
+}
+
+/// `ponder eval perplexity`.
+#[derive(Debug, Args)]
+pub struct EvalPerplexityArgs {
+    /// The model measured: a GGUF file or a Hugging Face directory (or a Hub id).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Quantize its weights while loading (as `serve --quantize`).
+    #[arg(long)]
+    pub quantize: Option<QuantScheme>,
+    /// Which implementation runs it.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    pub backend: Backend,
+    /// The text (UTF-8).
+    #[arg(long)]
+    pub text: PathBuf,
+    /// Tokens per window; the second half of each is scored.
+    #[arg(long, default_value_t = 512)]
+    pub context: usize,
+    /// Only the first N windows.
+    #[arg(long)]
+    pub chunks: Option<usize>,
+    /// A reference model run on the same windows (the same vocabulary).
+    #[arg(long)]
+    pub reference: Option<PathBuf>,
+    /// Quantize the reference while loading.
+    #[arg(long)]
+    pub reference_quantize: Option<QuantScheme>,
+    /// Which implementation runs the reference.
+    #[arg(long, value_enum, default_value_t = Backend::Cpu)]
+    pub reference_backend: Backend,
+    /// Also write the report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
 }
 
 /// Reasoning traces.

@@ -7,6 +7,7 @@ mod bench_model;
 mod bench_serve;
 mod cli;
 mod engine_setup;
+mod eval;
 mod generate;
 mod health;
 mod serve;
@@ -42,5 +43,6 @@ fn main() -> anyhow::Result<()> {
         cli::Command::Bench(cli::BenchCommand::Engine(args)) => bench_engine::run(args),
         cli::Command::Bench(cli::BenchCommand::Constraint(args)) => bench_constraint::run(args),
         cli::Command::Traces(cli::TracesCommand::Export(args)) => traces::export(args),
+        cli::Command::Eval(cli::EvalCommand::Perplexity(args)) => eval::perplexity(args),
     }
 }
