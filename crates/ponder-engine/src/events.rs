@@ -52,7 +52,7 @@ pub struct TokenLogprob {
 }
 
 /// Token counts of a finished request.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     /// Prompt tokens (counted once, whatever `n`).
     pub prompt_tokens: usize,
@@ -63,6 +63,7 @@ pub struct Usage {
     /// Prompt tokens whose KV came from the prefix cache.
     pub cached_tokens: usize,
     /// Tokens adaptive thinking's probes generated: not part of `completion_tokens`.
+    #[serde(default)]
     pub probe_tokens: usize,
 }
 

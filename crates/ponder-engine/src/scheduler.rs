@@ -377,8 +377,8 @@ impl Scheduler {
     }
 
     /// Reserves room for `take` more tokens of a running sequence, dropping probes and then
-    /// preempting the newest other running sequences not yet planned if blocks run out. Returns false when the
-    /// sequence itself had to be preempted.
+    /// preempting the newest other running sequences not yet planned if blocks run out.
+    /// Returns false when the sequence itself had to be preempted (or dropped, for a probe).
     fn reserve_running(&mut self, id: SeqId, take: usize, plan: &[Planned]) -> bool {
         loop {
             let kv = self.seqs.get_mut(&id).expect("running sequence");

@@ -49,7 +49,7 @@ pub struct TraceRecord {
     /// Each choice: its reasoning, answer, finish reason and thinking statistics.
     pub choices: Vec<ChoiceRecord>,
     /// The request's token counts.
-    pub usage: UsageRecord,
+    pub usage: Usage,
     /// Unix milliseconds when the request was accepted and when it finished.
     pub started_ms: u64,
     /// See `started_ms`.
@@ -90,34 +90,6 @@ pub struct ToolCallRecord {
     pub arguments: String,
 }
 
-/// A traced request's token counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UsageRecord {
-    /// Prompt tokens.
-    pub prompt_tokens: usize,
-    /// Generated tokens, thinking included.
-    pub completion_tokens: usize,
-    /// Thinking tokens.
-    pub reasoning_tokens: usize,
-    /// Prompt tokens that came from the prefix cache.
-    pub cached_tokens: usize,
-    /// Tokens adaptive thinking's probes generated (not in `completion_tokens`).
-    #[serde(default)]
-    pub probe_tokens: usize,
-}
-
-impl From<&Usage> for UsageRecord {
-    fn from(u: &Usage) -> Self {
-        Self {
-            prompt_tokens: u.prompt_tokens,
-            completion_tokens: u.completion_tokens,
-            reasoning_tokens: u.reasoning_tokens,
-            cached_tokens: u.cached_tokens,
-            probe_tokens: u.probe_tokens,
-        }
-    }
-}
-
 /// Unix milliseconds now.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
@@ -132,13 +104,6 @@ pub struct TraceBuilder {
 impl TraceBuilder {
     /// A trace of a request with this prompt and budget, on `n` choices.
     pub fn new(model: &str, endpoint: &str, prompt: Value, thinking_budget: Option<BudgetRecord>, n: usize) -> Self {
-        let usage = UsageRecord {
-            prompt_tokens: 0,
-            completion_tokens: 0,
-            reasoning_tokens: 0,
-            cached_tokens: 0,
-            probe_tokens: 0,
-        };
         Self {
             record: TraceRecord {
                 model: model.to_owned(),
@@ -146,7 +111,7 @@ impl TraceBuilder {
                 prompt,
                 thinking_budget,
                 choices: vec![ChoiceRecord::default(); n],
-                usage,
+                usage: Usage::default(),
                 started_ms: now_ms(),
                 finished_ms: 0,
             },
@@ -179,7 +144,7 @@ impl TraceBuilder {
                 }
             }
             Event::Done(usage) => {
-                self.record.usage = usage.into();
+                self.record.usage = *usage;
                 self.record.finished_ms = now_ms();
                 return Some(self.record.clone());
             }

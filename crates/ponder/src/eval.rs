@@ -12,6 +12,7 @@ use std::path::Path;
 use anyhow::Context;
 use ponder_engine::block_manager::BlockManager;
 use ponder_engine::block_table::BlockTable;
+use ponder_engine::sampling::argmax;
 use ponder_engine::ModelRunner;
 use ponder_models::{KvDtype, Logits, SequenceChunk};
 use serde::Serialize;
@@ -27,10 +28,6 @@ fn log_probs(logits: &[f32]) -> Vec<f64> {
     let sum: f64 = logits.iter().map(|&x| (x as f64 - max).exp()).sum();
     let log_sum = sum.ln() + max;
     logits.iter().map(|&x| x as f64 - log_sum).collect()
-}
-
-fn argmax(values: &[f64]) -> usize {
-    values.iter().enumerate().fold(0, |best, (i, &v)| if v > values[best] { i } else { best })
 }
 
 /// Running sums over the scored tokens.
@@ -59,7 +56,7 @@ impl Scores {
             self.compared = true;
             self.reference_nll -= q[next as usize];
             self.kl += q.iter().zip(&p).map(|(&lq, &lp)| lq.exp() * (lq - lp)).sum::<f64>();
-            self.same_top += usize::from(argmax(&p) == argmax(&q));
+            self.same_top += usize::from(argmax(logits) == argmax(reference));
         }
     }
 
