@@ -1,9 +1,10 @@
 //! Starting an engine on a model path: devices, KV memory, one worker per device.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use candle_core::Device;
+use ponder_models::quantized_cache::cached_quantized_gguf;
 use ponder_models::{CpuModel, HostKvCache, KvCache, KvDtype, Model, ModelMetadata, QuantScheme};
 use ponder_thinking::{ModelThinking, ThinkingStyle};
 
@@ -129,6 +130,9 @@ pub struct LaunchConfig {
     /// Quantize a dense checkpoint (a Hugging Face directory) while it loads, for Ponder's
     /// CPU kernels (`--quantize`); CPU workers only.
     pub quantize: Option<QuantScheme>,
+    /// Keep a checkpoint quantized at load as a GGUF file in this directory and load that
+    /// file on later starts (`--quantized-cache`); only with `quantize`.
+    pub quantized_cache: Option<PathBuf>,
 }
 
 impl Default for LaunchConfig {
@@ -143,6 +147,7 @@ impl Default for LaunchConfig {
             max_prefill_step: None,
             thinking_style: None,
             quantize: None,
+            quantized_cache: None,
         }
     }
 }
@@ -179,7 +184,24 @@ pub struct Launched {
 
 /// Loads `path` onto every device in `config` and starts the engine.
 pub fn launch(path: &Path, config: &LaunchConfig) -> Result<Launched, LaunchError> {
-    let metadata = Arc::new(ModelMetadata::load(path)?);
+    if let Some(scheme) = config.quantize {
+        if config.devices.iter().any(|spec| matches!(spec, DeviceSpec::Cuda(_))) {
+            return Err(LaunchError::QuantizeOnGpu { scheme });
+        }
+    }
+    let (metadata, quantize) = match (config.quantize, &config.quantized_cache) {
+        (Some(scheme), Some(cache_dir)) if path.is_dir() => {
+            let started = std::time::Instant::now();
+            let cached = cached_quantized_gguf(path, scheme, cache_dir)?;
+            let (file, seconds) = (cached.path.display(), started.elapsed().as_secs_f64());
+            tracing::info!(%file, written = cached.written, seconds, "quantized cache");
+            let mut metadata = ModelMetadata::load(&cached.path)?;
+            metadata.name = ModelMetadata::name_of(path);
+            (metadata, None)
+        }
+        _ => (ModelMetadata::load(path)?, config.quantize),
+    };
+    let metadata = Arc::new(metadata);
     let thinking = ModelThinking::detect(&metadata.tokenizer, config.thinking_style)?;
     if config.thinking_style.is_some() && thinking.is_none() {
         return Err(LaunchError::ThinkingFormatUnfit);
@@ -193,11 +215,8 @@ pub fn launch(path: &Path, config: &LaunchConfig) -> Result<Launched, LaunchErro
         .devices
         .iter()
         .map(|spec| {
-            if let (Some(scheme), DeviceSpec::Cuda(_)) = (config.quantize, spec) {
-                return Err(LaunchError::QuantizeOnGpu { scheme });
-            }
             // `--kv-cache-dtype` is the CPU kernels' choice; the candle backend keeps f32.
-            let block_bytes = if runs_on_own_kernels(&metadata, spec, config.quantize) {
+            let block_bytes = if runs_on_own_kernels(&metadata, spec, quantize) {
                 let (dtype, head_dim) = (config.kv_dtype, metadata.config.head_dim);
                 if !dtype.fits_head_dim(head_dim) {
                     return Err(LaunchError::KvDtypeUnfit { dtype, head_dim });
@@ -214,7 +233,7 @@ pub fn launch(path: &Path, config: &LaunchConfig) -> Result<Launched, LaunchErro
                 return Err(LaunchError::KvTooSmall { bytes: kv_bytes, blocks: kv_blocks, needed });
             }
             let cache = CacheShape { blocks: kv_blocks, block_size: config.block_size, dtype: config.kv_dtype };
-            let factory = runner_factory(metadata.clone(), spec.clone(), cache, config.quantize);
+            let factory = runner_factory(metadata.clone(), spec.clone(), cache, quantize);
             Ok(WorkerSetup { factory, scheduler })
         })
         .collect::<Result<Vec<_>, LaunchError>>()?;

@@ -162,3 +162,36 @@ fn quantizing_at_load_is_refused_on_a_gpu_and_for_an_already_quantized_file() {
     let error = launch(&path, &quantized_file).err().expect("refused").to_string();
     assert!(error.contains("token_embd.weight") && error.contains("already quantized"), "{error}");
 }
+
+/// `--quantize` with `--quantized-cache` on the demo model as a Hugging Face checkpoint: the
+/// first start quantizes and writes the GGUF file, the next loads it without writing, and
+/// both answer as the model's name and with the same greedy tokens.
+#[test]
+fn a_quantized_checkpoint_starts_from_the_cache_the_second_time() {
+    let (checkpoint, cache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    ponder_models::export::gguf_to_hf(&ponder_models::demo::require_demo_model(), checkpoint.path()).unwrap();
+    let config = LaunchConfig {
+        quantize: Some(ponder_models::QuantScheme::Q4KM),
+        quantized_cache: Some(cache.path().to_path_buf()),
+        ..LaunchConfig::default()
+    };
+    let cached_files = || -> Vec<(std::path::PathBuf, std::time::SystemTime)> {
+        let entries = std::fs::read_dir(cache.path()).unwrap();
+        entries.map(|e| e.unwrap()).map(|e| (e.path(), e.metadata().unwrap().modified().unwrap())).collect()
+    };
+    let answer = || {
+        let launched = launch(checkpoint.path(), &config).expect("starts from the checkpoint");
+        let name = checkpoint.path().file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(launched.metadata.name, name, "the model keeps the checkpoint's name");
+        let prompt = chat_prompt(&launched, QUESTIONS[0]);
+        collect(launched.engine.submit(GenerateRequest::greedy(prompt, 12)).unwrap()).content
+    };
+    let first = answer();
+    let written = cached_files();
+    assert_eq!(written.len(), 1, "one GGUF file: {written:?}");
+    assert!(written[0].0.extension().is_some_and(|e| e == "gguf"));
+    let second = answer();
+    assert_eq!(cached_files(), written, "the second start reads the file and writes nothing");
+    assert!(!first.is_empty());
+    assert_eq!(first, second);
+}

@@ -20,7 +20,7 @@ use crate::weights::{LayerWeight, WeightName, WeightSource};
 use crate::{ModelError, ModelMetadata, Result};
 
 /// Every weight a model of `layers` layers may have, in order.
-fn weight_names(layers: usize) -> Vec<WeightName> {
+pub(crate) fn weight_names(layers: usize) -> Vec<WeightName> {
     use LayerWeight::*;
     let per_layer = [AttnNorm, Q, K, V, O, QBias, KBias, VBias, QNorm, KNorm, FfnNorm, Gate, Up, Down];
     let mut names = vec![WeightName::Embedding, WeightName::Output, WeightName::OutputNorm];

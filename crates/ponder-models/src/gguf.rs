@@ -175,29 +175,7 @@ impl WeightSource for GgufFile {
     }
 
     fn tensor_name(&self, name: WeightName) -> String {
-        let layer_name = |w: LayerWeight| match w {
-            LayerWeight::AttnNorm => "attn_norm.weight",
-            LayerWeight::Q => "attn_q.weight",
-            LayerWeight::K => "attn_k.weight",
-            LayerWeight::V => "attn_v.weight",
-            LayerWeight::O => "attn_output.weight",
-            LayerWeight::QBias => "attn_q.bias",
-            LayerWeight::KBias => "attn_k.bias",
-            LayerWeight::VBias => "attn_v.bias",
-            LayerWeight::QNorm => "attn_q_norm.weight",
-            LayerWeight::KNorm => "attn_k_norm.weight",
-            LayerWeight::FfnNorm => "ffn_norm.weight",
-            LayerWeight::Gate => "ffn_gate.weight",
-            LayerWeight::Up => "ffn_up.weight",
-            LayerWeight::Down => "ffn_down.weight",
-        };
-        match name {
-            WeightName::Embedding => "token_embd.weight".into(),
-            WeightName::Output => "output.weight".into(),
-            WeightName::OutputNorm => "output_norm.weight".into(),
-            WeightName::RopeFreqs => "rope_freqs.weight".into(),
-            WeightName::Layer(n, w) => format!("blk.{n}.{}", layer_name(w)),
-        }
+        gguf_tensor_name(name)
     }
 
     fn contains(&self, name: WeightName) -> bool {
@@ -212,6 +190,33 @@ impl WeightSource for GgufFile {
     fn vector(&mut self, name: WeightName) -> Result<Tensor> {
         let device = self.device.clone();
         Ok(self.qtensor(name)?.dequantize(&device)?)
+    }
+}
+
+/// The name a GGUF file (llama.cpp's convention) gives weight `name`.
+pub fn gguf_tensor_name(name: WeightName) -> String {
+    let layer_name = |w: LayerWeight| match w {
+        LayerWeight::AttnNorm => "attn_norm.weight",
+        LayerWeight::Q => "attn_q.weight",
+        LayerWeight::K => "attn_k.weight",
+        LayerWeight::V => "attn_v.weight",
+        LayerWeight::O => "attn_output.weight",
+        LayerWeight::QBias => "attn_q.bias",
+        LayerWeight::KBias => "attn_k.bias",
+        LayerWeight::VBias => "attn_v.bias",
+        LayerWeight::QNorm => "attn_q_norm.weight",
+        LayerWeight::KNorm => "attn_k_norm.weight",
+        LayerWeight::FfnNorm => "ffn_norm.weight",
+        LayerWeight::Gate => "ffn_gate.weight",
+        LayerWeight::Up => "ffn_up.weight",
+        LayerWeight::Down => "ffn_down.weight",
+    };
+    match name {
+        WeightName::Embedding => "token_embd.weight".into(),
+        WeightName::Output => "output.weight".into(),
+        WeightName::OutputNorm => "output_norm.weight".into(),
+        WeightName::RopeFreqs => "rope_freqs.weight".into(),
+        WeightName::Layer(n, w) => format!("blk.{n}.{}", layer_name(w)),
     }
 }
 

@@ -18,6 +18,7 @@ mod load;
 pub mod logits;
 pub mod model;
 pub mod prompt;
+pub mod quantized_cache;
 pub mod tokenizer;
 pub mod weights;
 

@@ -50,6 +50,11 @@ impl ModelMetadata {
         Ok(Self { config, tokenizer, chat_template, name: file_name(path), path: path.into() })
     }
 
+    /// The name a model at `path` goes by: its file or directory name, without `.gguf`.
+    pub fn name_of(path: &Path) -> String {
+        file_name(path)
+    }
+
     /// Loads the weights onto `device`.
     pub fn load_weights(&self, device: &Device) -> Result<Model> {
         match model_kind(&self.path)? {

@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use ponder_models::quantized_cache::cached_quantized_gguf;
 use ponder_models::{CpuModel, CpuScratch, HostKvCache, KvDtype, Logits, ModelMetadata, QuantScheme, SequenceChunk};
 
 /// Last-token logits of `tokens` run as one chunk.
@@ -38,9 +39,23 @@ fn the_exported_checkpoint_quantized_back_matches_the_gguf() {
     // dequantized blocks does not give the file's blocks back bit for bit: the file's
     // quantizer chose differently; q8_0 is finer than most of the file's types).
     let reference = logits(&CpuModel::load(&gguf, &original.config).unwrap(), &tokens);
+    let cache = tempfile::tempdir().unwrap();
     for (scheme, bound) in [(QuantScheme::Q4KM, 1.0), (QuantScheme::Q8_0, 1.0)] {
         let model = CpuModel::load_quantized(dir.path(), &exported.config, Some(scheme)).unwrap();
         let ours = logits(&model, &tokens);
+        if scheme == QuantScheme::Q4KM {
+            // `--quantized-cache`: the same blocks in a GGUF file, loaded back as one.
+            let cached = cached_quantized_gguf(dir.path(), scheme, cache.path()).unwrap();
+            let metadata = ModelMetadata::load(&cached.path).unwrap();
+            assert_eq!(metadata.tokenizer.encode(text, false).unwrap(), tokens);
+            assert_eq!(metadata.tokenizer.stop_ids(), original.tokenizer.stop_ids());
+            let file = CpuModel::load(&cached.path, &metadata.config).unwrap();
+            assert_eq!(logits(&file, &tokens), ours, "the cached file runs as the checkpoint quantized at load");
+            let size = std::fs::metadata(&cached.path).unwrap().len();
+            let original_size = std::fs::metadata(&gguf).unwrap().len();
+            println!("cached q4_k_m: {size} bytes (the original GGUF: {original_size})");
+            assert!(size.abs_diff(original_size) < original_size / 20, "{size} against {original_size}");
+        }
         let (worst, mean) = (max_abs_diff(&ours, &reference), mean_abs_diff(&ours, &reference));
         println!("{scheme} from the f16 checkpoint against the GGUF: max {worst:.3}, mean {mean:.4}");
         assert!(worst < bound, "{scheme}: {worst}");

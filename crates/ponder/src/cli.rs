@@ -189,6 +189,10 @@ pub struct EngineArgs {
     /// q8_0, q5_0, q4_k, q6_k or q4_k_m (llama.cpp's Q4_K_M recipe).
     #[arg(long, env = "PONDER_QUANTIZE")]
     pub quantize: Option<QuantScheme>,
+    /// Keep the model quantized by --quantize as a GGUF file in this directory, keyed by the
+    /// checkpoint's file hashes and the scheme, and load it from there on later starts.
+    #[arg(long, env = "PONDER_QUANTIZED_CACHE", requires = "quantize")]
+    pub quantized_cache: Option<PathBuf>,
 }
 
 /// `--backend` of `ponder bench model`.

@@ -32,6 +32,7 @@ pub fn start_engine(args: &EngineArgs, model: &Path) -> anyhow::Result<Launched>
         max_prefill_step: args.max_prefill_step,
         thinking_style: args.thinking_format.map(ThinkingStyle::from),
         quantize: args.quantize,
+        quantized_cache: args.quantized_cache.clone(),
     };
     let started = std::time::Instant::now();
     let launched = launch(model, &config).with_context(|| format!("starting Ponder on {}", model.display()))?;

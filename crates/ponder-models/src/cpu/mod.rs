@@ -7,6 +7,7 @@
 
 mod kv_cache;
 mod quantize;
+mod quantized_gguf;
 mod random;
 mod weights;
 
@@ -25,6 +26,7 @@ use crate::Result;
 use kv_cache::LayerKv;
 pub use kv_cache::{HostKvCache, KvDtype};
 pub use quantize::QuantScheme;
+pub use quantized_gguf::write_quantized_gguf;
 pub use random::RandomModel;
 use weights::{CpuLayer, CpuLinear, CpuWeights};
 

@@ -4,6 +4,7 @@
 
 use candle_core::quantized::{GgmlDType, QMatMul};
 use candle_core::{DType, Device};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ponder_kernels::formats::QuantType;
 use ponder_kernels::QuantMatrix;
 
@@ -47,14 +48,15 @@ impl CpuWeights {
     /// and dense ones, become Q8_0); with it, dense matrices are quantized as the scheme says
     /// and an already quantized one is an error.
     pub fn load(source: &mut impl WeightSource, c: &ModelConfig, scheme: Option<QuantScheme>) -> Result<Self> {
-        let tied = !source.contains(WeightName::Output);
-        let plan = Plan { scheme, layers: c.num_layers, tied };
-        let embedding = plan.matrix(source, WeightName::Embedding, (c.vocab_size, c.hidden_size))?;
-        let lm_head = match tied {
+        let plan = Plan::new(source, c, scheme);
+        let (vocab, hidden) = (c.vocab_size, c.hidden_size);
+        let embedding = plan.matrix(source, WeightName::Embedding, (vocab, hidden))?;
+        let lm_head = match plan.tied() {
             true => None,
-            false => Some(plan.matrix(source, WeightName::Output, (c.vocab_size, c.hidden_size))?),
+            false => Some(plan.matrix(source, WeightName::Output, (vocab, hidden))?),
         };
         let layers = (0..c.num_layers).map(|n| load_layer(source, &plan, c, n)).collect::<Result<_>>()?;
+        plan.finish();
         Ok(Self { embedding, layers, norm: load_vector(source, WeightName::OutputNorm, c.hidden_size)?, lm_head })
     }
 
@@ -65,17 +67,67 @@ impl CpuWeights {
 }
 
 /// How matrices become kernel blocks while a model loads.
-struct Plan {
+pub(crate) struct Plan {
     scheme: Option<QuantScheme>,
     layers: usize,
     /// The output projection is the embedding.
     tied: bool,
+    /// Matrices quantized so far, drawn on a terminal's stderr while a scheme quantizes
+    /// (hidden otherwise, and when stderr is not a terminal).
+    progress: ProgressBar,
+}
+
+impl Plan {
+    /// The plan for `source`'s matrices under `scheme` (`None`: take them as stored).
+    pub(crate) fn new(source: &impl WeightSource, c: &ModelConfig, scheme: Option<QuantScheme>) -> Self {
+        let tied = !source.contains(WeightName::Output);
+        let progress = match scheme {
+            Some(scheme) => {
+                let matrices = 1 + usize::from(!tied) + 7 * c.num_layers;
+                let bar = ProgressBar::with_draw_target(Some(matrices as u64), ProgressDrawTarget::stderr());
+                let style =
+                    ProgressStyle::with_template("quantizing to {msg} [{bar:40}] {pos}/{len} matrices {elapsed}")
+                        .expect("the template is valid")
+                        .progress_chars("=> ");
+                bar.with_style(style).with_message(scheme.name())
+            }
+            None => ProgressBar::hidden(),
+        };
+        Self { scheme, layers: c.num_layers, tied, progress }
+    }
+
+    /// Whether the output projection is the embedding.
+    pub(crate) fn tied(&self) -> bool {
+        self.tied
+    }
+
+    /// Clears the progress bar.
+    pub(crate) fn finish(&self) {
+        self.progress.finish_and_clear();
+    }
+}
+
+/// The `[rows, cols]` of matrix `name` in a model of shape `c`; `None` for a vector.
+pub(crate) fn matrix_shape(c: &ModelConfig, name: WeightName) -> Option<(usize, usize)> {
+    let (hidden, q_dim, kv_dim, ffn) = (c.hidden_size, c.q_dim(), c.kv_dim(), c.intermediate_size);
+    match name {
+        WeightName::Embedding | WeightName::Output => Some((c.vocab_size, hidden)),
+        WeightName::Layer(_, weight) => match weight {
+            LayerWeight::Q => Some((q_dim, hidden)),
+            LayerWeight::K | LayerWeight::V => Some((kv_dim, hidden)),
+            LayerWeight::O => Some((hidden, q_dim)),
+            LayerWeight::Gate | LayerWeight::Up => Some((ffn, hidden)),
+            LayerWeight::Down => Some((hidden, ffn)),
+            _ => None,
+        },
+        WeightName::OutputNorm | WeightName::RopeFreqs => None,
+    }
 }
 
 fn load_layer(source: &mut impl WeightSource, plan: &Plan, c: &ModelConfig, n: usize) -> Result<CpuLayer> {
     let w = |weight| WeightName::Layer(n, weight);
-    let (hidden, q_dim, kv_dim, ffn) = (c.hidden_size, c.q_dim(), c.kv_dim(), c.intermediate_size);
-    let mut linear = |weight, bias: Option<LayerWeight>, dims: (usize, usize)| -> Result<CpuLinear> {
+    let mut linear = |weight, bias: Option<LayerWeight>| -> Result<CpuLinear> {
+        let dims = matrix_shape(c, w(weight)).expect("a layer's projections are matrices");
         let matrix = plan.matrix(source, w(weight), dims)?;
         let bias = match bias {
             Some(b) if c.qkv_bias => Some(load_vector(source, w(b), dims.0)?),
@@ -83,13 +135,13 @@ fn load_layer(source: &mut impl WeightSource, plan: &Plan, c: &ModelConfig, n: u
         };
         Ok(CpuLinear { matrix, bias })
     };
-    let q = linear(LayerWeight::Q, Some(LayerWeight::QBias), (q_dim, hidden))?;
-    let k = linear(LayerWeight::K, Some(LayerWeight::KBias), (kv_dim, hidden))?;
-    let v = linear(LayerWeight::V, Some(LayerWeight::VBias), (kv_dim, hidden))?;
-    let o = linear(LayerWeight::O, None, (hidden, q_dim))?;
-    let gate = linear(LayerWeight::Gate, None, (ffn, hidden))?;
-    let up = linear(LayerWeight::Up, None, (ffn, hidden))?;
-    let down = linear(LayerWeight::Down, None, (hidden, ffn))?;
+    let q = linear(LayerWeight::Q, Some(LayerWeight::QBias))?;
+    let k = linear(LayerWeight::K, Some(LayerWeight::KBias))?;
+    let v = linear(LayerWeight::V, Some(LayerWeight::VBias))?;
+    let o = linear(LayerWeight::O, None)?;
+    let gate = linear(LayerWeight::Gate, None)?;
+    let up = linear(LayerWeight::Up, None)?;
+    let down = linear(LayerWeight::Down, None)?;
     let qk_norms = if c.qk_norm {
         Some((
             load_vector(source, w(LayerWeight::QNorm), c.head_dim)?,
@@ -99,13 +151,13 @@ fn load_layer(source: &mut impl WeightSource, plan: &Plan, c: &ModelConfig, n: u
         None
     };
     Ok(CpuLayer {
-        attn_norm: load_vector(source, w(LayerWeight::AttnNorm), hidden)?,
+        attn_norm: load_vector(source, w(LayerWeight::AttnNorm), c.hidden_size)?,
         q,
         k,
         v,
         o,
         qk_norms,
-        ffn_norm: load_vector(source, w(LayerWeight::FfnNorm), hidden)?,
+        ffn_norm: load_vector(source, w(LayerWeight::FfnNorm), c.hidden_size)?,
         gate,
         up,
         down,
@@ -131,6 +183,23 @@ impl Plan {
         name: WeightName,
         (rows, cols): (usize, usize),
     ) -> Result<QuantMatrix> {
+        let (file, tensor) = (source.path().to_path_buf(), source.tensor_name(name));
+        self.with_blocks(source, name, (rows, cols), |dtype, bytes| {
+            let kind = kernel_type(dtype).expect("blocks are only handed out in types with kernels");
+            QuantMatrix::new(kind, rows, cols, bytes).map_err(|problem| ModelError::BadTensor { file, tensor, problem })
+        })
+    }
+
+    /// Matrix `name`, `[rows, cols]`, as GGUF blocks of a type Ponder has kernels for (its
+    /// type and bytes, row after row), handed to `use_blocks`: a stored quantized matrix as
+    /// it is, a dense one quantized as the scheme says. Counts the matrix on the progress bar.
+    pub(crate) fn with_blocks<T>(
+        &self,
+        source: &mut impl WeightSource,
+        name: WeightName,
+        (rows, cols): (usize, usize),
+        use_blocks: impl FnOnce(GgmlDType, &[u8]) -> Result<T>,
+    ) -> Result<T> {
         let bad = |source: &dyn WeightSource, problem: String| ModelError::BadTensor {
             file: source.path().to_path_buf(),
             tensor: source.tensor_name(name),
@@ -150,8 +219,8 @@ impl Plan {
                     );
                     return Err(bad(source, problem));
                 }
-                if let Some(kind) = kernel_type(tensor.dtype()) {
-                    return QuantMatrix::new(kind, rows, cols, &tensor.data()?).map_err(|e| bad(source, e));
+                if kernel_type(tensor.dtype()).is_some() {
+                    return use_blocks(tensor.dtype(), &tensor.data()?);
                 }
                 // Other types run as Q8_0: dequantized once, re-quantized.
                 tensor.dequantize(&Device::Cpu)?
@@ -165,9 +234,9 @@ impl Plan {
             None if cols % 32 == 0 => GgmlDType::Q8_0,
             None => return Err(bad(source, format!("a dense matrix with {cols} columns has no CPU kernel"))),
         };
-        let kind = kernel_type(dtype).expect("every scheme's types have kernels");
         let bytes = quantize_rows(&dense.to_dtype(DType::F32)?.to_device(&Device::Cpu)?, dtype)?;
-        QuantMatrix::new(kind, rows, cols, &bytes).map_err(|e| bad(source, e))
+        self.progress.inc(1);
+        use_blocks(dtype, &bytes)
     }
 }
 

@@ -131,7 +131,7 @@ fn string_array(gguf: &GgufFile, key: &str) -> Result<Vec<String>> {
     })
 }
 
-fn integer_array(gguf: &GgufFile, key: &str) -> Result<Vec<u64>> {
+pub(super) fn integer_array(gguf: &GgufFile, key: &str) -> Result<Vec<u64>> {
     use candle_core::quantized::gguf_file::Value as V;
     array(gguf, key)?
         .iter()

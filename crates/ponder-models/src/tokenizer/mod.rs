@@ -4,6 +4,7 @@ mod gguf;
 
 use std::path::Path;
 
+use candle_core::quantized::gguf_file;
 use serde_json::Value;
 
 use crate::gguf::GgufFile;
@@ -25,6 +26,12 @@ const END_OF_GENERATION_TEXTS: &[&str] = &[
     "</s>",
 ];
 
+/// The GGUF key that holds a Hugging Face `tokenizer.json` whole (the GGUF specification's).
+const HF_JSON_KEY: &str = "tokenizer.huggingface.json";
+/// Ponder's own GGUF key listing every id that ends a generation, for a tokenizer from a
+/// directory whose `generation_config.json` names more than the EOS token.
+const STOP_IDS_KEY: &str = "ponder.stop_token_ids";
+
 /// A tokenizer with the facts about special tokens that serving needs.
 #[derive(Clone)]
 pub struct Tokenizer {
@@ -41,9 +48,21 @@ pub struct Tokenizer {
 }
 
 impl Tokenizer {
-    /// Builds the tokenizer stored in a GGUF file's metadata.
+    /// Builds the tokenizer stored in a GGUF file's metadata: a whole Hugging Face
+    /// `tokenizer.json` where the file has one (`tokenizer.huggingface.json`), else the
+    /// `tokenizer.ggml.*` vocabulary and merges.
     pub fn from_gguf(gguf: &GgufFile) -> Result<Self> {
-        let inner = tokenizer_from_gguf(gguf)?;
+        let inner = match gguf.get(HF_JSON_KEY) {
+            Some(value) => {
+                let invalid = |detail: String| ModelError::Format {
+                    file: crate::weights::WeightSource::path(gguf).to_path_buf(),
+                    detail: format!("{HF_JSON_KEY}: {detail}"),
+                };
+                let json = value.to_string().map_err(|_| invalid("not a string".into()))?;
+                json.parse::<tokenizers::Tokenizer>().map_err(|e| invalid(e.to_string()))?
+            }
+            None => tokenizer_from_gguf(gguf)?,
+        };
         let id = |key: &str| gguf.integer_opt(key).map(|v| v.map(|v| v as u32));
         let bos = id("tokenizer.ggml.bos_token_id")?;
         let eos = id("tokenizer.ggml.eos_token_id")?;
@@ -55,6 +74,9 @@ impl Tokenizer {
             .into_iter()
             .flatten()
             .collect();
+        if gguf.get(STOP_IDS_KEY).is_some() {
+            stop_ids.extend(gguf::integer_array(gguf, STOP_IDS_KEY)?.into_iter().map(|id| id as u32));
+        }
         add_end_of_generation_ids(&inner, &mut stop_ids);
         let text_of = |id: Option<u32>| id.and_then(|id| inner.id_to_token(id)).unwrap_or_default();
         let (bos_text, eos_text) = (text_of(bos), text_of(eos));
@@ -175,6 +197,24 @@ impl Tokenizer {
     /// Whether `id` is a special (control) token.
     pub fn is_special(&self, id: u32) -> bool {
         self.inner.get_added_tokens_decoder().get(&id).is_some_and(|t| t.special)
+    }
+
+    /// The GGUF metadata that [`Tokenizer::from_gguf`] builds this tokenizer back from: the
+    /// whole `tokenizer.json`, the BOS and EOS ids, whether BOS is added, and the stop ids.
+    pub fn gguf_metadata(&self) -> Vec<(&'static str, gguf_file::Value)> {
+        use gguf_file::Value;
+        let mut metadata = vec![
+            (HF_JSON_KEY, Value::String(self.inner.to_string(false).expect("a loaded tokenizer serializes"))),
+            ("tokenizer.ggml.add_bos_token", Value::Bool(self.add_bos)),
+            (STOP_IDS_KEY, Value::Array(self.stop_ids.iter().map(|&id| Value::U32(id)).collect())),
+        ];
+        if let Some(bos) = self.bos {
+            metadata.push(("tokenizer.ggml.bos_token_id", Value::U32(bos)));
+        }
+        if let Some(eos) = self.inner.token_to_id(&self.eos_text) {
+            metadata.push(("tokenizer.ggml.eos_token_id", Value::U32(eos)));
+        }
+        metadata
     }
 
     /// Writes the tokenizer as a Hugging Face `tokenizer.json`.

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod tiny_hf;
+
 use std::path::PathBuf;
 
 use candle_core::{Device, Tensor};
