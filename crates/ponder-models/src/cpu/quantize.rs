@@ -11,7 +11,7 @@
 //! llama.cpp Q4_K_M of the same checkpoint.
 
 use candle_core::quantized::{GgmlDType, QTensor};
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use rayon::prelude::*;
 
 use crate::weights::{LayerWeight, WeightName};
@@ -128,21 +128,23 @@ fn fitting(wanted: GgmlDType, cols: usize) -> Option<GgmlDType> {
 /// Rows quantized per parallel task.
 const ROWS_PER_TASK: usize = 64;
 
-/// A dense `[rows, cols]` matrix as `dtype` blocks, row after row (the bytes a GGUF file
-/// holds), quantized on every core. `cols` must be a multiple of the type's block size.
+/// A dense `[rows, cols]` matrix (f32, f16 or bf16) as `dtype` blocks, row after row (the
+/// bytes a GGUF file holds), quantized on every core. `cols` must be a multiple of the type's
+/// block size. Each task widens only its own rows to f32, so a matrix is never held in f32
+/// whole.
 pub(crate) fn quantize_rows(matrix: &Tensor, dtype: GgmlDType) -> Result<Vec<u8>> {
     let (rows, cols) = matrix.dims2()?;
-    let values = matrix.flatten_all()?.to_vec1::<f32>()?;
-    // Each task gets a tensor of its own rows: `QTensor::quantize` reads a tensor's storage
-    // from its start, so a narrowed view would quantize the first rows again.
-    let parts: Vec<Vec<u8>> = values
-        .par_chunks(ROWS_PER_TASK * cols)
-        .map(|part| {
-            let part = Tensor::from_slice(part, (part.len() / cols, cols), &Device::Cpu)?;
+    let parts: Vec<Vec<u8>> = (0..rows.div_ceil(ROWS_PER_TASK))
+        .into_par_iter()
+        .map(|task| {
+            let (start, count) = (task * ROWS_PER_TASK, ROWS_PER_TASK.min(rows - task * ROWS_PER_TASK));
+            // A tensor of these rows alone: `QTensor::quantize` reads a tensor's storage from
+            // its start, so a narrowed view would quantize the first rows again.
+            let values = matrix.narrow(0, start, count)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?;
+            let part = Tensor::from_vec(values, (count, cols), &Device::Cpu)?;
             Ok(QTensor::quantize(&part, dtype)?.data()?.into_owned())
         })
         .collect::<Result<_>>()?;
-    debug_assert_eq!(parts.len(), rows.div_ceil(ROWS_PER_TASK));
     Ok(parts.concat())
 }
 

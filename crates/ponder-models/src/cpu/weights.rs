@@ -234,7 +234,7 @@ impl Plan {
             None if cols % 32 == 0 => GgmlDType::Q8_0,
             None => return Err(bad(source, format!("a dense matrix with {cols} columns has no CPU kernel"))),
         };
-        let bytes = quantize_rows(&dense.to_dtype(DType::F32)?.to_device(&Device::Cpu)?, dtype)?;
+        let bytes = quantize_rows(&dense.to_device(&Device::Cpu)?, dtype)?;
         self.progress.inc(1);
         use_blocks(dtype, &bytes)
     }
