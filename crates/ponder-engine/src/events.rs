@@ -1,6 +1,6 @@
 //! What the engine sends back for a request.
 
-use ponder_thinking::ThinkingStats;
+use ponder_thinking::{ThinkingMark, ThinkingStats};
 use serde::{Deserialize, Serialize};
 
 /// Which part of the output a piece of text belongs to.
@@ -80,6 +80,14 @@ pub enum Event {
         text: String,
         /// Log-probabilities of the sampled content tokens behind the text, when asked for.
         logprobs: Vec<TokenLogprob>,
+    },
+    /// Budget forcing stepped in here, between the choice's deltas: a continuation, or a
+    /// forced end of thinking (the text Ponder inserted comes in the next deltas).
+    Mark {
+        /// The choice index.
+        choice: usize,
+        /// What forcing did.
+        mark: ThinkingMark,
     },
     /// A choice ended.
     Finished {

@@ -4,7 +4,7 @@
 
 use ponder_models::Tokenizer;
 use ponder_structured::{AnswerPiece, ToolCallFormat, ToolCallParser};
-use ponder_thinking::{Emitted, Label};
+use ponder_thinking::{Emitted, Label, ThinkingMark};
 
 use crate::detokenizer::IncrementalDecoder;
 use crate::events::{DeltaKind, TokenLogprob};
@@ -13,8 +13,12 @@ use crate::stop::StopStrings;
 /// Text produced by one batch of tokens.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Produced {
-    /// Deltas in order; consecutive pieces of the same kind are merged.
+    /// Deltas in order; consecutive pieces of the same kind are merged unless a mark
+    /// stands between them.
     pub deltas: Vec<(DeltaKind, String, Vec<TokenLogprob>)>,
+    /// Where budget forcing stepped in: each mark goes before `deltas[i]` (after the last
+    /// delta when `i` is `deltas.len()`).
+    pub marks: Vec<(usize, ThinkingMark)>,
     /// A stop string ended the content.
     pub stopped: bool,
 }
@@ -43,12 +47,17 @@ impl Produced {
         }
     }
 
+    fn mark(&mut self, mark: ThinkingMark) {
+        self.marks.push((self.deltas.len(), mark));
+    }
+
     fn push(&mut self, kind: DeltaKind, text: &str, logprobs: Vec<TokenLogprob>) {
         if text.is_empty() && logprobs.is_empty() {
             return;
         }
+        let marked = self.marks.last().is_some_and(|&(at, _)| at == self.deltas.len());
         match self.deltas.last_mut() {
-            Some((last, existing, lp)) if *last == kind => {
+            Some((last, existing, lp)) if *last == kind && !marked => {
                 existing.push_str(text);
                 lp.extend(logprobs);
             }
@@ -83,18 +92,24 @@ impl Output {
         }
     }
 
-    /// Decodes emitted tokens. `logprob` belongs to the token it names, if that token is
-    /// emitted as content here. Delimiter and stop tokens produce no text.
+    /// Decodes emitted tokens, with budget forcing's `marks` (before `emitted[i]`) placed
+    /// between the deltas. `logprob` belongs to the token it names, if that token is emitted
+    /// as content here. Delimiter and stop tokens produce no text.
     pub fn push(
         &mut self,
         tokenizer: &Tokenizer,
         emitted: &[Emitted],
+        marks: &[(usize, ThinkingMark)],
         mut logprob: Option<(u32, TokenLogprob)>,
     ) -> ponder_models::Result<Produced> {
         let mut produced = Produced::default();
-        for e in emitted {
+        let mut marks = marks.iter().peekable();
+        for (i, e) in emitted.iter().enumerate() {
             if self.stopped.is_some() {
                 break;
+            }
+            while let Some((_, mark)) = marks.next_if(|(at, _)| *at <= i) {
+                produced.mark(*mark);
             }
             match e.label {
                 Label::Reasoning => {
@@ -120,6 +135,9 @@ impl Output {
                 }
                 Label::Delimiter | Label::Stop => {}
             }
+        }
+        if self.stopped.is_none() {
+            marks.for_each(|(_, mark)| produced.mark(*mark));
         }
         Ok(produced)
     }
@@ -166,7 +184,7 @@ mod tests {
         let mut tokens = emitted("think", Label::Reasoning);
         tokens.push(Emitted { token: 259, label: Label::Delimiter });
         tokens.extend(emitted("answer", Label::Content));
-        let produced = out.push(&tok, &tokens, None).unwrap();
+        let produced = out.push(&tok, &tokens, &[], None).unwrap();
         assert_eq!(
             produced.deltas,
             vec![
@@ -182,7 +200,7 @@ mod tests {
         let mut out = Output::new(&["END".to_string()], None);
         let mut tokens = emitted("no END here", Label::Reasoning);
         tokens.extend(emitted("yes END there", Label::Content));
-        let produced = out.push(&tok, &tokens, None).unwrap();
+        let produced = out.push(&tok, &tokens, &[], None).unwrap();
         assert!(produced.stopped);
         assert_eq!(out.stop_string(), Some("END"));
         assert_eq!(produced.deltas[0].1, "no END here");
@@ -194,7 +212,7 @@ mod tests {
     fn held_back_content_is_flushed_at_the_end() {
         let tok = byte_tokenizer();
         let mut out = Output::new(&["END".to_string()], None);
-        let produced = out.push(&tok, &emitted("abc EN", Label::Content), None).unwrap();
+        let produced = out.push(&tok, &emitted("abc EN", Label::Content), &[], None).unwrap();
         assert_eq!(produced.deltas[0].1, "abc ");
         assert_eq!(out.finish(&tok).unwrap().deltas, vec![(DeltaKind::Content, "EN".to_string(), vec![])]);
     }
@@ -204,7 +222,7 @@ mod tests {
         let tok = byte_tokenizer();
         let mut out = Output::new(&[], Some(ToolCallFormat::Hermes));
         let answer = "Sure.<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}}\n</tool_call>";
-        let mut deltas = out.push(&tok, &emitted(answer, Label::Content), None).unwrap().deltas;
+        let mut deltas = out.push(&tok, &emitted(answer, Label::Content), &[], None).unwrap().deltas;
         deltas.extend(out.finish(&tok).unwrap().deltas);
         let kinds: Vec<(DeltaKind, &str)> = deltas.iter().map(|(k, t, _)| (*k, t.as_str())).collect();
         assert_eq!(
@@ -218,7 +236,7 @@ mod tests {
         // A special token in the answer is written out when tool calls are parsed.
         let mut keeps = Output::new(&[], Some(ToolCallFormat::Hermes));
         let special = [Emitted { token: crate::testing::THINK, label: Label::Content }];
-        assert_eq!(keeps.push(&tok, &special, None).unwrap().deltas[0].1, "<think>");
+        assert_eq!(keeps.push(&tok, &special, &[], None).unwrap().deltas[0].1, "<think>");
     }
 
     #[test]
@@ -226,7 +244,7 @@ mod tests {
         let tok = byte_tokenizer();
         let mut out = Output::new(&[], Some(ToolCallFormat::Hermes));
         let call = "<tool_call>\n{\"name\": \"f\", \"arguments\": {}}\n</tool_call>";
-        let mut deltas = out.push(&tok, &emitted(call, Label::Reasoning), None).unwrap().deltas;
+        let mut deltas = out.push(&tok, &emitted(call, Label::Reasoning), &[], None).unwrap().deltas;
         deltas.extend(out.finish(&tok).unwrap().deltas);
         assert_eq!(deltas, vec![(DeltaKind::Reasoning, call.to_string(), vec![])]);
     }
@@ -236,7 +254,23 @@ mod tests {
         let tok = byte_tokenizer();
         let mut out = Output::new(&[], None);
         let lp = TokenLogprob { token: "b".into(), bytes: vec![b'b'], logprob: -0.5, top: vec![] };
-        let produced = out.push(&tok, &emitted("ab", Label::Content), Some((u32::from(b'b'), lp.clone()))).unwrap();
+        let produced =
+            out.push(&tok, &emitted("ab", Label::Content), &[], Some((u32::from(b'b'), lp.clone()))).unwrap();
         assert_eq!(produced.deltas, vec![(DeltaKind::Content, "ab".to_string(), vec![lp])]);
+    }
+
+    #[test]
+    fn a_mark_splits_the_reasoning_where_forcing_stepped_in() {
+        let tok = byte_tokenizer();
+        let mut out = Output::new(&[], None);
+        let mut tokens = emitted("hmm", Label::Reasoning);
+        tokens.extend(emitted(" Wait", Label::Reasoning));
+        let produced = out.push(&tok, &tokens, &[(3, ThinkingMark::Continuation)], None).unwrap();
+        let texts: Vec<&str> = produced.deltas.iter().map(|(_, t, _)| t.as_str()).collect();
+        assert_eq!(texts, ["hmm", " Wait"], "not merged across the mark");
+        assert_eq!(produced.marks, vec![(1, ThinkingMark::Continuation)]);
+        let forced = ThinkingMark::ForcedEnd { end: ponder_thinking::ThinkingEnd::Requested };
+        let produced = out.push(&tok, &[], &[(0, forced)], None).unwrap();
+        assert_eq!((produced.deltas.len(), produced.marks), (0, vec![(0, forced)]), "a mark with no text");
     }
 }

@@ -449,6 +449,8 @@ impl Worker {
             step.emit.truncate(i);
             finish = Some(FinishReason::Stop);
         }
+        let shown = step.emit.len();
+        step.marks.retain(|&(at, _)| at <= shown);
         for &token in &step.append {
             s.sampler.record(token);
         }
@@ -462,7 +464,7 @@ impl Worker {
             }
         }
         let logprob = sampled.filter(|_| s.want_logprobs).and_then(|x| self_logprob(&self.tokenizer, &x));
-        let produced = s.output.push(&self.tokenizer, &step.emit, logprob);
+        let produced = s.output.push(&self.tokenizer, &step.emit, &step.marks, logprob);
         self.scheduler.append(seq, step.rollback, &step.append);
         match produced {
             Ok(produced) => {
@@ -488,8 +490,15 @@ impl Worker {
             return;
         }
         let Some(request) = self.requests.get(&s.request) else { return };
-        for (kind, text, logprobs) in produced.deltas {
+        let mut marks = produced.marks.into_iter().peekable();
+        for (i, (kind, text, logprobs)) in produced.deltas.into_iter().enumerate() {
+            while let Some((_, mark)) = marks.next_if(|&(at, _)| at <= i) {
+                let _ = request.events.send(Event::Mark { choice: s.choice, mark });
+            }
             let _ = request.events.send(Event::Delta { choice: s.choice, kind, text, logprobs });
+        }
+        for (_, mark) in marks {
+            let _ = request.events.send(Event::Mark { choice: s.choice, mark });
         }
     }
 
@@ -502,7 +511,7 @@ impl Worker {
         let Some(mut s) = self.seqs.remove(&seq) else { return };
         if reason != FinishReason::Cancelled && reason != FinishReason::Error {
             let held: Vec<Emitted> = s.forcer.finish();
-            let mut produced = s.output.push(&self.tokenizer, &held, None).unwrap_or_default();
+            let mut produced = s.output.push(&self.tokenizer, &held, &[], None).unwrap_or_default();
             if let Ok(tail) = s.output.finish(&self.tokenizer) {
                 produced.deltas.extend(tail.deltas);
             }

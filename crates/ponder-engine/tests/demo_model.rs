@@ -33,6 +33,7 @@ fn collect(mut handle: RequestHandle) -> Outcome {
             Event::Delta { kind: DeltaKind::Reasoning, text, .. } => out.reasoning.push_str(&text),
             Event::Delta { kind: DeltaKind::Content, text, .. } => out.content.push_str(&text),
             Event::Delta { .. } => unreachable!("these requests offer no tools"),
+            Event::Mark { .. } => {}
             Event::Finished { reason, thinking, .. } => {
                 out.finish = Some(reason);
                 out.thinking = thinking;

@@ -11,7 +11,7 @@ use ponder_engine::{
     DeltaKind, Engine, EngineConfig, Event, FinishReason, GenerateRequest, RequestHandle, SchedulerConfig, SubmitError,
     WorkerSetup,
 };
-use ponder_thinking::ThinkingBudget;
+use ponder_thinking::{ThinkingBudget, ThinkingMark};
 
 #[test]
 fn a_request_streams_its_text_and_finishes_at_max_tokens() {
@@ -268,6 +268,19 @@ fn budget_forcing_runs_in_the_decode_loop() {
     assert_eq!(stats.reasoning_tokens, 10, "min = max = 10 thinking tokens");
     assert!(stats.continuations >= 2, "the early </think> was replaced by Wait");
     assert!(out.reasoning[0].contains("Wait"));
+    // A mark stands right before each injected "Wait", one per continuation; the cap then
+    // forced the end (no wrap-up: its mark comes after all the reasoning).
+    let (last, continuations) = out.marks.split_last().unwrap();
+    assert_eq!(continuations.len() as u32, stats.continuations, "{:?}", out.marks);
+    for (i, &(at, mark)) in continuations.iter().enumerate() {
+        assert_eq!(mark, ThinkingMark::Continuation);
+        // What follows the mark is the continuation ("Wait", cut short at the cap).
+        let next = out.marks[i + 1].0;
+        let injected = &out.reasoning[0][at..next];
+        assert!(!injected.is_empty() && "Wait".starts_with(injected), "{:?} at {at}", out.reasoning[0]);
+    }
+    let forced = ThinkingMark::ForcedEnd { end: ponder_thinking::ThinkingEnd::Budget };
+    assert_eq!(*last, (out.reasoning[0].len(), forced));
     assert_eq!(out.content[0], "\n\nok");
     assert_eq!(out.finish, vec![Some(FinishReason::Stop)]);
     assert_eq!(out.usage.reasoning_tokens, 10);
@@ -287,6 +300,8 @@ fn the_cap_forces_the_end_with_the_wrap_up_in_one_chunk() {
     assert_eq!(stats.reasoning_tokens, 8);
     assert!(stats.forced_end());
     assert!(out.reasoning[0].ends_with(".."));
+    let forced = ThinkingMark::ForcedEnd { end: ponder_thinking::ThinkingEnd::Budget };
+    assert_eq!(out.marks, vec![(out.reasoning[0].len() - 2, forced)], "the mark comes before the wrap-up");
     assert!(out.content[0].starts_with("A:"), "{:?}", out.content);
     assert!(out.content[0].ends_with("ok"), "{:?}", out.content);
     // The sampled token, "..", </think> and "A:" go in as one 6-token chunk.

@@ -101,6 +101,7 @@ impl Collector {
                 c.logprobs.extend(logprobs.iter().map(TokenLogprob::from));
                 false
             }
+            Event::Mark { .. } => false,
             Event::Finished { choice, reason, thinking, stop_string, error } => {
                 let c = &mut self.choices[choice];
                 c.finish = Some(reason);
@@ -338,7 +339,7 @@ impl ChunkAssembler {
     }
 
     fn chat_choice(index: usize, delta: ChatDelta) -> ChatChunkChoice {
-        ChatChunkChoice { index, delta, logprobs: None, finish_reason: None, thinking: None }
+        ChatChunkChoice { index, delta, logprobs: None, finish_reason: None, thinking: None, thinking_mark: None }
     }
 
     fn completion_choice(index: usize, text: String) -> CompletionChunkChoice {
@@ -352,21 +353,23 @@ impl ChunkAssembler {
         }
     }
 
+    /// The role chunk that opens a chat choice, unless it was sent.
+    fn open_choice(&mut self, choice: usize, out: &mut Vec<Chunk>) {
+        if !self.role_sent[choice] {
+            self.role_sent[choice] = true;
+            let role =
+                ChatDelta { role: Some("assistant".into()), content: Some(String::new()), ..ChatDelta::default() };
+            out.push(self.chat(vec![Self::chat_choice(choice, role)], None));
+        }
+    }
+
     /// The chunks for one engine event (possibly none).
     pub fn chunks(&mut self, event: Event) -> Vec<Chunk> {
         let mut out = Vec::new();
         match event {
             Event::Delta { choice, kind, text, logprobs } => match self.kind {
                 StreamKind::Chat => {
-                    if !self.role_sent[choice] {
-                        self.role_sent[choice] = true;
-                        let role = ChatDelta {
-                            role: Some("assistant".into()),
-                            content: Some(String::new()),
-                            ..ChatDelta::default()
-                        };
-                        out.push(self.chat(vec![Self::chat_choice(choice, role)], None));
-                    }
+                    self.open_choice(choice, &mut out);
                     let call = |index, id: Option<String>, name, arguments| ChatDelta {
                         tool_calls: Some(vec![ToolCallDelta {
                             index,
@@ -405,6 +408,17 @@ impl ChunkAssembler {
                     out.push(self.completion(vec![part], None));
                 }
             },
+            Event::Mark { choice, mark } => {
+                // Text completions carry no extension chunks.
+                if self.kind == StreamKind::Chat {
+                    self.open_choice(choice, &mut out);
+                    let part = ChatChunkChoice {
+                        thinking_mark: Some(mark.into()),
+                        ..Self::chat_choice(choice, ChatDelta::default())
+                    };
+                    out.push(self.chat(vec![part], None));
+                }
+            }
             Event::Finished { choice, reason, thinking, error, .. } => {
                 if reason == FinishReason::Error {
                     out.push(Chunk::Error(ApiError::internal(error.unwrap_or_else(|| "generation failed".into()))));

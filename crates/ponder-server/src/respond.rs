@@ -162,7 +162,7 @@ impl Streaming {
             }
             Event::Finished { thinking: Some(t), .. } => self.thinking.push(*t),
             Event::Done(usage) => self.state.metrics.finished(usage, &self.thinking, self.started.elapsed()),
-            Event::Finished { .. } => {}
+            Event::Mark { .. } | Event::Finished { .. } => {}
         }
     }
 

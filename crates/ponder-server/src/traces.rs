@@ -143,6 +143,8 @@ impl TraceBuilder {
                     c.thinking = *thinking;
                 }
             }
+            // A trace keeps the text; the statistics say what forcing did.
+            Event::Mark { .. } => {}
             Event::Done(usage) => {
                 self.record.usage = *usage;
                 self.record.finished_ms = now_ms();

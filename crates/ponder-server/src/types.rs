@@ -350,11 +350,37 @@ impl From<ponder_thinking::ThinkingStats> for ThinkingSummary {
             tokens: s.reasoning_tokens,
             continuations: s.continuations,
             forced_end: s.forced_end(),
-            end: s
-                .end
-                .map(|e| serde_json::to_value(e).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()),
+            end: s.end.map(end_name),
             probes: s.probes,
             probe_tokens: s.probe_tokens,
+        }
+    }
+}
+
+/// The wire name of how a thinking ended (`budget`, `requested`, …).
+fn end_name(end: ponder_thinking::ThinkingEnd) -> String {
+    serde_json::to_value(end).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
+}
+
+/// Where budget forcing stepped in, in a streamed chat choice (Ponder's extension): the
+/// text Ponder inserted comes in the next reasoning deltas.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct ThinkingMarkChunk {
+    /// `continuation` (a continuation replaced the model's end of thinking) or `forced_end`
+    /// (Ponder ended the thinking: the wrap-up, then the answer).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// For `forced_end`: why (`budget`, `loop_guard`, `requested` or `settled`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+}
+
+impl From<ponder_thinking::ThinkingMark> for ThinkingMarkChunk {
+    fn from(mark: ponder_thinking::ThinkingMark) -> Self {
+        use ponder_thinking::ThinkingMark;
+        match mark {
+            ThinkingMark::Continuation => Self { kind: "continuation".into(), end: None },
+            ThinkingMark::ForcedEnd { end } => Self { kind: "forced_end".into(), end: Some(end_name(end)) },
         }
     }
 }
@@ -523,6 +549,9 @@ pub struct ChatChunkChoice {
     /// Budget-forcing statistics, in the choice's last chunk when it thought.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thinking: Option<ThinkingSummary>,
+    /// Set, with an empty delta, where budget forcing stepped in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking_mark: Option<ThinkingMarkChunk>,
 }
 
 /// What a chat completion chunk adds to its choice; absent fields add nothing.

@@ -133,6 +133,39 @@ fn streaming_sends_reasoning_then_content_then_usage_and_done() {
 }
 
 #[test]
+fn a_stream_marks_each_continuation_and_the_forced_end_where_they_happen() {
+    let server = simple_server(thinker(3, 3));
+    let request = json!({
+        "messages": chat("hi"), "max_tokens": 60, "stream": true,
+        "thinking": {"min_tokens": 8, "max_tokens": 12, "continuation": "Hmm", "wrap_up": "Done."},
+    });
+    let events = server.stream("/v1/chat/completions", request);
+    let chunks: Vec<Value> = events[..events.len() - 1].iter().map(|e| serde_json::from_str(e).unwrap()).collect();
+    // The reasoning as it streamed, with each mark written in where it came.
+    let mut text = String::new();
+    for chunk in &chunks {
+        let choice = &chunk["choices"][0];
+        if let Some(mark) = choice.get("thinking_mark") {
+            assert_eq!(choice["delta"], json!({}), "a mark comes in a chunk of its own");
+            text.push_str(&format!(
+                "[{}{}]",
+                mark["type"].as_str().unwrap(),
+                mark.get("end").map_or(String::new(), |e| format!(":{}", e.as_str().unwrap()))
+            ));
+        }
+        text.push_str(choice["delta"]["reasoning_content"].as_str().unwrap_or_default());
+    }
+    let finish = chunks.iter().find_map(|c| c["choices"][0]["thinking"].as_object().cloned()).unwrap();
+    let continuations = finish["continuations"].as_u64().unwrap() as usize;
+    assert!(continuations >= 1, "{text}");
+    // Each mark is followed by the continuation (the last one cut short where the wrap-up
+    // must begin).
+    assert_eq!(text.matches("[continuation]H").count(), continuations, "{text}");
+    assert_eq!(text.matches("[continuation]").count(), continuations, "{text}");
+    assert!(text.ends_with("[forced_end:budget]Done."), "{text}");
+}
+
+#[test]
 fn validation_errors_are_openai_shaped_400s_naming_the_field() {
     let server = simple_server(thinker(5, 3));
     let cases = [

@@ -2,7 +2,7 @@
 
 use crate::loop_guard::LoopDetector;
 use crate::matcher::DelimiterMatcher;
-use crate::{Emitted, Label, PromptState, ThinkingEnd, ThinkingPlan, ThinkingStats, TokenId};
+use crate::{Emitted, Label, PromptState, ThinkingEnd, ThinkingMark, ThinkingPlan, ThinkingStats, TokenId};
 
 /// Where a sequence is in its thinking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +33,9 @@ pub struct Step {
     /// Tokens that became final for the output, labelled. Tokens that may be the start of a
     /// multi-token delimiter are held back until they are known.
     pub emit: Vec<Emitted>,
+    /// Where forcing stepped in: each mark goes before `emit[i]` (at the end when `i` is
+    /// `emit.len()`).
+    pub marks: Vec<(usize, ThinkingMark)>,
 }
 
 impl Step {
@@ -367,6 +370,7 @@ impl BudgetForcer {
         let room = plan.force_at().saturating_sub(self.stats.reasoning_tokens) as usize;
         self.next_continuation += 1;
         self.stats.continuations += 1;
+        step.marks.push((step.emit.len(), ThinkingMark::Continuation));
         let mut looping = false;
         for &token in continuation.iter().take(room) {
             step.append.push(token);
@@ -403,6 +407,7 @@ impl BudgetForcer {
     fn force_end(&mut self, step: &mut Step, cause: ThinkingEnd) {
         let held = self.matcher.take_pending();
         step.retract(held.len());
+        step.marks.push((step.emit.len(), ThinkingMark::ForcedEnd { end: cause }));
         let plan = self.thinking_plan();
         let forced = [
             (plan.wrap_up_before.clone(), Label::Reasoning),

@@ -52,6 +52,19 @@ impl ThinkingEnd {
     }
 }
 
+/// A place in the output where budget forcing stepped in, for clients that show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ThinkingMark {
+    /// A continuation replaced the model's end of thinking; its text comes next.
+    Continuation,
+    /// Ponder ended the thinking; the wrap-up's text (if any) comes next, then the answer.
+    ForcedEnd {
+        /// Why.
+        end: ThinkingEnd,
+    },
+}
+
 /// Budget-forcing statistics for one sequence. The three token counts add up to the number of
 /// tokens emitted so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -401,3 +401,27 @@ fn loop_guard_never_ends_thinking_below_the_minimum() {
     assert_eq!(sim.forcer.stats().reasoning_tokens, 20);
     assert_eq!(sim.forcer.stats().end, Some(ThinkingEnd::LoopGuard));
 }
+
+#[test]
+fn marks_say_where_a_continuation_and_a_forced_end_begin() {
+    use ponder_thinking::ThinkingMark;
+    let wrap_up = WrapUp { before_end: "time is up".into(), after_end: String::new() };
+    let b = ThinkingBudget { wrap_up, ..budget(2, Some(6)) };
+    let mut sim = Sim::start(forcer(r1_format(), b, 100), &[THINK]);
+    assert!(sim.sample(TEXT).marks.is_empty(), "a sampled token is no intervention");
+    let step = sim.sample(END_THINK).clone();
+    assert_eq!(step.marks, vec![(0, ThinkingMark::Continuation)], "before the continuation's first token");
+    assert_eq!(step.emit[0].token, WAIT);
+    // Three thinking tokens and the wrap-up's three make the cap of six: the end is forced.
+    let step = sim.sample(TEXT + 1).clone();
+    assert_eq!(step.marks, vec![(1, ThinkingMark::ForcedEnd { end: ThinkingEnd::Budget })]);
+    assert_eq!(step.emit[0].token, TEXT + 1, "the sampled token comes before the mark");
+    assert_eq!(
+        step.emit[1..].iter().map(|e| e.token).collect::<Vec<_>>(),
+        [encode("time is up"), vec![END_THINK]].concat()
+    );
+    let mut requested = Sim::start(forcer(r1_format(), budget(0, None), 100), &[THINK]);
+    requested.sample(TEXT);
+    let step = requested.forcer.end_thinking_now();
+    assert_eq!(step.marks, vec![(0, ThinkingMark::ForcedEnd { end: ThinkingEnd::Requested })]);
+}

@@ -193,7 +193,7 @@ fn follow(mut handle: RequestHandle, engine: &Engine) -> Arrivals {
                 arrivals.completion_tokens = usage.completion_tokens;
                 break;
             }
-            Event::Finished { .. } => {}
+            Event::Mark { .. } | Event::Finished { .. } => {}
         }
     }
     arrivals

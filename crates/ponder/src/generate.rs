@@ -68,6 +68,8 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<()> {
                 write!(stdout, "{text}")?;
                 stdout.flush()?;
             }
+            // The statistics below say what forcing did; stdout keeps the text alone.
+            Event::Mark { .. } => {}
             Event::Finished { reason, thinking, error, .. } => {
                 if in_thinking {
                     write!(stdout, "\n</think>")?;

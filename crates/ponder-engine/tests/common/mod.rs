@@ -9,7 +9,7 @@ use ponder_engine::testing::{byte_tokenizer, FakeRunner, StepLog, END_THINK, IM_
 use ponder_engine::{
     DeltaKind, Engine, EngineConfig, Event, FinishReason, GenerateRequest, ModelRunner, RequestHandle, Usage,
 };
-use ponder_thinking::{ModelThinking, ThinkingBudget, ThinkingFormat, ThinkingStats, ThinkingStyle};
+use ponder_thinking::{ModelThinking, ThinkingBudget, ThinkingFormat, ThinkingMark, ThinkingStats, ThinkingStyle};
 
 pub const VOCAB: usize = 260;
 
@@ -63,6 +63,8 @@ pub struct Outcome {
     pub thinking: Vec<Option<ThinkingStats>>,
     /// The stop string that ended each choice, if one did.
     pub stop_strings: Vec<Option<String>>,
+    /// Each budget-forcing mark, with the length of its choice's reasoning text before it.
+    pub marks: Vec<(usize, ThinkingMark)>,
     pub usage: Usage,
 }
 
@@ -87,6 +89,10 @@ pub fn collect(mut handle: RequestHandle) -> Outcome {
                 let target = if kind == DeltaKind::Reasoning { &mut out.reasoning } else { &mut out.content };
                 grow(target, choice);
                 target[choice].push_str(&text);
+            }
+            Event::Mark { choice, mark } => {
+                grow(&mut out.reasoning, choice);
+                out.marks.push((out.reasoning[choice].len(), mark));
             }
             Event::Finished { choice, reason, thinking, stop_string, .. } => {
                 if out.finish.len() <= choice {

@@ -229,6 +229,8 @@ impl MessageStream {
                 self.stop_string = stop_string;
                 self.stats = thinking;
             }
+            // The Messages API has no place for forcing marks.
+            Event::Mark { .. } => {}
             Event::Done(usage) => {
                 self.close(&mut out);
                 let delta = MessageDeltaBody {

@@ -346,6 +346,8 @@ impl ResponseStream {
                 self.finish = Some(reason);
                 self.stats = thinking;
             }
+            // The Responses API has no place for forcing marks.
+            Event::Mark { .. } => {}
             Event::Done(usage) => {
                 self.close(status(self.finish), &mut out);
                 let response = self.snapshot(Ending::Finished(self.finish), Some(usage.into()));
