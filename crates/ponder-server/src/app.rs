@@ -9,10 +9,10 @@ use tower_http::timeout::RequestBodyTimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
-use crate::{anthropic, auth, chat, completions, guard, info, responses};
+use crate::{anthropic, auth, chat, completions, guard, info, playground, responses};
 
 /// The application: OpenAI and Anthropic routes behind the optional API key; health, the
-/// OpenAPI document and (unless `metrics_require_key`) metrics open; every refusal an error
+/// OpenAPI document, the playground page and (unless `metrics_require_key`) metrics open; every refusal an error
 /// in its API's shape (Anthropic's under `/v1/messages`, OpenAI's elsewhere).
 pub fn router(state: Arc<AppState>) -> Router {
     let limit = state.config.max_body_bytes;
@@ -30,6 +30,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         api = api.route("/metrics", get(info::metrics));
     } else {
         open = open.route("/metrics", get(info::metrics));
+    }
+    if state.config.playground {
+        open = open.merge(playground::routes());
     }
     let api = api.route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key));
     Router::new()

@@ -33,6 +33,8 @@ pub struct ServerConfig {
     pub tool_call_format: Option<ToolCallFormat>,
     /// Whether `/metrics` needs an API key too (when keys are set).
     pub metrics_require_key: bool,
+    /// Serve the playground page at `/` (`--no-playground` turns it off).
+    pub playground: bool,
     /// Connection limits: header (and idle) timeout, most connections.
     pub connections: ConnectionLimits,
     /// Longest wait between two pieces of a request body.
@@ -71,6 +73,7 @@ impl ServerConfig {
             tool_call_format: None,
             raw_special_tokens: true,
             metrics_require_key: false,
+            playground: true,
             connections: ConnectionLimits::default(),
             body_timeout: Duration::from_secs(Self::DEFAULT_BODY_TIMEOUT_SECONDS),
             response_store: StoreLimits::default(),

@@ -25,6 +25,7 @@ mod listen;
 mod metrics;
 mod openapi;
 mod openapi_exact;
+mod playground;
 mod prompt;
 mod respond;
 mod responses;

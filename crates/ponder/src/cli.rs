@@ -396,6 +396,9 @@ pub struct ServeArgs {
     /// With API keys set, `/metrics` needs one too (it is open by default, for scrapers).
     #[arg(long, env = "PONDER_METRICS_REQUIRE_KEY")]
     pub metrics_require_key: bool,
+    /// Do not serve the playground page at `/`.
+    #[arg(long, env = "PONDER_NO_PLAYGROUND")]
+    pub no_playground: bool,
     /// Largest request body in bytes.
     #[arg(long, env = "PONDER_MAX_BODY_BYTES", default_value_t = ServerConfig::DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,

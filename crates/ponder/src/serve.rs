@@ -59,6 +59,7 @@ fn server_config(args: &ServeArgs, served_name: String) -> anyhow::Result<Server
         },
         body_timeout: Duration::from_secs(args.body_timeout),
         metrics_require_key: args.metrics_require_key,
+        playground: !args.no_playground,
     })
 }
 
