@@ -5,10 +5,12 @@ which starts the server and sets PONDER_BASE, PONDER_API_KEY and SCREENSHOTS.
 Checks: the page asks for the key and then names the model; min = max = 48 thinking tokens
 give reasoning, then an answer, and a counter reading exactly 48; Stop cancels a long request
 (the server's /metrics shows no running sequence); End thinking now ends a long thinking and
-the answer starts, marked as a requested end; no Content-Security-Policy violation; a
-phone-sized window still shows every control. Screenshots go to SCREENSHOTS.
+the answer starts, marked as a requested end (Esc then stops it); the JSON-schema box gives a
+JSON answer; no Content-Security-Policy violation; a phone-sized window still shows every
+control. Screenshots go to SCREENSHOTS.
 """
 
+import json
 import os
 import re
 import shutil
@@ -154,12 +156,25 @@ def main():
         WebDriverWait(driver, 60).until(lambda d: turn.find_element(By.CSS_SELECTOR, ".answer").text.strip() != "")
         ended = turn.find_elements(By.CSS_SELECTOR, ".mark.forced")
         assert ended and "requested" in ended[-1].text, [m.text for m in ended]
-        driver.find_element(By.ID, "stop").click()
+        driver.find_element(By.ID, "prompt").send_keys(Keys.ESCAPE)  # Esc stops it too.
         wait_idle(driver, 30)
+        assert "stopped" in turn.find_element(By.CSS_SELECTOR, ".stats").text
         tokens = int(turn.find_element(By.CSS_SELECTOR, ".counter").get_attribute("data-tokens"))
         assert tokens < 1500, f"the thinking ran on to {tokens} tokens"
         print(f"end thinking now: thinking ended after ~{tokens} tokens, the answer started")
         driver.save_screenshot(os.path.join(SHOTS, "end-thinking.png"))
+
+        # The JSON-schema box: without thinking, the answer is JSON of that shape.
+        driver.find_element(By.ID, "thinking-on").click()
+        set_field(driver, "max-tokens", 60)
+        schema = '{"type": "object", "properties": {"product": {"type": "integer"}}, "required": ["product"]}'
+        driver.find_element(By.ID, "schema").send_keys(schema)
+        turn = send(driver, "What is 17 * 23? Reply in JSON.")
+        wait_idle(driver)
+        answer = json.loads(turn.find_element(By.CSS_SELECTOR, ".answer").text)
+        assert isinstance(answer["product"], int), answer
+        assert not turn.find_element(By.CSS_SELECTOR, ".reasoning").is_displayed(), "no thinking pane"
+        print("schema:", answer)
 
         check_no_policy_violations(driver)
 
