@@ -99,6 +99,13 @@ impl AppState {
         }
     }
 
+    /// Waits until every finished request's trace is written (for tests and shutdown).
+    pub fn flush_traces(&self) {
+        if let Some(log) = &self.traces {
+            log.flush();
+        }
+    }
+
     /// The public id of an engine request, with its prefix (`chatcmpl`, `cmpl`).
     pub fn public_id(&self, prefix: &str, id: RequestId) -> String {
         format!("{prefix}-{}{id:x}", self.id_tag)

@@ -11,7 +11,9 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
 
 use ponder_engine::{DeltaKind, Event, FinishReason, Usage};
 use ponder_thinking::ThinkingStats;
@@ -155,17 +157,31 @@ impl TraceBuilder {
     }
 }
 
-/// The open trace files.
+/// The open trace files. Lines are written by a thread of their own, in the order given, so
+/// a slow disk never holds up the tasks that serve requests.
 #[derive(Debug)]
 pub struct TraceLog {
     settings: TraceSettings,
-    state: Mutex<LogState>,
+    /// Requests offered so far (for sampling).
+    offered: AtomicU64,
+    /// To the writer thread; taken when the log is dropped.
+    jobs: Option<mpsc::Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
 }
 
+/// What the writer thread is asked to do.
 #[derive(Debug)]
-struct LogState {
-    /// Requests offered so far (for sampling).
-    offered: u64,
+enum Job {
+    /// Append one line (newline included).
+    Line(String),
+    /// Answer once every earlier line is written.
+    Flush(mpsc::Sender<()>),
+}
+
+/// The writer thread's state.
+#[derive(Debug)]
+struct Writer {
+    settings: TraceSettings,
     /// The current file, its number and its size; none until the first line.
     file: Option<(File, u32, u64)>,
     /// The number the next file takes.
@@ -181,52 +197,93 @@ pub struct TraceError {
 }
 
 impl TraceLog {
-    /// Opens (makes) the directory; the first line goes into a new file numbered after the
-    /// files already there. Panics unless `sample` is within `0..=1`.
+    /// Opens (makes) the directory and starts the writer; the first line goes into a new file
+    /// numbered after the files already there. Panics unless `sample` is within `0..=1`.
     pub fn open(settings: TraceSettings) -> Result<Self, TraceError> {
         assert!((0.0..=1.0).contains(&settings.sample), "trace sample {} outside 0..=1", settings.sample);
         let error = |source| TraceError { dir: settings.dir.clone(), source };
         std::fs::create_dir_all(&settings.dir).map_err(error)?;
         let last = trace_files(&settings.dir).map_err(error)?.last().map_or(0, |(index, _)| *index);
-        let state = LogState { offered: 0, file: None, next_index: last + 1 };
-        Ok(Self { settings, state: Mutex::new(state) })
+        let mut writer = Writer { settings: settings.clone(), file: None, next_index: last + 1 };
+        let (jobs, received) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("ponder-traces".into())
+            .spawn(move || {
+                for job in received {
+                    match job {
+                        Job::Line(line) => writer.write(line.as_bytes()),
+                        Job::Flush(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            })
+            .map_err(error)?;
+        Ok(Self { settings, offered: AtomicU64::new(0), jobs: Some(jobs), writer: Some(thread) })
     }
 
     /// Whether the next request is recorded (its share of the sample).
     pub fn sample(&self) -> bool {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let n = state.offered;
-        state.offered += 1;
+        let n = self.offered.fetch_add(1, Ordering::Relaxed);
         let p = self.settings.sample;
         ((n + 1) as f64 * p).floor() > (n as f64 * p).floor()
     }
 
-    /// Appends one record as a line, starting a new file first if this one would pass the
-    /// size limit. A failed write is logged, never the request's failure.
+    /// Queues one record as a line for the writer, which starts a new file first if this one
+    /// would pass the size limit. A failed write is logged, never the request's failure.
     pub fn write(&self, record: &TraceRecord) {
         let mut line = match serde_json::to_string(record) {
             Ok(line) => line,
             Err(error) => return tracing::warn!("trace not written: {error}"),
         };
         line.push('\n');
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Err(error) = self.append(&mut state, line.as_bytes()) {
+        self.send(Job::Line(line));
+    }
+
+    /// Waits until every line queued so far is written.
+    pub fn flush(&self) {
+        let (done, written) = mpsc::channel();
+        self.send(Job::Flush(done));
+        let _ = written.recv();
+    }
+
+    fn send(&self, job: Job) {
+        let sent = self.jobs.as_ref().is_some_and(|jobs| jobs.send(job).is_ok());
+        if !sent {
+            tracing::warn!("trace not written to {}: the writer has stopped", self.settings.dir.display());
+        }
+    }
+}
+
+impl Drop for TraceLog {
+    /// Writes what is queued, then stops the writer.
+    fn drop(&mut self) {
+        drop(self.jobs.take());
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl Writer {
+    fn write(&mut self, line: &[u8]) {
+        if let Err(error) = self.append(line) {
             tracing::warn!("trace not written to {}: {error}", self.settings.dir.display());
         }
     }
 
-    fn append(&self, state: &mut LogState, line: &[u8]) -> std::io::Result<()> {
-        let full = state
+    fn append(&mut self, line: &[u8]) -> std::io::Result<()> {
+        let full = self
             .file
             .as_ref()
             .is_some_and(|(_, _, size)| *size > 0 && size + line.len() as u64 > self.settings.max_file_bytes);
-        if full || state.file.is_none() {
-            let index = state.next_index;
+        if full || self.file.is_none() {
+            let index = self.next_index;
             let file = OpenOptions::new().create(true).append(true).open(trace_path(&self.settings.dir, index))?;
-            state.file = Some((file, index, 0));
-            state.next_index += 1;
+            self.file = Some((file, index, 0));
+            self.next_index += 1;
         }
-        let (file, _, size) = state.file.as_mut().expect("opened above");
+        let (file, _, size) = self.file.as_mut().expect("opened above");
         // One `write_all` of the whole line: on a file opened for appending, a kill can only
         // leave this last line short.
         file.write_all(line)?;
@@ -386,6 +443,7 @@ mod tests {
         for i in 0..5 {
             traces.write(&record(i));
         }
+        traces.flush();
         let files = trace_files(dir.path()).unwrap();
         assert_eq!(files.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1, 2, 3], "two lines a file");
         let reading = read_traces(dir.path()).unwrap();
@@ -395,6 +453,7 @@ mod tests {
         let tiny = log(dir.path(), 1.0, 1);
         tiny.write(&record(5));
         tiny.write(&record(6));
+        tiny.flush();
         assert_eq!(trace_files(dir.path()).unwrap().len(), 5, "a restart begins a new file");
     }
 

@@ -42,6 +42,7 @@ fn finished_requests_of_every_front_end_are_recorded_without_the_key() {
     let (status, _) = server.post_with("/v1/chat/completions", json!({"messages": chat("x")}), Some("wrong"));
     assert_eq!(status, 401);
 
+    server.state.flush_traces();
     let reading = read_traces(dir.path()).unwrap();
     assert_eq!((reading.cut_short, reading.unreadable), (0, 0));
     let records = reading.records;
@@ -74,6 +75,7 @@ fn a_streamed_request_is_recorded_and_the_sample_keeps_its_share() {
         let (status, _) = server.post_with("/v1/chat/completions", request, Some("secret-key"));
         assert_eq!(status, 200);
     }
+    server.state.flush_traces();
     let records = read_traces(dir.path()).unwrap().records;
     let questions: Vec<_> = records.iter().map(|r| r.prompt[0]["content"].clone()).collect();
     assert_eq!(questions, ["q1", "q3"], "every second request, streamed ones included");

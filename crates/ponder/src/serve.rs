@@ -139,6 +139,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         } => tracing::warn!("grace period over; stopped requests still in flight"),
     }
     drop(stop_rx);
+    // Traces of the requests that finished are written before the process ends.
+    state.flush_traces();
     tracing::info!("stopped");
     Ok(())
 }
