@@ -4,19 +4,8 @@
 # tests/anthropic_sdk_check.py), and stops the server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-model="${PONDER_DEMO_MODEL:-$(scripts/fetch-demo-model.sh)}"
-bin="${PONDER_BIN:-target/release/ponder}"
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-key="sdk-check-$RANDOM"
-log=$(mktemp)
-"$bin" serve --model "$model" --port "$port" --api-key "$key" --kv-cache-memory 512MiB >"$log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -f "$log"' EXIT
-for _ in $(seq 1 120); do
-  if curl -sf "http://127.0.0.1:$port/health" >/dev/null; then break; fi
-  if ! kill -0 $server 2>/dev/null; then cat "$log"; exit 1; fi
-  sleep 0.5
-done
+source scripts/demo-server.sh
+start_demo_server sdk-check
 PONDER_URL="http://127.0.0.1:$port/v1" PONDER_API_KEY="$key" python3 tests/openai_sdk_check.py
 PONDER_URL="http://127.0.0.1:$port/v1" PONDER_API_KEY="$key" python3 tests/responses_sdk_check.py
 PONDER_URL="http://127.0.0.1:$port" PONDER_API_KEY="$key" python3 tests/anthropic_sdk_check.py
