@@ -16,17 +16,8 @@ use serde_json::json;
 use crate::config::Architecture;
 use crate::gguf::GgufFile;
 use crate::hf::hf_tensor_name;
-use crate::weights::{LayerWeight, WeightName, WeightSource};
+use crate::weights::{weight_names, WeightName, WeightSource};
 use crate::{ModelError, ModelMetadata, Result};
-
-/// Every weight a model of `layers` layers may have, in order.
-pub(crate) fn weight_names(layers: usize) -> Vec<WeightName> {
-    use LayerWeight::*;
-    let per_layer = [AttnNorm, Q, K, V, O, QBias, KBias, VBias, QNorm, KNorm, FfnNorm, Gate, Up, Down];
-    let mut names = vec![WeightName::Embedding, WeightName::Output, WeightName::OutputNorm];
-    names.extend((0..layers).flat_map(|n| per_layer.map(|w| WeightName::Layer(n, w))));
-    names
-}
 
 /// Writes the GGUF file at `gguf_path` into `out` (made if missing) as a Hugging Face
 /// directory of f16 weights. Returns the number of tensors written.

@@ -55,6 +55,16 @@ pub enum WeightName {
     Layer(usize, LayerWeight),
 }
 
+/// Every weight a model of `layers` layers may have, in order (the Llama 3.1 rope divisors
+/// apart: a model's config holds them).
+pub(crate) fn weight_names(layers: usize) -> Vec<WeightName> {
+    use LayerWeight::*;
+    let per_layer = [AttnNorm, Q, K, V, O, QBias, KBias, VBias, QNorm, KNorm, FfnNorm, Gate, Up, Down];
+    let mut names = vec![WeightName::Embedding, WeightName::Output, WeightName::OutputNorm];
+    names.extend((0..layers).flat_map(|n| per_layer.map(|w| WeightName::Layer(n, w))));
+    names
+}
+
 /// A model file (or directory) that can hand out weights by name.
 pub trait WeightSource {
     /// The file or directory, for error messages.

@@ -16,7 +16,7 @@ use super::weights::{matrix_shape, Plan};
 use crate::config::{Architecture, ModelConfig};
 use crate::gguf::gguf_tensor_name;
 use crate::hf::HfDirectory;
-use crate::weights::{LayerWeight, WeightName, WeightSource};
+use crate::weights::{weight_names, LayerWeight, WeightName, WeightSource};
 use crate::{ModelError, ModelMetadata, Result};
 
 /// Quantizes the Hugging Face directory `dir` with `scheme` and writes it to `out` as a GGUF
@@ -28,13 +28,13 @@ pub fn write_quantized_gguf(dir: &Path, scheme: QuantScheme, out: &Path) -> Resu
     let mut source = HfDirectory::open(dir, &Device::Cpu)?;
     let plan = Plan::new(&source, c, Some(scheme));
     let mut tensors: Vec<(String, QTensor)> = Vec::new();
-    for name in crate::export::weight_names(c.num_layers) {
+    for name in weight_names(c.num_layers) {
         if !source.contains(name) {
             continue;
         }
         let tensor = match matrix_shape(c, name) {
             Some(dims) => {
-                plan.with_blocks(&mut source, name, dims, |dtype, bytes| matrix_tensor(c, name, dtype, bytes))?
+                plan.with_blocks(&mut source, name, dims, |dtype, bytes| matrix_tensor(c, name, dims, dtype, bytes))?
             }
             None => vector_tensor(c, name, source.vector(name)?)?,
         };
@@ -56,9 +56,15 @@ pub fn write_quantized_gguf(dir: &Path, scheme: QuantScheme, out: &Path) -> Resu
     Ok(tensors.len())
 }
 
-/// A matrix's blocks as a GGUF tensor, a Llama query or key reordered for interleaved RoPE.
-fn matrix_tensor(c: &ModelConfig, name: WeightName, dtype: GgmlDType, bytes: &[u8]) -> Result<QTensor> {
-    let (rows, cols) = matrix_shape(c, name).expect("called for matrices");
+/// Matrix `name`'s blocks (`[rows, cols]`) as a GGUF tensor, a Llama query or key reordered
+/// for interleaved RoPE.
+fn matrix_tensor(
+    c: &ModelConfig,
+    name: WeightName,
+    (rows, cols): (usize, usize),
+    dtype: GgmlDType,
+    bytes: &[u8],
+) -> Result<QTensor> {
     let reordered;
     let bytes = if needs_rope_reorder(c, name) {
         reordered = interleave_rope_rows(bytes, bytes.len() / rows, c.head_dim);

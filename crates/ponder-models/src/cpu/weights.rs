@@ -183,10 +183,14 @@ impl Plan {
         name: WeightName,
         (rows, cols): (usize, usize),
     ) -> Result<QuantMatrix> {
-        let (file, tensor) = (source.path().to_path_buf(), source.tensor_name(name));
-        self.with_blocks(source, name, (rows, cols), |dtype, bytes| {
+        let packed = self.with_blocks(source, name, (rows, cols), |dtype, bytes| {
             let kind = kernel_type(dtype).expect("blocks are only handed out in types with kernels");
-            QuantMatrix::new(kind, rows, cols, bytes).map_err(|problem| ModelError::BadTensor { file, tensor, problem })
+            Ok(QuantMatrix::new(kind, rows, cols, bytes))
+        })?;
+        packed.map_err(|problem| ModelError::BadTensor {
+            file: source.path().to_path_buf(),
+            tensor: source.tensor_name(name),
+            problem,
         })
     }
 

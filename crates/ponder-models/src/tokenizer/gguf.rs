@@ -101,7 +101,7 @@ pub fn tokenizer_from_gguf(gguf: &GgufFile) -> Result<tokenizers::Tokenizer> {
     Ok(tokenizer)
 }
 
-fn gguf_path(gguf: &GgufFile) -> std::path::PathBuf {
+pub(super) fn gguf_path(gguf: &GgufFile) -> std::path::PathBuf {
     use crate::weights::WeightSource;
     gguf.path().to_path_buf()
 }

@@ -55,7 +55,7 @@ impl Tokenizer {
         let inner = match gguf.get(HF_JSON_KEY) {
             Some(value) => {
                 let invalid = |detail: String| ModelError::Format {
-                    file: crate::weights::WeightSource::path(gguf).to_path_buf(),
+                    file: gguf::gguf_path(gguf),
                     detail: format!("{HF_JSON_KEY}: {detail}"),
                 };
                 let json = value.to_string().map_err(|_| invalid("not a string".into()))?;
