@@ -235,46 +235,76 @@ fn accumulate_rows<const R: usize, const L: usize>(
     }
 }
 
-/// AVX-512 version of [`crate::attention::scalar_softmax_step`], the same bits as the AVX2
-/// one: sixteen lanes at a time, each register's two halves added into the running sums the
-/// AVX2 kernel adds those 8-lane chunks into; the last 8-lane chunk and the ragged end as
-/// there.
+/// The first half of an AVX-512 version of [`crate::attention::scalar_softmax_step`] (the
+/// same bits as the AVX2 one): sets the scores past `visible` to `-∞` and returns the row's
+/// largest score.
 #[inline]
 #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-fn softmax_step(row: &mut [f32], visible: usize, max: &mut f32, sum: &mut f32) -> f32 {
+fn masked_row_max(row: &mut [f32], visible: usize) -> f32 {
     if visible < row.len() {
         row[visible..].fill(f32::NEG_INFINITY);
     }
     let len = row.len();
-    let (wide, rest) = row.split_at_mut(len / 16 * 16);
-    let (chunks, tail) = rest.as_chunks_mut::<8>();
-    let mut padded = [f32::NEG_INFINITY; 8];
-    padded[..tail.len()].copy_from_slice(tail);
-    // Two running maxima (a maximum does not depend on the order), half the chain.
+    let (wide, rest) = row.split_at(len / 16 * 16);
+    let (chunks, tail) = rest.as_chunks::<8>();
+    // Two running maxima (a maximum does not depend on the order), half the chain; the
+    // registers taken in pairs, so that both maxima stay in registers.
     let mut maxima = [_mm512_set1_ps(f32::NEG_INFINITY); 2];
-    for (k, x) in wide.chunks_exact(16).enumerate() {
-        maxima[k % 2] = _mm512_max_ps(maxima[k % 2], load16(x));
+    let mut pairs = wide.chunks_exact(32);
+    for x in &mut pairs {
+        maxima[0] = _mm512_max_ps(maxima[0], load16(x));
+        maxima[1] = _mm512_max_ps(maxima[1], load16(&x[16..]));
+    }
+    if !pairs.remainder().is_empty() {
+        maxima[0] = _mm512_max_ps(maxima[0], load16(pairs.remainder()));
     }
     let (lo, hi) = halves(_mm512_max_ps(maxima[0], maxima[1]));
-    let mut block_max = _mm256_max_ps(load_ps(&padded), _mm256_max_ps(lo, hi));
+    let mut block_max = _mm256_max_ps(lo, hi);
     for chunk in chunks.iter() {
         block_max = _mm256_max_ps(block_max, load_ps(chunk));
     }
-    let new_max = max.max(hmax(block_max));
-    let correction = crate::attention::correction(*max, new_max);
+    if !tail.is_empty() {
+        let mut padded = [f32::NEG_INFINITY; 8];
+        padded[..tail.len()].copy_from_slice(tail);
+        block_max = _mm256_max_ps(block_max, load_ps(&padded));
+    }
+    hmax(block_max)
+}
+
+/// The second half: turns the row's scores into weights `e^(score - max)` (those past
+/// `visible` zero) and returns their sum. Sixteen lanes at a time, each register's two halves
+/// added into the running sums the AVX2 kernel adds those 8-lane chunks into; the last 8-lane
+/// chunk and the ragged end as there.
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+fn exp_row(row: &mut [f32], visible: usize, max: f32) -> f32 {
+    let len = row.len();
+    let (wide, rest) = row.split_at_mut(len / 16 * 16);
+    let (chunks, tail) = rest.as_chunks_mut::<8>();
     // The AVX2 kernel adds 8-lane chunk `i` into running sum `i % 4`: here register `k`
     // holds chunks `2k` and `2k + 1`, so the even registers' halves are sums 0 and 1, the
     // odd ones' sums 2 and 3.
-    let mut pairs = [_mm512_setzero_ps(); 2];
-    let shift16 = _mm512_set1_ps(new_max);
-    for (k, x) in wide.chunks_exact_mut(16).enumerate() {
+    // The registers are taken in pairs, so that both running sums stay in registers.
+    let mut even_odd = [_mm512_setzero_ps(); 2];
+    let shift16 = _mm512_set1_ps(max);
+    let weights16 = |x: &mut [f32]| {
         let e = exp16(_mm512_sub_ps(load16(x), shift16));
         store16(x, e);
-        pairs[k % 2] = _mm512_add_ps(pairs[k % 2], e);
+        e
+    };
+    let mut pairs = wide.chunks_exact_mut(32);
+    for x in &mut pairs {
+        let (even, odd) = x.split_at_mut(16);
+        even_odd[0] = _mm512_add_ps(even_odd[0], weights16(even));
+        even_odd[1] = _mm512_add_ps(even_odd[1], weights16(odd));
     }
-    let ((s0, s1), (s2, s3)) = (halves(pairs[0]), halves(pairs[1]));
+    let last = pairs.into_remainder();
+    if !last.is_empty() {
+        even_odd[0] = _mm512_add_ps(even_odd[0], weights16(last));
+    }
+    let ((s0, s1), (s2, s3)) = (halves(even_odd[0]), halves(even_odd[1]));
     let mut sums = [s0, s1, s2, s3];
-    let shift = _mm256_set1_ps(new_max);
+    let shift = _mm256_set1_ps(max);
     for (i, chunk) in chunks.iter_mut().enumerate() {
         let e = exp_ps(_mm256_sub_ps(load_ps(chunk), shift));
         store_ps(chunk, e);
@@ -283,6 +313,8 @@ fn softmax_step(row: &mut [f32], visible: usize, max: &mut f32, sum: &mut f32) -
     }
     let block_sum = _mm256_add_ps(_mm256_add_ps(sums[0], sums[2]), _mm256_add_ps(sums[1], sums[3]));
     if !tail.is_empty() {
+        let mut padded = [f32::NEG_INFINITY; 8];
+        padded[..tail.len()].copy_from_slice(tail);
         let e = exp_ps(_mm256_sub_ps(load_ps(&padded), shift));
         store_ps(&mut padded, e);
         tail.copy_from_slice(&padded[..tail.len()]);
@@ -291,15 +323,25 @@ fn softmax_step(row: &mut [f32], visible: usize, max: &mut f32, sum: &mut f32) -
         row[visible..].fill(0.0);
     }
     let tail_sum: f32 = row[len / 8 * 8..].iter().sum();
-    *sum = *sum * correction + (hsum(block_sum) + tail_sum);
-    *max = new_max;
-    correction
+    hsum(block_sum) + tail_sum
 }
 
-/// [`softmax_step`] on every row (one call for a span's rows).
+/// AVX-512 version of [`crate::attention::scalar_softmax_step`] on every row of a span, the
+/// same bits as the AVX2 one. Every row's maximum first, then every row's weights: a row's
+/// maximum ends in a chain of dependent steps (a horizontal maximum, then a scalar `e^x` for
+/// its correction), and with the rows' chains independent of each other the processor
+/// overlaps them, where one row at a time it waited on each.
 #[target_feature(enable = "avx512f,avx2,fma,f16c")]
 pub fn softmax_steps(rows: crate::attention::SoftmaxRows<'_>) {
-    for (row, visible, max, sum, correction) in rows.rows() {
-        *correction = softmax_step(row, visible, max, sum);
+    let crate::attention::SoftmaxRows { weights, span, visible, max, sum, corrections } = rows;
+    let running = max.iter_mut().zip(corrections.iter_mut());
+    for ((row, &visible), (max, correction)) in weights.chunks_exact_mut(span).zip(visible).zip(running) {
+        let new_max = max.max(masked_row_max(row, visible));
+        *correction = crate::attention::correction(*max, new_max);
+        *max = new_max;
+    }
+    let running = max.iter().zip(sum.iter_mut()).zip(corrections.iter());
+    for ((row, &visible), ((&max, sum), &correction)) in weights.chunks_exact_mut(span).zip(visible).zip(running) {
+        *sum = *sum * correction + exp_row(row, visible, max);
     }
 }
