@@ -7,23 +7,45 @@ use ponder_structured::{AnswerPiece, ToolCallFormat, ToolCallParser};
 use ponder_thinking::{Emitted, Label, ThinkingMark};
 
 use crate::detokenizer::IncrementalDecoder;
-use crate::events::{DeltaKind, TokenLogprob};
+use crate::events::{DeltaKind, Event, TokenLogprob};
 use crate::stop::StopStrings;
+
+/// One piece of a choice's output, in the order the client sees them.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Piece {
+    /// Text of one kind, with the log-probabilities of the tokens behind it.
+    Delta(DeltaKind, String, Vec<TokenLogprob>),
+    /// Budget forcing stepped in here.
+    Mark(ThinkingMark),
+}
 
 /// Text produced by one batch of tokens.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Produced {
-    /// Deltas in order; consecutive pieces of the same kind are merged unless a mark
-    /// stands between them.
-    pub deltas: Vec<(DeltaKind, String, Vec<TokenLogprob>)>,
-    /// Where budget forcing stepped in: each mark goes before `deltas[i]` (after the last
-    /// delta when `i` is `deltas.len()`).
-    pub marks: Vec<(usize, ThinkingMark)>,
+    /// Deltas and marks in order; consecutive deltas of the same kind are merged (a mark
+    /// between them keeps them apart).
+    pub pieces: Vec<Piece>,
     /// A stop string ended the content.
     pub stopped: bool,
 }
 
 impl Produced {
+    /// The pieces as the events of choice `choice`.
+    pub fn into_events(self, choice: usize) -> impl Iterator<Item = Event> {
+        self.pieces.into_iter().map(move |piece| match piece {
+            Piece::Delta(kind, text, logprobs) => Event::Delta { choice, kind, text, logprobs },
+            Piece::Mark(mark) => Event::Mark { choice, mark },
+        })
+    }
+
+    /// The deltas' text, in order.
+    pub fn into_texts(self) -> impl Iterator<Item = String> {
+        self.pieces.into_iter().filter_map(|piece| match piece {
+            Piece::Delta(_, text, _) => Some(text),
+            Piece::Mark(_) => None,
+        })
+    }
+
     /// Answer text, with tool calls taken out by `tools` when it is set.
     fn push_answer(&mut self, tools: Option<&mut ToolCallParser>, text: &str, logprobs: Vec<TokenLogprob>) {
         match tools {
@@ -48,21 +70,26 @@ impl Produced {
     }
 
     fn mark(&mut self, mark: ThinkingMark) {
-        self.marks.push((self.deltas.len(), mark));
+        self.pieces.push(Piece::Mark(mark));
     }
 
     fn push(&mut self, kind: DeltaKind, text: &str, logprobs: Vec<TokenLogprob>) {
         if text.is_empty() && logprobs.is_empty() {
             return;
         }
-        let marked = self.marks.last().is_some_and(|&(at, _)| at == self.deltas.len());
-        match self.deltas.last_mut() {
-            Some((last, existing, lp)) if *last == kind && !marked => {
+        match self.pieces.last_mut() {
+            Some(Piece::Delta(last, existing, lp)) if *last == kind => {
                 existing.push_str(text);
                 lp.extend(logprobs);
             }
-            _ => self.deltas.push((kind, text.to_string(), logprobs)),
+            _ => self.pieces.push(Piece::Delta(kind, text.to_string(), logprobs)),
         }
+    }
+
+    /// Appends the pieces of `later`.
+    pub fn extend(&mut self, later: Produced) {
+        self.pieces.extend(later.pieces);
+        self.stopped |= later.stopped;
     }
 }
 
@@ -173,6 +200,15 @@ mod tests {
     use super::*;
     use crate::testing::byte_tokenizer;
 
+    /// The deltas among the pieces.
+    fn deltas(produced: Produced) -> Vec<(DeltaKind, String, Vec<TokenLogprob>)> {
+        let delta = |piece| match piece {
+            Piece::Delta(kind, text, logprobs) => Some((kind, text, logprobs)),
+            Piece::Mark(_) => None,
+        };
+        produced.pieces.into_iter().filter_map(delta).collect()
+    }
+
     fn emitted(text: &str, label: Label) -> Vec<Emitted> {
         text.bytes().map(|b| Emitted { token: u32::from(b), label }).collect()
     }
@@ -186,7 +222,7 @@ mod tests {
         tokens.extend(emitted("answer", Label::Content));
         let produced = out.push(&tok, &tokens, &[], None).unwrap();
         assert_eq!(
-            produced.deltas,
+            deltas(produced),
             vec![
                 (DeltaKind::Reasoning, "think".to_string(), vec![]),
                 (DeltaKind::Content, "answer".to_string(), vec![])
@@ -203,9 +239,9 @@ mod tests {
         let produced = out.push(&tok, &tokens, &[], None).unwrap();
         assert!(produced.stopped);
         assert_eq!(out.stop_string(), Some("END"));
-        assert_eq!(produced.deltas[0].1, "no END here");
-        assert_eq!(produced.deltas[1].1, "yes ");
-        assert_eq!(out.finish(&tok).unwrap().deltas, vec![]);
+        let texts: Vec<String> = produced.into_texts().collect();
+        assert_eq!(texts, ["no END here", "yes "]);
+        assert_eq!(deltas(out.finish(&tok).unwrap()), vec![]);
     }
 
     #[test]
@@ -213,8 +249,8 @@ mod tests {
         let tok = byte_tokenizer();
         let mut out = Output::new(&["END".to_string()], None);
         let produced = out.push(&tok, &emitted("abc EN", Label::Content), &[], None).unwrap();
-        assert_eq!(produced.deltas[0].1, "abc ");
-        assert_eq!(out.finish(&tok).unwrap().deltas, vec![(DeltaKind::Content, "EN".to_string(), vec![])]);
+        assert_eq!(deltas(produced), vec![(DeltaKind::Content, "abc ".to_string(), vec![])]);
+        assert_eq!(deltas(out.finish(&tok).unwrap()), vec![(DeltaKind::Content, "EN".to_string(), vec![])]);
     }
 
     #[test]
@@ -222,9 +258,10 @@ mod tests {
         let tok = byte_tokenizer();
         let mut out = Output::new(&[], Some(ToolCallFormat::Hermes));
         let answer = "Sure.<tool_call>\n{\"name\": \"f\", \"arguments\": {\"a\": 1}}\n</tool_call>";
-        let mut deltas = out.push(&tok, &emitted(answer, Label::Content), &[], None).unwrap().deltas;
-        deltas.extend(out.finish(&tok).unwrap().deltas);
-        let kinds: Vec<(DeltaKind, &str)> = deltas.iter().map(|(k, t, _)| (*k, t.as_str())).collect();
+        let mut produced = out.push(&tok, &emitted(answer, Label::Content), &[], None).unwrap();
+        produced.extend(out.finish(&tok).unwrap());
+        let all = deltas(produced);
+        let kinds: Vec<(DeltaKind, &str)> = all.iter().map(|(k, t, _)| (*k, t.as_str())).collect();
         assert_eq!(
             kinds,
             vec![
@@ -236,7 +273,7 @@ mod tests {
         // A special token in the answer is written out when tool calls are parsed.
         let mut keeps = Output::new(&[], Some(ToolCallFormat::Hermes));
         let special = [Emitted { token: crate::testing::THINK, label: Label::Content }];
-        assert_eq!(keeps.push(&tok, &special, &[], None).unwrap().deltas[0].1, "<think>");
+        assert_eq!(keeps.push(&tok, &special, &[], None).unwrap().into_texts().collect::<Vec<_>>(), ["<think>"]);
     }
 
     #[test]
@@ -244,9 +281,9 @@ mod tests {
         let tok = byte_tokenizer();
         let mut out = Output::new(&[], Some(ToolCallFormat::Hermes));
         let call = "<tool_call>\n{\"name\": \"f\", \"arguments\": {}}\n</tool_call>";
-        let mut deltas = out.push(&tok, &emitted(call, Label::Reasoning), &[], None).unwrap().deltas;
-        deltas.extend(out.finish(&tok).unwrap().deltas);
-        assert_eq!(deltas, vec![(DeltaKind::Reasoning, call.to_string(), vec![])]);
+        let mut produced = out.push(&tok, &emitted(call, Label::Reasoning), &[], None).unwrap();
+        produced.extend(out.finish(&tok).unwrap());
+        assert_eq!(deltas(produced), vec![(DeltaKind::Reasoning, call.to_string(), vec![])]);
     }
 
     #[test]
@@ -256,7 +293,7 @@ mod tests {
         let lp = TokenLogprob { token: "b".into(), bytes: vec![b'b'], logprob: -0.5, top: vec![] };
         let produced =
             out.push(&tok, &emitted("ab", Label::Content), &[], Some((u32::from(b'b'), lp.clone()))).unwrap();
-        assert_eq!(produced.deltas, vec![(DeltaKind::Content, "ab".to_string(), vec![lp])]);
+        assert_eq!(deltas(produced), vec![(DeltaKind::Content, "ab".to_string(), vec![lp])]);
     }
 
     #[test]
@@ -266,11 +303,14 @@ mod tests {
         let mut tokens = emitted("hmm", Label::Reasoning);
         tokens.extend(emitted(" Wait", Label::Reasoning));
         let produced = out.push(&tok, &tokens, &[(3, ThinkingMark::Continuation)], None).unwrap();
-        let texts: Vec<&str> = produced.deltas.iter().map(|(_, t, _)| t.as_str()).collect();
-        assert_eq!(texts, ["hmm", " Wait"], "not merged across the mark");
-        assert_eq!(produced.marks, vec![(1, ThinkingMark::Continuation)]);
+        let reasoning = |text: &str| Piece::Delta(DeltaKind::Reasoning, text.to_string(), vec![]);
+        assert_eq!(
+            produced.pieces,
+            [reasoning("hmm"), Piece::Mark(ThinkingMark::Continuation), reasoning(" Wait")],
+            "not merged across the mark"
+        );
         let forced = ThinkingMark::ForcedEnd { end: ponder_thinking::ThinkingEnd::Requested };
         let produced = out.push(&tok, &[], &[(0, forced)], None).unwrap();
-        assert_eq!((produced.deltas.len(), produced.marks), (0, vec![(0, forced)]), "a mark with no text");
+        assert_eq!(produced.pieces, [Piece::Mark(forced)], "a mark with no text");
     }
 }

@@ -486,19 +486,12 @@ impl Worker {
     fn send_produced(&mut self, seq: SeqId, produced: Produced) {
         let s = self.seqs.get_mut(&seq).expect("sequence");
         if s.probe_of.is_some() {
-            s.probe_text.extend(produced.deltas.into_iter().map(|(_, text, _)| text));
+            s.probe_text.extend(produced.into_texts());
             return;
         }
         let Some(request) = self.requests.get(&s.request) else { return };
-        let mut marks = produced.marks.into_iter().peekable();
-        for (i, (kind, text, logprobs)) in produced.deltas.into_iter().enumerate() {
-            while let Some((_, mark)) = marks.next_if(|&(at, _)| at <= i) {
-                let _ = request.events.send(Event::Mark { choice: s.choice, mark });
-            }
-            let _ = request.events.send(Event::Delta { choice: s.choice, kind, text, logprobs });
-        }
-        for (_, mark) in marks {
-            let _ = request.events.send(Event::Mark { choice: s.choice, mark });
+        for event in produced.into_events(s.choice) {
+            let _ = request.events.send(event);
         }
     }
 
@@ -513,11 +506,11 @@ impl Worker {
             let held: Vec<Emitted> = s.forcer.finish();
             let mut produced = s.output.push(&self.tokenizer, &held, &[], None).unwrap_or_default();
             if let Ok(tail) = s.output.finish(&self.tokenizer) {
-                produced.deltas.extend(tail.deltas);
+                produced.extend(tail);
             }
             if let Some(request) = self.requests.get(&s.request) {
-                for (kind, text, logprobs) in produced.deltas {
-                    let _ = request.events.send(Event::Delta { choice: s.choice, kind, text, logprobs });
+                for event in produced.into_events(s.choice) {
+                    let _ = request.events.send(event);
                 }
             }
         }

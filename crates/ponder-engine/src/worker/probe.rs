@@ -66,7 +66,7 @@ impl Worker {
         let generated = self.scheduler.tokens(probe).len().saturating_sub(p.prompt_len);
         self.scheduler.remove(probe);
         if let Ok(tail) = p.output.finish(&self.tokenizer) {
-            p.probe_text.extend(tail.deltas.into_iter().map(|(_, text, _)| text));
+            p.probe_text.extend(tail.into_texts());
         }
         let Some(parent) = p.probe_of else { return };
         let Some(s) = self.seqs.get_mut(&parent) else { return };
