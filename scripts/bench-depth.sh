@@ -31,3 +31,16 @@ for n in ${DEPTHS:-1024 4096 16384}; do
     "$llama/llama-bench" -m "$model" -t "$threads" -p 0 -n 32 -d "$n" -fa 0,1 -r 1 --no-warmup | tee "$out/llama-depth-$n-decode.md"
   fi
 done
+
+# Ponder's rows, and how the time per prefill token grows from the first depth.
+say "summary"
+python3 - "$out" ${DEPTHS:-1024 4096 16384} <<'PY'
+import json, sys
+out, depths = sys.argv[1], sys.argv[2:]
+rows = [json.load(open(f"{out}/depth-{n}.json")) for n in depths]
+first = rows[0]["context_prefill_tokens_per_second"]
+print("| depth | prefill tok/s | time per prefill token vs depth %s | decode tok/s |" % depths[0])
+for n, r in zip(depths, rows):
+    prefill = r["context_prefill_tokens_per_second"]
+    print(f"| {n} | {prefill:.1f} | {first / prefill:.2f}x | {r['decode'][0]['tokens_per_second']:.1f} |")
+PY

@@ -228,22 +228,11 @@ fn softmax_step(row: &mut [f32], visible: usize, max: &mut f32, sum: &mut f32) -
     // Chunk `i` is added into running sum `i % 4` (four short chains of additions rather
     // than one long one), and the four are added as `(s0 + s2) + (s1 + s3)`: the order the
     // AVX-512 kernel keeps too.
-    // The chunks are taken four at a time, so that the four sums stay in registers.
     let mut sums = [_mm256_setzero_ps(); 4];
-    let weights8 = |chunk: &mut [f32; 8]| {
+    for (i, chunk) in chunks.iter_mut().enumerate() {
         let e = super::exp_ps(_mm256_sub_ps(load_ps(chunk), shift));
         store_ps(chunk, e);
-        e
-    };
-    let (quads, rest) = chunks.as_chunks_mut::<4>();
-    for [c0, c1, c2, c3] in quads.iter_mut() {
-        sums[0] = _mm256_add_ps(sums[0], weights8(c0));
-        sums[1] = _mm256_add_ps(sums[1], weights8(c1));
-        sums[2] = _mm256_add_ps(sums[2], weights8(c2));
-        sums[3] = _mm256_add_ps(sums[3], weights8(c3));
-    }
-    for (i, chunk) in rest.iter_mut().enumerate() {
-        sums[i] = _mm256_add_ps(sums[i], weights8(chunk));
+        sums[i % 4] = _mm256_add_ps(sums[i % 4], e);
     }
     let block_sum = _mm256_add_ps(_mm256_add_ps(sums[0], sums[2]), _mm256_add_ps(sums[1], sums[3]));
     if !tail.is_empty() {
