@@ -9,6 +9,7 @@
 # instead (give MODEL the same shape from scripts/random-gguf.py for llama.cpp).
 # DEPTHS (default "1024 4096 16384"), LLAMA_BIN (llama-bench's directory; without it the
 # llama.cpp rows are skipped), THREADS (2), OUT (bench-results/).
+# Ends with Ponder's rows and how its time per prefill token grows from the first depth.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model="${MODEL:-$(scripts/fetch-demo-model.sh)}"
