@@ -16,13 +16,14 @@ model="${MODEL:-$(scripts/fetch-demo-model.sh)}"
 bin="${PONDER_BIN:-target/release/ponder}"
 out="${OUT:-bench-results}"
 threads="${THREADS:-2}"
+depths="${DEPTHS:-1024 4096 16384}"
 llama="${LLAMA_BIN:-}"
 mkdir -p "$out"
 cargo build --release --bin ponder >/dev/null 2>&1 || cargo build --release --bin ponder
 if [ -n "${RANDOM_SHAPE:-}" ]; then source=(--random-weights "$RANDOM_SHAPE"); else source=(--model "$model"); fi
 say() { printf '\n== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
 
-for n in ${DEPTHS:-1024 4096 16384}; do
+for n in $depths; do
   say "depth $n: ponder bench model"
   "$bin" bench model "${source[@]}" --threads "$threads" --prefill-tokens 0 --depth "$n" \
     --batches 1 --decode-steps 32 --repeats 1 --json "$out/depth-$n.json" >/dev/null
@@ -35,7 +36,7 @@ done
 
 # Ponder's rows, and how the time per prefill token grows from the first depth.
 say "summary"
-python3 - "$out" ${DEPTHS:-1024 4096 16384} <<'PY'
+python3 - "$out" $depths <<'PY'
 import json, sys
 out, depths = sys.argv[1], sys.argv[2:]
 rows = [json.load(open(f"{out}/depth-{n}.json")) for n in depths]
