@@ -283,8 +283,8 @@ fn exp_row(row: &mut [f32], visible: usize, max: f32) -> f32 {
     let (chunks, tail) = rest.as_chunks_mut::<8>();
     // The AVX2 kernel adds 8-lane chunk `i` into running sum `i % 4`: here register `k`
     // holds chunks `2k` and `2k + 1`, so the even registers' halves are sums 0 and 1, the
-    // odd ones' sums 2 and 3.
-    // The registers are taken in pairs, so that both running sums stay in registers.
+    // odd ones' sums 2 and 3. The registers are taken in pairs, so that both running sums
+    // stay in registers.
     let mut even_odd = [_mm512_setzero_ps(); 2];
     let shift16 = _mm512_set1_ps(max);
     let weights16 = |x: &mut [f32]| {
