@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use ponder_models::{Logits, ModelError, SequenceChunk, Tokenizer};
 use ponder_structured::{AnswerMatcher, ConstraintError, TokenMask};
-use ponder_thinking::{BudgetForcer, Emitted, Label, Phase, Settling, Step};
+use ponder_thinking::{BudgetForcer, Emitted, Label, Phase, Settling, Step, ThinkingStats};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::events::{Event, FinishReason, TokenLogprob, Usage};
@@ -518,11 +518,14 @@ impl Worker {
         self.load.generated_tokens.fetch_add(generated as u64, Ordering::Relaxed);
         let cached = self.scheduler.cached_tokens(seq);
         self.scheduler.remove(seq);
-        let thinking = s.forcer.thinks().then(|| *s.forcer.stats());
+        let thinking = s.forcer.thinks().then(|| ThinkingStats {
+            probe_answers: s.settling.as_ref().map(|settling| settling.history().to_vec()).unwrap_or_default(),
+            ..s.forcer.stats().clone()
+        });
         let stop_string = s.output.stop_string().map(String::from);
         let Some(request) = self.requests.get_mut(&s.request) else { return };
         request.usage.completion_tokens += generated;
-        request.usage.reasoning_tokens += thinking.map_or(0, |t| t.reasoning_tokens as usize);
+        request.usage.reasoning_tokens += thinking.as_ref().map_or(0, |t| t.reasoning_tokens as usize);
         if s.choice == 0 {
             request.usage.cached_tokens = cached;
         }

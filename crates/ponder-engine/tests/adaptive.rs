@@ -51,10 +51,13 @@ fn unguarded(min: u32, max: Option<u32>) -> ThinkingBudget {
 fn the_thinking_ends_once_two_probes_in_a_row_agree() {
     let engine = engine_with(settler(150), 1024, 4, EngineConfig::default()).0;
     let out = run(&engine, adaptive_request(unguarded(0, None), 64));
-    let stats = out.thinking[0].unwrap();
+    let stats = out.thinking[0].clone().unwrap();
     assert_eq!(stats.end, Some(ThinkingEnd::Settled), "{stats:?}");
     // Probes at 64 ("64") and 128 ("128") disagree; 192 and 256 both say "42".
     assert_eq!(stats.probes, 4, "{stats:?}");
+    let answers: Vec<(u32, Option<&str>)> =
+        stats.probe_answers.iter().map(|p| (p.tokens, p.answer.as_deref())).collect();
+    assert_eq!(answers, [(64, Some("64")), (128, Some("128")), (192, Some("42")), (256, Some("42"))]);
     let reasoning = stats.reasoning_tokens;
     assert!((256..256 + 16).contains(&reasoning), "ended soon after the fourth probe: {reasoning}");
     assert_eq!(out.content[0], "42");
@@ -69,7 +72,7 @@ fn the_thinking_ends_once_two_probes_in_a_row_agree() {
 fn the_minimum_budget_holds_though_the_answer_settled_early() {
     let engine = engine_with(settler(0), 1024, 4, EngineConfig::default()).0;
     let out = run(&engine, adaptive_request(unguarded(300, None), 64));
-    let stats = out.thinking[0].unwrap();
+    let stats = out.thinking[0].clone().unwrap();
     assert_eq!(stats.end, Some(ThinkingEnd::Settled));
     assert!(stats.reasoning_tokens >= 300, "{stats:?}");
     assert!(stats.reasoning_tokens < 300 + 64 + 16, "{stats:?}");
@@ -80,7 +83,7 @@ fn the_minimum_budget_holds_though_the_answer_settled_early() {
 fn the_maximum_still_forces_the_end_when_the_answer_never_settles() {
     let engine = engine_with(settler(usize::MAX), 1024, 4, EngineConfig::default()).0;
     let out = run(&engine, adaptive_request(unguarded(0, Some(200)), 64));
-    let stats = out.thinking[0].unwrap();
+    let stats = out.thinking[0].clone().unwrap();
     assert_eq!(stats.end, Some(ThinkingEnd::Budget));
     assert_eq!(stats.reasoning_tokens, 200);
     assert_eq!(stats.probes, 3, "at 64, 128 and 192: {stats:?}");
@@ -92,7 +95,7 @@ fn without_blocks_to_spare_probing_is_skipped_not_the_request() {
     // probe's room for 256 tokens; from the second on, the parent holds too many blocks.
     let engine = engine_with(settler(150), 90, 4, EngineConfig::default()).0;
     let out = run(&engine, adaptive_request_with(unguarded(0, Some(300)), 64, 256));
-    let stats = out.thinking[0].unwrap();
+    let stats = out.thinking[0].clone().unwrap();
     assert_eq!(stats.end, Some(ThinkingEnd::Budget), "{stats:?}");
     assert_eq!(stats.probes, 1, "the later probes were skipped: {stats:?}");
     assert_eq!(out.content[0], "42");

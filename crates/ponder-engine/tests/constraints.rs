@@ -66,7 +66,7 @@ fn a_constraint_that_cannot_complete_ends_at_the_length_limit() {
 fn assert_free_thinking_then_digits(out: &Outcome, end: ThinkingEnd) {
     assert!(is_letters(out.reasoning[0].trim()), "reasoning {:?}", out.reasoning);
     assert_eq!(out.content[0], "000", "the answer's first token is constrained");
-    assert_eq!(out.thinking[0].unwrap().end, Some(end));
+    assert_eq!(out.thinking[0].as_ref().unwrap().end, Some(end));
     assert_eq!(out.finish[0], Some(FinishReason::Stop));
 }
 
@@ -82,7 +82,7 @@ fn the_constraint_starts_after_the_maximum_forces_the_end() {
     let engine = engine(thinker(1000, 0));
     let out = run(&engine, thinking(ThinkingBudget { max_tokens: Some(8), ..Default::default() }, 100));
     assert_free_thinking_then_digits(&out, ThinkingEnd::Budget);
-    assert_eq!(out.thinking[0].unwrap().reasoning_tokens, 8);
+    assert_eq!(out.thinking[0].as_ref().unwrap().reasoning_tokens, 8);
 }
 
 #[test]
@@ -91,7 +91,7 @@ fn the_constraint_starts_after_the_answer_reserve_forces_the_end() {
     // No maximum: a limit of 40 with 20 kept for the answer lets the thinking have 20.
     let out = run(&engine, thinking(ThinkingBudget { answer_reserve: 20, ..Default::default() }, 40));
     assert_free_thinking_then_digits(&out, ThinkingEnd::Budget);
-    assert_eq!(out.thinking[0].unwrap().reasoning_tokens, 20);
+    assert_eq!(out.thinking[0].as_ref().unwrap().reasoning_tokens, 20);
 }
 
 #[test]
@@ -133,7 +133,7 @@ fn the_minimum_budget_holds_under_a_constraint() {
     let out =
         run(&engine, thinking(ThinkingBudget { min_tokens: 10, max_tokens: Some(10), ..Default::default() }, 100));
     assert!(out.reasoning[0].contains("Wait"), "{:?}", out.reasoning);
-    assert_eq!(out.thinking[0].unwrap().reasoning_tokens, 10);
+    assert_eq!(out.thinking[0].as_ref().unwrap().reasoning_tokens, 10);
     assert_eq!(out.content[0], "000");
 }
 

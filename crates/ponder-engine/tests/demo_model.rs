@@ -125,15 +125,15 @@ fn thinking_length_stays_within_every_budget_on_the_demo_model() {
             })
             .collect();
         let outcomes: Vec<Outcome> = handles.into_iter().map(collect).collect();
-        let lengths: Vec<u32> = outcomes.iter().map(|o| o.thinking.unwrap().reasoning_tokens).collect();
-        let continuations: u32 = outcomes.iter().map(|o| o.thinking.unwrap().continuations).sum();
-        let forced = outcomes.iter().filter(|o| o.thinking.unwrap().forced_end()).count();
+        let lengths: Vec<u32> = outcomes.iter().map(|o| o.thinking.as_ref().unwrap().reasoning_tokens).collect();
+        let continuations: u32 = outcomes.iter().map(|o| o.thinking.as_ref().unwrap().continuations).sum();
+        let forced = outcomes.iter().filter(|o| o.thinking.as_ref().unwrap().forced_end()).count();
         println!(
             "budget [{min}, {max}]: reasoning tokens {lengths:?}; {continuations} continuations, {forced} forced ends, {:.0} s",
             started.elapsed().as_secs_f64()
         );
         for (question, outcome) in QUESTIONS.iter().zip(&outcomes) {
-            let stats = outcome.thinking.unwrap();
+            let stats = outcome.thinking.as_ref().unwrap();
             assert!(
                 (min..=max).contains(&stats.reasoning_tokens),
                 "{question}: {} thinking tokens outside [{min}, {max}]",

@@ -264,7 +264,7 @@ fn budget_forcing_runs_in_the_decode_loop() {
     let budget = ThinkingBudget { min_tokens: 10, max_tokens: Some(10), loop_guard: None, ..Default::default() };
     let request = thinking_request([prompt("Q?"), vec![THINK]].concat(), budget, 100);
     let out = run(&engine, request);
-    let stats = out.thinking[0].unwrap();
+    let stats = out.thinking[0].clone().unwrap();
     assert_eq!(stats.reasoning_tokens, 10, "min = max = 10 thinking tokens");
     assert!(stats.continuations >= 2, "the early </think> was replaced by Wait");
     assert!(out.reasoning[0].contains("Wait"));
@@ -296,7 +296,7 @@ fn the_cap_forces_the_end_with_the_wrap_up_in_one_chunk() {
     let budget = ThinkingBudget { max_tokens: Some(8), wrap_up, loop_guard: None, ..Default::default() };
     let request = thinking_request([prompt("Q?"), vec![THINK]].concat(), budget, 100);
     let out = run(&engine, request);
-    let stats = out.thinking[0].unwrap();
+    let stats = out.thinking[0].clone().unwrap();
     assert_eq!(stats.reasoning_tokens, 8);
     assert!(stats.forced_end());
     assert!(out.reasoning[0].ends_with(".."));
@@ -325,7 +325,7 @@ fn end_thinking_now_forces_the_end_of_a_running_request() {
     assert!(engine.end_thinking(handle.id));
     let out = collect(handle);
     assert_eq!(out.content[0], "\n\nok");
-    assert_eq!(out.thinking[0].unwrap().end, Some(ponder_thinking::ThinkingEnd::Requested));
+    assert_eq!(out.thinking[0].clone().unwrap().end, Some(ponder_thinking::ThinkingEnd::Requested));
 }
 
 /// Collects a request, failing the test (not hanging it) if the engine wedges.

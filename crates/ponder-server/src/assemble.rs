@@ -119,7 +119,7 @@ impl Collector {
 
     /// Budget-forcing statistics of every choice that had them.
     pub fn thinking_stats(&self) -> Vec<ThinkingStats> {
-        self.choices.iter().filter_map(|c| c.thinking).collect()
+        self.choices.iter().filter_map(|c| c.thinking.clone()).collect()
     }
 
     /// The token counts, once done.

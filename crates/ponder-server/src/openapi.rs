@@ -55,6 +55,7 @@ use crate::types::*;
         CompletionResponse,
         CompletionChoice,
         ThinkingSummary,
+        ProbeAnswer,
         Usage,
         PromptTokensDetails,
         CompletionTokensDetails,

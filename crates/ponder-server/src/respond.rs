@@ -160,7 +160,7 @@ impl Streaming {
                 }
                 self.last_text = Some(now);
             }
-            Event::Finished { thinking: Some(t), .. } => self.thinking.push(*t),
+            Event::Finished { thinking: Some(t), .. } => self.thinking.push(t.clone()),
             Event::Done(usage) => self.state.metrics.finished(usage, &self.thinking, self.started.elapsed()),
             Event::Mark { .. } | Event::Finished { .. } => {}
         }

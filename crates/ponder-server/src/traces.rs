@@ -142,7 +142,7 @@ impl TraceBuilder {
             Event::Finished { choice, reason, thinking, .. } => {
                 if let Some(c) = self.record.choices.get_mut(*choice) {
                     c.finish_reason = Some(*reason);
-                    c.thinking = *thinking;
+                    c.thinking = thinking.clone();
                 }
             }
             // A trace keeps the text; the statistics say what forcing did.

@@ -342,6 +342,19 @@ pub struct ThinkingSummary {
     /// Tokens those probes generated; left out when none.
     #[serde(skip_serializing_if = "is_zero")]
     pub probe_tokens: u32,
+    /// What each probe answered, in order: when the answer first appeared and how it moved;
+    /// left out when none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub probe_answers: Vec<ProbeAnswer>,
+}
+
+/// One adaptive-thinking probe's answer.
+#[derive(Debug, Clone, Serialize, ToSchema, PartialEq)]
+pub struct ProbeAnswer {
+    /// Thinking tokens when the probe was asked.
+    pub tokens: u32,
+    /// The answer read from its text (normalised: `3,000` is `3000`), or null if none.
+    pub answer: Option<String>,
 }
 
 impl From<ponder_thinking::ThinkingStats> for ThinkingSummary {
@@ -353,6 +366,11 @@ impl From<ponder_thinking::ThinkingStats> for ThinkingSummary {
             end: s.end.map(end_name),
             probes: s.probes,
             probe_tokens: s.probe_tokens,
+            probe_answers: s
+                .probe_answers
+                .into_iter()
+                .map(|p| ProbeAnswer { tokens: p.tokens, answer: p.answer })
+                .collect(),
         }
     }
 }

@@ -416,6 +416,11 @@ fn adaptive_thinking_probes_beside_the_request_and_reports_them_apart() {
     // The fake model's answer ("ok") holds no number, so the probes never agree.
     assert_eq!(thinking["end"], "model");
     assert_eq!(thinking["probes"], 4, "at 64, 128, 192 and 256 thinking tokens: {thinking}");
+    assert_eq!(
+        thinking["probe_answers"],
+        json!([64, 128, 192, 256].map(|tokens| json!({"tokens": tokens, "answer": null}))),
+        "each probe, with no number in its text"
+    );
     let probe_tokens = body["usage"]["completion_tokens_details"]["probe_tokens"].as_u64().unwrap();
     assert_eq!(thinking["probe_tokens"].as_u64(), Some(probe_tokens));
     assert!(probe_tokens > 0);
@@ -424,6 +429,7 @@ fn adaptive_thinking_probes_beside_the_request_and_reports_them_apart() {
     // Without it, no probe fields at all.
     let (_, plain) = server.post("/v1/chat/completions", json!({"messages": chat("hi"), "max_tokens": 400}));
     assert!(plain["choices"][0]["thinking"].get("probes").is_none(), "{plain}");
+    assert!(plain["choices"][0]["thinking"].get("probe_answers").is_none(), "{plain}");
     assert!(plain["usage"]["completion_tokens_details"].get("probe_tokens").is_none());
 }
 

@@ -53,7 +53,7 @@ fn finished_requests_of_every_front_end_are_recorded_without_the_key() {
     let choice = &chat_trace.choices[0];
     assert_eq!(choice.reasoning, body["choices"][0]["message"]["reasoning_content"].as_str().unwrap());
     assert_eq!(choice.answer, body["choices"][0]["message"]["content"].as_str().unwrap());
-    assert_eq!(choice.thinking.unwrap().reasoning_tokens, 12);
+    assert_eq!(choice.thinking.as_ref().unwrap().reasoning_tokens, 12);
     let recorded_budget = chat_trace.thinking_budget.unwrap();
     assert_eq!((recorded_budget.min_tokens, recorded_budget.max_tokens), (12, 12));
     assert_eq!(chat_trace.usage.completion_tokens as u64, body["usage"]["completion_tokens"].as_u64().unwrap());

@@ -28,6 +28,8 @@ pub struct Choice {
     pub forced_end: bool,
     /// Tokens adaptive thinking's probes generated.
     pub probe_tokens: u32,
+    /// Adaptive thinking's probes: thinking tokens when each was asked, and its answer.
+    pub probe_answers: Vec<(u32, Option<String>)>,
 }
 
 impl Client {
@@ -116,8 +118,18 @@ pub fn parse_choices(reply: &Value) -> Vec<Choice> {
                 continuations: thinking["continuations"].as_u64().unwrap_or(0) as u32,
                 forced_end: thinking["forced_end"].as_bool().unwrap_or(false),
                 probe_tokens: thinking["probe_tokens"].as_u64().unwrap_or(0) as u32,
+                probe_answers: probe_answers(&thinking["probe_answers"]),
             }
         })
+        .collect()
+}
+
+/// `[{"tokens", "answer"}, …]` as pairs; entries without `tokens` are skipped.
+fn probe_answers(list: &Value) -> Vec<(u32, Option<String>)> {
+    let entries = list.as_array().map(Vec::as_slice).unwrap_or_default();
+    entries
+        .iter()
+        .filter_map(|p| Some((p["tokens"].as_u64()? as u32, p["answer"].as_str().map(String::from))))
         .collect()
 }
 
@@ -156,7 +168,8 @@ mod tests {
 
     #[test]
     fn choices_use_ponders_statistics_or_usage() {
-        let ponder = json!({"choices": [{"message": {"content": "42"}, "thinking": {"tokens": 64, "continuations": 2, "forced_end": true}}],
+        let ponder = json!({"choices": [{"message": {"content": "42"}, "thinking": {"tokens": 64, "continuations": 2, "forced_end": true,
+                                "probe_tokens": 9, "probe_answers": [{"tokens": 32, "answer": null}, {"tokens": 64, "answer": "42"}]}}],
                             "usage": {"completion_tokens_details": {"reasoning_tokens": 64}}});
         assert_eq!(
             parse_choices(&ponder),
@@ -165,7 +178,8 @@ mod tests {
                 reasoning_tokens: 64,
                 continuations: 2,
                 forced_end: true,
-                probe_tokens: 0
+                probe_tokens: 9,
+                probe_answers: vec![(32, None), (64, Some("42".into()))],
             }]
         );
         let other = json!({"choices": [{"message": {"content": "a"}}, {"message": {"content": "b"}}],

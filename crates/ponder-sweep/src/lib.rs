@@ -162,7 +162,16 @@ async fn run_one(
         in_bounds: !choices.is_empty() && choices.iter().all(|c| (low..=high).contains(&c.reasoning_tokens)),
         samples: choices.len() as u32,
         probe_tokens: choices.iter().map(|c| c.probe_tokens).sum(),
+        first_right_probe: choices.iter().filter_map(|c| first_right_probe(&c.probe_answers, &question.answer)).min(),
     })
+}
+
+/// Thinking tokens at which a probe first gave `expected`, if one did.
+fn first_right_probe(probes: &[(u32, Option<String>)], expected: &str) -> Option<u32> {
+    probes
+        .iter()
+        .find(|(_, answer)| answer.as_deref().is_some_and(|a| extract::answers_match(a, expected)))
+        .map(|p| p.0)
 }
 
 /// Runs the sweep, writing `results.jsonl`, `summary.json` and `scaling.svg` into the
@@ -232,6 +241,14 @@ pub async fn run(config: SweepConfig) -> Result<SweepSummary, SweepError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_right_probe_is_the_earliest_whose_answer_matches() {
+        let probes = [(16, Some("12".to_string())), (32, None), (48, Some("3,000".into())), (64, Some("3000".into()))];
+        assert_eq!(first_right_probe(&probes, "3000"), Some(48));
+        assert_eq!(first_right_probe(&probes, "7"), None);
+        assert_eq!(first_right_probe(&[], "7"), None);
+    }
 
     #[test]
     fn majority_vote_prefers_the_most_common_then_the_first() {

@@ -72,6 +72,10 @@ pub struct RunRecord {
     /// Tokens adaptive thinking's probes generated (0 in the other modes).
     #[serde(default)]
     pub probe_tokens: u32,
+    /// Thinking tokens at which a probe first gave the expected answer (adaptive mode; none
+    /// when no probe did). No stopping rule can end the thinking sooner and still be right.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_right_probe: Option<u32>,
 }
 
 /// Statistics of one budget in one mode.
@@ -89,6 +93,10 @@ pub struct BudgetSummary {
     pub mean_probe_tokens: f64,
     /// Median thinking tokens per question.
     pub median_reasoning_tokens: f64,
+    /// Questions where a probe gave the expected answer (adaptive mode).
+    pub right_probe_questions: usize,
+    /// Over those, the median thinking tokens at which a probe first did; `None` if none.
+    pub median_first_right_probe: Option<f64>,
     /// Continuations injected in all.
     pub continuations: u32,
     /// Questions whose thinking end was forced.
@@ -139,15 +147,8 @@ pub fn summarize(records: &[RunRecord]) -> Vec<ModeSummary> {
 
 fn budget_summary(budget: u32, runs: &[&RunRecord]) -> BudgetSummary {
     let n = runs.len();
-    let mut lengths: Vec<f64> = runs.iter().map(|r| f64::from(r.reasoning_tokens)).collect();
-    lengths.sort_by(f64::total_cmp);
-    let median = if n == 0 {
-        0.0
-    } else if n % 2 == 1 {
-        lengths[n / 2]
-    } else {
-        (lengths[n / 2 - 1] + lengths[n / 2]) / 2.0
-    };
+    let lengths: Vec<f64> = runs.iter().map(|r| f64::from(r.reasoning_tokens)).collect();
+    let first_right: Vec<f64> = runs.iter().filter_map(|r| r.first_right_probe).map(f64::from).collect();
     let share = |count: usize| if n == 0 { 0.0 } else { count as f64 / n as f64 };
     let probe_tokens: f64 = runs.iter().map(|r| f64::from(r.probe_tokens)).sum();
     BudgetSummary {
@@ -156,10 +157,24 @@ fn budget_summary(budget: u32, runs: &[&RunRecord]) -> BudgetSummary {
         accuracy: share(runs.iter().filter(|r| r.correct).count()),
         mean_reasoning_tokens: if n == 0 { 0.0 } else { lengths.iter().sum::<f64>() / n as f64 },
         mean_probe_tokens: if n == 0 { 0.0 } else { probe_tokens / n as f64 },
-        median_reasoning_tokens: median,
+        median_reasoning_tokens: median(&lengths).unwrap_or(0.0),
+        right_probe_questions: first_right.len(),
+        median_first_right_probe: median(&first_right),
         continuations: runs.iter().map(|r| r.continuations).sum(),
         forced_ends: runs.iter().filter(|r| r.forced_end).count(),
         control: share(runs.iter().filter(|r| r.in_bounds).count()),
+    }
+}
+
+/// The middle value (the mean of the middle two), or `None` for no values.
+fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
     }
 }
 
@@ -191,6 +206,7 @@ mod tests {
             in_bounds,
             samples: 1,
             probe_tokens: 0,
+            first_right_probe: None,
         }
     }
 
@@ -212,6 +228,25 @@ mod tests {
         assert_eq!(s.control, 0.5);
         assert_eq!(s.performance, 0.75);
         assert_eq!(s.scaling_per_1k_tokens, None, "one budget has no slope");
+    }
+
+    #[test]
+    fn when_the_probes_first_gave_the_right_answer() {
+        let at = [Some(200), None, Some(40), Some(232)];
+        let records: Vec<RunRecord> = at
+            .iter()
+            .enumerate()
+            .map(|(i, &first)| RunRecord {
+                first_right_probe: first,
+                ..record(Mode::Adaptive, 256, &i.to_string(), first.is_some(), 250, true)
+            })
+            .collect();
+        let b = &summarize(&records)[0].budgets[0];
+        assert_eq!(b.right_probe_questions, 3);
+        assert_eq!(b.median_first_right_probe, Some(200.0));
+        let none = &summarize(&[record(Mode::Forcing, 8, "a", true, 8, true)])[0].budgets[0];
+        assert_eq!((none.right_probe_questions, none.median_first_right_probe), (0, None));
+        assert_eq!(median(&[3.0, 1.0, 4.0, 2.0]), Some(2.5));
     }
 
     #[test]

@@ -73,6 +73,7 @@ mod tests {
             in_bounds: true,
             samples: 1,
             probe_tokens: 0,
+            first_right_probe: Some(4),
         };
         store.push(record.clone()).unwrap();
         std::fs::OpenOptions::new()

@@ -10,6 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::answer::extract_answer;
+use crate::ProbeAnswer;
 
 /// A request's `thinking.adaptive`: how often to probe and when the answer counts as settled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,11 +58,13 @@ pub struct Settling {
     probe_text: String,
     /// Thinking tokens at which the next probe is due.
     next_at: u32,
-    /// A probe is running (at most one at a time).
-    in_flight: bool,
+    /// Thinking tokens when the running probe was forked, if one is running (at most one).
+    in_flight: Option<u32>,
     /// The last probe's answer, and how many probes in a row gave it.
     last: Option<String>,
     streak: u32,
+    /// Every finished probe's answer, in order.
+    history: Vec<ProbeAnswer>,
 }
 
 /// What a finished probe decided.
@@ -81,9 +84,10 @@ impl Settling {
             agree: config.agree.max(1),
             probe_text: probe_text.to_owned(),
             next_at: config.probe_every.max(1),
-            in_flight: false,
+            in_flight: None,
             last: None,
             streak: 0,
+            history: Vec::new(),
         }
     }
 
@@ -101,25 +105,26 @@ impl Settling {
     /// assert!(settling.probe_due(25));
     /// ```
     pub fn probe_due(&mut self, reasoning_tokens: u32) -> bool {
-        if self.in_flight || reasoning_tokens < self.next_at {
+        if self.in_flight.is_some() || reasoning_tokens < self.next_at {
             return false;
         }
-        self.in_flight = true;
+        self.in_flight = Some(reasoning_tokens);
         self.next_at = (reasoning_tokens / self.probe_every + 1) * self.probe_every;
         true
     }
 
     /// The probe that was due could not run (no KV blocks to spare) or was dropped.
     pub fn probe_skipped(&mut self) {
-        self.in_flight = false;
+        self.in_flight = None;
     }
 
     /// A probe finished with `text` (what it generated after the answer opening); the
     /// thinking has `reasoning_tokens` tokens and must have `min_tokens`. An empty answer
-    /// breaks the run of agreeing probes.
+    /// breaks the run of agreeing probes. The answer joins [`Settling::history`].
     pub fn probe_finished(&mut self, text: &str, reasoning_tokens: u32, min_tokens: u32) -> ProbeVerdict {
-        self.in_flight = false;
+        let forked_at = self.in_flight.take().unwrap_or(reasoning_tokens);
         let answer = extract_answer(&format!("{} {text}", self.probe_text)).filter(|a| !a.is_empty());
+        self.history.push(ProbeAnswer { tokens: forked_at, answer: answer.clone() });
         match answer {
             Some(answer) if self.last.as_ref() == Some(&answer) => self.streak += 1,
             Some(answer) => {
@@ -141,6 +146,12 @@ impl Settling {
     /// The answer the last probes agree on so far, if any.
     pub fn answer(&self) -> Option<&str> {
         self.last.as_deref()
+    }
+
+    /// Every finished probe's answer so far, in order: when the answer first appeared and
+    /// how it moved (what the statistics report as `probe_answers`).
+    pub fn history(&self) -> &[ProbeAnswer] {
+        &self.history
     }
 }
 
@@ -203,6 +214,21 @@ mod tests {
         s.probe_due(2);
         s.probe_finished(" 3,000 apples", 2, 0);
         assert_eq!(s.answer(), Some("3000"));
+    }
+
+    #[test]
+    fn the_history_keeps_each_probe_at_the_tokens_it_was_forked() {
+        let mut s = settling(10, 5);
+        for (t, text) in [(10, " 7"), (22, " no idea"), (31, " 7"), (45, " 8")] {
+            assert!(s.probe_due(t));
+            // Each probe finishes a few thinking tokens after it was forked.
+            s.probe_finished(text, t + 3, 0);
+        }
+        // A probe that was dropped leaves nothing.
+        assert!(s.probe_due(50));
+        s.probe_skipped();
+        let history: Vec<(u32, Option<&str>)> = s.history().iter().map(|p| (p.tokens, p.answer.as_deref())).collect();
+        assert_eq!(history, [(10, Some("7")), (22, None), (31, Some("7")), (45, Some("8"))]);
     }
 
     #[test]

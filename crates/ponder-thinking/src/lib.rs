@@ -40,7 +40,7 @@ pub use forcer::{BudgetForcer, Phase, Step};
 pub use format::{FormatError, PromptState, ThinkingFormat};
 pub use loop_guard::LoopGuard;
 pub use setup::{ModelThinking, PreparedPrompt, ThinkingStyle, Vocabulary};
-pub use stats::{Emitted, Label, ThinkingEnd, ThinkingMark, ThinkingStats};
+pub use stats::{Emitted, Label, ProbeAnswer, ThinkingEnd, ThinkingMark, ThinkingStats};
 
 /// A token id in the model's vocabulary.
 pub type TokenId = u32;

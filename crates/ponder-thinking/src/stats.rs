@@ -67,7 +67,7 @@ pub enum ThinkingMark {
 
 /// Budget-forcing statistics for one sequence. The three token counts add up to the number of
 /// tokens emitted so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThinkingStats {
     /// Thinking tokens, injected continuations and forced wrap-up included.
     pub reasoning_tokens: u32,
@@ -88,6 +88,19 @@ pub struct ThinkingStats {
     /// Tokens those probes generated; they are not part of the reasoning or the answer.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub probe_tokens: u32,
+    /// What each finished probe answered, in order (none without `thinking.adaptive`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub probe_answers: Vec<ProbeAnswer>,
+}
+
+/// One adaptive-thinking probe's answer: how far the thinking had gone when it was asked,
+/// and what it answered (`None`: no answer could be read from its text).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeAnswer {
+    /// Thinking tokens when the probe was forked.
+    pub tokens: u32,
+    /// The answer, normalised as the sweep grades answers.
+    pub answer: Option<String>,
 }
 
 fn is_zero(n: &u32) -> bool {

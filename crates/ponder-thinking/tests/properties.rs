@@ -123,7 +123,7 @@ proptest! {
     #[test]
     fn thinking_length_is_always_within_the_budget(case in case()) {
         let sim = run(&case);
-        let stats = *sim.forcer.stats();
+        let stats = sim.forcer.stats().clone();
         let cap = sim.forcer.plan().unwrap().cap();
         prop_assert!(stats.reasoning_tokens <= cap);
         if stats.end.is_some() {
@@ -179,7 +179,7 @@ proptest! {
     #[test]
     fn stats_add_up(case in case()) {
         let mut sim = run(&case);
-        let stats = *sim.forcer.stats();
+        let stats = sim.forcer.stats().clone();
         prop_assert_eq!(stats.reasoning_tokens as usize, sim.reasoning().len());
         prop_assert_eq!(stats.answer_tokens as usize, sim.content().len());
         let hidden = sim.with_label(Label::Delimiter).len() + sim.with_label(Label::Stop).len();

@@ -50,6 +50,15 @@ pub fn run(args: SweepArgs) -> anyhow::Result<()> {
                 b.mean_probe_tokens
             );
         }
+        for b in mode.budgets.iter().filter(|b| b.right_probe_questions > 0) {
+            println!(
+                "  budget {}: a probe gave the expected answer in {} of {} questions, first at {:.0} thinking tokens (median)",
+                b.budget,
+                b.right_probe_questions,
+                b.questions,
+                b.median_first_right_probe.unwrap_or_default()
+            );
+        }
     }
     println!("\nwrote {}/results.jsonl, summary.json, scaling.svg", args.out.display());
     Ok(())

@@ -237,7 +237,7 @@ impl MessageStream {
                     stop_reason: stop_reason(self.finish, self.stop_string.as_deref(), self.called).map(String::from),
                     stop_sequence: self.stop_string.take(),
                 };
-                let thinking = summary(self.stats);
+                let thinking = summary(self.stats.take());
                 out.push(Item::Event(StreamEvent::MessageDelta { delta, usage: usage.into(), thinking }));
                 out.push(Item::Event(StreamEvent::MessageStop));
             }

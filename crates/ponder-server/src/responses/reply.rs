@@ -58,7 +58,7 @@ impl Wire for ResponsesWire {
 
     fn body(&self, collected: Collector, header: ReplyHeader, _answer: &Answer) -> Result<Value, ApiError> {
         let (choice, usage) = collected.into_first()?;
-        let (finish, stats) = (choice.finish, choice.thinking);
+        let (finish, stats) = (choice.finish, choice.thinking.clone());
         let output = output_items(&header.id, choice);
         let response =
             response_object(&header, &self.settings, Ending::Finished(finish), output, Some(usage.into()), stats);
@@ -248,7 +248,7 @@ impl ResponseStream {
 
     /// The response as it stands.
     fn snapshot(&self, ending: Ending<'_>, usage: Option<ResponseUsage>) -> Box<ResponseObject> {
-        Box::new(response_object(&self.header, &self.settings, ending, self.output.clone(), usage, self.stats))
+        Box::new(response_object(&self.header, &self.settings, ending, self.output.clone(), usage, self.stats.clone()))
     }
 
     /// The events sent first.
