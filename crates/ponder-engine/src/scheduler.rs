@@ -280,12 +280,16 @@ impl Scheduler {
     }
 
     /// Records that the planned chunks ran: their KV is stored, and newly computed prompt
-    /// blocks go into the prefix cache (full ones, then the last partial one).
+    /// blocks go into the prefix cache (full ones, then the last partial one; a probe's
+    /// own blocks never, as in [`Scheduler::remove`]).
     pub fn after_forward(&mut self, plan: &[Planned]) {
         let bs = self.blocks.block_size();
         for p in plan {
             let Some(kv) = self.seqs.get_mut(&p.seq) else { continue };
             kv.table.advance(p.len, &self.blocks);
+            if kv.probe {
+                continue;
+            }
             kv.register_full_blocks(&mut self.blocks, kv.table.len().min(kv.prompt_len));
             // Registering the partial block again is a no-op while the sequence holds it.
             if kv.prompt_len % bs > 0 && kv.table.len() >= kv.prompt_len {
@@ -315,10 +319,14 @@ impl Scheduler {
         kv.tokens.extend_from_slice(tokens);
     }
 
-    /// Removes a sequence and releases its blocks (its computed full blocks stay cached).
+    /// Removes a sequence and releases its blocks (its computed full blocks stay cached,
+    /// except a probe's own: its answer opening and answer are never a later prompt's prefix,
+    /// and, the newest in the cache, they would outlive older blocks that may be).
     pub fn remove(&mut self, seq: SeqId) {
         if let Some(mut kv) = self.seqs.remove(&seq) {
-            kv.cache_computed_blocks(&mut self.blocks);
+            if !kv.probe {
+                kv.cache_computed_blocks(&mut self.blocks);
+            }
             kv.table.release(&mut self.blocks);
         }
         self.running.retain(|&id| id != seq);
@@ -761,8 +769,11 @@ mod tests {
         // The parent's decode, the probe's two blocks of its own, the new prompt's two.
         assert_eq!(used_after - used_before, 2 + 2, "no copy of the parent's context");
         assert_eq!(s.stats().prefix_queried_tokens, 6 + 5, "a probe is not a prompt in the hit rate");
+        let probe_tokens = s.tokens(2).to_vec();
         s.remove(2);
         assert_eq!(s.block_usage().0, used_after - 2);
+        // Its own full block (the parent's last tokens and the suffix's first) is not cached.
+        assert_eq!(s.blocks.cached_prefix_len(&probe_tokens), 20, "only the parent's blocks stay cached");
     }
 
     #[test]
