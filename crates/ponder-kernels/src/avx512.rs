@@ -19,6 +19,7 @@ use std::arch::x86_64::*;
 
 pub use matmul::rows_q5_0x8_wide;
 
+use crate::attention::KEY_SPAN;
 use crate::avx2::{exp_ps, hmax, hsum, load_ps, score_tail, store_ps, EXP_MAX, EXP_MIN, EXP_POLY, LN2_HIGH, LN2_LOW};
 
 /// Sixteen floats as a register.
@@ -178,53 +179,81 @@ pub fn tile_accumulate(p: &[f32], block: usize, keys: usize, values: &[f32], hea
         let take = ACCUMULATE_ROWS.min(rows - r);
         let out_rows = &mut out[r * head_dim..(r + take) * head_dim];
         let p_rows = &p[r * block..(r + take) * block];
-        let mut d = 0;
-        while d + 64 <= head_dim {
-            match take {
-                6 => accumulate_rows::<6, 4>(p_rows, block, keys, values, head_dim, d, out_rows),
-                5 => accumulate_rows::<5, 4>(p_rows, block, keys, values, head_dim, d, out_rows),
-                4 => accumulate_rows::<4, 4>(p_rows, block, keys, values, head_dim, d, out_rows),
-                3 => accumulate_rows::<3, 4>(p_rows, block, keys, values, head_dim, d, out_rows),
-                2 => accumulate_rows::<2, 4>(p_rows, block, keys, values, head_dim, d, out_rows),
-                _ => accumulate_rows::<1, 4>(p_rows, block, keys, values, head_dim, d, out_rows),
-            }
-            d += 64;
-        }
-        while d < head_dim {
-            for i in 0..take {
-                let out_row = &mut out_rows[i * head_dim..(i + 1) * head_dim];
-                accumulate_rows::<1, 1>(&p_rows[i * block..], block, keys, values, head_dim, d, out_row);
-            }
-            d += 16;
+        match take {
+            6 => accumulate_group::<6>(p_rows, block, keys, values, head_dim, out_rows),
+            5 => accumulate_group::<5>(p_rows, block, keys, values, head_dim, out_rows),
+            4 => accumulate_group::<4>(p_rows, block, keys, values, head_dim, out_rows),
+            3 => accumulate_group::<3>(p_rows, block, keys, values, head_dim, out_rows),
+            2 => accumulate_group::<2>(p_rows, block, keys, values, head_dim, out_rows),
+            _ => accumulate_group::<1>(p_rows, block, keys, values, head_dim, out_rows),
         }
         r += take;
     }
 }
 
-/// Value sums of `R` rows over the `16 × L` dimensions from `d`.
+/// The value sums of `R` rows (`p`: their `R × block` weights; `out`: their `R × head_dim`
+/// sums), 64 dimensions at a time, then 16.
+///
+/// A span of [`KEY_SPAN`] keys (every span but a lone block wider than that) reads its
+/// weights as rows of that fixed width: with `keys` at most the width, the inner loop's
+/// reads need no bounds checks, which otherwise took about one slot in twelve of the ports
+/// the multiply-adds run on (4% of a long prefill's attention).
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+fn accumulate_group<const R: usize>(
+    p: &[f32],
+    block: usize,
+    keys: usize,
+    values: &[f32],
+    head_dim: usize,
+    out: &mut [f32],
+) {
+    let mut d = 0;
+    if block == KEY_SPAN {
+        assert!(keys <= KEY_SPAN);
+        let rows: &[[f32; KEY_SPAN]; R] = p.as_chunks::<KEY_SPAN>().0[..R].try_into().expect("R rows");
+        while d + 64 <= head_dim {
+            accumulate_rows::<R, 4>(|r, j| rows[r][j], keys, values, head_dim, d, out);
+            d += 64;
+        }
+    } else {
+        let rows: [&[f32]; R] = std::array::from_fn(|r| &p[r * block..r * block + keys]);
+        while d + 64 <= head_dim {
+            accumulate_rows::<R, 4>(|r, j| rows[r][j], keys, values, head_dim, d, out);
+            d += 64;
+        }
+    }
+    while d < head_dim {
+        for (i, out_row) in out.chunks_exact_mut(head_dim).enumerate() {
+            let row = &p[i * block..i * block + keys];
+            accumulate_rows::<1, 1>(|_, j| row[j], keys, values, head_dim, d, out_row);
+        }
+        d += 16;
+    }
+}
+
+/// Value sums of `R` rows over the `16 × L` dimensions from `d`, row `r`'s weight of key `j`
+/// being `weight(r, j)`.
 #[inline]
 #[target_feature(enable = "avx512f,avx2,fma,f16c")]
 fn accumulate_rows<const R: usize, const L: usize>(
-    p: &[f32],
-    block: usize,
+    weight: impl Fn(usize, usize) -> f32,
     keys: usize,
     values: &[f32],
     head_dim: usize,
     d: usize,
     out: &mut [f32],
 ) {
-    assert!(p.len() >= (R - 1) * block + keys && out.len() >= (R - 1) * head_dim + d + 16 * L);
+    assert!(out.len() >= (R - 1) * head_dim + d + 16 * L);
     let mut acc: [[__m512; L]; R] =
         std::array::from_fn(|r| std::array::from_fn(|l| load16(&out[r * head_dim + d + 16 * l..])));
-    // Rows sliced once, so the loop below needs no bounds checks.
-    let p_rows: [&[f32]; R] = std::array::from_fn(|r| &p[r * block..r * block + keys]);
     for (j, value_row) in (0..keys).zip(values.chunks_exact(head_dim)) {
         let value_row = &value_row[d..d + 16 * L];
         let v: [__m512; L] = std::array::from_fn(|l| load16(&value_row[16 * l..]));
-        for r in 0..R {
-            let w = _mm512_set1_ps(p_rows[r][j]);
-            for l in 0..L {
-                acc[r][l] = _mm512_fmadd_ps(w, v[l], acc[r][l]);
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            let w = _mm512_set1_ps(weight(r, j));
+            for (a, &v) in acc_r.iter_mut().zip(&v) {
+                *a = _mm512_fmadd_ps(w, v, *a);
             }
         }
     }
