@@ -84,25 +84,57 @@ pub fn tile_scores(q: &[f32], head_dim: usize, keys: &[f32], block: usize, score
         let take = SCORE_ROWS.min(rows - r);
         let q_rows = &q[r * head_dim..(r + take) * head_dim];
         let out = &mut scores[r * block..(r + take) * block];
-        let mut j = 0;
-        for width in [64, 32, 16] {
-            while j + width <= block {
-                match (take, width) {
-                    (6, 64) => score_rows::<6, 4>(q_rows, head_dim, keys, block, j, out),
-                    (5, 64) => score_rows::<5, 4>(q_rows, head_dim, keys, block, j, out),
-                    (4, 64) => score_rows::<4, 4>(q_rows, head_dim, keys, block, j, out),
-                    (3, 64) => score_rows::<3, 4>(q_rows, head_dim, keys, block, j, out),
-                    (2, 64) => score_rows::<2, 4>(q_rows, head_dim, keys, block, j, out),
-                    (_, 64) => score_rows::<1, 4>(q_rows, head_dim, keys, block, j, out),
-                    (_, 32) => score_each_row::<2>(q_rows, take, head_dim, keys, block, j, out),
-                    _ => score_each_row::<1>(q_rows, take, head_dim, keys, block, j, out),
-                }
-                j += width;
-            }
+        match head_dim {
+            64 => score_group::<64>(q_rows, take, keys, block, out),
+            128 => score_group::<128>(q_rows, take, keys, block, out),
+            _ => score_columns(|i, d| q_rows[i * head_dim + d], take, head_dim, keys, block, out),
         }
-        // Fewer than 16 keys left: the AVX2 kernel's 8-wide and single-lane ends.
-        score_tail(q_rows, head_dim, keys, block, j, out);
+        // Past the whole 16 keys, fewer than 16 left: the AVX2 kernel's 8-wide and single-lane ends.
+        score_tail(q_rows, head_dim, keys, block, block / 16 * 16, out);
         r += take;
+    }
+}
+
+/// [`score_columns`] for queries of a common width `D` (64 and 128 dimensions a head): the
+/// rows read as fixed-size arrays, so the inner loop's reads of them need no bounds checks,
+/// which otherwise took slots of the ports the multiply-adds run on.
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+fn score_group<const D: usize>(q_rows: &[f32], take: usize, keys: &[f32], block: usize, out: &mut [f32]) {
+    let rows = &q_rows.as_chunks::<D>().0[..take];
+    // `d` is below `D` already; `% D` (a no-op) lets the compiler see it.
+    score_columns(|i, d| rows[i][d % D], take, D, keys, block, out);
+}
+
+/// The scores of `take` rows (row `i`'s dimension `d` being `query(i, d)`) against every
+/// whole 16 keys of the block: 64 keys at a time for six rows together, then 32 and 16 for
+/// one row at a time.
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+fn score_columns(
+    query: impl Fn(usize, usize) -> f32,
+    take: usize,
+    head_dim: usize,
+    keys: &[f32],
+    block: usize,
+    out: &mut [f32],
+) {
+    let query = &query;
+    let mut j = 0;
+    for width in [64, 32, 16] {
+        while j + width <= block {
+            match (take, width) {
+                (6, 64) => score_rows::<6, 4>(query, head_dim, keys, block, j, out),
+                (5, 64) => score_rows::<5, 4>(query, head_dim, keys, block, j, out),
+                (4, 64) => score_rows::<4, 4>(query, head_dim, keys, block, j, out),
+                (3, 64) => score_rows::<3, 4>(query, head_dim, keys, block, j, out),
+                (2, 64) => score_rows::<2, 4>(query, head_dim, keys, block, j, out),
+                (_, 64) => score_rows::<1, 4>(query, head_dim, keys, block, j, out),
+                (_, 32) => score_each_row::<2>(query, take, head_dim, keys, block, j, out),
+                _ => score_each_row::<1>(query, take, head_dim, keys, block, j, out),
+            }
+            j += width;
+        }
     }
 }
 
@@ -110,7 +142,7 @@ pub fn tile_scores(q: &[f32], head_dim: usize, keys: &[f32], block: usize, score
 #[inline]
 #[target_feature(enable = "avx512f,avx2,fma,f16c")]
 fn score_each_row<const C: usize>(
-    q_rows: &[f32],
+    query: impl Fn(usize, usize) -> f32 + Copy,
     take: usize,
     head_dim: usize,
     keys: &[f32],
@@ -118,34 +150,32 @@ fn score_each_row<const C: usize>(
     j: usize,
     out: &mut [f32],
 ) {
-    for i in 0..take {
-        let row = &q_rows[i * head_dim..(i + 1) * head_dim];
-        score_rows::<1, C>(row, head_dim, keys, block, j, &mut out[i * block..(i + 1) * block]);
+    for (i, out_row) in out.chunks_exact_mut(block).take(take).enumerate() {
+        score_rows::<1, C>(move |_, d| query(i, d), head_dim, keys, block, j, out_row);
     }
 }
 
-/// Scores of `R` rows against the `16 × C` keys from column `j`.
+/// Scores of `R` rows (row `r`'s dimension `d` being `query(r, d)`) against the `16 × C`
+/// keys from column `j`.
 #[inline]
 #[target_feature(enable = "avx512f,avx2,fma,f16c")]
 fn score_rows<const R: usize, const C: usize>(
-    q: &[f32],
+    query: impl Fn(usize, usize) -> f32,
     head_dim: usize,
     keys: &[f32],
     block: usize,
     j: usize,
     out: &mut [f32],
 ) {
-    assert!(q.len() >= R * head_dim && out.len() >= (R - 1) * block + j + 16 * C);
+    assert!(out.len() >= (R - 1) * block + j + 16 * C);
     let mut acc = [[_mm512_setzero_ps(); C]; R];
-    // Rows sliced once, so the loop below needs no bounds checks.
-    let q_rows: [&[f32]; R] = std::array::from_fn(|r| &q[r * head_dim..(r + 1) * head_dim]);
     for (d, key_row) in (0..head_dim).zip(keys.chunks_exact(block)) {
         let key_row = &key_row[j..j + 16 * C];
         let k: [__m512; C] = std::array::from_fn(|c| load16(&key_row[16 * c..]));
-        for r in 0..R {
-            let qv = _mm512_set1_ps(q_rows[r][d]);
-            for c in 0..C {
-                acc[r][c] = _mm512_fmadd_ps(qv, k[c], acc[r][c]);
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            let qv = _mm512_set1_ps(query(r, d));
+            for (a, &k) in acc_r.iter_mut().zip(&k) {
+                *a = _mm512_fmadd_ps(qv, k, *a);
             }
         }
     }
