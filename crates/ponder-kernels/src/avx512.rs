@@ -362,15 +362,20 @@ fn exp_row(row: &mut [f32], visible: usize, max: f32) -> f32 {
         even_odd[0] = _mm512_add_ps(even_odd[0], weights16(last));
     }
     let ((s0, s1), (s2, s3)) = (halves(even_odd[0]), halves(even_odd[1]));
-    let mut sums = [s0, s1, s2, s3];
     let shift = _mm256_set1_ps(max);
-    for (i, chunk) in chunks.iter_mut().enumerate() {
-        let e = exp_ps(_mm256_sub_ps(load_ps(chunk), shift));
-        store_ps(chunk, e);
-        let at = (wide.len() / 8 + i) % 4;
-        sums[at] = _mm256_add_ps(sums[at], e);
-    }
-    let block_sum = _mm256_add_ps(_mm256_add_ps(sums[0], sums[2]), _mm256_add_ps(sums[1], sums[3]));
+    let block_sum = if chunks.is_empty() {
+        // The usual row (a multiple of 16 long): the four sums stay in registers.
+        _mm256_add_ps(_mm256_add_ps(s0, s2), _mm256_add_ps(s1, s3))
+    } else {
+        let mut sums = [s0, s1, s2, s3];
+        for (i, chunk) in chunks.iter_mut().enumerate() {
+            let e = exp_ps(_mm256_sub_ps(load_ps(chunk), shift));
+            store_ps(chunk, e);
+            let at = (wide.len() / 8 + i) % 4;
+            sums[at] = _mm256_add_ps(sums[at], e);
+        }
+        _mm256_add_ps(_mm256_add_ps(sums[0], sums[2]), _mm256_add_ps(sums[1], sums[3]))
+    };
     if !tail.is_empty() {
         let mut padded = [f32::NEG_INFINITY; 8];
         padded[..tail.len()].copy_from_slice(tail);
