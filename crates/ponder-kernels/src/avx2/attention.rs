@@ -10,6 +10,7 @@ use std::arch::x86_64::*;
 use half::f16;
 
 use super::{load_f16x8, load_ps, store_ps};
+use crate::attention::KEY_SPAN;
 
 /// `src` as `f32`s into `dst`, eight at a time through F16C. Panics unless the lengths are
 /// equal.
@@ -49,19 +50,51 @@ pub fn tile_scores(q: &[f32], head_dim: usize, keys: &[f32], block: usize, score
         let take = SCORE_ROWS.min(rows - r);
         let q_rows = &q[r * head_dim..(r + take) * head_dim];
         let out = &mut scores[r * block..(r + take) * block];
-        let mut j = 0;
-        while j + 16 <= block {
-            match take {
-                SCORE_ROWS => score_rows::<SCORE_ROWS, 2>(q_rows, head_dim, keys, block, j, out),
-                _ => (0..take).for_each(|i| {
-                    let row = &q_rows[i * head_dim..(i + 1) * head_dim];
-                    score_rows::<1, 2>(row, head_dim, keys, block, j, &mut out[i * block..(i + 1) * block]);
-                }),
-            }
-            j += 16;
+        match head_dim {
+            64 => score_group::<64>(q_rows, take, keys, block, out),
+            128 => score_group::<128>(q_rows, take, keys, block, out),
+            _ => score_columns(|i, d| q_rows[i * head_dim + d], take, head_dim, keys, block, out),
         }
-        score_tail(q_rows, head_dim, keys, block, j, out);
+        score_tail(q_rows, head_dim, keys, block, block / 16 * 16, out);
         r += take;
+    }
+}
+
+/// [`score_columns`] for queries of a common width `D` (64 and 128 dimensions a head): the
+/// rows read as fixed-size arrays, so the inner loop's reads of them need no bounds checks,
+/// which otherwise took slots of the ports the multiply-adds run on.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn score_group<const D: usize>(q_rows: &[f32], take: usize, keys: &[f32], block: usize, out: &mut [f32]) {
+    let rows = &q_rows.as_chunks::<D>().0[..take];
+    // `d` is below `D` already; `% D` (a no-op) lets the compiler see it.
+    score_columns(|i, d| rows[i][d % D], take, D, keys, block, out);
+}
+
+/// The scores of `take` rows (row `i`'s dimension `d` being `query(i, d)`) against every
+/// whole 16 keys of the block, six rows together or one at a time.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn score_columns(
+    query: impl Fn(usize, usize) -> f32,
+    take: usize,
+    head_dim: usize,
+    keys: &[f32],
+    block: usize,
+    out: &mut [f32],
+) {
+    let query = &query;
+    let mut j = 0;
+    while j + 16 <= block {
+        match take {
+            SCORE_ROWS => score_rows::<SCORE_ROWS, 2>(query, head_dim, keys, block, j, out),
+            _ => {
+                for (i, out_row) in out.chunks_exact_mut(block).take(take).enumerate() {
+                    score_rows::<1, 2>(move |_, d| query(i, d), head_dim, keys, block, j, out_row);
+                }
+            }
+        }
+        j += 16;
     }
 }
 
@@ -72,9 +105,8 @@ pub fn tile_scores(q: &[f32], head_dim: usize, keys: &[f32], block: usize, score
 pub(crate) fn score_tail(q_rows: &[f32], head_dim: usize, keys: &[f32], block: usize, mut j: usize, out: &mut [f32]) {
     let take = q_rows.len() / head_dim;
     if j + 8 <= block {
-        for i in 0..take {
-            let row = &q_rows[i * head_dim..(i + 1) * head_dim];
-            score_rows::<1, 1>(row, head_dim, keys, block, j, &mut out[i * block..(i + 1) * block]);
+        for (row, out_row) in q_rows.chunks_exact(head_dim).zip(out.chunks_exact_mut(block)) {
+            score_rows::<1, 1>(|_, d| row[d], head_dim, keys, block, j, out_row);
         }
         j += 8;
     }
@@ -86,26 +118,25 @@ pub(crate) fn score_tail(q_rows: &[f32], head_dim: usize, keys: &[f32], block: u
     }
 }
 
-/// Scores of `R` rows against the `8 × C` keys from column `j`.
+/// Scores of `R` rows (row `r`'s dimension `d` being `query(r, d)`) against the `8 × C`
+/// keys from column `j`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn score_rows<const R: usize, const C: usize>(
-    q: &[f32],
+    query: impl Fn(usize, usize) -> f32,
     head_dim: usize,
     keys: &[f32],
     block: usize,
     j: usize,
     out: &mut [f32],
 ) {
-    assert!(q.len() >= R * head_dim && out.len() >= (R - 1) * block + j + 8 * C);
+    assert!(out.len() >= (R - 1) * block + j + 8 * C);
     let mut acc = [[_mm256_setzero_ps(); C]; R];
-    // Rows sliced once, so the loop below needs no bounds checks.
-    let q_rows: [&[f32]; R] = std::array::from_fn(|r| &q[r * head_dim..(r + 1) * head_dim]);
     for (d, row) in (0..head_dim).zip(keys.chunks_exact(block)) {
         let row = &row[j..j + 8 * C];
         let k: [__m256; C] = std::array::from_fn(|c| load8(&row[8 * c..]));
-        for (acc_r, q_row) in acc.iter_mut().zip(q_rows) {
-            let qv = _mm256_set1_ps(q_row[d]);
+        for (r, acc_r) in acc.iter_mut().enumerate() {
+            let qv = _mm256_set1_ps(query(r, d));
             for c in 0..C {
                 acc_r[c] = _mm256_fmadd_ps(qv, k[c], acc_r[c]);
             }
@@ -140,57 +171,94 @@ pub fn tile_accumulate(p: &[f32], block: usize, keys: usize, values: &[f32], hea
         };
         let out_rows = &mut out[r * head_dim..(r + take) * head_dim];
         let p_rows = &p[r * block..(r + take) * block];
-        let width = 64 / take;
-        let mut d = 0;
-        while d + width <= head_dim {
-            match take {
-                4 => accumulate_rows::<4, 2>(p_rows, block, keys, values, head_dim, d, out_rows),
-                2 => accumulate_rows::<2, 4>(p_rows, block, keys, values, head_dim, d, out_rows),
-                _ => accumulate_rows::<1, 8>(p_rows, block, keys, values, head_dim, d, out_rows),
-            }
-            d += width;
-        }
-        while d + 8 <= head_dim {
-            for i in 0..take {
-                let out_row = &mut out_rows[i * head_dim..(i + 1) * head_dim];
-                accumulate_rows::<1, 1>(&p_rows[i * block..], block, keys, values, head_dim, d, out_row);
-            }
-            d += 8;
-        }
-        for dim in d..head_dim {
-            for i in 0..take {
-                let sum = &mut out_rows[i * head_dim + dim];
-                *sum = (0..keys).fold(*sum, |acc, j| p_rows[i * block + j].mul_add(values[j * head_dim + dim], acc));
-            }
-        }
+        let d = match take {
+            4 => accumulate_group::<4, 2>(p_rows, block, keys, values, head_dim, out_rows),
+            2 => accumulate_group::<2, 4>(p_rows, block, keys, values, head_dim, out_rows),
+            _ => accumulate_group::<1, 8>(p_rows, block, keys, values, head_dim, out_rows),
+        };
+        accumulate_tail(p_rows, block, keys, values, head_dim, d, out_rows);
         r += take;
     }
 }
 
-/// Value sums of `R` rows over the `8 × L` dimensions from `d`.
+/// The value sums of `R` rows (`p`: their `R × block` weights; `out`: their `R × head_dim`
+/// sums) over the first whole `8 × L` dimensions; returns where they end.
+///
+/// A span of [`KEY_SPAN`] keys (every span but a lone block wider than that) reads its
+/// weights as rows of that fixed width: with `keys` at most the width, the inner loop's
+/// reads need no bounds checks, which otherwise took slots of the ports the multiply-adds
+/// run on.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn accumulate_group<const R: usize, const L: usize>(
+    p: &[f32],
+    block: usize,
+    keys: usize,
+    values: &[f32],
+    head_dim: usize,
+    out: &mut [f32],
+) -> usize {
+    let mut d = 0;
+    if block == KEY_SPAN {
+        assert!(keys <= KEY_SPAN);
+        let rows: &[[f32; KEY_SPAN]; R] = p.as_chunks::<KEY_SPAN>().0[..R].try_into().expect("R rows");
+        while d + 8 * L <= head_dim {
+            accumulate_rows::<R, L>(|r, j| rows[r][j], keys, values, head_dim, d, out);
+            d += 8 * L;
+        }
+    } else {
+        let rows: [&[f32]; R] = std::array::from_fn(|r| &p[r * block..r * block + keys]);
+        while d + 8 * L <= head_dim {
+            accumulate_rows::<R, L>(|r, j| rows[r][j], keys, values, head_dim, d, out);
+            d += 8 * L;
+        }
+    }
+    d
+}
+
+/// The value sums of every row of `out` over the dimensions from `d` on: 8 at a time, then
+/// one at a time (`f32::mul_add`, the same chain).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn accumulate_tail(p: &[f32], block: usize, keys: usize, values: &[f32], head_dim: usize, d: usize, out: &mut [f32]) {
+    let mut d = d;
+    while d + 8 <= head_dim {
+        for (i, out_row) in out.chunks_exact_mut(head_dim).enumerate() {
+            let row = &p[i * block..i * block + keys];
+            accumulate_rows::<1, 1>(|_, j| row[j], keys, values, head_dim, d, out_row);
+        }
+        d += 8;
+    }
+    for dim in d..head_dim {
+        for (i, out_row) in out.chunks_exact_mut(head_dim).enumerate() {
+            let sum = &mut out_row[dim];
+            *sum = (0..keys).fold(*sum, |acc, j| p[i * block + j].mul_add(values[j * head_dim + dim], acc));
+        }
+    }
+}
+
+/// Value sums of `R` rows over the `8 × L` dimensions from `d`, row `r`'s weight of key `j`
+/// being `weight(r, j)`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn accumulate_rows<const R: usize, const L: usize>(
-    p: &[f32],
-    block: usize,
+    weight: impl Fn(usize, usize) -> f32,
     keys: usize,
     values: &[f32],
     head_dim: usize,
     d: usize,
     out: &mut [f32],
 ) {
-    assert!(p.len() >= (R - 1) * block + keys && out.len() >= (R - 1) * head_dim + d + 8 * L);
+    assert!(out.len() >= (R - 1) * head_dim + d + 8 * L);
     let mut acc: [[__m256; L]; R] = std::array::from_fn(|r| {
         std::array::from_fn(|l| {
             let at = r * head_dim + d + 8 * l;
             load_ps(out[at..at + 8].try_into().expect("8 floats"))
         })
     });
-    // Rows sliced once, so the loop below needs no bounds checks.
-    let p_rows: [&[f32]; R] = std::array::from_fn(|r| &p[r * block..r * block + keys]);
     for (j, row) in (0..keys).zip(values.chunks_exact(head_dim)) {
         let row = &row[d..d + 8 * L];
-        let w: [__m256; R] = std::array::from_fn(|r| _mm256_set1_ps(p_rows[r][j]));
+        let w: [__m256; R] = std::array::from_fn(|r| _mm256_set1_ps(weight(r, j)));
         for l in 0..L {
             let v = load8(&row[8 * l..]);
             for r in 0..R {
