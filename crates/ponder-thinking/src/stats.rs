@@ -88,7 +88,9 @@ pub struct ThinkingStats {
     /// Tokens those probes generated; they are not part of the reasoning or the answer.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub probe_tokens: u32,
-    /// What each finished probe answered, in order (none without `thinking.adaptive`).
+    /// What each finished probe answered, in order (none without `thinking.adaptive`). The
+    /// choice's [`crate::Settling`] keeps them; the engine copies them in when the choice
+    /// finishes, so a forcer's own statistics leave this empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub probe_answers: Vec<ProbeAnswer>,
 }
