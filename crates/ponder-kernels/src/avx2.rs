@@ -676,6 +676,39 @@ pub(crate) fn exp_ps(x: __m256) -> __m256 {
     _mm256_mul_ps(e_r, _mm256_castsi256_ps(two_n))
 }
 
+/// The least power of two [`exp2_ps`] gives: its argument is clamped at this, so `-∞` (a
+/// masked score) gives `2⁻¹²⁶`, which the callers then overwrite with zero.
+pub(crate) const EXP2_MIN: f32 = -126.0;
+/// `1.5 · 2²³ + 127`: added to an `x` in `[-126, 0]`, the sum rounds `x` to the nearest whole
+/// number `n` (the sum's unit in the last place is 1) and its low bits hold `n + 127`, the
+/// biased exponent of `2ⁿ`; subtracting it back gives `n` exactly.
+pub(crate) const EXP2_ROUND: f32 = 12_583_039.0;
+/// A degree-6 polynomial for `2^r`, `r` in `[-½, ½]`, highest power first (Horner's order):
+/// relative error 1.9e-9 before rounding, under 1 ulp evaluated in f32 (fitted for this
+/// crate, minimax in the relative error; the linear term came out as `ln 2` rounded to f32,
+/// and the constant term is exactly 1 so `2⁰ = 1`).
+pub(crate) const EXP2_POLY: [f32; 7] =
+    [1.534_576_6e-4, 1.339_993_2e-3, 9.618_489e-3, 5.550_328_6e-2, 0.240_226_46, std::f32::consts::LN_2, 1.0];
+
+/// `2^x` lane by lane for `x ≤ 0` (attention's scores less their row's maximum, in base-2
+/// units), within 1 ulp of `f32::exp2` for `x` in `[-126, 0]`, clamped below at
+/// [`EXP2_MIN`]; a positive `x` gives a wrong value (never undefined behaviour). Cheaper
+/// than [`exp_ps`] (twelve operations against seventeen): no `ln 2` range reduction, and
+/// the rounding done by adding [`EXP2_ROUND`].
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn exp2_ps(x: __m256) -> __m256 {
+    let x = _mm256_max_ps(x, _mm256_set1_ps(EXP2_MIN));
+    let biased = _mm256_add_ps(x, _mm256_set1_ps(EXP2_ROUND));
+    let r = _mm256_sub_ps(x, _mm256_sub_ps(biased, _mm256_set1_ps(EXP2_ROUND)));
+    let mut p = _mm256_set1_ps(EXP2_POLY[0]);
+    for c in EXP2_POLY[1..].iter().copied() {
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+    }
+    let two_n = _mm256_slli_epi32::<23>(_mm256_castps_si256(biased));
+    _mm256_mul_ps(p, _mm256_castsi256_ps(two_n))
+}
+
 /// `gate[i] = silu(gate[i]) · up[i]` (`silu(g) = g / (1 + e^-g)`), 8 lanes at a time; a
 /// ragged end goes through the same lanes zero-padded, so every element's result is the
 /// same wherever it lies. Panics if the lengths differ.

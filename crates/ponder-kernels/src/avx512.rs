@@ -2,7 +2,7 @@
 //! lanes and 32 registers, so a tile keeps twice the sums in flight of the AVX2 kernels.
 //!
 //! They give the same bits as the AVX2 kernels: every score and value sum is the same fused
-//! multiply-add chain (the lanes are only wider), `e^x` is the same lane-wise sequence of
+//! multiply-add chain (the lanes are only wider), `2^x` is the same lane-wise sequence of
 //! operations, and the softmax's sum adds each 16 lanes' halves into the running sums the
 //! AVX2 kernel adds those 8-lane chunks into, combined in its order. So a sequence's results
 //! do not depend on which of the two a CPU runs.
@@ -20,7 +20,7 @@ use std::arch::x86_64::*;
 pub use matmul::rows_q5_0x8_wide;
 
 use crate::attention::KEY_SPAN;
-use crate::avx2::{exp_ps, hmax, hsum, load_ps, score_tail, store_ps, EXP_MAX, EXP_MIN, EXP_POLY, LN2_HIGH, LN2_LOW};
+use crate::avx2::{exp2_ps, hmax, hsum, load_ps, score_tail, store_ps, EXP2_MIN, EXP2_POLY, EXP2_ROUND};
 
 /// Sixteen floats as a register.
 #[inline]
@@ -47,25 +47,20 @@ fn halves(x: __m512) -> (__m256, __m256) {
     (_mm512_castps512_ps256(x), _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(x))))
 }
 
-/// `e^x` lane by lane: `avx2::exp_ps`'s operations and constants, sixteen lanes at a time (the same bits;
-/// the power of two applied by `scalef` rather than built in the exponent bits).
+/// `2^x` lane by lane for `x ≤ 0`: `avx2::exp2_ps`'s operations and constants, sixteen lanes
+/// at a time (the same bits; the power of two applied by `scalef`, exact as the AVX2 product
+/// is, and rounded once as it is where the result is subnormal).
 #[inline]
 #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-fn exp16(x: __m512) -> __m512 {
-    let x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EXP_MIN)), _mm512_set1_ps(EXP_MAX));
-    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(
-        x,
-        _mm512_set1_ps(std::f32::consts::LOG2_E),
-    ));
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HIGH), x);
-    let r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_LOW), r);
-    let mut p = _mm512_set1_ps(EXP_POLY[0]);
-    for c in EXP_POLY[1..].iter().copied() {
+fn exp2_16(x: __m512) -> __m512 {
+    let x = _mm512_max_ps(x, _mm512_set1_ps(EXP2_MIN));
+    let n = _mm512_sub_ps(_mm512_add_ps(x, _mm512_set1_ps(EXP2_ROUND)), _mm512_set1_ps(EXP2_ROUND));
+    let r = _mm512_sub_ps(x, n);
+    let mut p = _mm512_set1_ps(EXP2_POLY[0]);
+    for c in EXP2_POLY[1..].iter().copied() {
         p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
     }
-    let e_r = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0));
-    // `e_r · 2ⁿ` in one rounding, as the AVX2 product with `2ⁿ` built in the exponent bits.
-    _mm512_scalef_ps(e_r, n)
+    _mm512_scalef_ps(p, n)
 }
 
 /// Rows of queries whose scores are computed together: 6 rows × 4 registers of keys, plus
@@ -330,7 +325,7 @@ fn masked_row_max(row: &mut [f32], visible: usize) -> f32 {
     hmax(block_max)
 }
 
-/// The second half: turns the row's scores into weights `e^(score - max)` (those past
+/// The second half: turns the row's scores into weights `2^(score - max)` (those past
 /// `visible` zero) and returns their sum. Sixteen lanes at a time, each register's two halves
 /// added into the running sums the AVX2 kernel adds those 8-lane chunks into; the last 8-lane
 /// chunk and the ragged end as there.
@@ -347,7 +342,7 @@ fn exp_row(row: &mut [f32], visible: usize, max: f32) -> f32 {
     let mut even_odd = [_mm512_setzero_ps(); 2];
     let shift16 = _mm512_set1_ps(max);
     let weights16 = |x: &mut [f32]| {
-        let e = exp16(_mm512_sub_ps(load16(x), shift16));
+        let e = exp2_16(_mm512_sub_ps(load16(x), shift16));
         store16(x, e);
         e
     };
@@ -369,7 +364,7 @@ fn exp_row(row: &mut [f32], visible: usize, max: f32) -> f32 {
     } else {
         let mut sums = [s0, s1, s2, s3];
         for (i, chunk) in chunks.iter_mut().enumerate() {
-            let e = exp_ps(_mm256_sub_ps(load_ps(chunk), shift));
+            let e = exp2_ps(_mm256_sub_ps(load_ps(chunk), shift));
             store_ps(chunk, e);
             let at = (wide.len() / 8 + i) % 4;
             sums[at] = _mm256_add_ps(sums[at], e);
@@ -379,7 +374,7 @@ fn exp_row(row: &mut [f32], visible: usize, max: f32) -> f32 {
     if !tail.is_empty() {
         let mut padded = [f32::NEG_INFINITY; 8];
         padded[..tail.len()].copy_from_slice(tail);
-        let e = exp_ps(_mm256_sub_ps(load_ps(&padded), shift));
+        let e = exp2_ps(_mm256_sub_ps(load_ps(&padded), shift));
         store_ps(&mut padded, e);
         tail.copy_from_slice(&padded[..tail.len()]);
     }
@@ -392,7 +387,7 @@ fn exp_row(row: &mut [f32], visible: usize, max: f32) -> f32 {
 
 /// AVX-512 version of [`crate::attention::scalar_softmax_step`] on every row of a span, the
 /// same bits as the AVX2 one. Every row's maximum first, then every row's weights: a row's
-/// maximum ends in a chain of dependent steps (a horizontal maximum, then a scalar `e^x` for
+/// maximum ends in a chain of dependent steps (a horizontal maximum, then a scalar `2^x` for
 /// its correction), and with the rows' chains independent of each other the processor
 /// overlaps them, where one row at a time it waited on each.
 #[target_feature(enable = "avx512f,avx2,fma,f16c")]
@@ -407,5 +402,34 @@ pub fn softmax_steps(rows: crate::attention::SoftmaxRows<'_>) {
     let running = max.iter().zip(sum.iter_mut()).zip(corrections.iter());
     for ((row, &visible), ((&max, sum), &correction)) in weights.chunks_exact_mut(span).zip(visible).zip(running) {
         *sum = *sum * correction + exp_row(row, visible, max);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp2_gives_the_bits_of_the_avx2_one() {
+        if !crate::Isa::detect().has_avx512() {
+            return;
+        }
+        let mut xs: Vec<f32> = (0..=1_280_000).map(|i| -(i as f32) / 10_000.0).collect();
+        // Halves (the rounding's ties), the clamp, and what lies past it.
+        xs.extend((0..=260).map(|i| -(i as f32) / 2.0));
+        xs.extend([f32::NEG_INFINITY, f32::NAN, -1e30, -0.0, -f32::MIN_POSITIVE]);
+        xs.resize(xs.len().div_ceil(16) * 16, 0.0);
+        for chunk in xs.chunks_exact(16) {
+            let (mut wide, mut narrow) = ([0.0f32; 16], [0.0f32; 16]);
+            // SAFETY: AVX-512F was detected, and with it (`Isa::available`) AVX2, FMA and F16C.
+            unsafe {
+                store16(&mut wide, exp2_16(load16(chunk)));
+                let (low, high) = narrow.split_at_mut(8);
+                store_ps(low.try_into().expect("8"), exp2_ps(load_ps(chunk[..8].try_into().expect("8"))));
+                store_ps(high.try_into().expect("8"), exp2_ps(load_ps(chunk[8..].try_into().expect("8"))));
+            }
+            let bits = |v: &[f32; 16]| v.map(f32::to_bits);
+            assert_eq!(bits(&wide), bits(&narrow), "2^x of {chunk:?}");
+        }
     }
 }

@@ -194,6 +194,42 @@ mod tests {
     }
 
     #[test]
+    fn simd_exp2_is_within_an_ulp_over_attention_s_range() {
+        if !Isa::detect().has_avx2() {
+            return;
+        }
+        let exp2 = |x: f32| {
+            // SAFETY: AVX2 and FMA were detected.
+            unsafe {
+                let mut out = [0.0f32; 8];
+                std::arch::x86_64::_mm256_storeu_ps(
+                    out.as_mut_ptr(),
+                    avx2::exp2_ps(std::arch::x86_64::_mm256_set1_ps(x)),
+                );
+                out[0]
+            }
+        };
+        let mut worst = 0.0f64;
+        for i in 0..=1_260_000 {
+            let x = -(i as f32) / 10_000.0;
+            let want = (x as f64).exp2();
+            let ulp = {
+                let w = want as f32;
+                (f32::from_bits(w.to_bits() + 1) - w) as f64
+            };
+            worst = worst.max((exp2(x) as f64 - want).abs() / ulp);
+        }
+        assert!(worst <= 1.0, "exp2: {worst} ulp");
+        // Whole powers exactly; a masked score (-inf), anything below -126 and NaN at the clamp.
+        for n in 0..=126 {
+            assert_eq!(exp2(-(n as f32)), (-(n as f32)).exp2(), "2^-{n}");
+        }
+        for x in [f32::NEG_INFINITY, -126.0, -300.0, f32::NAN] {
+            assert_eq!(exp2(x), f32::MIN_POSITIVE, "2^{x}");
+        }
+    }
+
+    #[test]
     fn simd_dot_and_axpy_match_scalar() {
         if !Isa::detect().has_avx2() {
             return;

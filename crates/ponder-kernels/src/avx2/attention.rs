@@ -298,13 +298,13 @@ fn softmax_step(row: &mut [f32], visible: usize, max: &mut f32, sum: &mut f32) -
     // AVX-512 kernel keeps too.
     let mut sums = [_mm256_setzero_ps(); 4];
     for (i, chunk) in chunks.iter_mut().enumerate() {
-        let e = super::exp_ps(_mm256_sub_ps(load_ps(chunk), shift));
+        let e = super::exp2_ps(_mm256_sub_ps(load_ps(chunk), shift));
         store_ps(chunk, e);
         sums[i % 4] = _mm256_add_ps(sums[i % 4], e);
     }
     let block_sum = _mm256_add_ps(_mm256_add_ps(sums[0], sums[2]), _mm256_add_ps(sums[1], sums[3]));
     if !tail.is_empty() {
-        let e = super::exp_ps(_mm256_sub_ps(load_ps(&padded), shift));
+        let e = super::exp2_ps(_mm256_sub_ps(load_ps(&padded), shift));
         store_ps(&mut padded, e);
         tail.copy_from_slice(&padded[..tail.len()]);
     }
