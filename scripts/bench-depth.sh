@@ -8,7 +8,9 @@
 # MODEL: a GGUF file (default: the demo model); RANDOM_SHAPE: a `--random-weights` shape for Ponder
 # instead (give MODEL the same shape from scripts/random-gguf.py for llama.cpp).
 # DEPTHS (default "1024 4096 16384"), LLAMA_BIN (llama-bench's directory; without it the
-# llama.cpp rows are skipped), THREADS (2), OUT (bench-results/).
+# llama.cpp rows are skipped), THREADS (2), OUT (bench-results/), REPEATS (1: runs of each
+# measurement; Ponder's rows then take the median, llama-bench gets `-r REPEATS`; on a noisy
+# shared host one run of a short prompt can be 30% off).
 # Ends with Ponder's rows and how its time per prefill token grows from the first depth.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,6 +18,7 @@ model="${MODEL:-$(scripts/fetch-demo-model.sh)}"
 bin="${PONDER_BIN:-target/release/ponder}"
 out="${OUT:-bench-results}"
 threads="${THREADS:-2}"
+repeats="${REPEATS:-1}"
 depths="${DEPTHS:-1024 4096 16384}"
 llama="${LLAMA_BIN:-}"
 mkdir -p "$out"
@@ -24,25 +27,31 @@ if [ -n "${RANDOM_SHAPE:-}" ]; then source=(--random-weights "$RANDOM_SHAPE"); e
 say() { printf '\n== %s (%s)\n' "$1" "$(date -u +%H:%M:%S)"; }
 
 for n in $depths; do
-  say "depth $n: ponder bench model"
-  "$bin" bench model "${source[@]}" --threads "$threads" --prefill-tokens 0 --depth "$n" \
-    --batches 1 --decode-steps 32 --repeats 1 --json "$out/depth-$n.json" >/dev/null
+  for r in $(seq 1 "$repeats"); do
+    say "depth $n: ponder bench model (run $r of $repeats)"
+    "$bin" bench model "${source[@]}" --threads "$threads" --prefill-tokens 0 --depth "$n" \
+      --batches 1 --decode-steps 32 --repeats 1 --json "$out/depth-$n-run-$r.json" >/dev/null
+  done
   if [ -n "$llama" ]; then
     say "depth $n: llama-bench"
-    "$llama/llama-bench" -m "$model" -t "$threads" -p "$n" -n 0 -fa 0,1 -r 1 --no-warmup | tee "$out/llama-depth-$n-prefill.md"
-    "$llama/llama-bench" -m "$model" -t "$threads" -p 0 -n 32 -d "$n" -fa 0,1 -r 1 --no-warmup | tee "$out/llama-depth-$n-decode.md"
+    "$llama/llama-bench" -m "$model" -t "$threads" -p "$n" -n 0 -fa 0,1 -r "$repeats" --no-warmup | tee "$out/llama-depth-$n-prefill.md"
+    "$llama/llama-bench" -m "$model" -t "$threads" -p 0 -n 32 -d "$n" -fa 0,1 -r "$repeats" --no-warmup | tee "$out/llama-depth-$n-decode.md"
   fi
 done
 
-# Ponder's rows, and how the time per prefill token grows from the first depth.
+# Ponder's rows (medians of the runs), and how the time per prefill token grows from the
+# first depth.
 say "summary"
-python3 - "$out" $depths <<'PY'
-import json, sys
-out, depths = sys.argv[1], sys.argv[2:]
-rows = [json.load(open(f"{out}/depth-{n}.json")) for n in depths]
-first = rows[0]["context_prefill_tokens_per_second"]
+python3 - "$out" "$repeats" $depths <<'PY'
+import json, statistics, sys
+out, repeats, depths = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+def median_of(n, field):
+    runs = [json.load(open(f"{out}/depth-{n}-run-{r}.json")) for r in range(1, repeats + 1)]
+    return statistics.median(field(run) for run in runs)
+prefill = {n: median_of(n, lambda r: r["context_prefill_tokens_per_second"]) for n in depths}
+decode = {n: median_of(n, lambda r: r["decode"][0]["tokens_per_second"]) for n in depths}
+first = prefill[depths[0]]
 print("| depth | prefill tok/s | time per prefill token vs depth %s | decode tok/s |" % depths[0])
-for n, r in zip(depths, rows):
-    prefill = r["context_prefill_tokens_per_second"]
-    print(f"| {n} | {prefill:.1f} | {first / prefill:.2f}x | {r['decode'][0]['tokens_per_second']:.1f} |")
+for n in depths:
+    print(f"| {n} | {prefill[n]:.1f} | {first / prefill[n]:.2f}x | {decode[n]:.1f} |")
 PY
