@@ -45,11 +45,9 @@ say "summary"
 python3 - "$out" "$repeats" $depths <<'PY'
 import json, statistics, sys
 out, repeats, depths = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
-def median_of(n, field):
-    runs = [json.load(open(f"{out}/depth-{n}-run-{r}.json")) for r in range(1, repeats + 1)]
-    return statistics.median(field(run) for run in runs)
-prefill = {n: median_of(n, lambda r: r["context_prefill_tokens_per_second"]) for n in depths}
-decode = {n: median_of(n, lambda r: r["decode"][0]["tokens_per_second"]) for n in depths}
+runs = {n: [json.load(open(f"{out}/depth-{n}-run-{r}.json")) for r in range(1, repeats + 1)] for n in depths}
+prefill = {n: statistics.median(r["context_prefill_tokens_per_second"] for r in runs[n]) for n in depths}
+decode = {n: statistics.median(r["decode"][0]["tokens_per_second"] for r in runs[n]) for n in depths}
 first = prefill[depths[0]]
 print("| depth | prefill tok/s | time per prefill token vs depth %s | decode tok/s |" % depths[0])
 for n in depths:

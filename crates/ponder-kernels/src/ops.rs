@@ -172,6 +172,17 @@ mod tests {
         }
     }
 
+    /// `op` applied to `x` in all eight lanes; the first lane's result.
+    ///
+    /// # Safety
+    /// The CPU must have the target features `op` is compiled for (AVX2 and FMA here).
+    unsafe fn on_every_lane(op: unsafe fn(std::arch::x86_64::__m256) -> std::arch::x86_64::__m256, x: f32) -> f32 {
+        let mut out = [0.0f32; 8];
+        // SAFETY: the caller vouches for `op`'s features; `out` holds the eight floats stored.
+        unsafe { std::arch::x86_64::_mm256_storeu_ps(out.as_mut_ptr(), op(std::arch::x86_64::_mm256_set1_ps(x))) };
+        out[0]
+    }
+
     #[test]
     fn simd_exp_is_accurate() {
         if !Isa::detect().has_avx2() {
@@ -180,14 +191,7 @@ mod tests {
         for i in -8730..=8830 {
             let x = i as f32 / 100.0;
             // SAFETY: AVX2 and FMA were detected.
-            let got = unsafe {
-                let mut out = [0.0f32; 8];
-                std::arch::x86_64::_mm256_storeu_ps(
-                    out.as_mut_ptr(),
-                    avx2::exp_ps(std::arch::x86_64::_mm256_set1_ps(x)),
-                );
-                out[0]
-            };
+            let got = unsafe { on_every_lane(avx2::exp_ps, x) };
             let want = x.exp();
             assert!((got - want).abs() <= 2.0 * f32::EPSILON * want, "exp({x}): {got} vs {want}");
         }
@@ -198,17 +202,8 @@ mod tests {
         if !Isa::detect().has_avx2() {
             return;
         }
-        let exp2 = |x: f32| {
-            // SAFETY: AVX2 and FMA were detected.
-            unsafe {
-                let mut out = [0.0f32; 8];
-                std::arch::x86_64::_mm256_storeu_ps(
-                    out.as_mut_ptr(),
-                    avx2::exp2_ps(std::arch::x86_64::_mm256_set1_ps(x)),
-                );
-                out[0]
-            }
-        };
+        // SAFETY: AVX2 and FMA were detected.
+        let exp2 = |x: f32| unsafe { on_every_lane(avx2::exp2_ps, x) };
         let mut worst = 0.0f64;
         for i in 0..=1_260_000 {
             let x = -(i as f32) / 10_000.0;
