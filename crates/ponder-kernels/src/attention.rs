@@ -25,6 +25,14 @@ pub trait KvElement: Copy + Default + Send + Sync + 'static {
     fn to_f32(self) -> f32;
     /// `src` as `f32`s into `dst` (exact). Panics unless the lengths are equal.
     fn widen(isa: Isa, src: &[Self], dst: &mut [f32]);
+
+    /// `src`'s rows of `width` as `f32`s into rows of `dst` that start `stride` apart
+    /// (exact). Panics if `dst` is short.
+    fn widen_rows(isa: Isa, src: &[Self], width: usize, dst: &mut [f32], stride: usize) {
+        for (r, row) in src.chunks_exact(width).enumerate() {
+            Self::widen(isa, row, &mut dst[r * stride..r * stride + width]);
+        }
+    }
 }
 
 impl KvElement for f32 {
@@ -56,6 +64,16 @@ impl KvElement for f16 {
         }
         for (d, &x) in dst.iter_mut().zip(src) {
             *d = x.to_f32();
+        }
+    }
+    fn widen_rows(isa: Isa, src: &[Self], width: usize, dst: &mut [f32], stride: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if isa.has_avx2() {
+            // SAFETY: as in `widen`.
+            return unsafe { crate::avx2::widen_f16_rows(src, width, dst, stride) };
+        }
+        for (r, row) in src.chunks_exact(width).enumerate() {
+            Self::widen(isa, row, &mut dst[r * stride..r * stride + width]);
         }
     }
 }
@@ -180,13 +198,11 @@ impl<E: KvElement> KvBlocks for KvView<'_, E> {
     }
 
     fn widen(&self, isa: Isa, blocks: &[u32], kv_head: usize, span: usize, keys: &mut [f32], values: &mut [f32]) {
-        let KvLayout { head_dim, block_size, .. } = self.layout;
+        let block_size = self.layout.block_size;
         for (i, &block) in blocks.iter().enumerate() {
             let head = self.layout.head_start(block, kv_head);
-            for d in 0..head_dim {
-                let row = &self.keys[head + d * block_size..head + (d + 1) * block_size];
-                E::widen(isa, row, &mut keys[d * span + i * block_size..d * span + (i + 1) * block_size]);
-            }
+            let block_keys = &self.keys[head..head + self.layout.head_floats()];
+            E::widen_rows(isa, block_keys, block_size, &mut keys[i * block_size..], span);
             let block_values = &self.values[head..head + self.layout.head_floats()];
             E::widen(
                 isa,

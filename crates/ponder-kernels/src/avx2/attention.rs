@@ -14,6 +14,7 @@ use crate::attention::KEY_SPAN;
 
 /// `src` as `f32`s into `dst`, eight at a time through F16C. Panics unless the lengths are
 /// equal.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 pub fn widen_f16(src: &[f16], dst: &mut [f32]) {
     assert_eq!(src.len(), dst.len(), "widen_f16: lengths differ");
@@ -24,6 +25,16 @@ pub fn widen_f16(src: &[f16], dst: &mut [f32]) {
     }
     for (s, d) in src_tail.iter().zip(dst_tail) {
         *d = s.to_f32();
+    }
+}
+
+/// `src`'s rows of `width` as `f32`s into rows of `dst` that start `stride` apart (a block's
+/// transposed keys into a span's), [`widen_f16`] on each: one call for a block, not one a
+/// row, which cost more than the row's conversion. Panics if `dst` is short.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub fn widen_f16_rows(src: &[f16], width: usize, dst: &mut [f32], stride: usize) {
+    for (r, row) in src.chunks_exact(width).enumerate() {
+        widen_f16(row, &mut dst[r * stride..r * stride + width]);
     }
 }
 
