@@ -2,9 +2,9 @@
 //! groups of [`Q8_GROUP`] elements that share an f16 scale (1.0625 bytes an element, against
 //! 2 for f16). The elements sit as [`KvLayout`] places them; the scales follow the same
 //! layout with a group in place of an element, so one call stores or copies them too.
-//! Attention widens a span of blocks of one KV head at a time to f32, as for the other
-//! types: the widening is the same arithmetic for a block whatever tile reads it, so the
-//! cache keeps the batch invariance.
+//! Attention widens a span of blocks of one KV head at a time to f32 (eight elements at a
+//! time on AVX2), as for the other types: the widening is the same arithmetic for a block
+//! whatever tile reads it, so the cache keeps the batch invariance.
 
 use half::f16;
 
@@ -57,39 +57,64 @@ pub fn quantize_q8(x: &[f32], q: &mut [i8], scales: &mut [f16]) {
     }
 }
 
+/// A block's keys of one KV head (`head_dim` rows of the block's `width` tokens) into rows
+/// of `dst` that start `stride` apart, each element times its token's scale for its
+/// dimension's group (`scales`: a row of `width` a group). Panics if a slice is short.
+fn widen_keys(isa: Isa, q: &[i8], scales: &[f16], width: usize, dst: &mut [f32], stride: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if isa.has_avx2() {
+        // SAFETY: an AVX2 `Isa` is made only by `Isa::available`, after finding AVX2, FMA and
+        // F16C, the target features of the `avx2` kernels.
+        return unsafe { crate::avx2::widen_q8_rows(q, scales, width, dst, stride) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = isa;
+    for (d, row) in q.chunks_exact(width).enumerate() {
+        let scale_row = &scales[d / Q8_GROUP * width..(d / Q8_GROUP + 1) * width];
+        for ((out, &q), &scale) in dst[d * stride..d * stride + width].iter_mut().zip(row).zip(scale_row) {
+            *out = f32::from(q) * scale.to_f32();
+        }
+    }
+}
+
+/// A block's values of one KV head (token after token) into `dst`, each group of
+/// [`Q8_GROUP`] elements times its scale. Panics unless `dst` is as long as `q`, or if
+/// `scales` is short.
+fn widen_values(isa: Isa, q: &[i8], scales: &[f16], dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if isa.has_avx2() {
+        // SAFETY: as in `widen_keys`.
+        return unsafe { crate::avx2::widen_q8_groups(q, scales, dst) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = isa;
+    assert_eq!(q.len(), dst.len(), "widen_values: lengths differ");
+    for ((out, q), &scale) in dst.chunks_exact_mut(Q8_GROUP).zip(q.chunks_exact(Q8_GROUP)).zip(scales) {
+        let scale = scale.to_f32();
+        for (o, &q) in out.iter_mut().zip(q) {
+            *o = f32::from(q) * scale;
+        }
+    }
+}
+
 impl KvBlocks for KvViewQ8<'_> {
     fn layout(&self) -> KvLayout {
         self.layout
     }
 
-    fn widen(&self, _isa: Isa, blocks: &[u32], kv_head: usize, span: usize, keys: &mut [f32], values: &mut [f32]) {
+    fn widen(&self, isa: Isa, blocks: &[u32], kv_head: usize, span: usize, keys: &mut [f32], values: &mut [f32]) {
         let layout = self.layout;
         let scales = layout.q8_scales();
-        let (head_dim, bs, groups) = (layout.head_dim, layout.block_size, scales.head_dim);
+        let (head_floats, bs, groups) = (layout.head_floats(), layout.block_size, scales.head_dim);
         for (i, &block) in blocks.iter().enumerate() {
             let (head, scale_head) = (layout.head_start(block, kv_head), scales.head_start(block, kv_head));
-            // Keys: dimension `d`'s row of the block's tokens, each token its group's scale.
-            let key_scales = &self.key_scales[scale_head..scale_head + groups * bs];
-            for d in 0..head_dim {
-                let scale_row = &key_scales[d / Q8_GROUP * bs..(d / Q8_GROUP + 1) * bs];
-                let q = &self.keys[head + d * bs..head + (d + 1) * bs];
-                let out = &mut keys[d * span + i * bs..d * span + (i + 1) * bs];
-                for ((out, &q), &scale) in out.iter_mut().zip(q).zip(scale_row) {
-                    *out = f32::from(q) * scale.to_f32();
-                }
-            }
-            // Values: token after token, a scale per group.
-            let value_scales = &self.value_scales[scale_head..scale_head + groups * bs];
-            let q_values = &self.values[head..head + bs * head_dim];
-            let out = &mut values[i * bs * head_dim..(i + 1) * bs * head_dim];
-            for ((out, q), &scale) in
-                out.chunks_exact_mut(Q8_GROUP).zip(q_values.chunks_exact(Q8_GROUP)).zip(value_scales)
-            {
-                let scale = scale.to_f32();
-                for (o, &q) in out.iter_mut().zip(q) {
-                    *o = f32::from(q) * scale;
-                }
-            }
+            let (key_scales, value_scales) = (
+                &self.key_scales[scale_head..scale_head + groups * bs],
+                &self.value_scales[scale_head..scale_head + groups * bs],
+            );
+            widen_keys(isa, &self.keys[head..head + head_floats], key_scales, bs, &mut keys[i * bs..], span);
+            let out = &mut values[i * head_floats..(i + 1) * head_floats];
+            widen_values(isa, &self.values[head..head + head_floats], value_scales, out);
         }
     }
 
@@ -123,6 +148,44 @@ mod tests {
         let (mut zero_q, mut zero_scale) = (vec![1i8; 32], vec![f16::ONE]);
         quantize_q8(&[0.0; 32], &mut zero_q, &mut zero_scale);
         assert_eq!((zero_q, zero_scale), (vec![0i8; 32], vec![f16::ZERO]));
+    }
+
+    #[test]
+    fn every_simd_level_widens_to_the_same_bits() {
+        // Block sizes whose rows end in a partial register, the usual 16, and a wider one.
+        for block_size in [4, 12, 16, 24] {
+            let layout = KvLayout { kv_heads: 2, head_dim: 64, block_size };
+            let scales = layout.q8_scales();
+            let blocks = 3;
+            let element = |i: usize| ((i * 7919 % 255) as i32 - 127) as i8;
+            let scale = |i: usize| f16::from_f32(((i * 31 % 97) as f32 + 0.37) * 1e-3);
+            let keys: Vec<i8> = (0..blocks * layout.block_floats()).map(element).collect();
+            let values: Vec<i8> = (0..blocks * layout.block_floats()).map(|i| element(i + 5)).collect();
+            let key_scales: Vec<f16> = (0..blocks * scales.block_floats()).map(scale).collect();
+            let value_scales: Vec<f16> = (0..blocks * scales.block_floats()).map(|i| scale(i + 3)).collect();
+            let view =
+                KvViewQ8 { keys: &keys, values: &values, key_scales: &key_scales, value_scales: &value_scales, layout };
+            let span = 2 * block_size;
+            let widened = |isa: Isa| {
+                let (mut k, mut v) = (vec![f32::NAN; 64 * span], vec![f32::NAN; span * 64]);
+                view.widen(isa, &[2, 0], 1, span, &mut k, &mut v);
+                (k, v)
+            };
+            let (scalar_keys, scalar_values) = widened(Isa::SCALAR);
+            // Block 2 (the span's first) of head 1: slot 1's dimension 40 times its token's
+            // scale for group 1, and slot 3's value 50 times its group-1 scale.
+            let (head, scale_head) = (layout.head_start(2, 1), scales.head_start(2, 1));
+            let key = f32::from(keys[head + 40 * block_size + 1]) * key_scales[scale_head + block_size + 1].to_f32();
+            assert_eq!(scalar_keys[40 * span + 1], key);
+            let value = f32::from(values[head + 3 * 64 + 50]) * value_scales[scale_head + 3 * 2 + 1].to_f32();
+            assert_eq!(scalar_values[3 * 64 + 50], value);
+            let same = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits());
+            for isa in Isa::available() {
+                let (k, v) = widened(isa);
+                assert!(same(&k, &scalar_keys), "{isa} keys, blocks of {block_size}");
+                assert!(same(&v, &scalar_values), "{isa} values, blocks of {block_size}");
+            }
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::arch::x86_64::*;
 use half::f16;
 
 use super::{load_f16x8, load_ps, store_ps};
-use crate::attention::KEY_SPAN;
+use crate::attention::{KEY_SPAN, Q8_GROUP};
 
 /// `src` as `f32`s into `dst`, eight at a time through F16C. Panics unless the lengths are
 /// equal.
@@ -46,6 +46,62 @@ pub fn widen_f16_rows(src: &[f16], width: usize, dst: &mut [f32], stride: usize)
     }
     for (r, row) in src.chunks_exact(width).enumerate() {
         widen_f16(row, &mut dst[r * stride..r * stride + width]);
+    }
+}
+
+/// Eight 8-bit integers as floats (exact).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn load_i8x8(v: &[i8; 8]) -> __m256 {
+    let bytes = i64::from_le_bytes(v.map(|x| x as u8));
+    _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_set_epi64x(0, bytes)))
+}
+
+/// An 8-bit cache block's keys as `f32`s: `src`'s rows of `width` (a dimension's keys of the
+/// block's tokens) into rows of `dst` that start `stride` apart, element `t` of row `d`
+/// times `scales[d / Q8_GROUP × width + t]` (its token's scale for the dimension's group),
+/// one rounding each as [`crate::attention::KvViewQ8`]'s scalar widening: eight at a time, a
+/// row's last few one by one. Panics if `dst` or `scales` is short.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub fn widen_q8_rows(src: &[i8], scales: &[f16], width: usize, dst: &mut [f32], stride: usize) {
+    if width == 16 {
+        // The usual block, as in `widen_f16_rows`: each row two registers.
+        let scale_rows = scales.as_chunks::<16>().0;
+        for (d, row) in src.as_chunks::<16>().0.iter().enumerate() {
+            let scale_row = scale_rows[d / Q8_GROUP].as_chunks::<8>().0;
+            let out: &mut [f32; 16] = (&mut dst[d * stride..d * stride + 16]).try_into().expect("16 floats");
+            let (row, out) = (row.as_chunks::<8>().0, out.as_chunks_mut::<8>().0);
+            store_ps(&mut out[0], _mm256_mul_ps(load_i8x8(&row[0]), load_f16x8(&scale_row[0])));
+            store_ps(&mut out[1], _mm256_mul_ps(load_i8x8(&row[1]), load_f16x8(&scale_row[1])));
+        }
+        return;
+    }
+    for (d, row) in src.chunks_exact(width).enumerate() {
+        let scale_row = &scales[d / Q8_GROUP * width..(d / Q8_GROUP + 1) * width];
+        let out = &mut dst[d * stride..d * stride + width];
+        let ((q8, q_tail), (scales8, scales_tail)) = (row.as_chunks::<8>(), scale_row.as_chunks::<8>());
+        let (out8, out_tail) = out.as_chunks_mut::<8>();
+        for ((q, scales), out) in q8.iter().zip(scales8).zip(out8) {
+            store_ps(out, _mm256_mul_ps(load_i8x8(q), load_f16x8(scales)));
+        }
+        for ((&q, scale), out) in q_tail.iter().zip(scales_tail).zip(out_tail) {
+            *out = f32::from(q) * scale.to_f32();
+        }
+    }
+}
+
+/// An 8-bit cache block's values as `f32`s: each run of [`Q8_GROUP`] elements of `src`
+/// times its scale (`scales[i]` for run `i`), into `dst`, one rounding each. Panics unless
+/// `dst` is as long as `src` and `scales` has a scale a run.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub fn widen_q8_groups(src: &[i8], scales: &[f16], dst: &mut [f32]) {
+    assert_eq!(dst.len(), src.len(), "widen_q8_groups: lengths differ");
+    let (runs, outs) = (src.as_chunks::<Q8_GROUP>().0, dst.as_chunks_mut::<Q8_GROUP>().0);
+    for ((run, &scale), out) in runs.iter().zip(&scales[..runs.len()]).zip(outs) {
+        let scale = _mm256_set1_ps(scale.to_f32());
+        for (q, out) in run.as_chunks::<8>().0.iter().zip(out.as_chunks_mut::<8>().0) {
+            store_ps(out, _mm256_mul_ps(load_i8x8(q), scale));
+        }
     }
 }
 
