@@ -166,8 +166,9 @@ fn budget_summary(budget: u32, runs: &[&RunRecord]) -> BudgetSummary {
     }
 }
 
-/// The middle value (the mean of the middle two), or `None` for no values.
-fn median(values: &[f64]) -> Option<f64> {
+/// The middle value (the mean of the middle two), or `None` for no values. Shared with
+/// `ponder bench`'s medians of repeated runs.
+pub fn median(values: &[f64]) -> Option<f64> {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len();
@@ -247,6 +248,7 @@ mod tests {
         let none = &summarize(&[record(Mode::Forcing, 8, "a", true, 8, true)])[0].budgets[0];
         assert_eq!((none.right_probe_questions, none.median_first_right_probe), (0, None));
         assert_eq!(median(&[3.0, 1.0, 4.0, 2.0]), Some(2.5));
+        assert_eq!((median(&[3.0, 1.0, 2.0]), median(&[])), (Some(2.0), None));
     }
 
     #[test]

@@ -69,11 +69,11 @@ pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
     let prompt: Vec<u32> = (0..args.prefill_tokens).map(|i| token(0, i)).collect();
     let mut pool = BlockManager::new(num_blocks, BLOCK_SIZE);
     let prefill_tps = (!prompt.is_empty()).then(|| {
-        let prefill = median((0..args.repeats).map(|_| {
+        let prefill = median_of(args.repeats, |_| {
             let (mut table, seconds) = prefill_chunked(runner.as_mut(), &mut pool, &prompt).expect("prefill");
             table.release(&mut pool);
             seconds
-        }));
+        });
         let tps = prompt.len() as f64 / prefill;
         eprintln!("prefill {} tokens: {:.1} ms, {tps:.1} tok/s", prompt.len(), prefill * 1e3);
         tps
@@ -86,10 +86,9 @@ pub fn run(args: BenchModelArgs) -> anyhow::Result<()> {
     eprintln!("decode context of {depth} tokens prefilled in {context_seconds:.1} s, {context_tps:.1} tok/s");
     let mut decode = Vec::new();
     for &batch in &args.batches {
-        let step = median(
-            (0..args.repeats)
-                .map(|_| decode_step_seconds(runner.as_mut(), &mut pool, &context, batch, args.decode_steps, &token)),
-        );
+        let step = median_of(args.repeats, |_| {
+            decode_step_seconds(runner.as_mut(), &mut pool, &context, batch, args.decode_steps, &token)
+        });
         let result = DecodeResult { batch, step_ms: step * 1e3, tokens_per_second: batch as f64 / step };
         eprintln!(
             "decode batch {batch:>2} at depth {depth}: {:.1} ms/step, {:.1} tok/s",
@@ -245,8 +244,8 @@ fn decode_step_seconds(
     elapsed
 }
 
-fn median(values: impl Iterator<Item = f64>) -> f64 {
-    let mut v: Vec<f64> = values.collect();
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+/// The median of `runs` timings (at least one: `--repeats 0` counts as 1).
+fn median_of(runs: usize, time: impl FnMut(usize) -> f64) -> f64 {
+    let times: Vec<f64> = (0..runs.max(1)).map(time).collect();
+    ponder_sweep::metrics::median(&times).expect("at least one run")
 }

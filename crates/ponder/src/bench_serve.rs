@@ -282,9 +282,8 @@ async fn one_request(client: &reqwest::Client, url: &str, key: &Option<String>, 
 }
 
 /// The median, or 0 for no values.
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values.get(values.len() / 2).copied().unwrap_or(0.0)
+fn median(values: Vec<f64>) -> f64 {
+    ponder_sweep::metrics::median(&values).unwrap_or(0.0)
 }
 
 fn percentiles(mut values: Vec<Duration>) -> Percentiles {

@@ -358,7 +358,7 @@ pub struct BenchModelArgs {
     /// and copied to every sequence); 0 means a 64-token prompt.
     #[arg(long, default_value_t = 0)]
     pub depth: usize,
-    /// Repetitions of each measurement (the median is reported).
+    /// Repetitions of each measurement (the median is reported; 0 counts as 1).
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
     /// Write the results as JSON here too.
