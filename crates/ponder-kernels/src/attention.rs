@@ -29,9 +29,15 @@ pub trait KvElement: Copy + Default + Send + Sync + 'static {
     /// `src`'s rows of `width` as `f32`s into rows of `dst` that start `stride` apart
     /// (exact). Panics if `dst` is short.
     fn widen_rows(isa: Isa, src: &[Self], width: usize, dst: &mut [f32], stride: usize) {
-        for (r, row) in src.chunks_exact(width).enumerate() {
-            Self::widen(isa, row, &mut dst[r * stride..r * stride + width]);
-        }
+        widen_row_by_row(isa, src, width, dst, stride);
+    }
+}
+
+/// [`KvElement::widen_rows`] as one [`KvElement::widen`] a row: the default, and the
+/// fallback of a type whose SIMD kernels do a block at once.
+fn widen_row_by_row<E: KvElement>(isa: Isa, src: &[E], width: usize, dst: &mut [f32], stride: usize) {
+    for (r, row) in src.chunks_exact(width).enumerate() {
+        E::widen(isa, row, &mut dst[r * stride..r * stride + width]);
     }
 }
 
@@ -72,9 +78,7 @@ impl KvElement for f16 {
             // SAFETY: as in `widen`.
             return unsafe { crate::avx2::widen_f16_rows(src, width, dst, stride) };
         }
-        for (r, row) in src.chunks_exact(width).enumerate() {
-            Self::widen(isa, row, &mut dst[r * stride..r * stride + width]);
-        }
+        widen_row_by_row(isa, src, width, dst, stride);
     }
 }
 
