@@ -26,6 +26,9 @@ pub trait KvElement: Copy + Default + Send + Sync + 'static {
     /// `src` as `f32`s into `dst` (exact). Panics unless the lengths are equal.
     fn widen(isa: Isa, src: &[Self], dst: &mut [f32]);
 
+    /// A cache of this type, as the kernels that read it without widening see it.
+    fn stored(view: KvView<'_, Self>) -> StoredKv<'_>;
+
     /// `src`'s rows of `width` as `f32`s into rows of `dst` that start `stride` apart
     /// (exact). Panics if `dst` is short.
     fn widen_rows(isa: Isa, src: &[Self], width: usize, dst: &mut [f32], stride: usize) {
@@ -51,6 +54,9 @@ impl KvElement for f32 {
     fn widen(_isa: Isa, src: &[Self], dst: &mut [f32]) {
         dst.copy_from_slice(src);
     }
+    fn stored(view: KvView<'_, Self>) -> StoredKv<'_> {
+        StoredKv::F32(view)
+    }
 }
 
 impl KvElement for f16 {
@@ -71,6 +77,9 @@ impl KvElement for f16 {
         for (d, &x) in dst.iter_mut().zip(src) {
             *d = x.to_f32();
         }
+    }
+    fn stored(view: KvView<'_, Self>) -> StoredKv<'_> {
+        StoredKv::F16(view)
     }
     fn widen_rows(isa: Isa, src: &[Self], width: usize, dst: &mut [f32], stride: usize) {
         #[cfg(target_arch = "x86_64")]
@@ -182,6 +191,37 @@ pub trait KvBlocks: Copy + Send + Sync {
     /// Asks for KV head `kv_head` of `blocks` to be brought into the cache, to be widened
     /// next: a decode step at depth reads far more keys and values than the caches hold.
     fn prefetch(&self, isa: Isa, blocks: &[u32], kv_head: usize);
+
+    /// The cache as it is stored, for the kernels that read a small tile's keys and values
+    /// without widening them; `None` for a cache that is always widened.
+    fn stored(&self) -> Option<StoredKv<'_>>;
+}
+
+/// A layer's cache as it is stored, for the kernels that read a small tile's keys and
+/// values straight from its blocks (a decode step's few rows would spend more on widening a
+/// span to `f32` than on their products).
+#[derive(Debug, Clone, Copy)]
+pub enum StoredKv<'a> {
+    /// An `f32` cache.
+    F32(KvView<'a, f32>),
+    /// An `f16` cache.
+    F16(KvView<'a, f16>),
+}
+
+impl<'a, E> KvView<'a, E> {
+    /// KV head `kv_head`'s keys of `block` (`head_dim × block_size`, transposed). Panics if
+    /// the block is outside the cache.
+    pub fn head_keys(&self, block: u32, kv_head: usize) -> &'a [E] {
+        let head = self.layout.head_start(block, kv_head);
+        &self.keys[head..head + self.layout.head_floats()]
+    }
+
+    /// KV head `kv_head`'s values of `block` (`block_size × head_dim`, token after token).
+    /// Panics if the block is outside the cache.
+    pub fn head_values(&self, block: u32, kv_head: usize) -> &'a [E] {
+        let head = self.layout.head_start(block, kv_head);
+        &self.values[head..head + self.layout.head_floats()]
+    }
 }
 
 /// Asks for `data` to be brought into the cache (a hint; nothing on the scalar path).
@@ -202,27 +242,23 @@ impl<E: KvElement> KvBlocks for KvView<'_, E> {
     }
 
     fn widen(&self, isa: Isa, blocks: &[u32], kv_head: usize, span: usize, keys: &mut [f32], values: &mut [f32]) {
-        let block_size = self.layout.block_size;
+        let (block_size, head_floats) = (self.layout.block_size, self.layout.head_floats());
         for (i, &block) in blocks.iter().enumerate() {
-            let head = self.layout.head_start(block, kv_head);
-            let block_keys = &self.keys[head..head + self.layout.head_floats()];
-            E::widen_rows(isa, block_keys, block_size, &mut keys[i * block_size..], span);
-            let block_values = &self.values[head..head + self.layout.head_floats()];
-            E::widen(
-                isa,
-                block_values,
-                &mut values[i * self.layout.head_floats()..(i + 1) * self.layout.head_floats()],
-            );
+            E::widen_rows(isa, self.head_keys(block, kv_head), block_size, &mut keys[i * block_size..], span);
+            let out = &mut values[i * head_floats..(i + 1) * head_floats];
+            E::widen(isa, self.head_values(block, kv_head), out);
         }
     }
 
     fn prefetch(&self, isa: Isa, blocks: &[u32], kv_head: usize) {
         for &block in blocks {
-            let head = self.layout.head_start(block, kv_head);
-            let end = head + self.layout.head_floats();
-            prefetch(isa, &self.keys[head..end]);
-            prefetch(isa, &self.values[head..end]);
+            prefetch(isa, self.head_keys(block, kv_head));
+            prefetch(isa, self.head_values(block, kv_head));
         }
+    }
+
+    fn stored(&self) -> Option<StoredKv<'_>> {
+        Some(E::stored(*self))
     }
 }
 
@@ -320,25 +356,34 @@ pub fn attend_tile<K: KvBlocks>(
     out.fill(0.0);
     let last_position = tile.first_position + tile.tokens - 1;
     let used = &blocks[..=last_position / block_size];
+    let stored = if reads_stored(isa, kv.layout(), rows) { kv.stored() } else { None };
     for (index, span_blocks) in used.chunks(per_span).enumerate() {
         let span_start = index * span;
-        kv.widen(isa, span_blocks, tile.kv_head, span, keys, values);
-        if let Some(next) = used.chunks(per_span).nth(index + 1) {
-            kv.prefetch(isa, next, tile.kv_head);
-        }
         let filled = span_blocks.len() * block_size;
-        if filled < span {
-            // The sequence's last span: no query sees past `filled`, but every score is computed.
-            for row in keys.chunks_exact_mut(span) {
-                row[filled..].fill(0.0);
+        if stored.is_none() {
+            kv.widen(isa, span_blocks, tile.kv_head, span, keys, values);
+            if filled < span {
+                // The sequence's last span: no query sees past `filled`, but every score is computed.
+                for row in keys.chunks_exact_mut(span) {
+                    row[filled..].fill(0.0);
+                }
+                values[filled * head_dim..].fill(0.0);
             }
-            values[filled * head_dim..].fill(0.0);
+        }
+        // The stored kernels prefetch the next span as they go; the widening does it here.
+        let next = used.chunks(per_span).nth(index + 1).unwrap_or(&[]);
+        if stored.is_none() {
+            kv.prefetch(isa, next, tile.kv_head);
         }
         // Tokens before the span's first key have nothing in it.
         let first_row = span_start.saturating_sub(tile.first_position) * tile.group;
         let weights = &mut weights[first_row * span..];
         let q = &s.q[first_row * head_dim..];
-        scores(isa, q, head_dim, keys, span, weights);
+        match stored {
+            // The scores of keys past `filled` are left as they were: no query sees them.
+            Some(stored) => stored_scores(isa, stored, [span_blocks, next], tile.kv_head, q, head_dim, weights),
+            None => scores(isa, q, head_dim, keys, span, weights),
+        }
         let rows = weights.len() / span;
         s.visible.clear();
         s.visible.extend((first_row..first_row + rows).map(|row| {
@@ -361,7 +406,11 @@ pub fn attend_tile<K: KvBlocks>(
             }
         }
         let widest = s.visible.iter().copied().max().unwrap_or(0);
-        accumulate(isa, weights, span, widest, values, head_dim, &mut out[first_row * head_dim..]);
+        let out = &mut out[first_row * head_dim..];
+        match stored {
+            Some(stored) => stored_accumulate(isa, stored, span_blocks, tile.kv_head, weights, widest, head_dim, out),
+            None => accumulate(isa, weights, span, widest, values, head_dim, out),
+        }
     }
     for (row, &sum) in out.chunks_exact_mut(head_dim).zip(&s.sum) {
         let inverse = 1.0 / sum;
@@ -369,6 +418,70 @@ pub fn attend_tile<K: KvBlocks>(
             *x *= inverse;
         }
     }
+}
+
+/// Query rows a tile may have for its keys and values to be read as stored, not widened to
+/// `f32` first: a decode step's (one token's query heads of a KV head). Widening a span costs
+/// as much whatever its rows, so it pays only when many rows share it.
+const STORED_ROWS: usize = 8;
+
+/// Whether a tile of `rows` reads `layout`'s cache as stored: a small tile, on the AVX2
+/// level (the AVX-512 one keeps the widening; the stored kernels were measured on AVX2
+/// only), with blocks of 16 tokens and heads of whole runs of 16.
+fn reads_stored(isa: Isa, layout: KvLayout, rows: usize) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return rows <= STORED_ROWS
+        && isa.has_avx2()
+        && !isa.has_avx512()
+        && layout.block_size == crate::avx2::STORED_BLOCK
+        && layout.head_dim.is_multiple_of(crate::avx2::STORED_BLOCK);
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
+}
+
+/// [`scores`] against the span's keys read as `kv` stores them (only where [`reads_stored`]);
+/// `[blocks, next]`: the span's blocks and the next span's, whose keys and values are
+/// prefetched on the way.
+fn stored_scores(
+    isa: Isa,
+    kv: StoredKv<'_>,
+    [blocks, next]: [&[u32]; 2],
+    kv_head: usize,
+    q: &[f32],
+    head_dim: usize,
+    weights: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if isa.has_avx2() {
+        // SAFETY: an AVX2 `Isa` is made only by `Isa::available`, after finding AVX2, FMA and F16C,
+        // the target features of the `avx2` kernels.
+        return unsafe { crate::avx2::stored_scores(kv, blocks, next, kv_head, q, head_dim, weights) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (kv, blocks, next, kv_head, q, head_dim, weights);
+    panic!("no {isa} kernel reads a stored cache");
+}
+
+/// [`accumulate`] over `blocks`' values read as `kv` stores them (only where [`reads_stored`]).
+#[allow(clippy::too_many_arguments)]
+fn stored_accumulate(
+    isa: Isa,
+    kv: StoredKv<'_>,
+    blocks: &[u32],
+    kv_head: usize,
+    p: &[f32],
+    keys: usize,
+    head_dim: usize,
+    out: &mut [f32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if isa.has_avx2() {
+        // SAFETY: as in `stored_scores`.
+        return unsafe { crate::avx2::stored_accumulate(kv, blocks, kv_head, p, keys, head_dim, out) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (kv, blocks, kv_head, p, keys, head_dim, out);
+    panic!("no {isa} kernel reads a stored cache");
 }
 
 /// The tile's queries, `rows × head_dim`, each multiplied by the tile's scale and by

@@ -14,6 +14,7 @@
 //! other rows share the batch (batch invariance).
 
 mod attention;
+mod stored;
 
 use std::arch::x86_64::*;
 
@@ -23,6 +24,7 @@ pub(crate) use attention::score_tail;
 pub use attention::{
     softmax_steps, tile_accumulate, tile_scores, widen_f16, widen_f16_rows, widen_q8_groups, widen_q8_rows,
 };
+pub use stored::{stored_accumulate, stored_scores, STORED_BLOCK};
 
 use crate::formats::{ActQ8, ActQ8K, ActQ8x8, BlockQ4Kx8, BlockQ5_0x8, BlockQ6Kx8, BlockQ8_0x8, GROUP_ROWS, QK, QK_K};
 use crate::matmul::TILE_ROWS;

@@ -1,9 +1,9 @@
 //! The tiled attention kernel against a naive f64 reference and against the two-pass
 //! attention it replaced, on random caches of many shapes; and its invariance: a query's
-//! result is bit-for-bit the same in any tile.
+//! result is bit-for-bit the same in any tile, over f32, f16 and 8-bit caches.
 
 use half::f16;
-use ponder_kernels::attention::{attend_tile, AttentionScratch, KvElement, KvLayout, KvView, QueryTile};
+use ponder_kernels::attention::{attend_tile, AttentionScratch, KvElement, KvLayout, KvView, KvViewQ8, QueryTile};
 use ponder_kernels::{ops, Isa};
 
 /// xorshift64*: deterministic random numbers.
@@ -275,4 +275,65 @@ fn a_half_precision_cache_stays_close_to_a_single_precision_one() {
     // Values within ±1 rounded to 11 significant bits move a weighted mean by under 2⁻¹¹;
     // the rounded keys move the weights a little too.
     assert!(worst < 2e-3, "f16 cache differs by {worst}");
+}
+
+#[test]
+fn an_8_bit_cache_gives_the_same_bits_in_any_tile_and_on_every_level() {
+    // Blocks of 16 (the usual, with 64- and 128-dimension heads) and of 8.
+    for (seed, &(kv_heads, group, head_dim, block_size, len)) in
+        [(2, 7, 64, 16, 300usize), (1, 4, 128, 16, 70), (2, 3, 64, 8, 41)].iter().enumerate()
+    {
+        let layout = KvLayout { kv_heads, head_dim, block_size };
+        let scales = layout.q8_scales();
+        let mut rng = Rng(seed as u64 * 7 + 3);
+        let used = len.div_ceil(block_size);
+        let mut blocks: Vec<u32> = (0..used as u32 + 2).collect();
+        for i in (1..blocks.len()).rev() {
+            blocks.swap(i, rng.below(i + 1));
+        }
+        let total = blocks.len();
+        let mut element = || (rng.below(255) as i32 - 127) as i8;
+        let keys: Vec<i8> = (0..total * layout.block_floats()).map(|_| element()).collect();
+        let values: Vec<i8> = (0..total * layout.block_floats()).map(|_| element()).collect();
+        let mut scale = || f16::from_f32(0.002 + rng.unit().abs() * 0.05);
+        let key_scales: Vec<f16> = (0..total * scales.block_floats()).map(|_| scale()).collect();
+        let value_scales: Vec<f16> = (0..total * scales.block_floats()).map(|_| scale()).collect();
+        let kv =
+            KvViewQ8 { keys: &keys, values: &values, key_scales: &key_scales, value_scales: &value_scales, layout };
+        let q_dim = kv_heads * group * head_dim;
+        let q: Vec<f32> = (0..len * q_dim).map(|_| rng.unit() * 2.0).collect();
+        let tiled = |isa: Isa, first: usize, tokens: usize, kv_head: usize| {
+            let tile = QueryTile {
+                q: &q[first * q_dim..],
+                stride: q_dim,
+                tokens,
+                first_position: first,
+                kv_head,
+                group,
+                scale: 0.125,
+            };
+            let mut out = vec![f32::NAN; tokens * group * head_dim];
+            attend_tile(isa, tile, kv, &blocks, &mut AttentionScratch::default(), &mut out);
+            out
+        };
+        let width = group * head_dim;
+        for kv_head in 0..kv_heads {
+            let mut first_simd = None;
+            for isa in isas() {
+                let whole = tiled(isa, 0, len, kv_head);
+                for t in 0..len {
+                    let alone = tiled(isa, t, 1, kv_head);
+                    assert_eq!(
+                        alone,
+                        whole[t * width..(t + 1) * width],
+                        "{isa}: token {t} alone, blocks of {block_size}"
+                    );
+                }
+                if isa.is_simd() {
+                    let first = first_simd.get_or_insert_with(|| (isa, whole.clone()));
+                    assert_eq!(whole, first.1, "{isa} against {}, blocks of {block_size}", first.0);
+                }
+            }
+        }
+    }
 }

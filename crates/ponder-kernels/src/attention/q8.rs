@@ -8,7 +8,7 @@
 
 use half::f16;
 
-use super::{prefetch, KvBlocks, KvLayout};
+use super::{prefetch, KvBlocks, KvLayout, StoredKv};
 use crate::Isa;
 
 /// Elements that share a scale.
@@ -97,37 +97,60 @@ fn widen_values(isa: Isa, q: &[i8], scales: &[f16], dst: &mut [f32]) {
     }
 }
 
+impl<'a> KvViewQ8<'a> {
+    /// KV head `kv_head`'s keys of `block` (`head_dim × block_size`, transposed) and their
+    /// scales (a row of `block_size` a group of dimensions). Panics if the block is outside
+    /// the cache.
+    pub fn head_keys(&self, block: u32, kv_head: usize) -> (&'a [i8], &'a [f16]) {
+        let (keys, scales) = self.head(block, kv_head);
+        (&self.keys[keys], &self.key_scales[scales])
+    }
+
+    /// KV head `kv_head`'s values of `block` (`block_size × head_dim`, token after token) and
+    /// their scales (each token's groups in order). Panics if the block is outside the cache.
+    pub fn head_values(&self, block: u32, kv_head: usize) -> (&'a [i8], &'a [f16]) {
+        let (values, scales) = self.head(block, kv_head);
+        (&self.values[values], &self.value_scales[scales])
+    }
+
+    /// Where KV head `kv_head`'s part of `block` lies in the elements and in the scales.
+    fn head(&self, block: u32, kv_head: usize) -> (std::ops::Range<usize>, std::ops::Range<usize>) {
+        let (layout, scales) = (self.layout, self.layout.q8_scales());
+        let (head, scale_head) = (layout.head_start(block, kv_head), scales.head_start(block, kv_head));
+        (head..head + layout.head_floats(), scale_head..scale_head + scales.head_floats())
+    }
+}
+
 impl KvBlocks for KvViewQ8<'_> {
     fn layout(&self) -> KvLayout {
         self.layout
     }
 
     fn widen(&self, isa: Isa, blocks: &[u32], kv_head: usize, span: usize, keys: &mut [f32], values: &mut [f32]) {
-        let layout = self.layout;
-        let scales = layout.q8_scales();
-        let (head_floats, bs, groups) = (layout.head_floats(), layout.block_size, scales.head_dim);
+        let (head_floats, bs) = (self.layout.head_floats(), self.layout.block_size);
         for (i, &block) in blocks.iter().enumerate() {
-            let (head, scale_head) = (layout.head_start(block, kv_head), scales.head_start(block, kv_head));
-            let (key_scales, value_scales) = (
-                &self.key_scales[scale_head..scale_head + groups * bs],
-                &self.value_scales[scale_head..scale_head + groups * bs],
-            );
-            widen_keys(isa, &self.keys[head..head + head_floats], key_scales, bs, &mut keys[i * bs..], span);
-            let out = &mut values[i * head_floats..(i + 1) * head_floats];
-            widen_values(isa, &self.values[head..head + head_floats], value_scales, out);
+            let (block_keys, key_scales) = self.head_keys(block, kv_head);
+            widen_keys(isa, block_keys, key_scales, bs, &mut keys[i * bs..], span);
+            let (block_values, value_scales) = self.head_values(block, kv_head);
+            widen_values(isa, block_values, value_scales, &mut values[i * head_floats..(i + 1) * head_floats]);
         }
     }
 
     fn prefetch(&self, isa: Isa, blocks: &[u32], kv_head: usize) {
-        let (layout, scales) = (self.layout, self.layout.q8_scales());
         for &block in blocks {
-            let (head, scale_head) = (layout.head_start(block, kv_head), scales.head_start(block, kv_head));
-            let (end, scale_end) = (head + layout.head_floats(), scale_head + scales.head_floats());
-            prefetch(isa, &self.keys[head..end]);
-            prefetch(isa, &self.values[head..end]);
-            prefetch(isa, &self.key_scales[scale_head..scale_end]);
-            prefetch(isa, &self.value_scales[scale_head..scale_end]);
+            let ((keys, key_scales), (values, value_scales)) =
+                (self.head_keys(block, kv_head), self.head_values(block, kv_head));
+            prefetch(isa, keys);
+            prefetch(isa, values);
+            prefetch(isa, key_scales);
+            prefetch(isa, value_scales);
         }
+    }
+
+    fn stored(&self) -> Option<StoredKv<'_>> {
+        // Read straight, the 8-bit elements' conversions (a product each) ran half again the
+        // widening's instructions in a decode tile: this cache is always widened.
+        None
     }
 }
 

@@ -123,56 +123,81 @@ const SCORE_ROWS: usize = 6;
 pub fn tile_scores(q: &[f32], head_dim: usize, keys: &[f32], block: usize, scores: &mut [f32]) {
     let rows = q.len() / head_dim;
     assert!(keys.len() >= head_dim * block && scores.len() >= rows * block, "tile_scores: short slices");
+    score_columns(q, head_dim, block / 16, |column| span_keys(keys, block, 16 * column), block, scores);
+    score_tail(q, head_dim, keys, block, block / 16 * 16, scores);
+}
+
+/// The scores of every row of `q` (`rows × head_dim`) against `columns` runs of 16 keys,
+/// run `c`'s keys being `keys_of(c)` (a dimension's 16 as two registers, dimension after
+/// dimension), into columns `16 × c ..` of rows of `scores` that start `stride` apart: six
+/// rows together, the rest one at a time.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn score_columns<I: Iterator<Item = [__m256; 2]>>(
+    q: &[f32],
+    head_dim: usize,
+    columns: usize,
+    keys_of: impl Fn(usize) -> I,
+    stride: usize,
+    scores: &mut [f32],
+) {
+    let rows = q.len() / head_dim;
     let mut r = 0;
     while r < rows {
         let take = SCORE_ROWS.min(rows - r);
         let q_rows = &q[r * head_dim..(r + take) * head_dim];
-        let out = &mut scores[r * block..(r + take) * block];
+        let out = &mut scores[r * stride..(r + take) * stride];
         match head_dim {
-            64 => score_group::<64>(q_rows, take, keys, block, out),
-            128 => score_group::<128>(q_rows, take, keys, block, out),
-            _ => score_columns(|i, d| q_rows[i * head_dim + d], take, head_dim, keys, block, out),
+            64 => score_group::<64, I>(q_rows, take, columns, &keys_of, stride, out),
+            128 => score_group::<128, I>(q_rows, take, columns, &keys_of, stride, out),
+            _ => score_rows_of(|i, d| q_rows[i * head_dim + d], take, head_dim, columns, &keys_of, stride, out),
         }
-        score_tail(q_rows, head_dim, keys, block, block / 16 * 16, out);
         r += take;
     }
 }
 
-/// [`score_columns`] for queries of a common width `D` (64 and 128 dimensions a head): the
+/// [`score_rows_of`] for queries of a common width `D` (64 and 128 dimensions a head): the
 /// rows read as fixed-size arrays, so the inner loop's reads of them need no bounds checks,
 /// which otherwise took slots of the ports the multiply-adds run on.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn score_group<const D: usize>(q_rows: &[f32], take: usize, keys: &[f32], block: usize, out: &mut [f32]) {
+fn score_group<const D: usize, I: Iterator<Item = [__m256; 2]>>(
+    q_rows: &[f32],
+    take: usize,
+    columns: usize,
+    keys_of: &impl Fn(usize) -> I,
+    stride: usize,
+    out: &mut [f32],
+) {
     let rows = &q_rows.as_chunks::<D>().0[..take];
     // `d` is below `D` already; `% D` (a no-op) lets the compiler see it.
-    score_columns(|i, d| rows[i][d % D], take, D, keys, block, out);
+    score_rows_of(|i, d| rows[i][d % D], take, D, columns, keys_of, stride, out);
 }
 
 /// The scores of `take` rows (row `i`'s dimension `d` being `query(i, d)`) against every
-/// whole 16 keys of the block, six rows together or one at a time.
+/// run of 16 keys, six rows together or one at a time.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn score_columns(
+fn score_rows_of<I: Iterator<Item = [__m256; 2]>>(
     query: impl Fn(usize, usize) -> f32,
     take: usize,
     head_dim: usize,
-    keys: &[f32],
-    block: usize,
+    columns: usize,
+    keys_of: &impl Fn(usize) -> I,
+    stride: usize,
     out: &mut [f32],
 ) {
     let query = &query;
-    let mut j = 0;
-    while j + 16 <= block {
+    for column in 0..columns {
+        let j = 16 * column;
         match take {
-            SCORE_ROWS => score_rows::<SCORE_ROWS, 2>(query, head_dim, keys, block, j, out),
+            SCORE_ROWS => score_rows::<SCORE_ROWS, 2>(query, head_dim, keys_of(column), stride, j, out),
             _ => {
-                for (i, out_row) in out.chunks_exact_mut(block).take(take).enumerate() {
-                    score_rows::<1, 2>(move |_, d| query(i, d), head_dim, keys, block, j, out_row);
+                for (i, out_row) in out.chunks_exact_mut(stride).take(take).enumerate() {
+                    score_rows::<1, 2>(move |_, d| query(i, d), head_dim, keys_of(column), stride, j, out_row);
                 }
             }
         }
-        j += 16;
     }
 }
 
@@ -184,7 +209,7 @@ pub(crate) fn score_tail(q_rows: &[f32], head_dim: usize, keys: &[f32], block: u
     let take = q_rows.len() / head_dim;
     if j + 8 <= block {
         for (row, out_row) in q_rows.chunks_exact(head_dim).zip(out.chunks_exact_mut(block)) {
-            score_rows::<1, 1>(|_, d| row[d], head_dim, keys, block, j, out_row);
+            score_rows::<1, 1>(|_, d| row[d], head_dim, span_keys(keys, block, j), block, j, out_row);
         }
         j += 8;
     }
@@ -196,23 +221,32 @@ pub(crate) fn score_tail(q_rows: &[f32], head_dim: usize, keys: &[f32], block: u
     }
 }
 
-/// Scores of `R` rows (row `r`'s dimension `d` being `query(r, d)`) against the `8 × C`
-/// keys from column `j`.
+/// A span's widened keys (`head_dim × block`) as [`score_rows`] reads them: each
+/// dimension's `8 × C` keys from column `j`, as `C` registers.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn span_keys<const C: usize>(keys: &[f32], block: usize, j: usize) -> impl Iterator<Item = [__m256; C]> + '_ {
+    keys.chunks_exact(block).map(move |row| {
+        let row = &row[j..j + 8 * C];
+        std::array::from_fn(|c| load8(&row[8 * c..]))
+    })
+}
+
+/// Scores of `R` rows (row `r`'s dimension `d` being `query(r, d)`) against `8 × C` keys
+/// (`keys`: their dimensions in order), written from column `j` of rows `block` apart.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn score_rows<const R: usize, const C: usize>(
     query: impl Fn(usize, usize) -> f32,
     head_dim: usize,
-    keys: &[f32],
+    keys: impl Iterator<Item = [__m256; C]>,
     block: usize,
     j: usize,
     out: &mut [f32],
 ) {
     assert!(out.len() >= (R - 1) * block + j + 8 * C);
     let mut acc = [[_mm256_setzero_ps(); C]; R];
-    for (d, row) in (0..head_dim).zip(keys.chunks_exact(block)) {
-        let row = &row[j..j + 8 * C];
-        let k: [__m256; C] = std::array::from_fn(|c| load8(&row[8 * c..]));
+    for (d, k) in (0..head_dim).zip(keys) {
         for (r, acc_r) in acc.iter_mut().enumerate() {
             let qv = _mm256_set1_ps(query(r, d));
             for c in 0..C {
@@ -281,13 +315,13 @@ fn accumulate_group<const R: usize, const L: usize>(
         assert!(keys <= KEY_SPAN);
         let rows: &[[f32; KEY_SPAN]; R] = p.as_chunks::<KEY_SPAN>().0[..R].try_into().expect("R rows");
         while d + 8 * L <= head_dim {
-            accumulate_rows::<R, L>(|r, j| rows[r][j], keys, values, head_dim, d, out);
+            accumulate_rows::<R, L>(|r, j| rows[r][j], keys, span_values(values, head_dim, d), head_dim, d, out);
             d += 8 * L;
         }
     } else {
         let rows: [&[f32]; R] = std::array::from_fn(|r| &p[r * block..r * block + keys]);
         while d + 8 * L <= head_dim {
-            accumulate_rows::<R, L>(|r, j| rows[r][j], keys, values, head_dim, d, out);
+            accumulate_rows::<R, L>(|r, j| rows[r][j], keys, span_values(values, head_dim, d), head_dim, d, out);
             d += 8 * L;
         }
     }
@@ -303,7 +337,7 @@ fn accumulate_tail(p: &[f32], block: usize, keys: usize, values: &[f32], head_di
     while d + 8 <= head_dim {
         for (i, out_row) in out.chunks_exact_mut(head_dim).enumerate() {
             let row = &p[i * block..i * block + keys];
-            accumulate_rows::<1, 1>(|_, j| row[j], keys, values, head_dim, d, out_row);
+            accumulate_rows::<1, 1>(|_, j| row[j], keys, span_values(values, head_dim, d), head_dim, d, out_row);
         }
         d += 8;
     }
@@ -315,14 +349,26 @@ fn accumulate_tail(p: &[f32], block: usize, keys: usize, values: &[f32], head_di
     }
 }
 
-/// Value sums of `R` rows over the `8 × L` dimensions from `d`, row `r`'s weight of key `j`
-/// being `weight(r, j)`.
+/// A span's widened values (`keys × head_dim`, token after token) as [`accumulate_rows`]
+/// reads them: each token's `8 × L` dimensions from `d`, as `L` registers.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn accumulate_rows<const R: usize, const L: usize>(
+fn span_values<const L: usize>(values: &[f32], head_dim: usize, d: usize) -> impl Iterator<Item = [__m256; L]> + '_ {
+    values.chunks_exact(head_dim).map(move |row| {
+        let row = &row[d..d + 8 * L];
+        std::array::from_fn(|l| load8(&row[8 * l..]))
+    })
+}
+
+/// Value sums of `R` rows over the `8 × L` dimensions from `d`, row `r`'s weight of key `j`
+/// being `weight(r, j)`, over the first `keys` of `values` (each key's values over those
+/// dimensions, in order).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) fn accumulate_rows<const R: usize, const L: usize>(
     weight: impl Fn(usize, usize) -> f32,
     keys: usize,
-    values: &[f32],
+    values: impl Iterator<Item = [__m256; L]>,
     head_dim: usize,
     d: usize,
     out: &mut [f32],
@@ -334,13 +380,11 @@ fn accumulate_rows<const R: usize, const L: usize>(
             load_ps(out[at..at + 8].try_into().expect("8 floats"))
         })
     });
-    for (j, row) in (0..keys).zip(values.chunks_exact(head_dim)) {
-        let row = &row[d..d + 8 * L];
+    for (j, v) in (0..keys).zip(values) {
         let w: [__m256; R] = std::array::from_fn(|r| _mm256_set1_ps(weight(r, j)));
         for l in 0..L {
-            let v = load8(&row[8 * l..]);
             for r in 0..R {
-                acc[r][l] = _mm256_fmadd_ps(w[r], v, acc[r][l]);
+                acc[r][l] = _mm256_fmadd_ps(w[r], v[l], acc[r][l]);
             }
         }
     }
