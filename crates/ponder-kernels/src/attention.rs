@@ -408,7 +408,9 @@ pub fn attend_tile<K: KvBlocks>(
         let widest = s.visible.iter().copied().max().unwrap_or(0);
         let out = &mut out[first_row * head_dim..];
         match stored {
-            Some(stored) => stored_accumulate(isa, stored, span_blocks, tile.kv_head, weights, widest, head_dim, out),
+            Some(stored) => {
+                stored_accumulate(isa, stored, [span_blocks, next], tile.kv_head, weights, widest, head_dim, out)
+            }
             None => accumulate(isa, weights, span, widest, values, head_dim, out),
         }
     }
@@ -440,8 +442,8 @@ fn reads_stored(isa: Isa, layout: KvLayout, rows: usize) -> bool {
 }
 
 /// [`scores`] against the span's keys read as `kv` stores them (only where [`reads_stored`]);
-/// `[blocks, next]`: the span's blocks and the next span's, whose keys and values are
-/// prefetched on the way.
+/// `[blocks, next]`: the span's blocks and the next span's, whose keys are prefetched on the
+/// way.
 fn stored_scores(
     isa: Isa,
     kv: StoredKv<'_>,
@@ -462,12 +464,14 @@ fn stored_scores(
     panic!("no {isa} kernel reads a stored cache");
 }
 
-/// [`accumulate`] over `blocks`' values read as `kv` stores them (only where [`reads_stored`]).
+/// [`accumulate`] over the span's values read as `kv` stores them (only where
+/// [`reads_stored`]); `[blocks, next]` as [`stored_scores`] takes them, the next span's
+/// values prefetched on the way.
 #[allow(clippy::too_many_arguments)]
 fn stored_accumulate(
     isa: Isa,
     kv: StoredKv<'_>,
-    blocks: &[u32],
+    [blocks, next]: [&[u32]; 2],
     kv_head: usize,
     p: &[f32],
     keys: usize,
@@ -477,10 +481,10 @@ fn stored_accumulate(
     #[cfg(target_arch = "x86_64")]
     if isa.has_avx2() {
         // SAFETY: as in `stored_scores`.
-        return unsafe { crate::avx2::stored_accumulate(kv, blocks, kv_head, p, keys, head_dim, out) };
+        return unsafe { crate::avx2::stored_accumulate(kv, blocks, next, kv_head, p, keys, head_dim, out) };
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (kv, blocks, kv_head, p, keys, head_dim, out);
+    let _ = (kv, blocks, next, kv_head, p, keys, head_dim, out);
     panic!("no {isa} kernel reads a stored cache");
 }
 

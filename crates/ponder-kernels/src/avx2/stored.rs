@@ -18,11 +18,10 @@ pub const STORED_BLOCK: usize = 16;
 
 /// The scores of every row of `q` (`rows × head_dim`) against the keys of KV head `kv_head`
 /// of `blocks` (at most a span of them), block `i`'s into columns `16 × i ..` of rows of
-/// `scores` that start [`KEY_SPAN`] apart. On the way, the keys and values of `next` (the
-/// next span's blocks) are prefetched, a block's with each block's scores, so that the
-/// memory works while the products do (asked for all at once ahead of a span, the requests
-/// queue up, and the products wait). Panics unless the blocks hold 16 tokens, or if a slice
-/// is short.
+/// `scores` that start [`KEY_SPAN`] apart. On the way, the keys of `next` (the next span's
+/// blocks) are prefetched, a block's with each block's scores, so that the memory works
+/// while the products do (asked for all at once ahead of a span, the requests queue up, and
+/// the products wait). Panics unless the blocks hold 16 tokens, or if a slice is short.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub fn stored_scores(
     kv: StoredKv<'_>,
@@ -56,7 +55,6 @@ fn scores_from<E: KvElement>(
     let keys_of = |i: usize| {
         prefetch_next(next, i, |block| {
             prefetch(view.head_keys(block, kv_head));
-            prefetch(view.head_values(block, kv_head));
         });
         key_rows(view, blocks[i], kv_head).map(|[low, high]| [load(low), load(high)])
     };
@@ -89,13 +87,16 @@ const PASS_DIMS: usize = 16;
 
 /// `out[r][..] += Σ_{j < keys} p[r][j] · value_j[..]` for every row `r` of `out` (`rows ×
 /// head_dim`), `p` being the rows' weights (rows [`KEY_SPAN`] apart) and value `j` the
-/// `j`-th of KV head `kv_head`'s values of `blocks`, in order. Panics unless the blocks hold
-/// 16 tokens, `head_dim` is a multiple of 16 and `keys` at most a span, or if a slice is
-/// short.
+/// `j`-th of KV head `kv_head`'s values of `blocks`, in order; the values of `next` (the next
+/// span's blocks) are prefetched a block at a time in the first pass, as [`stored_scores`]
+/// does the keys. Panics unless the blocks hold 16 tokens, `head_dim` is a multiple of 16 and
+/// `keys` at most a span, or if a slice is short.
 #[target_feature(enable = "avx2,fma,f16c")]
+#[allow(clippy::too_many_arguments)]
 pub fn stored_accumulate(
     kv: StoredKv<'_>,
     blocks: &[u32],
+    next: &[u32],
     kv_head: usize,
     p: &[f32],
     keys: usize,
@@ -108,12 +109,18 @@ pub fn stored_accumulate(
     match kv {
         StoredKv::F32(view) => {
             let values_of = |i: usize, d: usize| {
+                if d == 0 {
+                    prefetch_next(next, i, |block| prefetch(view.head_values(block, kv_head)));
+                }
                 value_rows(view, used[i], kv_head, d).map(|[low, high]| [load_ps(low), load_ps(high)])
             };
             accumulate_passes(p, keys, values_of, head_dim, out);
         }
         StoredKv::F16(view) => {
             let values_of = |i: usize, d: usize| {
+                if d == 0 {
+                    prefetch_next(next, i, |block| prefetch(view.head_values(block, kv_head)));
+                }
                 value_rows(view, used[i], kv_head, d).map(|[low, high]| [load_f16x8(low), load_f16x8(high)])
             };
             accumulate_passes(p, keys, values_of, head_dim, out);
