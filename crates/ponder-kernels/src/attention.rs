@@ -360,8 +360,18 @@ pub fn attend_tile<K: KvBlocks>(
     for (index, span_blocks) in used.chunks(per_span).enumerate() {
         let span_start = index * span;
         let filled = span_blocks.len() * block_size;
+        let next = used.chunks(per_span).nth(index + 1).unwrap_or(&[]);
         if stored.is_none() {
-            kv.widen(isa, span_blocks, tile.kv_head, span, keys, values);
+            // A block at a time, the next span's block in the same place prefetched with each
+            // (the stored kernels prefetch as they go too): all at once, the requests queue up.
+            let head_floats = head_dim * block_size;
+            for (i, block) in span_blocks.iter().enumerate() {
+                if let Some(ahead) = next.get(i) {
+                    kv.prefetch(isa, std::slice::from_ref(ahead), tile.kv_head);
+                }
+                let (keys, values) = (&mut keys[i * block_size..], &mut values[i * head_floats..]);
+                kv.widen(isa, std::slice::from_ref(block), tile.kv_head, span, keys, values);
+            }
             if filled < span {
                 // The sequence's last span: no query sees past `filled`, but every score is computed.
                 for row in keys.chunks_exact_mut(span) {
@@ -369,11 +379,6 @@ pub fn attend_tile<K: KvBlocks>(
                 }
                 values[filled * head_dim..].fill(0.0);
             }
-        }
-        // The stored kernels prefetch the next span as they go; the widening does it here.
-        let next = used.chunks(per_span).nth(index + 1).unwrap_or(&[]);
-        if stored.is_none() {
-            kv.prefetch(isa, next, tile.kv_head);
         }
         // Tokens before the span's first key have nothing in it.
         let first_row = span_start.saturating_sub(tile.first_position) * tile.group;
