@@ -80,16 +80,17 @@ fn halves<T>(row: &[T; 16]) -> [&[T; 8]; 2] {
     [low.try_into().expect("8"), high.try_into().expect("8")]
 }
 
-/// Rows of the span's weights summed together, and the dimensions a pass covers (two
-/// registers: with four rows, eight sums, the values' two registers and a broadcast).
+/// Rows of the span's weights summed together: with two registers of dimensions a pass, four
+/// rows make eight sums, beside the values' two registers and a broadcast.
 const VALUE_ROWS: usize = 4;
+/// Dimensions a pass of the value sums covers: two registers.
 const PASS_DIMS: usize = 16;
 
 /// `out[r][..] += Σ_{j < keys} p[r][j] · value_j[..]` for every row `r` of `out` (`rows ×
 /// head_dim`), `p` being the rows' weights (rows [`KEY_SPAN`] apart) and value `j` the
 /// `j`-th of KV head `kv_head`'s values of `blocks`, in order; the values of `next` (the next
-/// span's blocks) are prefetched a block at a time in the first pass, as [`stored_scores`]
-/// does the keys. Panics unless the blocks hold 16 tokens, `head_dim` is a multiple of 16 and
+/// span's blocks) are prefetched a block at a time in the passes over the first dimensions,
+/// as [`stored_scores`] does the keys. Panics unless the blocks hold 16 tokens, `head_dim` is a multiple of 16 and
 /// `keys` at most a span, or if a slice is short.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
