@@ -1,7 +1,9 @@
 //! Causal attention of a tile of queries over one sequence's keys and values, read from the
 //! block-based KV cache, flash-attention style: a span of blocks at a time ([`KEY_SPAN`]
 //! keys), widened to f32, with an online softmax, so each block's keys and values are read
-//! once for every query of the tile and every query head that shares the KV head.
+//! once for every query of the tile and every query head that shares the KV head. A decode
+//! step's tile (a few rows) over an f16 or f32 cache reads the blocks as stored instead
+//! ([`StoredKv`]): with so few rows to share a widened span, the widening cost the most.
 //!
 //! A query's result depends only on its own position and the cache: the spans are runs of
 //! the cache's blocks, aligned at absolute positions, visited in order from the first; a
