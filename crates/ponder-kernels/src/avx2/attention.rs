@@ -123,7 +123,7 @@ const SCORE_ROWS: usize = 6;
 pub fn tile_scores(q: &[f32], head_dim: usize, keys: &[f32], block: usize, scores: &mut [f32]) {
     let rows = q.len() / head_dim;
     assert!(keys.len() >= head_dim * block && scores.len() >= rows * block, "tile_scores: short slices");
-    score_columns(q, head_dim, block / 16, |column| span_keys(keys, block, 16 * column), block, scores);
+    score_columns(q, head_dim, block / 16, |column| span_rows(keys, block, 16 * column), block, scores);
     score_tail(q, head_dim, keys, block, block / 16 * 16, scores);
 }
 
@@ -209,7 +209,7 @@ pub(crate) fn score_tail(q_rows: &[f32], head_dim: usize, keys: &[f32], block: u
     let take = q_rows.len() / head_dim;
     if j + 8 <= block {
         for (row, out_row) in q_rows.chunks_exact(head_dim).zip(out.chunks_exact_mut(block)) {
-            score_rows::<1, 1>(|_, d| row[d], head_dim, span_keys(keys, block, j), block, j, out_row);
+            score_rows::<1, 1>(|_, d| row[d], head_dim, span_rows(keys, block, j), block, j, out_row);
         }
         j += 8;
     }
@@ -221,14 +221,16 @@ pub(crate) fn score_tail(q_rows: &[f32], head_dim: usize, keys: &[f32], block: u
     }
 }
 
-/// A span's widened keys (`head_dim × block`) as [`score_rows`] reads them: each
-/// dimension's `8 × C` keys from column `j`, as `C` registers.
+/// Rows of `width` floats of a widened span, each row's `8 × N` floats from `from` as `N`
+/// registers: the keys (`head_dim × span`, a dimension's keys from column `j`) as
+/// [`score_rows`] reads them, and the values (`span × head_dim`, a token's dimensions from
+/// `d`) as [`accumulate_rows`] does.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn span_keys<const C: usize>(keys: &[f32], block: usize, j: usize) -> impl Iterator<Item = [__m256; C]> + '_ {
-    keys.chunks_exact(block).map(move |row| {
-        let row = &row[j..j + 8 * C];
-        std::array::from_fn(|c| load8(&row[8 * c..]))
+fn span_rows<const N: usize>(span: &[f32], width: usize, from: usize) -> impl Iterator<Item = [__m256; N]> + '_ {
+    span.chunks_exact(width).map(move |row| {
+        let row = &row[from..from + 8 * N];
+        std::array::from_fn(|i| load8(&row[8 * i..]))
     })
 }
 
@@ -315,13 +317,13 @@ fn accumulate_group<const R: usize, const L: usize>(
         assert!(keys <= KEY_SPAN);
         let rows: &[[f32; KEY_SPAN]; R] = p.as_chunks::<KEY_SPAN>().0[..R].try_into().expect("R rows");
         while d + 8 * L <= head_dim {
-            accumulate_rows::<R, L>(|r, j| rows[r][j], keys, span_values(values, head_dim, d), head_dim, d, out);
+            accumulate_rows::<R, L>(|r, j| rows[r][j], keys, span_rows(values, head_dim, d), head_dim, d, out);
             d += 8 * L;
         }
     } else {
         let rows: [&[f32]; R] = std::array::from_fn(|r| &p[r * block..r * block + keys]);
         while d + 8 * L <= head_dim {
-            accumulate_rows::<R, L>(|r, j| rows[r][j], keys, span_values(values, head_dim, d), head_dim, d, out);
+            accumulate_rows::<R, L>(|r, j| rows[r][j], keys, span_rows(values, head_dim, d), head_dim, d, out);
             d += 8 * L;
         }
     }
@@ -337,7 +339,7 @@ fn accumulate_tail(p: &[f32], block: usize, keys: usize, values: &[f32], head_di
     while d + 8 <= head_dim {
         for (i, out_row) in out.chunks_exact_mut(head_dim).enumerate() {
             let row = &p[i * block..i * block + keys];
-            accumulate_rows::<1, 1>(|_, j| row[j], keys, span_values(values, head_dim, d), head_dim, d, out_row);
+            accumulate_rows::<1, 1>(|_, j| row[j], keys, span_rows(values, head_dim, d), head_dim, d, out_row);
         }
         d += 8;
     }
@@ -347,17 +349,6 @@ fn accumulate_tail(p: &[f32], block: usize, keys: usize, values: &[f32], head_di
             *sum = (0..keys).fold(*sum, |acc, j| p[i * block + j].mul_add(values[j * head_dim + dim], acc));
         }
     }
-}
-
-/// A span's widened values (`keys × head_dim`, token after token) as [`accumulate_rows`]
-/// reads them: each token's `8 × L` dimensions from `d`, as `L` registers.
-#[inline]
-#[target_feature(enable = "avx2,fma,f16c")]
-fn span_values<const L: usize>(values: &[f32], head_dim: usize, d: usize) -> impl Iterator<Item = [__m256; L]> + '_ {
-    values.chunks_exact(head_dim).map(move |row| {
-        let row = &row[d..d + 8 * L];
-        std::array::from_fn(|l| load8(&row[8 * l..]))
-    })
 }
 
 /// Value sums of `R` rows over the `8 × L` dimensions from `d`, row `r`'s weight of key `j`
