@@ -90,8 +90,8 @@ const PASS_DIMS: usize = 16;
 /// head_dim`), `p` being the rows' weights (rows [`KEY_SPAN`] apart) and value `j` the
 /// `j`-th of KV head `kv_head`'s values of `blocks`, in order; the values of `next` (the next
 /// span's blocks) are prefetched a block at a time in the passes over the first dimensions,
-/// as [`stored_scores`] does the keys. Panics unless the blocks hold 16 tokens, `head_dim` is a multiple of 16 and
-/// `keys` at most a span, or if a slice is short.
+/// as [`stored_scores`] does the keys. Panics unless the blocks hold 16 tokens, `head_dim` is
+/// a multiple of 16 and `keys` at most a span, or if a slice is short.
 #[target_feature(enable = "avx2,fma,f16c")]
 #[allow(clippy::too_many_arguments)]
 pub fn stored_accumulate(
@@ -106,27 +106,33 @@ pub fn stored_accumulate(
 ) {
     assert!(keys <= KEY_SPAN && keys <= blocks.len() * STORED_BLOCK, "stored_accumulate: keys past the blocks");
     assert!(head_dim.is_multiple_of(PASS_DIMS), "stored_accumulate: head of {head_dim}");
-    let used = &blocks[..keys.div_ceil(STORED_BLOCK)];
+    let span = [&blocks[..keys.div_ceil(STORED_BLOCK)], next];
     match kv {
-        StoredKv::F32(view) => {
-            let values_of = |i: usize, d: usize| {
-                if d == 0 {
-                    prefetch_next(next, i, |block| prefetch(view.head_values(block, kv_head)));
-                }
-                value_rows(view, used[i], kv_head, d).map(|[low, high]| [load_ps(low), load_ps(high)])
-            };
-            accumulate_passes(p, keys, values_of, head_dim, out);
-        }
-        StoredKv::F16(view) => {
-            let values_of = |i: usize, d: usize| {
-                if d == 0 {
-                    prefetch_next(next, i, |block| prefetch(view.head_values(block, kv_head)));
-                }
-                value_rows(view, used[i], kv_head, d).map(|[low, high]| [load_f16x8(low), load_f16x8(high)])
-            };
-            accumulate_passes(p, keys, values_of, head_dim, out);
-        }
+        StoredKv::F32(view) => accumulate_from(view, span, kv_head, p, keys, out, |x| load_ps(x)),
+        StoredKv::F16(view) => accumulate_from(view, span, kv_head, p, keys, out, |x| load_f16x8(x)),
     }
+}
+
+/// [`stored_accumulate`] over a cache of `E` (`blocks`: those the keys reach), `load` making
+/// eight of its elements `f32`s.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn accumulate_from<E: KvElement>(
+    view: KvView<'_, E>,
+    [blocks, next]: [&[u32]; 2],
+    kv_head: usize,
+    p: &[f32],
+    keys: usize,
+    out: &mut [f32],
+    load: impl Fn(&[E; 8]) -> __m256,
+) {
+    let values_of = |i: usize, d: usize| {
+        if d == 0 {
+            prefetch_next(next, i, |block| prefetch(view.head_values(block, kv_head)));
+        }
+        value_rows(view, blocks[i], kv_head, d).map(|[low, high]| [load(low), load(high)])
+    };
+    accumulate_passes(p, keys, values_of, view.layout.head_dim, out);
 }
 
 /// KV head `kv_head`'s values of `block`, token after token, each token's 16 dimensions
