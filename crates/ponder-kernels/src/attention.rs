@@ -184,15 +184,15 @@ pub trait KvBlocks: Copy + Send + Sync {
     /// The cache's layout.
     fn layout(&self) -> KvLayout;
 
-    /// KV head `kv_head` of `blocks` (consecutive blocks of one sequence), as `f32`: the keys
-    /// into `keys` (`head_dim × span`, transposed: block `i`'s keys in columns
-    /// `i × block_size ..`), the values into `values` (`span × head_dim`, token after token).
-    /// Columns and rows past the blocks are left as they are. Panics if a buffer is short.
-    fn widen(&self, isa: Isa, blocks: &[u32], kv_head: usize, span: usize, keys: &mut [f32], values: &mut [f32]);
+    /// KV head `kv_head` of `block`, as `f32`: its keys into the first `block_size` columns of
+    /// `keys` (rows `span` apart: a span's `head_dim × span`, transposed), its values into the
+    /// first `block_size` rows of `values` (`head_dim` floats a token). The rest is left as it
+    /// is. Panics if a buffer is short.
+    fn widen(&self, isa: Isa, block: u32, kv_head: usize, span: usize, keys: &mut [f32], values: &mut [f32]);
 
-    /// Asks for KV head `kv_head` of `blocks` to be brought into the cache, to be widened
+    /// Asks for KV head `kv_head` of `block` to be brought into the cache, to be widened
     /// next: a decode step at depth reads far more keys and values than the caches hold.
-    fn prefetch(&self, isa: Isa, blocks: &[u32], kv_head: usize);
+    fn prefetch(&self, isa: Isa, block: u32, kv_head: usize);
 
     /// The cache as it is stored, for the kernels that read a small tile's keys and values
     /// without widening them; `None` for a cache that is always widened.
@@ -243,20 +243,14 @@ impl<E: KvElement> KvBlocks for KvView<'_, E> {
         self.layout
     }
 
-    fn widen(&self, isa: Isa, blocks: &[u32], kv_head: usize, span: usize, keys: &mut [f32], values: &mut [f32]) {
-        let (block_size, head_floats) = (self.layout.block_size, self.layout.head_floats());
-        for (i, &block) in blocks.iter().enumerate() {
-            E::widen_rows(isa, self.head_keys(block, kv_head), block_size, &mut keys[i * block_size..], span);
-            let out = &mut values[i * head_floats..(i + 1) * head_floats];
-            E::widen(isa, self.head_values(block, kv_head), out);
-        }
+    fn widen(&self, isa: Isa, block: u32, kv_head: usize, span: usize, keys: &mut [f32], values: &mut [f32]) {
+        E::widen_rows(isa, self.head_keys(block, kv_head), self.layout.block_size, keys, span);
+        E::widen(isa, self.head_values(block, kv_head), &mut values[..self.layout.head_floats()]);
     }
 
-    fn prefetch(&self, isa: Isa, blocks: &[u32], kv_head: usize) {
-        for &block in blocks {
-            prefetch(isa, self.head_keys(block, kv_head));
-            prefetch(isa, self.head_values(block, kv_head));
-        }
+    fn prefetch(&self, isa: Isa, block: u32, kv_head: usize) {
+        prefetch(isa, self.head_keys(block, kv_head));
+        prefetch(isa, self.head_values(block, kv_head));
     }
 
     fn stored(&self) -> Option<StoredKv<'_>> {
@@ -367,12 +361,12 @@ pub fn attend_tile<K: KvBlocks>(
             // A block at a time, the next span's block in the same place prefetched with each
             // (the stored kernels prefetch as they go too): all at once, the requests queue up.
             let head_floats = head_dim * block_size;
-            for (i, block) in span_blocks.iter().enumerate() {
-                if let Some(ahead) = next.get(i) {
-                    kv.prefetch(isa, std::slice::from_ref(ahead), tile.kv_head);
+            for (i, &block) in span_blocks.iter().enumerate() {
+                if let Some(&ahead) = next.get(i) {
+                    kv.prefetch(isa, ahead, tile.kv_head);
                 }
                 let (keys, values) = (&mut keys[i * block_size..], &mut values[i * head_floats..]);
-                kv.widen(isa, std::slice::from_ref(block), tile.kv_head, span, keys, values);
+                kv.widen(isa, block, tile.kv_head, span, keys, values);
             }
             if filled < span {
                 // The sequence's last span: no query sees past `filled`, but every score is computed.

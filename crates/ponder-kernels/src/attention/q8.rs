@@ -126,25 +126,20 @@ impl KvBlocks for KvViewQ8<'_> {
         self.layout
     }
 
-    fn widen(&self, isa: Isa, blocks: &[u32], kv_head: usize, span: usize, keys: &mut [f32], values: &mut [f32]) {
-        let (head_floats, bs) = (self.layout.head_floats(), self.layout.block_size);
-        for (i, &block) in blocks.iter().enumerate() {
-            let (block_keys, key_scales) = self.head_keys(block, kv_head);
-            widen_keys(isa, block_keys, key_scales, bs, &mut keys[i * bs..], span);
-            let (block_values, value_scales) = self.head_values(block, kv_head);
-            widen_values(isa, block_values, value_scales, &mut values[i * head_floats..(i + 1) * head_floats]);
-        }
+    fn widen(&self, isa: Isa, block: u32, kv_head: usize, span: usize, keys: &mut [f32], values: &mut [f32]) {
+        let (block_keys, key_scales) = self.head_keys(block, kv_head);
+        widen_keys(isa, block_keys, key_scales, self.layout.block_size, keys, span);
+        let (block_values, value_scales) = self.head_values(block, kv_head);
+        widen_values(isa, block_values, value_scales, &mut values[..self.layout.head_floats()]);
     }
 
-    fn prefetch(&self, isa: Isa, blocks: &[u32], kv_head: usize) {
-        for &block in blocks {
-            let ((keys, key_scales), (values, value_scales)) =
-                (self.head_keys(block, kv_head), self.head_values(block, kv_head));
-            prefetch(isa, keys);
-            prefetch(isa, values);
-            prefetch(isa, key_scales);
-            prefetch(isa, value_scales);
-        }
+    fn prefetch(&self, isa: Isa, block: u32, kv_head: usize) {
+        let ((keys, key_scales), (values, value_scales)) =
+            (self.head_keys(block, kv_head), self.head_values(block, kv_head));
+        prefetch(isa, keys);
+        prefetch(isa, values);
+        prefetch(isa, key_scales);
+        prefetch(isa, value_scales);
     }
 
     fn stored(&self) -> Option<StoredKv<'_>> {
@@ -191,7 +186,9 @@ mod tests {
             let span = 2 * block_size;
             let widened = |isa: Isa| {
                 let (mut k, mut v) = (vec![f32::NAN; 64 * span], vec![f32::NAN; span * 64]);
-                view.widen(isa, &[2, 0], 1, span, &mut k, &mut v);
+                for (i, block) in [2, 0].into_iter().enumerate() {
+                    view.widen(isa, block, 1, span, &mut k[i * block_size..], &mut v[i * block_size * 64..]);
+                }
                 (k, v)
             };
             let (scalar_keys, scalar_values) = widened(Isa::SCALAR);
@@ -232,7 +229,9 @@ mod tests {
         // Blocks 0 and 2 as one span of 8: block 2 in columns (keys) and rows (values) 4..8.
         let (mut wk, mut wv) = (vec![f32::NAN; 64 * 8], vec![f32::NAN; 8 * 64]);
         for h in 0..2 {
-            view.widen(Isa::SCALAR, &[0, 2], h, 8, &mut wk, &mut wv);
+            for (i, block) in [0, 2].into_iter().enumerate() {
+                view.widen(Isa::SCALAR, block, h, 8, &mut wk[i * 4..], &mut wv[i * 4 * 64..]);
+            }
             for d in 0..64 {
                 let (key, value) = (k[h * 64 + d], v[h * 64 + d]);
                 assert!((wk[d * 8 + 4 + 3] - key).abs() <= 0.5 * sk[h * 2 + d / 32].to_f32() + 1e-3 * key.abs());
